@@ -1,0 +1,88 @@
+/*
+ * main.c - `ephemera`, the operator's command: schema migrations and
+ * configuration look-ups for scripts. (Queue commands join it later.)
+ *
+ *   ephemera [-c config] migrate
+ *   ephemera [-c config] config get NAME
+ *   ephemera [-c config] check
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/ephemera.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: ephemera [-c config] migrate\n"
+	                "       ephemera [-c config] config get NAME\n"
+	                "       ephemera [-c config] check\n");
+	exit(2);
+}
+
+static int
+cmd_migrate(struct config *cfg)
+{
+	struct db *db = db_open(cfg);
+	int applied = 0, rc = 1;
+
+	if (db_connect(db, (double)cfg->db_connect_timeout) == 0 &&
+	    migrate_apply(db, cfg->migrations_dir, &applied) == 0) {
+		printf("ephemera: migrations applied: %d\n", applied);
+		rc = 0;
+	}
+	db_close(db);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config cfg;
+	struct buf err = BUF_INIT, out = BUF_INIT;
+	const char *path = "config/example.conf";
+	int ch, rc = 1;
+
+	log_init("ephemera", LOG_INFO);
+	while ((ch = getopt(argc, argv, "c:h")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	if (config_load(&cfg, path, &err) == -1) {
+		fprintf(stderr, "ephemera: %s\n", buf_str(&err));
+		goto out;
+	}
+	if (strcmp(argv[0], "migrate") == 0 && argc == 1) {
+		rc = cmd_migrate(&cfg);
+	} else if (strcmp(argv[0], "check") == 0 && argc == 1) {
+		printf("ephemera: %s: configuration ok\n", path);
+		rc = 0;
+	} else if (strcmp(argv[0], "config") == 0 && argc == 3 &&
+	           strcmp(argv[1], "get") == 0) {
+		if (config_get(&cfg, argv[2], &out) == -1) {
+			fprintf(stderr, "ephemera: unknown setting '%s'\n",
+			        argv[2]);
+			goto out;
+		}
+		printf("%s\n", buf_str(&out));
+		rc = 0;
+	} else {
+		usage();
+	}
+out:
+	buf_free(&err);
+	buf_free(&out);
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,623 @@
+/*
+ * config.c - the configuration, as one table of settings walked by one
+ * loader (Redis config.c, nginx directive tables): adding a setting is one
+ * row. The file is libconfig syntax; every value is checked against its
+ * row's type and bounds, unknown names are errors (a typo must not silently
+ * fall back to a default), and an error names file:line, the setting and
+ * what is allowed. This is the only file that includes libconfig.h.
+ */
+#include <errno.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ephemera.h"
+
+enum setting_type { T_STR, T_INT, T_BOOL, T_DOUBLE, T_ENUM, T_SECRET };
+
+struct setting {
+	const char *name;
+	enum setting_type type;
+	size_t offset;
+	const char *def;      /* default, as text for every type */
+	int64_t min, max;     /* T_INT bounds; T_DOUBLE uses them too */
+	const char *allowed;  /* T_ENUM: "a|b|c" */
+	size_t secret_offset; /* T_SECRET: where the file's contents go */
+};
+
+#define OFF(f) offsetof(struct config, f)
+#define STR(n, f, d)                                                           \
+	{                                                                      \
+		n, T_STR, OFF(f), d, 0, 0, NULL, 0                             \
+	}
+#define INT(n, f, d, lo, hi)                                                   \
+	{                                                                      \
+		n, T_INT, OFF(f), #d, lo, hi, NULL, 0                          \
+	}
+#define BOOL(n, f, d)                                                          \
+	{                                                                      \
+		n, T_BOOL, OFF(f), #d, 0, 0, NULL, 0                           \
+	}
+#define DBL(n, f, d, lo, hi)                                                   \
+	{                                                                      \
+		n, T_DOUBLE, OFF(f), #d, lo, hi, NULL, 0                       \
+	}
+#define ENUM(n, f, d, a)                                                       \
+	{                                                                      \
+		n, T_ENUM, OFF(f), d, 0, 0, a, 0                               \
+	}
+#define SECRET(n, f, s)                                                        \
+	{                                                                      \
+		n, T_SECRET, OFF(f), "", 0, 0, NULL, OFF(s)                    \
+	}
+
+static const struct setting settings[] = {
+        STR("var_dir", var_dir, "var"),
+        STR("migrations_dir", migrations_dir, "sql/migrations"),
+        STR("host_dir", host_dir, "host"),
+        STR("web_dir", web_dir, "web"),
+        ENUM("log.level", log_level, "info", "debug|info|warn|error"),
+
+        INT("http.port", http_port, 8080, 1, 65535),
+        STR("http.public_url", public_url, ""),
+
+        STR("database.socket", db_socket, ""),
+        STR("database.host", db_host, ""),
+        INT("database.port", db_port, 3306, 1, 65535),
+        STR("database.name", db_name, "ephemera"),
+        STR("database.user", db_user, "root"),
+        SECRET("database.password_file", db_password_file, db_password),
+        INT("database.connect_timeout", db_connect_timeout, 10, 1, 600),
+
+        STR("fcgi.socket", fcgi_socket, ""),
+        INT("fcgi.processes", fcgi_processes, 4, 1, 256),
+        INT("fcgi.max_requests", fcgi_max_requests, 0, 0, 100000000),
+
+        INT("workers.count", workers_count, 2, 1, 64),
+        INT("workers.shutdown_timeout", workers_shutdown_timeout, 30, 1, 3600),
+        INT("workers.poll_interval_ms", workers_poll_interval_ms, 200, 1,
+            60000),
+        INT("workers.poll_max_ms", workers_poll_max_ms, 2000, 1, 600000),
+        INT("workers.lease_seconds", workers_lease_seconds, 60, 2, 86400),
+        INT("workers.max_attempts", workers_max_attempts, 5, 1, 100),
+        INT("workers.backoff_base_ms", workers_backoff_base_ms, 1000, 1,
+            3600000),
+        INT("workers.backoff_cap_ms", workers_backoff_cap_ms, 300000, 1,
+            86400000),
+        INT("workers.max_jobs", workers_max_jobs, 0, 0, 100000000),
+        STR("workers.wake_socket", workers_wake_socket, ""),
+
+        SECRET("github.webhook_secret_file", github_webhook_secret_file,
+               github_webhook_secret),
+        INT("github.app_id", github_app_id, 0, 0, INT64_MAX),
+        STR("github.private_key_file", github_private_key_file, ""),
+        STR("github.api_url", github_api_url, "https://api.github.com"),
+
+        ENUM("policy.trigger", policy_trigger, "all", "all|label"),
+        STR("policy.label", policy_label, "preview"),
+        STR("policy.trusted_label", policy_trusted_label, "preview-approved"),
+        BOOL("policy.deploy_drafts", policy_deploy_drafts, false),
+        BOOL("policy.deploy_untrusted", policy_deploy_untrusted, false),
+        BOOL("policy.untrusted_secrets", policy_untrusted_secrets, false),
+
+        STR("environments.preview_domain", preview_domain, "localhost"),
+        INT("environments.max_running", env_max_running, 10, 1, 10000),
+        INT("environments.idle_stop_minutes", env_idle_stop_minutes, 240, 0,
+            525600),
+        DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
+};
+
+static const char *const repo_keys[] = {"name", "source", "secrets_file",
+                                        "compose_file", "primary_service"};
+
+static void *
+field(struct config *cfg, size_t off)
+{
+	return (char *)cfg + off;
+}
+
+static const void *
+cfield(const struct config *cfg, size_t off)
+{
+	return (const char *)cfg + off;
+}
+
+static const struct setting *
+setting_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(settings); i++)
+		if (strcmp(settings[i].name, name) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+static bool
+enum_allows(const char *allowed, const char *v)
+{
+	size_t n = strlen(v);
+	const char *p = allowed;
+
+	while (*p) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (len == n && strncmp(p, v, n) == 0)
+			return true;
+		p += len + (bar != NULL);
+	}
+	return false;
+}
+
+/* "file:line: setting 'name': message" */
+static void
+config_error(struct buf *err, const char *file, int line, const char *name,
+             const char *fmt, ...)
+{
+	va_list ap;
+
+	buf_reset(err);
+	buf_printf(err, "%s:%d: setting '%s': ", file, line, name);
+	va_start(ap, fmt);
+	buf_vprintf(err, fmt, ap);
+	va_end(ap);
+}
+
+static void
+allowed_text(const struct setting *s, struct buf *b)
+{
+	switch (s->type) {
+	case T_INT:
+		buf_printf(b, "an integer from %lld to %lld", (long long)s->min,
+		           (long long)s->max);
+		break;
+	case T_DOUBLE:
+		buf_printf(b, "a number from %lld to %lld", (long long)s->min,
+		           (long long)s->max);
+		break;
+	case T_BOOL:
+		buf_puts(b, "true or false");
+		break;
+	case T_ENUM:
+		buf_printf(b, "one of \"%s\"", s->allowed);
+		break;
+	case T_STR:
+	case T_SECRET:
+		buf_puts(b, "a string");
+		break;
+	}
+}
+
+/* Applies a textual value (a default) to a row; defaults are trusted. */
+static void
+setting_apply_text(struct config *cfg, const struct setting *s, const char *v)
+{
+	switch (s->type) {
+	case T_STR:
+	case T_ENUM:
+	case T_SECRET:
+		free(*(char **)field(cfg, s->offset));
+		*(char **)field(cfg, s->offset) = xstrdup(v);
+		break;
+	case T_INT:
+		parse_int64(v, INT64_MIN, INT64_MAX,
+		            (int64_t *)field(cfg, s->offset));
+		break;
+	case T_BOOL:
+		*(bool *)field(cfg, s->offset) = strcmp(v, "true") == 0;
+		break;
+	case T_DOUBLE:
+		*(double *)field(cfg, s->offset) = strtod(v, NULL);
+		break;
+	}
+}
+
+/* Reads a secret file, trimming trailing whitespace. Caller frees. */
+static char *
+secret_read(const char *path, struct buf *why)
+{
+	struct buf b = BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+
+	b.max = 64 * 1024;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		buf_printf(why, "cannot read \"%s\": %s", path,
+		           strerror(errno));
+		return NULL;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(f);
+	if (b.failed) {
+		buf_printf(why, "\"%s\" is larger than 64 KiB", path);
+		buf_free(&b);
+		return NULL;
+	}
+	while (b.len > 0 && strchr(" \t\r\n", b.data[b.len - 1]))
+		b.data[--b.len] = '\0';
+	if (b.len == 0) {
+		buf_printf(why, "\"%s\" is empty", path);
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_detach(&b);
+}
+
+/* Checks and stores one value from the file. */
+static int
+setting_load(struct config *cfg, const struct setting *s, config_setting_t *cs,
+             const char *file, struct buf *err)
+{
+	int line = (int)config_setting_source_line(cs);
+	int t = config_setting_type(cs);
+	struct buf allowed = BUF_INIT;
+	int rc = -1;
+
+	allowed_text(s, &allowed);
+	switch (s->type) {
+	case T_STR:
+	case T_SECRET:
+	case T_ENUM: {
+		const char *v;
+
+		if (t != CONFIG_TYPE_STRING) {
+			config_error(err, file, line, s->name, "must be %s",
+			             buf_str(&allowed));
+			goto out;
+		}
+		v = config_setting_get_string(cs);
+		if (s->type == T_ENUM && !enum_allows(s->allowed, v)) {
+			config_error(err, file, line, s->name,
+			             "must be %s (got \"%s\")",
+			             buf_str(&allowed), v);
+			goto out;
+		}
+		setting_apply_text(cfg, s, v);
+		break;
+	}
+	case T_INT: {
+		long long v;
+
+		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+			config_error(err, file, line, s->name, "must be %s",
+			             buf_str(&allowed));
+			goto out;
+		}
+		v = config_setting_get_int64(cs);
+		if (v < s->min || v > s->max) {
+			config_error(err, file, line, s->name,
+			             "must be %s (got %lld)", buf_str(&allowed),
+			             v);
+			goto out;
+		}
+		*(int64_t *)field(cfg, s->offset) = v;
+		break;
+	}
+	case T_DOUBLE: {
+		double v;
+
+		if (t == CONFIG_TYPE_FLOAT)
+			v = config_setting_get_float(cs);
+		else if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+			v = (double)config_setting_get_int64(cs);
+		else {
+			config_error(err, file, line, s->name, "must be %s",
+			             buf_str(&allowed));
+			goto out;
+		}
+		if (v < (double)s->min || v > (double)s->max) {
+			config_error(err, file, line, s->name,
+			             "must be %s (got %g)", buf_str(&allowed),
+			             v);
+			goto out;
+		}
+		*(double *)field(cfg, s->offset) = v;
+		break;
+	}
+	case T_BOOL:
+		if (t != CONFIG_TYPE_BOOL) {
+			config_error(err, file, line, s->name, "must be %s",
+			             buf_str(&allowed));
+			goto out;
+		}
+		*(bool *)field(cfg, s->offset) = config_setting_get_bool(cs);
+		break;
+	}
+	rc = 0;
+out:
+	buf_free(&allowed);
+	return rc;
+}
+
+static int
+repos_load(struct config *cfg, config_setting_t *list, const char *file,
+           struct buf *err)
+{
+	int n, i, line = (int)config_setting_source_line(list);
+	size_t k;
+
+	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
+		config_error(err, file, line, "repos",
+		             "must be a list of groups: ( { name = \"owner/"
+		             "repo\"; ... } )");
+		return -1;
+	}
+	n = config_setting_length(list);
+	cfg->repos = xcalloc((size_t)n, sizeof(*cfg->repos));
+	for (i = 0; i < n; i++) {
+		config_setting_t *g =
+		        config_setting_get_elem(list, (unsigned)i);
+		struct repo_config *r = &cfg->repos[cfg->nrepos++];
+		int gl = (int)config_setting_source_line(g);
+		int j, m;
+
+		if (!config_setting_is_group(g)) {
+			config_error(err, file, gl, "repos",
+			             "entry %d must be a group { name = ... }",
+			             i);
+			return -1;
+		}
+		m = config_setting_length(g);
+		for (j = 0; j < m; j++) {
+			config_setting_t *e =
+			        config_setting_get_elem(g, (unsigned)j);
+			const char *key = config_setting_name(e);
+			char **slot = NULL;
+
+			for (k = 0; k < NELEM(repo_keys); k++)
+				if (strcmp(key, repo_keys[k]) == 0)
+					slot = (char **)r + k;
+			if (slot == NULL ||
+			    config_setting_type(e) != CONFIG_TYPE_STRING) {
+				config_error(err, file,
+				             (int)config_setting_source_line(e),
+				             "repos",
+				             "%s \"%s\" in entry %d: "
+				             "allowed are string settings name,"
+				             " source, secrets_file, "
+				             "compose_file, primary_service",
+				             slot ? "non-string" : "unknown",
+				             key, i);
+				return -1;
+			}
+			free(*slot);
+			*slot = xstrdup(config_setting_get_string(e));
+		}
+		if (r->name == NULL || strchr(r->name, '/') == NULL) {
+			config_error(err, file, gl, "repos",
+			             "entry %d needs name = \"owner/repo\"", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Recursively finds settings the table does not know. */
+static int
+unknown_check(config_setting_t *group, const char *prefix, const char *file,
+              struct buf *err)
+{
+	int n = config_setting_length(group), i;
+	struct buf name = BUF_INIT;
+	int rc = 0;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		config_setting_t *e =
+		        config_setting_get_elem(group, (unsigned)i);
+
+		buf_reset(&name);
+		if (prefix[0])
+			buf_printf(&name, "%s.", prefix);
+		buf_puts(&name, config_setting_name(e));
+		if (strcmp(buf_str(&name), "repos") == 0)
+			continue;
+		if (config_setting_is_group(e) &&
+		    setting_find(buf_str(&name)) == NULL) {
+			rc = unknown_check(e, buf_str(&name), file, err);
+			continue;
+		}
+		if (setting_find(buf_str(&name)) == NULL) {
+			config_error(err, file,
+			             (int)config_setting_source_line(e),
+			             buf_str(&name), "unknown setting");
+			rc = -1;
+		}
+	}
+	buf_free(&name);
+	return rc;
+}
+
+static int
+secrets_load(struct config *cfg, config_t *cf, const char *file,
+             struct buf *err)
+{
+	struct buf why = BUF_INIT;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < NELEM(settings) && rc == 0; i++) {
+		const struct setting *s = &settings[i];
+		const char *path;
+		char *dflt = NULL;
+		config_setting_t *cs;
+
+		if (s->type != T_SECRET)
+			continue;
+		path = *(char **)field(cfg, s->offset);
+		/*
+		 * The webhook secret defaults to <var_dir>/webhook-secret,
+		 * the file the demo generates; missing is fine there.
+		 */
+		if (path[0] == '\0' &&
+		    strcmp(s->name, "github.webhook_secret_file") == 0) {
+			struct stat st;
+
+			dflt = config_var_path(cfg, "webhook-secret");
+			if (stat(dflt, &st) == 0)
+				path = dflt;
+		}
+		if (path[0] != '\0') {
+			char *v;
+
+			buf_reset(&why);
+			v = secret_read(path, &why);
+			if (v == NULL) {
+				cs = config_lookup(cf, s->name);
+				config_error(
+				        err, file,
+				        cs ? (int)config_setting_source_line(cs)
+				           : 0,
+				        s->name, "%s", buf_str(&why));
+				rc = -1;
+			}
+			*(char **)field(cfg, s->secret_offset) = v;
+		}
+		free(dflt);
+	}
+	buf_free(&why);
+	return rc;
+}
+
+int
+config_load(struct config *cfg, const char *path, struct buf *err)
+{
+	config_t cf;
+	size_t i;
+	int rc = -1;
+	config_setting_t *repos;
+	enum log_level lvl;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	for (i = 0; i < NELEM(settings); i++)
+		setting_apply_text(cfg, &settings[i], settings[i].def);
+
+	config_init(&cf);
+	if (config_read_file(&cf, path) != CONFIG_TRUE) {
+		buf_reset(err);
+		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+			buf_printf(err, "%s:0: cannot read the file: %s", path,
+			           strerror(errno));
+		else
+			buf_printf(
+			        err, "%s:%d: syntax: %s",
+			        config_error_file(&cf) ? config_error_file(&cf)
+			                               : path,
+			        config_error_line(&cf), config_error_text(&cf));
+		goto out;
+	}
+	if (unknown_check(config_root_setting(&cf), "", path, err) == -1)
+		goto out;
+	for (i = 0; i < NELEM(settings); i++) {
+		config_setting_t *cs = config_lookup(&cf, settings[i].name);
+
+		if (cs != NULL &&
+		    setting_load(cfg, &settings[i], cs, path, err) == -1)
+			goto out;
+	}
+	repos = config_lookup(&cf, "repos");
+	if (repos != NULL && repos_load(cfg, repos, path, err) == -1)
+		goto out;
+	if (cfg->workers_backoff_cap_ms < cfg->workers_backoff_base_ms) {
+		config_setting_t *cs =
+		        config_lookup(&cf, "workers.backoff_cap_ms");
+
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : 0,
+		             "workers.backoff_cap_ms",
+		             "must be at least workers.backoff_base_ms (%lld)",
+		             (long long)cfg->workers_backoff_base_ms);
+		goto out;
+	}
+	if (secrets_load(cfg, &cf, path, err) == -1)
+		goto out;
+	if (log_level_parse(cfg->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	rc = 0;
+out:
+	config_destroy(&cf);
+	return rc;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < NELEM(settings); i++) {
+		const struct setting *s = &settings[i];
+
+		if (s->type == T_STR || s->type == T_ENUM ||
+		    s->type == T_SECRET)
+			free(*(char **)field(cfg, s->offset));
+		if (s->type == T_SECRET)
+			free(*(char **)field(cfg, s->secret_offset));
+	}
+	for (i = 0; i < cfg->nrepos; i++) {
+		free(cfg->repos[i].name);
+		free(cfg->repos[i].source);
+		free(cfg->repos[i].secrets_file);
+		free(cfg->repos[i].compose_file);
+		free(cfg->repos[i].primary_service);
+	}
+	free(cfg->repos);
+	free(cfg->path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* Secrets are not printable through this: only their file names are. */
+int
+config_get(const struct config *cfg, const char *name, struct buf *out)
+{
+	const struct setting *s = setting_find(name);
+
+	if (s == NULL)
+		return -1;
+	switch (s->type) {
+	case T_STR:
+	case T_ENUM:
+	case T_SECRET:
+		buf_puts(out, *(char *const *)cfield(cfg, s->offset));
+		break;
+	case T_INT:
+		buf_printf(out, "%lld",
+		           (long long)*(const int64_t *)cfield(cfg, s->offset));
+		break;
+	case T_BOOL:
+		buf_puts(out, *(const bool *)cfield(cfg, s->offset) ? "true"
+		                                                    : "false");
+		break;
+	case T_DOUBLE:
+		buf_printf(out, "%g", *(const double *)cfield(cfg, s->offset));
+		break;
+	}
+	return 0;
+}
+
+char *
+config_var_path(const struct config *cfg, const char *rel)
+{
+	struct buf b = BUF_INIT;
+
+	buf_printf(&b, "%s/%s", cfg->var_dir, rel);
+	return buf_detach(&b);
+}
+
+const struct repo_config *
+config_repo(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nrepos; i++)
+		if (strcmp(cfg->repos[i].name, name) == 0)
+			return &cfg->repos[i];
+	return NULL;
+}

@@ -1,0 +1,317 @@
+/*
+ * ephemera.h - the shared library of both programs (fcgi-app, workers) and
+ * the ops command. Sectioned by file, like OpenBSD's httpd.h: each section
+ * says what its file does and who owns what it hands out.
+ *
+ * Only lib/db.c includes MariaDB's header and only lib/config.c includes
+ * libconfig's; everything else here is pure C over buffers and structs.
+ */
+#ifndef EPHEMERA_H
+#define EPHEMERA_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define PRINTFLIKE(f, a) __attribute__((format(printf, f, a)))
+#define NORETURN __attribute__((noreturn))
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- xmalloc.c: allocation that cannot fail (out of memory is fatal) --- */
+
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+
+/* ---- buf.c: the growable byte buffer and the borrowed slice ------------
+ *
+ * A buf owns its bytes, is always NUL-terminated, and never grows beyond
+ * `max` bytes. Failure is sticky: once an append would exceed `max`,
+ * `failed` is set, further appends do nothing and return -1, and the caller
+ * checks once at the end. Unlike allocation failure, hitting the cap is
+ * ordinary (a 1 MB title, an endless log) and must not kill the process.
+ */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;
+	bool failed;
+};
+
+#define BUF_MAX_DEFAULT (64u * 1024 * 1024)
+#define BUF_INIT                                                               \
+	{                                                                      \
+		NULL, 0, 0, BUF_MAX_DEFAULT, false                             \
+	}
+
+/* A borrowed run of bytes; never owns, never NUL-terminated by contract. */
+struct slice {
+	const char *ptr;
+	size_t len;
+};
+
+void buf_init(struct buf *, size_t max);
+void buf_free(struct buf *);
+void buf_reset(struct buf *);
+int buf_append(struct buf *, const void *, size_t);
+int buf_puts(struct buf *, const char *);
+int buf_putc(struct buf *, char);
+int buf_printf(struct buf *, const char *, ...) PRINTFLIKE(2, 3);
+int buf_vprintf(struct buf *, const char *, va_list) PRINTFLIKE(2, 0);
+const char *buf_str(const struct buf *);
+char *buf_detach(struct buf *);
+/* Keep only the last `keep` bytes (a log tail), cutting at a line start. */
+void buf_keep_tail(struct buf *, size_t keep);
+int buf_append_html(struct buf *, const char *, size_t);
+int buf_append_json_string(struct buf *, const char *, size_t);
+
+struct slice slice_of(const char *);
+bool slice_eq(struct slice, const char *);
+char *slice_dup(struct slice);
+
+/* ---- parse.c: numbers and times from text, with errors, never atoi ----- */
+
+int parse_int64(const char *, int64_t min, int64_t max, int64_t *out);
+int parse_uint64(const char *, uint64_t *out);
+/* ISO 8601 "2019-05-15T15:20:33Z" (GitHub's form) → seconds since epoch. */
+int parse_iso8601(const char *, time_t *out);
+/* Formats into `out` (at least 21 bytes) as "YYYY-MM-DDTHH:MM:SSZ". */
+void format_iso8601(time_t, char out[static 21]);
+/* Seconds since the epoch as a double, from CLOCK_REALTIME. */
+double now_real(void);
+/* Monotonic seconds, for durations and timeouts. */
+double now_mono(void);
+
+/* ---- log.c: one logfmt line per event, to stderr -----------------------
+ *
+ * log_info("db_connect", "socket=%s tries=%d", log_q(path), n) prints
+ *   ts=... level=info prog=workers pid=12 event=db_connect socket=... tries=3
+ * Values that may hold spaces, quotes or newlines go through log_q(), which
+ * quotes and escapes them into one of a few rotating static buffers (the
+ * processes are single-threaded), truncating long values. Never pass a
+ * secret to a log call.
+ */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_init(const char *program, enum log_level);
+void log_set_level(enum log_level);
+int log_level_parse(const char *, enum log_level *);
+void log_msg(enum log_level, const char *event, const char *, ...)
+        PRINTFLIKE(3, 4);
+#define log_debug(ev, ...) log_msg(LOG_DEBUG, ev, __VA_ARGS__)
+#define log_info(ev, ...) log_msg(LOG_INFO, ev, __VA_ARGS__)
+#define log_warn(ev, ...) log_msg(LOG_WARN, ev, __VA_ARGS__)
+#define log_error(ev, ...) log_msg(LOG_ERROR, ev, __VA_ARGS__)
+void fatal(const char *event, const char *, ...) PRINTFLIKE(2, 3) NORETURN;
+const char *log_q(const char *);
+const char *log_qn(const char *, size_t);
+
+/* ---- config.c: the settings table and the loaded configuration --------
+ *
+ * Every setting is one row of a table in config.c (name, type, default,
+ * bounds, where it goes). Paths in the file are taken as written; relative
+ * ones resolve against the working directory. A `*_file` secret setting
+ * names a file whose contents are loaded into the matching field; the
+ * secret itself never sits in the config file, argv, a log or the database.
+ */
+struct repo_config {
+	char *name;         /* "owner/repo" */
+	char *source;       /* git URL or local path; NULL: GitHub's URL */
+	char *secrets_file; /* .env lines for trusted environments */
+	char *compose_file; /* NULL: the repository's own choice */
+	char *primary_service;
+};
+
+struct config {
+	char *path; /* the file this came from */
+
+	/* paths */
+	char *var_dir;
+	char *migrations_dir;
+	char *host_dir;
+	char *web_dir;
+
+	/* log */
+	char *log_level;
+
+	/* http: where nginx listens (used by the stack and for URLs) */
+	int64_t http_port;
+	char *public_url;
+
+	/* database */
+	char *db_socket; /* "" : <var_dir>/run/mysqld.sock */
+	char *db_host;
+	int64_t db_port;
+	char *db_name;
+	char *db_user;
+	char *db_password_file;
+	char *db_password; /* loaded from db_password_file */
+	int64_t db_connect_timeout;
+
+	/* fcgi */
+	char *fcgi_socket; /* "" : <var_dir>/run/fcgi.sock */
+	int64_t fcgi_processes;
+	int64_t fcgi_max_requests;
+
+	/* workers */
+	int64_t workers_count;
+	int64_t workers_shutdown_timeout;
+	int64_t workers_poll_interval_ms;
+	int64_t workers_poll_max_ms;
+	int64_t workers_lease_seconds;
+	int64_t workers_max_attempts;
+	int64_t workers_backoff_base_ms;
+	int64_t workers_backoff_cap_ms;
+	int64_t workers_max_jobs;
+	char *workers_wake_socket; /* "" : <var_dir>/run/wake.sock */
+
+	/* github */
+	char *github_webhook_secret_file;
+	char *github_webhook_secret; /* loaded */
+	int64_t github_app_id;
+	char *github_private_key_file;
+	char *github_api_url;
+
+	/* policy */
+	char *policy_trigger;       /* "all" | "label" */
+	char *policy_label;         /* opt-in label */
+	char *policy_trusted_label; /* approval label */
+	bool policy_deploy_drafts;
+	bool policy_deploy_untrusted; /* forks/outsiders without approval */
+	bool policy_untrusted_secrets;
+
+	/* environments */
+	char *preview_domain;
+	int64_t env_max_running;
+	int64_t env_idle_stop_minutes;
+	double env_hourly_price;
+
+	/* repos: a list, not a table row (see config.c) */
+	struct repo_config *repos;
+	size_t nrepos;
+};
+
+/*
+ * Loads and validates `path` into `cfg`. On error prints one line
+ * "file:line: setting 'x.y': what is allowed" into `err` and returns -1.
+ */
+int config_load(struct config *, const char *path, struct buf *err);
+void config_free(struct config *);
+/* Prints the effective value of one setting by name (for scripts). */
+int config_get(const struct config *, const char *name, struct buf *out);
+/* The private runtime path `<var_dir>/<rel>`; caller frees. */
+char *config_var_path(const struct config *, const char *rel);
+const struct repo_config *config_repo(const struct config *, const char *);
+
+/* ---- db.c: MariaDB access, prepared statements only --------------------
+ *
+ * Values travel as text both ways: parameters are bound by a format string
+ * ('s' const char *, NULL for SQL NULL; 'i' int64_t; 'u' uint64_t; 'd'
+ * double; 'b' a const struct slice *), results are fetched whole into a
+ * db_rows that owns its strings (NULL cells stay NULL). Statements are
+ * prepared, executed and closed inside one call, so no MYSQL_STMT outlives
+ * the function that made it.
+ *
+ * Errors: the call logs once and returns -1; db_error() tells the kind.
+ * DB_RETRY kinds (deadlock 1213, lock wait timeout 1205, 1020 record changed)
+ * mean "run the whole transaction again"; db_tx does that. DB_GONE means the
+ * connection broke: the handle reconnects on its next use.
+ */
+struct db;
+struct db_rows;
+
+enum db_error { DB_OK, DB_FAILED, DB_RETRY, DB_GONE, DB_DUPLICATE };
+
+struct db *db_open(const struct config *);
+/* Connects, retrying with backoff for up to `wait_seconds`. */
+int db_connect(struct db *, double wait_seconds);
+void db_close(struct db *);
+bool db_ping(struct db *);
+enum db_error db_error(const struct db *);
+unsigned db_errno(const struct db *);
+
+int db_exec(struct db *, const char *sql, const char *fmt, ...);
+int db_query(struct db *, struct db_rows **, const char *sql, const char *fmt,
+             ...);
+uint64_t db_affected(const struct db *);
+uint64_t db_insert_id(const struct db *);
+/* Runs one statement with no parameters (DDL, SET, BEGIN). */
+int db_raw(struct db *, const char *sql);
+
+size_t db_rows_count(const struct db_rows *);
+size_t db_rows_columns(const struct db_rows *);
+const char *db_rows_get(const struct db_rows *, size_t row, size_t col);
+const char *db_rows_name(const struct db_rows *, size_t col);
+void db_rows_free(struct db_rows *);
+
+/*
+ * Runs fn inside BEGIN ... COMMIT, retrying the whole transaction on
+ * DB_RETRY errors up to `tries` times. fn returns 0 to commit, -1 to roll
+ * back. A fn must not call remote services: the transaction is open.
+ */
+typedef int (*db_tx_fn)(struct db *, void *);
+int db_tx(struct db *, db_tx_fn, void *, int tries);
+/* For tests: make the next n statements fail with MariaDB error `code`. */
+void db_inject_error(struct db *, unsigned code, int n);
+
+/* ---- migrate.c: forward-only numbered migrations ----------------------- */
+
+int migrate_apply(struct db *, const char *dir, int *applied);
+/* Splits an SQL file into statements (on ';' ending a line). */
+int migrate_split(const char *sql, size_t len, char ***stmts, size_t *n);
+
+/* ---- supervisor.c: the process supervisor both programs share ----------
+ *
+ * Forks `children` copies of child_main, restarts any that die (throttled
+ * so a crash loop cannot spin), and on TERM/INT asks children to finish
+ * (TERM), waits up to `shutdown_timeout` seconds, then KILLs stragglers.
+ * Signals are handled synchronously with sigtimedwait. Children get
+ * PR_SET_PDEATHSIG so that a KILLed supervisor leaves none behind.
+ */
+struct supervisor {
+	const char *name;
+	int children;
+	double shutdown_timeout;
+	const char *pidfile; /* may be NULL */
+	/* Runs in each child with its slot number; returns the exit status. */
+	int (*child_main)(int slot, void *arg);
+	void *arg;
+	/* Called in the parent every tick (may be NULL). */
+	void (*tick)(void *arg);
+};
+
+int supervisor_run(struct supervisor *);
+/* In a child: true once the supervisor asked it to stop. */
+bool supervisor_stopping(void);
+/*
+ * In a child: installs the TERM handler that sets supervisor_stopping() and
+ * then calls on_stop (may be NULL; must be async-signal-safe), ignores INT
+ * (the supervisor coordinates Ctrl-C) and PIPE, and unblocks signals.
+ */
+void supervisor_child_signals(void (*on_stop)(void));
+/* In a child: how many TERMs arrived (a second one means "hurry"). */
+int supervisor_term_count(void);
+
+/* ---- pidfile.c ---------------------------------------------------------- */
+
+int pidfile_write(const char *path);
+void pidfile_remove(const char *path);
+
+/* ---- slug.c: environment names ---------------------------------------- */
+
+/*
+ * "pr-<number>-<repo name>" reduced to one DNS label: lowercase letters,
+ * digits and '-', at most 63 bytes, no leading or trailing '-'. Writes into
+ * out (64 bytes). Safe for any repository name, hostile or not.
+ */
+void slug_make(const char *repo, uint64_t pr, char out[static 64]);
+
+#include "banned.h"
+
+#endif

@@ -1,0 +1,207 @@
+"""A private Ephemera stack for one test class: its own temp dir, free port,
+MariaDB, nginx, fcgi-app and workers, started and stopped through the same
+scripts/stack.sh that `make run` uses. The binaries are the ASan build, and
+every sanitizer report lands in var/log/asan.* for the test to check."""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ASAN_BIN = os.path.join(ROOT, "build", "asan", "bin")
+RELEASE_BIN = os.path.join(ROOT, "bin")
+STACK = os.path.join(ROOT, "scripts", "stack.sh")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, dict(r.headers), r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, dict(e.headers), e.read())
+
+
+class Stack:
+    def __init__(self, name, settings=None, asan=True, webhook_secret="test-secret",
+                 extra=""):
+        self.dir = tempfile.mkdtemp(prefix="eph-%s-" % name)
+        self.var = os.path.join(self.dir, "var")
+        self.port = free_port()
+        self.bin = ASAN_BIN if asan else RELEASE_BIN
+        self.secret = webhook_secret
+        self.secret_file = os.path.join(self.dir, "webhook-secret")
+        with open(self.secret_file, "w") as f:
+            f.write(webhook_secret + "\n")
+        self.config = os.path.join(self.dir, "ephemera.conf")
+        self.settings = {
+            "var_dir": self.var,
+            "migrations_dir": os.path.join(ROOT, "sql", "migrations"),
+            "host_dir": os.path.join(ROOT, "host"),
+            "web_dir": os.path.join(ROOT, "web"),
+            "http.port": self.port,
+            "github.webhook_secret_file": self.secret_file,
+            "workers.shutdown_timeout": 10,
+        }
+        self.settings.update(settings or {})
+        self.extra = extra
+        self.write_config()
+
+    def write_config(self):
+        """Renders the dotted settings as libconfig groups, plus `extra`
+        verbatim (for lists such as repos)."""
+        top, groups = [], {}
+        for key, v in self.settings.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif isinstance(v, str):
+                v = '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+            if "." in key:
+                g, k = key.split(".", 1)
+                groups.setdefault(g, []).append("  %s = %s;" % (k, v))
+            else:
+                top.append("%s = %s;" % (key, v))
+        text = "\n".join(top) + "\n"
+        for g, lines in groups.items():
+            text += "%s: {\n%s\n};\n" % (g, "\n".join(lines))
+        with open(self.config, "w") as f:
+            f.write(text + self.extra + "\n")
+
+    def env(self):
+        env = dict(os.environ)
+        env["CONFIG"] = self.config
+        env["EPHEMERA_BIN"] = self.bin
+        env["ASAN_OPTIONS"] = "log_path=%s/log/asan:detect_leaks=1" % self.var
+        env["UBSAN_OPTIONS"] = "log_path=%s/log/ubsan:print_stacktrace=1" % self.var
+        return env
+
+    def stack(self, *args, check=True):
+        return subprocess.run([STACK, *args], env=self.env(), check=check,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def up(self):
+        r = self.stack("up", check=False)
+        if r.returncode != 0:
+            raise RuntimeError("stack up failed:\n" + r.stdout + self.logs())
+        return self
+
+    def down(self):
+        self.stack("down", check=False)
+
+    def cleanup(self):
+        self.down()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def get(self, path, **kw):
+        return http("GET", self.url(path), **kw)
+
+    def post(self, path, body, headers=None):
+        return http("POST", self.url(path), body=body, headers=headers)
+
+    def pid(self, name):
+        try:
+            with open(os.path.join(self.var, "run", name + ".pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def children(self, pid):
+        r = subprocess.run(["pgrep", "-P", str(pid)], stdout=subprocess.PIPE, text=True)
+        return [int(x) for x in r.stdout.split()]
+
+    def log(self, name):
+        try:
+            with open(os.path.join(self.var, "log", name + ".log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def logs(self):
+        out = []
+        for p in sorted(glob.glob(os.path.join(self.var, "log", "*"))):
+            with open(p, errors="replace") as f:
+                out.append("==> %s <==\n%s" % (p, f.read()[-3000:]))
+        return "\n".join(out)
+
+    def sql(self, query):
+        """Runs SQL through the mariadb client; returns rows of strings."""
+        r = subprocess.run(
+            ["mariadb", "--no-defaults", "--socket", os.path.join(self.var, "run", "mysqld.sock"),
+             "-uroot", "-N", "-B", "ephemera", "-e", query],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("sql failed: %s" % r.stderr)
+        return [line.split("\t") for line in r.stdout.splitlines()]
+
+    def sanitizer_reports(self):
+        """ASan/LSan/UBSan reports written by any of our processes."""
+        out = []
+        for p in glob.glob(os.path.join(self.var, "log", "asan.*")) + \
+                glob.glob(os.path.join(self.var, "log", "ubsan.*")):
+            with open(p, errors="replace") as f:
+                out.append("%s:\n%s" % (p, f.read()))
+        return out
+
+    def processes(self):
+        """Processes whose command line mentions this stack's temp dir."""
+        found = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                with open("/proc/%s/stat" % d) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if self.dir in cmd and state != "Z":
+                found.append((int(d), cmd))
+        return found
+
+    def port_open(self):
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+
+def wait_until(fn, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            return v
+        time.sleep(interval)

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Integration test runner: discovers tests/integration/test_*.py (unittest),
+prints one line per test and the closing "N passed, N failed" line.
+
+    python3 tests/run.py                 # everything
+    python3 tests/run.py test_stack      # one module (or module.Class)
+"""
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "integration"))
+
+
+class Result(unittest.TextTestResult):
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        super().startTest(test)
+
+    def _line(self, test, what):
+        self.stream.write("%s %s (%.1fs)\n" % (what, test.id(), time.monotonic() - self._t0))
+        self.stream.flush()
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._line(test, "ok  ")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._line(test, "FAIL")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._line(test, "ERR ")
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._line(test, "skip")
+
+
+def main():
+    loader = unittest.TestLoader()
+    names = sys.argv[1:]
+    if names:
+        suite = loader.loadTestsFromNames(names)
+    else:
+        suite = loader.discover(os.path.join(HERE, "integration"), pattern="test_*.py",
+                                top_level_dir=os.path.join(HERE, "integration"))
+    runner = unittest.TextTestRunner(resultclass=Result, verbosity=0, stream=sys.stdout)
+    res = runner.run(suite)
+    failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
+    passed = res.testsRun - failed - len(res.skipped)
+    line = "%d passed, %d failed" % (passed, failed)
+    if res.skipped:
+        line += ", %d skipped" % len(res.skipped)
+    print("integration: " + line)
+    return 0 if failed == 0 and res.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+/* test_config.c - the settings table: defaults, bounds, file:line errors. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+static char *
+write_tmp(const char *text)
+{
+	char *path = xstrdup("/tmp/ephemera-config-XXXXXX");
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void
+test_defaults(void)
+{
+	struct config cfg;
+	struct buf err = BUF_INIT, v = BUF_INIT;
+	char *p = write_tmp("# nothing set\n");
+
+	CHECK(config_load(&cfg, p, &err) == 0);
+	CHECK(cfg.http_port == 8080);
+	CHECK(cfg.workers_count == 2);
+	CHECK_STR(cfg.policy_trigger, "all");
+	CHECK(cfg.policy_deploy_drafts == false);
+	CHECK(config_get(&cfg, "http.port", &v) == 0);
+	CHECK_STR(buf_str(&v), "8080");
+	CHECK(config_get(&cfg, "no.such", &v) == -1);
+	config_free(&cfg);
+	unlink(p);
+	free(p);
+	buf_free(&err);
+	buf_free(&v);
+}
+
+static void
+test_errors(void)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	        {"workers: {\n  count = 0;\n};\n",
+	         ":2: setting 'workers.count': must be an integer from 1 to 64 "
+	         "(got 0)"},
+	        {"http: { port = \"80\"; };\n",
+	         ":1: setting 'http.port': must be an integer from 1 to 65535"},
+	        {"\n\npolicy: { trigger = \"sometimes\"; };\n",
+	         ":3: setting 'policy.trigger': must be one of \"all|label\" "
+	         "(got \"sometimes\")"},
+	        {"workers: { cuont = 3; };\n",
+	         ":1: setting 'workers.cuont': unknown setting"},
+	        {"http: { port = 8080 \n", ":2: syntax: "},
+	        {"github: { webhook_secret_file = \"/nonexistent/secret\"; };\n",
+	         ":1: setting 'github.webhook_secret_file': cannot read "
+	         "\"/nonexistent/secret\""},
+	        {"repos = ( { name = \"noslash\"; } );\n",
+	         ":1: setting 'repos': entry 0 needs name = \"owner/repo\""},
+	        {"workers: { backoff_base_ms = 5000; backoff_cap_ms = 10; };\n",
+	         ":1: setting 'workers.backoff_cap_ms': must be at least"},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct config cfg;
+		struct buf err = BUF_INIT;
+		char *p = write_tmp(cases[i].text);
+
+		CHECK(config_load(&cfg, p, &err) == -1);
+		/* The message starts with the file name, then :line. */
+		CHECK(strncmp(buf_str(&err), p, strlen(p)) == 0);
+		if (strstr(buf_str(&err), cases[i].want) == NULL) {
+			fprintf(stderr, "  case %zu: %s\n", i, buf_str(&err));
+			CHECK(!"message");
+		}
+		config_free(&cfg);
+		unlink(p);
+		free(p);
+		buf_free(&err);
+	}
+}
+
+static void
+test_secret_and_repos(void)
+{
+	struct config cfg;
+	struct buf err = BUF_INIT, text = BUF_INIT;
+	char *secret = write_tmp("s3cret\n\n");
+	char *p;
+
+	buf_printf(&text,
+	           "github: { webhook_secret_file = \"%s\"; };\n"
+	           "repos = ( { name = \"o/r\"; source = \"/src\"; } );\n",
+	           secret);
+	p = write_tmp(buf_str(&text));
+	CHECK(config_load(&cfg, p, &err) == 0);
+	CHECK_STR(cfg.github_webhook_secret, "s3cret");
+	CHECK(cfg.nrepos == 1);
+	CHECK(config_repo(&cfg, "o/r") != NULL);
+	CHECK_STR(config_repo(&cfg, "o/r")->source, "/src");
+	CHECK(config_repo(&cfg, "o/x") == NULL);
+	config_free(&cfg);
+	unlink(p);
+	unlink(secret);
+	free(p);
+	free(secret);
+	buf_free(&err);
+	buf_free(&text);
+}
+
+static void
+test_example_config(void)
+{
+	struct config cfg;
+	struct buf err = BUF_INIT;
+
+	CHECK(config_load(&cfg, "config/example.conf", &err) == 0);
+	if (err.len)
+		fprintf(stderr, "  %s\n", buf_str(&err));
+	config_free(&cfg);
+	buf_free(&err);
+}
+
+UNIT_MAIN(TEST(test_defaults), TEST(test_errors), TEST(test_secret_and_repos),
+          TEST(test_example_config))
