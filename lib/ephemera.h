@@ -298,6 +298,23 @@ void supervisor_child_signals(void (*on_stop)(void));
 /* In a child: how many TERMs arrived (a second one means "hurry"). */
 int supervisor_term_count(void);
 
+/* ---- queue.c: the jobs table (DESIGN.md section 3) ---------------------
+ *
+ * queue_enqueue runs inside the caller's transaction. A reconcile for an
+ * environment that already has one queued is coalesced into it (the UNIQUE
+ * key jobs_one_queued), keeping the earlier run_at.
+ */
+int queue_enqueue(struct db *, const char *kind, uint64_t env_id,
+                  int64_t delay_ms, const char *payload, int max_attempts);
+
+/* ---- wake.c: nudging local workers after a COMMIT ----------------------
+ *
+ * One datagram to the workers' unix socket; best effort (workers on other
+ * hosts, or none listening, fall back to polling).
+ */
+void wake_notify(const struct config *);
+char *wake_socket_path(const struct config *);
+
 /* ---- pidfile.c ---------------------------------------------------------- */
 
 int pidfile_write(const char *path);
