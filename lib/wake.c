@@ -29,7 +29,7 @@ wake_notify(const struct config *cfg)
 
 	if (fd == -1)
 		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    0);
+		            0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (fd != -1 && strlen(path) < sizeof(sa.sun_path)) {
