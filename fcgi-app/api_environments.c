@@ -1,70 +1,217 @@
 /*
- * api_environments.c - GET /api/v1/environments: a JSON array, one object
- * per environment, newest first. Fields are documented in docs/api.md.
+ * api_environments.c - GET /api/v1/environments (a JSON array, newest
+ * first, filtered by ?repo= and ?state=) and GET /api/v1/environments/<id>
+ * (one object with its builds and their steps). Fields are documented in
+ * docs/api.md and docs/schema/; fields are only ever added, never renamed.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 
 static void
-json_field_str(struct buf *b, const char *key, const char *v, bool comma)
+json_str(struct buf *b, const char *key, const char *v)
 {
-	buf_printf(b, "%s\"%s\":", comma ? "," : "", key);
+	buf_printf(b, ",\"%s\":", key);
 	if (v == NULL)
 		buf_puts(b, "null");
 	else
 		buf_append_json_string(b, v, strlen(v));
 }
 
-/* Numbers come from our own BIGINT columns, so they are digits only. */
+/* Numbers come from our own integer columns, so they are digits only. */
 static void
-json_field_num(struct buf *b, const char *key, const char *v)
+json_num(struct buf *b, const char *key, const char *v)
 {
 	buf_printf(b, ",\"%s\":%s", key, v ? v : "null");
 }
 
+/* Seconds with millisecond precision; negative means "none" (null). */
+static void
+json_seconds(struct buf *b, const char *key, double v)
+{
+	if (v < 0)
+		buf_printf(b, ",\"%s\":null", key);
+	else
+		buf_printf(b, ",\"%s\":%.3f", key, v);
+}
+
+/* The object's members without the closing brace, so that the detail
+ * view can add its builds. */
+static void
+env_members(const struct env_view *e, const char *github_web, struct buf *b)
+{
+	buf_printf(b, "{\"id\":%s", e->id);
+	json_str(b, "repo", e->repo);
+	json_num(b, "pr", e->pr);
+	json_str(b, "slug", e->slug);
+	json_str(b, "title", e->title);
+	json_str(b, "author", e->author);
+	json_str(b, "desired", e->desired);
+	json_str(b, "phase", e->phase);
+	json_str(b, "sha", e->sha);
+	json_str(b, "deployed_sha", e->deployed_sha);
+	json_str(b, "url", e->url);
+	json_str(b, "error", e->error);
+	json_str(b, "created_at", e->created_at);
+	json_str(b, "updated_at", e->updated_at);
+	json_str(b, "branch", e->branch);
+	buf_puts(b, ",\"pr_url\":");
+	if (github_web != NULL && e->repo != NULL && e->pr != NULL) {
+		struct buf u = BUF_INIT;
+
+		buf_printf(&u, "%s/%s/pull/%s", github_web, e->repo, e->pr);
+		buf_append_json_string(b, u.data, u.len);
+		buf_free(&u);
+	} else {
+		buf_puts(b, "null");
+	}
+	buf_printf(b, ",\"instance_hours\":%.4f,\"cost\":%.4f",
+	           e->instance_seconds / 3600.0, e->cost);
+	if (e->build_id == NULL) {
+		buf_puts(b, ",\"last_build\":null");
+		return;
+	}
+	buf_printf(b, ",\"last_build\":{\"id\":%s", e->build_id);
+	json_str(b, "status", e->build_status);
+	json_str(b, "started_at", e->build_started_at);
+	json_str(b, "finished_at", e->build_finished_at);
+	json_seconds(b, "duration_seconds", e->build_seconds);
+	buf_putc(b, '}');
+}
+
 void
-env_list_json(const struct env_list *l, struct buf *b)
+env_view_json(const struct env_view *e, const char *github_web, struct buf *b)
+{
+	env_members(e, github_web, b);
+	buf_putc(b, '}');
+}
+
+void
+env_list_json(const struct env_list *l, const char *github_web, struct buf *b)
 {
 	size_t i;
 
 	buf_putc(b, '[');
 	for (i = 0; i < l->n; i++) {
-		const struct env_view *e = &l->items[i];
-
-		buf_puts(b, i ? ",{" : "{");
-		buf_printf(b, "\"id\":%s", e->id);
-		json_field_str(b, "repo", e->repo, true);
-		json_field_num(b, "pr", e->pr);
-		json_field_str(b, "slug", e->slug, true);
-		json_field_str(b, "title", e->title, true);
-		json_field_str(b, "author", e->author, true);
-		json_field_str(b, "desired", e->desired, true);
-		json_field_str(b, "phase", e->phase, true);
-		json_field_str(b, "sha", e->sha, true);
-		json_field_str(b, "deployed_sha", e->deployed_sha, true);
-		json_field_str(b, "url", e->url, true);
-		json_field_str(b, "error", e->error, true);
-		json_field_str(b, "created_at", e->created_at, true);
-		json_field_str(b, "updated_at", e->updated_at, true);
-		buf_putc(b, '}');
+		if (i)
+			buf_putc(b, ',');
+		env_view_json(&l->items[i], github_web, b);
 	}
 	buf_puts(b, "]\n");
+}
+
+static void
+step_json(const struct step_view *s, double now, struct buf *b)
+{
+	buf_puts(b, "{\"name\":");
+	buf_append_json_string(b, s->name, strlen(s->name));
+	json_str(b, "status", s->status);
+	json_str(b, "detail", s->detail);
+	json_str(b, "started_at", s->started_at);
+	json_str(b, "finished_at", s->finished_at);
+	json_seconds(b, "duration_seconds",
+	             usage_build_seconds(s->started, s->finished, now));
+	buf_putc(b, '}');
+}
+
+void
+build_list_json(const struct build_list *l, double now, struct buf *b)
+{
+	size_t i, j;
+
+	buf_putc(b, '[');
+	for (i = 0; i < l->n; i++) {
+		const struct build_view *v = &l->items[i];
+
+		buf_printf(b, "%s{\"id\":%s", i ? "," : "", v->id);
+		json_str(b, "sha", v->sha);
+		json_str(b, "status", v->status);
+		json_str(b, "error", v->error);
+		json_str(b, "log_tail", v->log_tail);
+		json_str(b, "started_at", v->started_at);
+		json_str(b, "finished_at", v->finished_at);
+		json_seconds(b, "duration_seconds",
+		             usage_build_seconds(v->started, v->finished, now));
+		buf_puts(b, ",\"steps\":[");
+		for (j = 0; j < v->nsteps; j++) {
+			if (j)
+				buf_putc(b, ',');
+			step_json(&v->steps[j], now, b);
+		}
+		buf_puts(b, "]}");
+	}
+	buf_putc(b, ']');
+}
+
+static void
+json_headers(struct response *res)
+{
+	res->content_type = "application/json";
+	buf_puts(&res->headers, "Cache-Control: no-store\r\n"
+	                        "X-Content-Type-Options: nosniff\r\n");
 }
 
 void
 api_environments_get(struct app *app, const struct request *req,
                      struct response *res)
 {
+	struct env_filter flt;
 	struct env_list l;
+	struct buf web = BUF_INIT;
+	char *repo = request_query_arg(req, "repo");
+	char *state = request_query_arg(req, "state");
 
-	(void)req;
-	if (env_list_load(app->db, &l) == -1) {
+	/* An empty value (the form's "all") means no filter. */
+	flt.repo = repo && repo[0] ? repo : NULL;
+	flt.phase = state && state[0] ? state : NULL;
+	if (env_list_load(app->db, &flt, clock_now(app->cfg),
+	                  app->cfg->env_hourly_price, &l) == -1) {
 		response_text(res, 503, "database unavailable");
-		return;
+		goto out;
 	}
-	res->content_type = "application/json";
-	buf_puts(&res->headers, "Cache-Control: no-store\r\n");
-	env_list_json(&l, &res->body);
+	json_headers(res);
+	html_github_web(app->cfg->github_api_url, &web);
+	env_list_json(&l, buf_str(&web), &res->body);
 	env_list_free(&l);
+out:
+	buf_free(&web);
+	free(repo);
+	free(state);
+}
+
+void
+api_environment_get(struct app *app, const struct request *req,
+                    struct response *res)
+{
+	struct env_list l = {NULL, 0};
+	struct build_list bl = {NULL, 0};
+	struct buf web = BUF_INIT;
+	double now = clock_now(app->cfg);
+	uint64_t id;
+
+	if (route_id(req->path, "/api/v1/environments/", &id) == -1) {
+		response_text(res, 404, "not found");
+		goto out;
+	}
+	if (env_list_load_one(app->db, id, now, app->cfg->env_hourly_price,
+	                      &l) == -1 ||
+	    (l.n == 1 && build_list_load(app->db, id, &bl) == -1)) {
+		response_text(res, 503, "database unavailable");
+		goto out;
+	}
+	if (l.n == 0) {
+		response_text(res, 404, "no such environment");
+		goto out;
+	}
+	json_headers(res);
+	html_github_web(app->cfg->github_api_url, &web);
+	env_members(&l.items[0], buf_str(&web), &res->body);
+	buf_puts(&res->body, ",\"builds\":");
+	build_list_json(&bl, now, &res->body);
+	buf_puts(&res->body, "}\n");
+out:
+	env_list_free(&l);
+	build_list_free(&bl);
+	buf_free(&web);
 }

@@ -56,16 +56,72 @@ typedef void (*handler_fn)(struct app *, const struct request *,
                            struct response *);
 
 void route_dispatch(struct app *, const struct request *, struct response *);
+/* The positive id after `prefix` ("/env/42" → 42), or -1. */
+int route_id(const char *path, const char *prefix, uint64_t *id);
 
 /* ---- health.c ----------------------------------------------------------- */
 
 void health_get(struct app *, const struct request *, struct response *);
+
+/* ---- clock.c: "now" for the status pages ------------------------------
+ *
+ * The real clock, unless status.clock pins it (golden tests, screenshots).
+ */
+double clock_now(const struct config *);
+
+/* ---- duration.c: durations and money for people (pure) ---------------- */
+
+/* "42s", "3m 05s", "2h 14m", "3d 04h"; negative reads as "0s". */
+void duration_format(double seconds, char out[static 32]);
+/* "$0.00", "$12.34"; more decimals below one cent so a cost shows. */
+void money_format(double amount, char out[static 32]);
+
+/* ---- html.c: the pages' shared frame and escaping helpers (pure) ------ */
+
+void html_head(struct buf *, const char *title, const char *active,
+               int64_t refresh_seconds);
+void html_foot(struct buf *);
+/* Security and caching headers every page sends (a strict CSP: our own
+ * script and style only, so even a missed escape could not run code). */
+void page_headers(struct response *);
+/* Escaped text; NULL writes nothing. */
+void html_text(struct buf *, const char *);
+/* <time> with the absolute time as its title and "3h 10m ago" as text. */
+void html_age(struct buf *, const char *iso, double now);
+/* A link only for http(s) URLs; anything else is written as text. */
+void html_link(struct buf *, const char *url, const char *text);
+/* The CSS class suffix for a phase or status; unknown values → "unknown". */
+const char *html_state_class(const char *state);
+/* "https://github.com" from the API URL (GitHub Enterprise: its host). */
+void html_github_web(const char *api_url, struct buf *out);
+
+/* ---- usage.c: instance hours and cost of an environment (pure) --------
+ *
+ * The schema keeps no history of phases, so instance time is derived from
+ * builds: an environment holds compute from the start of its first build
+ * until now while its phase holds compute, or until its last change
+ * (updated_at) once it is stopped or destroyed. Time between an idle stop
+ * and a later build is counted too (the stop time is overwritten); see
+ * docs/api.md.
+ */
+bool usage_phase_holds_compute(const char *phase);
+/* Seconds; first_start < 0 means "no build yet" and gives 0. */
+double usage_instance_seconds(const char *phase, double first_start,
+                              double updated, double now);
+/* The last build's wall time: to its end, or to now while it runs. */
+double usage_build_seconds(double started, double finished, double now);
 
 /* ---- env_list.c: environments as the API and pages show them ---------- */
 
 struct env_view {
 	char *id, *repo, *pr, *slug, *title, *author, *desired, *phase;
 	char *sha, *deployed_sha, *url, *error, *created_at, *updated_at;
+	/* added by issue 6 */
+	char *branch;
+	char *build_id, *build_status, *build_started_at, *build_finished_at;
+	double build_seconds;    /* the last build's duration, -1: none */
+	double instance_seconds; /* see usage.c */
+	double cost; /* instance hours × environments.hourly_price */
 };
 
 struct env_list {
@@ -73,18 +129,120 @@ struct env_list {
 	size_t n;
 };
 
-int env_list_load(struct db *, struct env_list *);
+/* Both NULL: every environment. Values are matched exactly. */
+struct env_filter {
+	const char *repo;
+	const char *phase;
+};
+
+int env_list_load(struct db *, const struct env_filter *, double now,
+                  double hourly_price, struct env_list *);
+/* One environment by id: 0 and n == 1, 0 and n == 0 (none), or -1. */
+int env_list_load_one(struct db *, uint64_t id, double now, double hourly_price,
+                      struct env_list *);
+/* Distinct repositories, sorted, for the filter. */
+int env_list_repos(struct db *, char ***repos, size_t *n);
 void env_list_free(struct env_list *);
+void env_view_free(struct env_view *);
+
+/* ---- build_list.c: an environment's builds and their steps ------------ */
+
+struct step_view {
+	char *name, *status, *detail, *started_at, *finished_at;
+	double started, finished; /* epoch seconds; finished -1: running */
+};
+
+struct build_view {
+	char *id, *sha, *status, *error, *log_tail, *started_at, *finished_at;
+	double started, finished;
+	struct step_view *steps;
+	size_t nsteps;
+};
+
+struct build_list {
+	struct build_view *items;
+	size_t n;
+};
+
+#define BUILD_LIST_MAX 20
+
+/* The newest BUILD_LIST_MAX builds, newest first, with steps in order. */
+int build_list_load(struct db *, uint64_t env_id, struct build_list *);
+void build_list_free(struct build_list *);
+
+/* ---- chart.c: a build's steps as an inline SVG timing chart (pure) ---- */
+
+void chart_svg(struct buf *, const struct build_view *, double now);
 
 /* ---- api_environments.c ------------------------------------------------- */
 
-void env_list_json(const struct env_list *, struct buf *);
+/* github_web: "https://github.com" or an Enterprise host, for pr_url. */
+void env_view_json(const struct env_view *, const char *github_web,
+                   struct buf *);
+void env_list_json(const struct env_list *, const char *github_web,
+                   struct buf *);
+void build_list_json(const struct build_list *, double now, struct buf *);
 void api_environments_get(struct app *, const struct request *,
                           struct response *);
+void api_environment_get(struct app *, const struct request *,
+                         struct response *);
 
 /* ---- page_index.c ------------------------------------------------------- */
 
-void env_list_html(const struct env_list *, struct buf *);
+struct index_view {
+	const struct env_list *envs;
+	const struct env_filter *filter;
+	char **repos; /* for the filter's choices */
+	size_t nrepos;
+	const char *github_web;
+	double now;
+	double hourly_price;
+	int64_t refresh_seconds;
+};
+
+void env_list_html(const struct index_view *, struct buf *);
 void page_index_get(struct app *, const struct request *, struct response *);
+
+/* ---- page_env.c --------------------------------------------------------- */
+
+void env_page_html(const struct env_view *, const struct build_list *,
+                   const char *github_web, double now, struct buf *);
+void page_env_get(struct app *, const struct request *, struct response *);
+
+/* ---- jobs_view.c: queue health from the jobs table -------------------- */
+
+struct job_count {
+	char *kind, *state;
+	int64_t n;
+};
+
+struct job_failure {
+	char *id, *kind, *env_id, *state, *attempts, *max_attempts;
+	char *last_error, *at;
+};
+
+struct jobs_view {
+	int64_t queued, running, done, dead, cancelled;
+	double oldest_wait; /* seconds the oldest runnable job waits; -1 */
+	struct job_count *counts;
+	size_t ncounts;
+	struct job_failure *failures;
+	size_t nfailures;
+};
+
+#define JOBS_FAILURES_MAX 20
+
+int jobs_view_load(struct db *, double now, struct jobs_view *);
+void jobs_view_free(struct jobs_view *);
+void jobs_view_json(const struct jobs_view *, struct buf *);
+void jobs_view_html(const struct jobs_view *, double now, struct buf *);
+void page_jobs_get(struct app *, const struct request *, struct response *);
+void api_jobs_get(struct app *, const struct request *, struct response *);
+
+/* ---- metrics.c: GET /metrics, Prometheus text format 0.0.4 ------------ */
+
+/* A label value escaped as the format asks (\\, \", \n). */
+void metrics_label(struct buf *, const char *);
+void metrics_get(struct app *, const struct request *, struct response *);
 
 #endif

@@ -1,49 +1,188 @@
 /*
- * env_list.c - loads environments for the API and the pages. The rows are
- * the database's text, owned by the env_list; times come out of SQL already
- * in ISO 8601 UTC so that no view has to reformat them.
+ * env_list.c - loads environments for the API and the pages, each with
+ * its last build and its usage. The rows are the database's text, owned by
+ * the env_list; times come out of SQL already in ISO 8601 UTC so that no
+ * view has to reformat them, and as epoch seconds where usage needs them.
+ *
+ * The per-environment build summary (first start, last id) is one grouped
+ * read of a covering index on builds (migration 006); the last build is a
+ * primary-key lookup per environment (bench/status measures it).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 
-#define ISO(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%sZ')"
+/* The columns, in the order env_row() reads them. */
+static const char env_columns[] =
+        "SELECT e.id, e.repo, e.pr, e.slug, e.title, e.author, e.desired,"
+        " e.phase, e.desired_sha, e.deployed_sha, e.url, e.error,"
+        " DATE_FORMAT(e.created_at, '%Y-%m-%dT%H:%i:%sZ'),"
+        " DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'),"
+        " e.head_ref, b.last_id, lb.status,"
+        " DATE_FORMAT(lb.started_at, '%Y-%m-%dT%H:%i:%sZ'),"
+        " DATE_FORMAT(lb.finished_at, '%Y-%m-%dT%H:%i:%sZ'),"
+        " UNIX_TIMESTAMP(b.first_start), UNIX_TIMESTAMP(e.updated_at),"
+        " UNIX_TIMESTAMP(lb.started_at), UNIX_TIMESTAMP(lb.finished_at)"
+        " FROM environments e ";
+
+static const char env_list_sql_tail[] =
+        "LEFT JOIN (SELECT env_id, MIN(started_at) first_start,"
+        " MAX(id) last_id FROM builds GROUP BY env_id) b ON b.env_id = e.id"
+        " LEFT JOIN builds lb ON lb.id = b.last_id"
+        " WHERE (? IS NULL OR e.repo = ?) AND (? IS NULL OR e.phase = ?)"
+        " ORDER BY e.updated_at DESC, e.id DESC";
+
+static const char env_one_sql_tail[] =
+        "LEFT JOIN (SELECT env_id, MIN(started_at) first_start,"
+        " MAX(id) last_id FROM builds WHERE env_id = ? GROUP BY env_id) b"
+        " ON b.env_id = e.id"
+        " LEFT JOIN builds lb ON lb.id = b.last_id"
+        " WHERE e.id = ?";
+
+/* Epoch seconds from SQL text; NULL (no build, still running) is -1. */
+static double
+epoch(const char *v)
+{
+	return v ? strtod(v, NULL) : -1;
+}
+
+static char *
+dup_or_null(const char *v)
+{
+	return v ? xstrdup(v) : NULL;
+}
+
+static void
+env_row(const struct db_rows *rows, size_t i, double now, double price,
+        struct env_view *e)
+{
+	char **f[] = {&e->id,
+	              &e->repo,
+	              &e->pr,
+	              &e->slug,
+	              &e->title,
+	              &e->author,
+	              &e->desired,
+	              &e->phase,
+	              &e->sha,
+	              &e->deployed_sha,
+	              &e->url,
+	              &e->error,
+	              &e->created_at,
+	              &e->updated_at,
+	              &e->branch,
+	              &e->build_id,
+	              &e->build_status,
+	              &e->build_started_at,
+	              &e->build_finished_at};
+	size_t c;
+
+	for (c = 0; c < NELEM(f); c++)
+		*f[c] = dup_or_null(db_rows_get(rows, i, c));
+	e->instance_seconds =
+	        usage_instance_seconds(e->phase, epoch(db_rows_get(rows, i, c)),
+	                               epoch(db_rows_get(rows, i, c + 1)), now);
+	e->build_seconds =
+	        usage_build_seconds(epoch(db_rows_get(rows, i, c + 2)),
+	                            epoch(db_rows_get(rows, i, c + 3)), now);
+	e->cost = e->instance_seconds / 3600.0 * price;
+}
+
+static void
+env_rows_take(const struct db_rows *rows, double now, double price,
+              struct env_list *out)
+{
+	size_t i;
+
+	out->n = db_rows_count(rows);
+	out->items = xcalloc(out->n ? out->n : 1, sizeof(*out->items));
+	for (i = 0; i < out->n; i++)
+		env_row(rows, i, now, price, &out->items[i]);
+}
+
+static char *
+sql_join(const char *a, const char *b)
+{
+	struct buf s = BUF_INIT;
+
+	buf_puts(&s, a);
+	buf_puts(&s, b);
+	return buf_detach(&s);
+}
 
 int
-env_list_load(struct db *db, struct env_list *out)
+env_list_load(struct db *db, const struct env_filter *flt, double now,
+              double price, struct env_list *out)
+{
+	struct db_rows *rows = NULL;
+	const char *repo = flt ? flt->repo : NULL;
+	const char *phase = flt ? flt->phase : NULL;
+	char *sql = sql_join(env_columns, env_list_sql_tail);
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (db_query(db, &rows, sql, "ssss", repo, repo, phase, phase) == -1)
+		goto out;
+	env_rows_take(rows, now, price, out);
+	rc = 0;
+out:
+	db_rows_free(rows);
+	free(sql);
+	return rc;
+}
+
+int
+env_list_load_one(struct db *db, uint64_t id, double now, double price,
+                  struct env_list *out)
+{
+	struct db_rows *rows = NULL;
+	char *sql = sql_join(env_columns, env_one_sql_tail);
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (db_query(db, &rows, sql, "uu", id, id) == -1)
+		goto out;
+	env_rows_take(rows, now, price, out);
+	rc = 0;
+out:
+	db_rows_free(rows);
+	free(sql);
+	return rc;
+}
+
+int
+env_list_repos(struct db *db, char ***repos, size_t *n)
 {
 	struct db_rows *rows = NULL;
 	size_t i;
 
-	memset(out, 0, sizeof(*out));
-	if (db_query(
-	            db, &rows,
-	            "SELECT id, repo, pr, slug, title, author, desired, phase, "
-	            "desired_sha, deployed_sha, url, error, " ISO("created_at") ", " ISO(
-	                    "updated_at") " FROM environments "
-	                                  "ORDER BY updated_at DESC, id DESC",
-	            "") == -1)
+	*repos = NULL;
+	*n = 0;
+	if (db_query(db, &rows,
+	             "SELECT DISTINCT repo FROM environments ORDER BY repo",
+	             "") == -1)
 		return -1;
-	out->n = db_rows_count(rows);
-	out->items = xcalloc(out->n, sizeof(*out->items));
-	for (i = 0; i < out->n; i++) {
-		struct env_view *e = &out->items[i];
-		char **f[] = {&e->id,           &e->repo,      &e->pr,
-		              &e->slug,         &e->title,     &e->author,
-		              &e->desired,      &e->phase,     &e->sha,
-		              &e->deployed_sha, &e->url,       &e->error,
-		              &e->created_at,   &e->updated_at};
-		size_t c;
-
-		for (c = 0; c < NELEM(f); c++) {
-			const char *v = db_rows_get(rows, i, c);
-
-			*f[c] = v ? xstrdup(v) : NULL;
-		}
-	}
+	*n = db_rows_count(rows);
+	*repos = xcalloc(*n ? *n : 1, sizeof(char *));
+	for (i = 0; i < *n; i++)
+		(*repos)[i] = xstrdup(db_rows_get(rows, i, 0));
 	db_rows_free(rows);
 	return 0;
+}
+
+void
+env_view_free(struct env_view *e)
+{
+	if (e == NULL)
+		return;
+	free(e->id), free(e->repo), free(e->pr), free(e->slug);
+	free(e->title), free(e->author), free(e->desired);
+	free(e->phase), free(e->sha), free(e->deployed_sha);
+	free(e->url), free(e->error), free(e->created_at);
+	free(e->updated_at), free(e->branch), free(e->build_id);
+	free(e->build_status), free(e->build_started_at);
+	free(e->build_finished_at);
 }
 
 void
@@ -51,15 +190,10 @@ env_list_free(struct env_list *l)
 {
 	size_t i;
 
-	for (i = 0; i < l->n; i++) {
-		struct env_view *e = &l->items[i];
-
-		free(e->id), free(e->repo), free(e->pr), free(e->slug);
-		free(e->title), free(e->author), free(e->desired);
-		free(e->phase), free(e->sha), free(e->deployed_sha);
-		free(e->url), free(e->error), free(e->created_at);
-		free(e->updated_at);
-	}
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++)
+		env_view_free(&l->items[i]);
 	free(l->items);
 	memset(l, 0, sizeof(*l));
 }

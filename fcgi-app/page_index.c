@@ -1,74 +1,221 @@
 /*
- * page_index.c - GET /: the environments table. Every value from the
- * database is HTML-escaped where it is written; titles, branch and repo
- * names are attacker-controlled.
+ * page_index.c - GET /: the environments table, filterable by repository
+ * and state (?repo=, ?state=). web/status.js refreshes the rows from the
+ * JSON API with the same markup, so this file and renderRow() there are
+ * kept in step. Every value from the database is HTML-escaped where it is
+ * written; titles, branch and repo names are attacker-controlled.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 
-static void
-cell(struct buf *b, const char *v)
-{
-	buf_puts(b, "<td>");
-	if (v)
-		buf_append_html(b, v, strlen(v));
-	buf_puts(b, "</td>");
-}
+/* The phases a filter offers, in the order an environment moves. */
+static const char *const phases[] = {
+        "pending", "awaiting_approval", "queued",  "deploying",  "ready",
+        "failed",  "stopping",          "stopped", "destroying", "destroyed"};
 
-void
-env_list_html(const struct env_list *l, struct buf *b)
+static void
+options(struct buf *b, const char *const *vals, size_t n, const char *chosen)
 {
 	size_t i;
 
-	buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head>"
-	            "<meta charset=\"utf-8\"><title>Ephemera</title>"
-	            "<link rel=\"stylesheet\" href=\"/static/style.css\">"
-	            "</head><body><h1>Ephemera</h1>\n");
-	if (l->n == 0) {
-		buf_puts(b, "<p class=\"empty\">No environments yet.</p>\n");
-		goto out;
+	buf_puts(b, "<option value=\"\">all</option>");
+	for (i = 0; i < n; i++) {
+		buf_puts(b, "<option value=\"");
+		html_text(b, vals[i]);
+		buf_puts(b, "\"");
+		if (chosen && strcmp(chosen, vals[i]) == 0)
+			buf_puts(b, " selected");
+		buf_puts(b, ">");
+		html_text(b, vals[i]);
+		buf_puts(b, "</option>");
 	}
-	buf_puts(b, "<table id=\"environments\"><thead><tr><th>Repository</th>"
-	            "<th>PR</th><th>Title</th><th>State</th><th>URL</th>"
-	            "<th>Commit</th><th>Updated</th></tr></thead><tbody>\n");
-	for (i = 0; i < l->n; i++) {
-		const struct env_view *e = &l->items[i];
+}
 
-		buf_puts(b, "<tr>");
-		cell(b, e->repo);
-		cell(b, e->pr);
-		cell(b, e->title);
-		cell(b, e->phase);
-		buf_puts(b, "<td>");
-		if (e->url) {
-			buf_puts(b, "<a href=\"");
-			buf_append_html(b, e->url, strlen(e->url));
-			buf_puts(b, "\">");
-			buf_append_html(b, e->url, strlen(e->url));
-			buf_puts(b, "</a>");
-		}
-		buf_puts(b, "</td>");
-		cell(b, e->sha ? (const char *)e->sha : "");
-		cell(b, e->updated_at);
-		buf_puts(b, "</tr>\n");
+static void
+filter_form(const struct index_view *v, struct buf *b)
+{
+	buf_puts(b, "<form class=\"filter\" method=\"get\" action=\"/\">"
+	            "<label>Repository <select name=\"repo\">");
+	options(b, (const char *const *)v->repos, v->nrepos, v->filter->repo);
+	buf_puts(b, "</select></label> <label>State <select name=\"state\">");
+	options(b, phases, NELEM(phases), v->filter->phase);
+	buf_puts(b, "</select></label> <button type=\"submit\">Filter</button>"
+	            "</form>\n");
+}
+
+/* "7 environments · 3 ready · 1 failed · $1.23 so far" */
+static void
+summary(const struct index_view *v, struct buf *b)
+{
+	size_t i, j, n[NELEM(phases)] = {0};
+	double cost = 0;
+	char money[32];
+
+	for (i = 0; i < v->envs->n; i++) {
+		const struct env_view *e = &v->envs->items[i];
+
+		cost += e->cost;
+		for (j = 0; j < NELEM(phases); j++)
+			if (e->phase && strcmp(e->phase, phases[j]) == 0)
+				n[j]++;
 	}
+	money_format(cost, money);
+	buf_printf(b,
+	           "<p class=\"summary\" id=\"summary\"><strong>%zu</strong> "
+	           "environment%s",
+	           v->envs->n, v->envs->n == 1 ? "" : "s");
+	for (j = 0; j < NELEM(phases); j++)
+		if (n[j])
+			buf_printf(b,
+			           " <span class=\"state s-%s\">%zu %s</span>",
+			           phases[j], n[j], phases[j]);
+	buf_printf(b, " <span class=\"cost\">%s so far</span></p>\n", money);
+}
+
+static void
+short_sha(struct buf *b, const char *github_web, const char *repo,
+          const char *sha)
+{
+	struct buf u = BUF_INIT;
+	char s[8];
+
+	if (sha == NULL) {
+		buf_puts(b, "\xe2\x80\x94");
+		return;
+	}
+	snprintf(s, sizeof(s), "%.7s", sha);
+	buf_printf(&u, "%s/%s/commit/%s", github_web, repo, sha);
+	buf_puts(b, "<code>");
+	html_link(b, u.data, s);
+	buf_puts(b, "</code>");
+	buf_free(&u);
+}
+
+static void
+row(const struct index_view *v, const struct env_view *e, struct buf *b)
+{
+	const char *sha = e->deployed_sha ? e->deployed_sha : e->sha;
+	struct buf u = BUF_INIT, t = BUF_INIT;
+	char d[32], money[32];
+
+	buf_puts(b, "<tr data-id=\"");
+	html_text(b, e->id);
+	buf_puts(b, "\"><td class=\"repo\">");
+	html_text(b, e->repo);
+	buf_printf(&u, "%s/%s/pull/%s", v->github_web, e->repo, e->pr);
+	buf_printf(&t, "#%s", e->pr);
+	buf_puts(b, "</td><td class=\"pr\">");
+	html_link(b, u.data, t.data);
+	buf_puts(b, "</td><td class=\"title\"><a href=\"/env/");
+	html_text(b, e->id);
+	buf_puts(b, "\">");
+	html_text(b, e->title);
+	buf_puts(b, "</a><div class=\"branch\">");
+	html_text(b, e->branch);
+	buf_puts(b, "</div></td><td class=\"author\">");
+	html_text(b, e->author);
+	buf_printf(b, "</td><td><span class=\"state s-%s\" title=\"desired: ",
+	           html_state_class(e->phase));
+	html_text(b, e->desired);
+	buf_puts(b, "\">");
+	html_text(b, e->phase);
+	buf_puts(b, "</span>");
+	if (e->error) {
+		buf_puts(b, "<div class=\"error\" title=\"");
+		html_text(b, e->error);
+		buf_puts(b, "\">");
+		html_text(b, e->error);
+		buf_puts(b, "</div>");
+	}
+	buf_puts(b, "</td><td class=\"url\">");
+	if (e->url)
+		html_link(b, e->url, e->url);
+	buf_puts(b, "</td><td class=\"sha\">");
+	short_sha(b, v->github_web, e->repo, sha);
+	buf_puts(b, "</td><td class=\"age\">");
+	html_age(b, e->created_at, v->now);
+	buf_puts(b, "</td><td class=\"deploy\">");
+	if (e->build_id) {
+		duration_format(e->build_seconds, d);
+		buf_printf(b, "<span class=\"b-%s\">%s%s</span>",
+		           html_state_class(e->build_status),
+		           e->build_finished_at ? "" : "running ", d);
+	} else {
+		buf_puts(b, "\xe2\x80\x94");
+	}
+	money_format(e->cost, money);
+	buf_printf(b,
+	           "</td><td class=\"cost\" title=\"%.2f instance hours\">"
+	           "%s</td></tr>\n",
+	           e->instance_seconds / 3600.0, money);
+	buf_free(&u);
+	buf_free(&t);
+}
+
+void
+env_list_html(const struct index_view *v, struct buf *b)
+{
+	size_t i;
+
+	html_head(b, "Environments", "/", v->refresh_seconds);
+	buf_puts(b, "<div class=\"bar\">");
+	filter_form(v, b);
+	summary(v, b);
+	buf_puts(b, "</div>\n<table id=\"environments\"><thead><tr>"
+	            "<th>Repository</th><th>PR</th><th>Title</th>"
+	            "<th>Author</th><th>State</th><th>Preview</th>"
+	            "<th>Commit</th><th>Age</th><th>Last deploy</th>"
+	            "<th>Cost</th></tr></thead>\n<tbody>\n");
+	for (i = 0; i < v->envs->n; i++)
+		row(v, &v->envs->items[i], b);
 	buf_puts(b, "</tbody></table>\n");
-out:
-	buf_puts(b, "</body></html>\n");
+	buf_printf(b, "<p class=\"empty\" id=\"empty\"%s>%s</p>\n",
+	           v->envs->n ? " hidden" : "",
+	           v->filter->repo || v->filter->phase
+	                   ? "No environments match this filter."
+	                   : "No environments yet.");
+	html_foot(b);
 }
 
 void
 page_index_get(struct app *app, const struct request *req, struct response *res)
 {
-	struct env_list l;
+	struct env_filter flt;
+	struct env_list l = {NULL, 0};
+	struct index_view v;
+	struct buf web = BUF_INIT;
+	char *repo = request_query_arg(req, "repo");
+	char *state = request_query_arg(req, "state");
+	size_t i;
 
-	(void)req;
-	if (env_list_load(app->db, &l) == -1) {
+	memset(&v, 0, sizeof(v));
+	flt.repo = repo && repo[0] ? repo : NULL;
+	flt.phase = state && state[0] ? state : NULL;
+	v.now = clock_now(app->cfg);
+	if (env_list_load(app->db, &flt, v.now, app->cfg->env_hourly_price,
+	                  &l) == -1 ||
+	    env_list_repos(app->db, &v.repos, &v.nrepos) == -1) {
 		response_text(res, 503, "database unavailable");
-		return;
+		goto out;
 	}
+	html_github_web(app->cfg->github_api_url, &web);
+	v.envs = &l;
+	v.filter = &flt;
+	v.github_web = buf_str(&web);
+	v.hourly_price = app->cfg->env_hourly_price;
+	v.refresh_seconds = app->cfg->status_refresh_seconds;
 	res->content_type = "text/html; charset=utf-8";
-	env_list_html(&l, &res->body);
+	page_headers(res);
+	env_list_html(&v, &res->body);
+out:
+	for (i = 0; i < v.nrepos; i++)
+		free(v.repos[i]);
+	free(v.repos);
 	env_list_free(&l);
+	buf_free(&web);
+	free(repo);
+	free(state);
 }

@@ -16,8 +16,30 @@ struct route {
 static const struct route routes[] = {
         {"GET", "/healthz", false, health_get},
         {"GET", "/", false, page_index_get},
+        {"GET", "/env/", true, page_env_get},
+        {"GET", "/jobs", false, page_jobs_get},
+        {"GET", "/metrics", false, metrics_get},
         {"GET", "/api/v1/environments", false, api_environments_get},
+        {"GET", "/api/v1/environments/", true, api_environment_get},
+        {"GET", "/api/v1/jobs", false, api_jobs_get},
 };
+
+int
+route_id(const char *path, const char *prefix, uint64_t *id)
+{
+	size_t n = strlen(prefix), i;
+	uint64_t v = 0;
+
+	if (strncmp(path, prefix, n) != 0 || path[n] < '1' || path[n] > '9')
+		return -1;
+	for (i = n; path[i] != '\0'; i++) {
+		if (path[i] < '0' || path[i] > '9' || i - n >= 18)
+			return -1;
+		v = v * 10 + (uint64_t)(path[i] - '0');
+	}
+	*id = v;
+	return 0;
+}
 
 void
 route_dispatch(struct app *app, const struct request *req, struct response *res)

@@ -107,6 +107,9 @@ static const struct setting settings[] = {
         INT("environments.idle_stop_minutes", env_idle_stop_minutes, 240, 0,
             525600),
         DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
+
+        STR("status.clock", status_clock, ""),
+        INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
 };
 
 static const char *const repo_keys[] = {"name", "source", "secrets_file",

@@ -192,6 +192,10 @@ struct config {
 	int64_t env_idle_stop_minutes;
 	double env_hourly_price;
 
+	/* status pages (issue 6) */
+	char *status_clock; /* "": the real clock; ISO 8601 pins it (tests) */
+	int64_t status_refresh_seconds; /* 0: the page does not refresh */
+
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;
 	size_t nrepos;

@@ -75,15 +75,20 @@ test_env_json_and_html_escape(void)
 	                     .sha = NULL,
 	                     .updated_at = "2026-01-01T00:00:00Z"};
 	struct env_list l = {&e, 1};
+	struct env_filter flt = {NULL, NULL};
+	struct index_view v = {.envs = &l,
+	                       .filter = &flt,
+	                       .github_web = "https://github.com",
+	                       .now = 1767225600};
 	struct buf b = BUF_INIT;
 
-	env_list_json(&l, &b);
+	env_list_json(&l, "https://github.com", &b);
 	CHECK(strstr(buf_str(&b),
 	             "\"id\":1,\"repo\":\"o/r\xc3\xa9\",\"pr\":7") != NULL);
 	CHECK(strstr(buf_str(&b), "\"sha\":null") != NULL);
 	CHECK(strstr(buf_str(&b), "<script>") == NULL);
 	buf_reset(&b);
-	env_list_html(&l, &b);
+	env_list_html(&v, &b);
 	CHECK(strstr(buf_str(&b), "<script>") == NULL);
 	CHECK(strstr(buf_str(&b), "&lt;script&gt;&quot;x&quot;") != NULL);
 	buf_free(&b);

@@ -1,0 +1,264 @@
+/*
+ * metrics.c - GET /metrics in the Prometheus text format (version 0.0.4),
+ * computed from the database on every scrape: the database is the only
+ * state, and any fcgi child can answer. Histograms are bucketed by SQL
+ * (one grouped scan each) with bounds fixed here at compile time, so the
+ * SQL text stays constant and no row is fetched per job or build.
+ * Durations are DECIMAL (divided by an integer), not DOUBLE: db.c fetches
+ * every value as text, and the client library reports no text length for
+ * a DOUBLE column fetched that way.
+ *
+ * Families (docs/api.md lists them):
+ *   ephemera_deliveries_total{event,result}   counter
+ *   ephemera_jobs{kind,state}                 gauge
+ *   ephemera_job_duration_seconds{kind}       histogram (finished jobs)
+ *   ephemera_environments{phase}              gauge
+ *   ephemera_reconcile_failures_total         counter (failed attempts)
+ *   ephemera_builds_total{status}             counter
+ *   ephemera_build_duration_seconds{status}   histogram (finished builds)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+
+/* Bucket bounds, as SQL literals and as label text, from one list. */
+#define JOB_BUCKETS(X)                                                         \
+	X(0.1) X(0.5) X(1) X(2.5) X(5) X(10) X(30) X(60) X(120) X(300) X(600) \
+	X(1800)
+#define BUILD_BUCKETS(X)                                                       \
+	X(10) X(30) X(60) X(120) X(180) X(300) X(600) X(900) X(1800) X(3600)
+#define SQL_LE(v) ", SUM(d <= " #v ")"
+#define LE_TEXT(v) #v,
+
+static const char *const job_le[] = {JOB_BUCKETS(LE_TEXT)};
+static const char *const build_le[] = {BUILD_BUCKETS(LE_TEXT)};
+
+static const char *const known_phases[] = {
+        "pending",  "awaiting_approval", "queued",     "deploying",
+        "ready",    "failed",            "stopping",   "stopped",
+        "destroying", "destroyed"};
+
+void
+metrics_label(struct buf *b, const char *v)
+{
+	for (; v && *v; v++) {
+		if (*v == '\\')
+			buf_puts(b, "\\\\");
+		else if (*v == '"')
+			buf_puts(b, "\\\"");
+		else if (*v == '\n')
+			buf_puts(b, "\\n");
+		else
+			buf_putc(b, *v);
+	}
+}
+
+static void
+family(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{l0="v0",l1="v1"[,extra]} */
+static void
+series(struct buf *b, const char *name, const char *const *labels,
+       const struct db_rows *rows, size_t row, size_t nlabels,
+       const char *extra)
+{
+	size_t i;
+
+	buf_puts(b, name);
+	if (nlabels == 0 && extra == NULL) {
+		buf_putc(b, ' ');
+		return;
+	}
+	buf_putc(b, '{');
+	for (i = 0; i < nlabels; i++) {
+		buf_printf(b, "%s%s=\"", i ? "," : "", labels[i]);
+		metrics_label(b, db_rows_get(rows, row, i));
+		buf_putc(b, '"');
+	}
+	if (extra)
+		buf_printf(b, "%s%s", nlabels ? "," : "", extra);
+	buf_puts(b, "} ");
+}
+
+/* A value from SQL text; NULL (an empty SUM) is 0. */
+static const char *
+num(const char *v)
+{
+	return v ? v : "0";
+}
+
+/* Rows of (label..., count) → one sample each. */
+static int
+counts(struct db *db, struct buf *b, const char *name, const char *type,
+       const char *help, const char *sql, const char *const *labels,
+       size_t nlabels)
+{
+	struct db_rows *rows = NULL;
+	size_t i;
+
+	if (db_query(db, &rows, sql, "") == -1)
+		return -1;
+	family(b, name, type, help);
+	for (i = 0; i < db_rows_count(rows); i++) {
+		series(b, name, labels, rows, i, nlabels, NULL);
+		buf_printf(b, "%s\n", num(db_rows_get(rows, i, nlabels)));
+	}
+	db_rows_free(rows);
+	return 0;
+}
+
+/* Rows of (label, count, sum, le buckets...) → a histogram per label. */
+static int
+histogram(struct db *db, struct buf *b, const char *name, const char *help,
+          const char *sql, const char *label, const char *const *le,
+          size_t nle)
+{
+	struct db_rows *rows = NULL;
+	struct buf s = BUF_INIT;
+	const char *labels[] = {label};
+	size_t i, k;
+
+	if (db_query(db, &rows, sql, "") == -1)
+		return -1;
+	family(b, name, "histogram", help);
+	buf_printf(&s, "%s_bucket", name);
+	for (i = 0; i < db_rows_count(rows); i++) {
+		for (k = 0; k < nle; k++) {
+			char extra[48];
+
+			snprintf(extra, sizeof(extra), "le=\"%s\"", le[k]);
+			series(b, s.data, labels, rows, i, 1, extra);
+			buf_printf(b, "%s\n", num(db_rows_get(rows, i, 3 + k)));
+		}
+		series(b, s.data, labels, rows, i, 1, "le=\"+Inf\"");
+		buf_printf(b, "%s\n", num(db_rows_get(rows, i, 1)));
+		buf_reset(&s);
+		buf_printf(&s, "%s_sum", name);
+		series(b, s.data, labels, rows, i, 1, NULL);
+		buf_printf(b, "%s\n", num(db_rows_get(rows, i, 2)));
+		buf_reset(&s);
+		buf_printf(&s, "%s_count", name);
+		series(b, s.data, labels, rows, i, 1, NULL);
+		buf_printf(b, "%s\n", num(db_rows_get(rows, i, 1)));
+		buf_reset(&s);
+		buf_printf(&s, "%s_bucket", name);
+	}
+	buf_free(&s);
+	db_rows_free(rows);
+	return 0;
+}
+
+/* Every known phase appears, 0 when empty, so series do not vanish. */
+static int
+environments(struct db *db, struct buf *b)
+{
+	struct db_rows *rows = NULL;
+	size_t i, j;
+
+	if (db_query(db, &rows,
+	             "SELECT phase, COUNT(*) FROM environments GROUP BY phase"
+	             " ORDER BY phase",
+	             "") == -1)
+		return -1;
+	family(b, "ephemera_environments", "gauge",
+	       "Environments by phase.");
+	for (j = 0; j < NELEM(known_phases); j++) {
+		const char *n = "0";
+
+		for (i = 0; i < db_rows_count(rows); i++)
+			if (strcmp(db_rows_get(rows, i, 0), known_phases[j]) ==
+			    0)
+				n = db_rows_get(rows, i, 1);
+		buf_printf(b, "ephemera_environments{phase=\"%s\"} %s\n",
+		           known_phases[j], n);
+	}
+	for (i = 0; i < db_rows_count(rows); i++) {
+		const char *p = db_rows_get(rows, i, 0);
+
+		for (j = 0; j < NELEM(known_phases); j++)
+			if (strcmp(p, known_phases[j]) == 0)
+				break;
+		if (j < NELEM(known_phases))
+			continue;
+		buf_puts(b, "ephemera_environments{phase=\"");
+		metrics_label(b, p);
+		buf_printf(b, "\"} %s\n", db_rows_get(rows, i, 1));
+	}
+	db_rows_free(rows);
+	return 0;
+}
+
+static int
+metrics_render(struct db *db, struct buf *b)
+{
+	static const char *const ev_res[] = {"event", "result"};
+	static const char *const kind_state[] = {"kind", "state"};
+	static const char *const status[] = {"status"};
+
+	if (counts(db, b, "ephemera_deliveries_total", "counter",
+	           "Webhook deliveries recorded, by event and result.",
+	           "SELECT event, result, COUNT(*) FROM deliveries"
+	           " GROUP BY event, result ORDER BY event, result",
+	           ev_res, 2) == -1 ||
+	    counts(db, b, "ephemera_jobs", "gauge",
+	           "Jobs in the queue table, by kind and state.",
+	           "SELECT kind, state, COUNT(*) FROM jobs"
+	           " GROUP BY kind, state ORDER BY kind, state",
+	           kind_state, 2) == -1 ||
+	    histogram(db, b, "ephemera_job_duration_seconds",
+	              "Run time of finished jobs, from claim to finish.",
+	              "SELECT kind, COUNT(*), SUM(d)" JOB_BUCKETS(
+	                      SQL_LE) " FROM (SELECT kind,"
+	                              " TIMESTAMPDIFF(MICROSECOND, started_at,"
+	                              " finished_at) / 1000000 AS d FROM jobs"
+	                              " WHERE started_at IS NOT NULL AND"
+	                              " finished_at IS NOT NULL) j"
+	                              " GROUP BY kind ORDER BY kind",
+	              "kind", job_le, NELEM(job_le)) == -1 ||
+	    environments(db, b) == -1)
+		return -1;
+	/*
+	 * A failed attempt leaves the job queued for a retry, dead, or (if a
+	 * later attempt succeeded) done: every attempt but a running or
+	 * successful last one failed.
+	 */
+	if (counts(db, b, "ephemera_reconcile_failures_total", "counter",
+	           "Failed reconcile attempts.",
+	           "SELECT COALESCE(SUM(IF(state IN ('done', 'running'),"
+	           " GREATEST(attempts, 1) - 1, attempts)), 0)"
+	           " FROM jobs WHERE kind = 'reconcile'",
+	           NULL, 0) == -1 ||
+	    counts(db, b, "ephemera_builds_total", "counter",
+	           "Builds by status.",
+	           "SELECT status, COUNT(*) FROM builds GROUP BY status"
+	           " ORDER BY status",
+	           status, 1) == -1 ||
+	    histogram(db, b, "ephemera_build_duration_seconds",
+	              "Wall time of finished builds, by outcome.",
+	              "SELECT status, COUNT(*), SUM(d)" BUILD_BUCKETS(
+	                      SQL_LE) " FROM (SELECT status,"
+	                              " TIMESTAMPDIFF(MICROSECOND, started_at,"
+	                              " finished_at) / 1000000 AS d FROM builds"
+	                              " WHERE finished_at IS NOT NULL) x"
+	                              " GROUP BY status ORDER BY status",
+	              "status", build_le, NELEM(build_le)) == -1)
+		return -1;
+	return 0;
+}
+
+void
+metrics_get(struct app *app, const struct request *req, struct response *res)
+{
+	(void)req;
+	if (metrics_render(app->db, &res->body) == -1) {
+		response_text(res, 503, "database unavailable");
+		return;
+	}
+	res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	buf_puts(&res->headers, "Cache-Control: no-store\r\n");
+}

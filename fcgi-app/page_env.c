@@ -1,0 +1,182 @@
+/*
+ * page_env.c - GET /env/<id>: one environment, its newest builds, each
+ * with the SVG timing chart of its steps, its error and the captured log
+ * tail (escaped: logs print whatever the app's build prints).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+
+static void
+fact(struct buf *b, const char *name)
+{
+	buf_printf(b, "<dt>%s</dt><dd>", name);
+}
+
+static void
+sha_text(struct buf *b, const char *sha)
+{
+	if (sha == NULL) {
+		buf_puts(b, "\xe2\x80\x94");
+		return;
+	}
+	buf_puts(b, "<code>");
+	html_text(b, sha);
+	buf_puts(b, "</code>");
+}
+
+static void
+env_header(const struct env_view *e, const char *github_web, double now,
+           struct buf *b)
+{
+	struct buf u = BUF_INIT, t = BUF_INIT;
+	char d[32], money[32];
+
+	buf_puts(b, "<p class=\"crumbs\"><a href=\"/\">Environments</a> / ");
+	html_text(b, e->slug);
+	buf_puts(b, "</p>\n<h2 class=\"envtitle\">");
+	html_text(b, e->title);
+	buf_printf(b, " <span class=\"state s-%s\">",
+	           html_state_class(e->phase));
+	html_text(b, e->phase);
+	buf_puts(b, "</span></h2>\n<p class=\"links\">");
+	buf_printf(&u, "%s/%s/pull/%s", github_web, e->repo, e->pr);
+	html_text(b, e->repo);
+	buf_puts(b, " ");
+	buf_printf(&t, "pull request #%s", e->pr);
+	html_link(b, u.data, t.data);
+	buf_puts(b, " \xc2\xb7 branch <code>");
+	html_text(b, e->branch);
+	buf_puts(b, "</code> \xc2\xb7 by ");
+	html_text(b, e->author);
+	if (e->url) {
+		buf_puts(b, " \xc2\xb7 preview: <span class=\"url\">");
+		html_link(b, e->url, e->url);
+		buf_puts(b, "</span>");
+	}
+	buf_puts(b, "</p>\n");
+	if (e->error) {
+		buf_puts(b, "<p class=\"errorbox\">");
+		html_text(b, e->error);
+		buf_puts(b, "</p>\n");
+	}
+	buf_puts(b, "<dl class=\"facts\">");
+	fact(b, "Desired");
+	html_text(b, e->desired);
+	buf_puts(b, "</dd>");
+	fact(b, "Wanted commit");
+	sha_text(b, e->sha);
+	buf_puts(b, "</dd>");
+	fact(b, "Deployed commit");
+	sha_text(b, e->deployed_sha);
+	buf_puts(b, "</dd>");
+	fact(b, "Created");
+	html_age(b, e->created_at, now);
+	buf_puts(b, "</dd>");
+	fact(b, "Updated");
+	html_age(b, e->updated_at, now);
+	buf_puts(b, "</dd>");
+	duration_format(e->instance_seconds, d);
+	money_format(e->cost, money);
+	fact(b, "Instance time");
+	buf_printf(b, "%s (%.2f h)</dd>", d, e->instance_seconds / 3600.0);
+	fact(b, "Cost so far");
+	buf_printf(b, "%s</dd></dl>\n", money);
+	buf_free(&u);
+	buf_free(&t);
+}
+
+static void
+build_html(const struct build_view *v, bool newest, double now, struct buf *b)
+{
+	char d[32];
+
+	buf_puts(b, "<section class=\"build\" id=\"build-");
+	html_text(b, v->id);
+	buf_puts(b, "\"><h3>Build ");
+	html_text(b, v->id);
+	buf_printf(b, " <span class=\"state b-%s\">",
+	           html_state_class(v->status));
+	html_text(b, v->status);
+	buf_puts(b, "</span> <span class=\"muted\"><code>");
+	if (v->sha)
+		buf_printf(b, "%.7s", v->sha);
+	buf_puts(b, "</code> \xc2\xb7 started ");
+	html_age(b, v->started_at, now);
+	duration_format(usage_build_seconds(v->started, v->finished, now), d);
+	buf_printf(b, " \xc2\xb7 %s%s</span></h3>\n",
+	           v->finished >= 0 ? "took " : "running for ", d);
+	chart_svg(b, v, now);
+	if (v->error) {
+		buf_puts(b, "<p class=\"errorbox\">");
+		html_text(b, v->error);
+		buf_puts(b, "</p>\n");
+	}
+	if (v->log_tail && v->log_tail[0]) {
+		buf_printf(b, "<details%s><summary>Log tail</summary>"
+		              "<pre class=\"log\">",
+		           newest ? " open" : "");
+		html_text(b, v->log_tail);
+		buf_puts(b, "</pre></details>\n");
+	}
+	buf_puts(b, "</section>\n");
+}
+
+void
+env_page_html(const struct env_view *e, const struct build_list *bl,
+              const char *github_web, double now, struct buf *b)
+{
+	struct buf title = BUF_INIT;
+	size_t i;
+
+	buf_printf(&title, "%s #%s", e->repo, e->pr);
+	/* The environment page does not refresh itself: reading a log
+	 * while it jumps is worse than a stale page. */
+	html_head(b, buf_str(&title), "", 0);
+	env_header(e, github_web, now, b);
+	buf_printf(b, "<h2>Builds</h2>\n");
+	if (bl->n == 0)
+		buf_puts(b, "<p class=\"empty\">No builds yet.</p>\n");
+	for (i = 0; i < bl->n; i++)
+		build_html(&bl->items[i], i == 0, now, b);
+	if (bl->n == BUILD_LIST_MAX)
+		buf_printf(b, "<p class=\"muted\">Showing the newest %d "
+		              "builds.</p>\n",
+		           BUILD_LIST_MAX);
+	html_foot(b);
+	buf_free(&title);
+}
+
+void
+page_env_get(struct app *app, const struct request *req, struct response *res)
+{
+	struct env_list l = {NULL, 0};
+	struct build_list bl = {NULL, 0};
+	struct buf web = BUF_INIT;
+	double now = clock_now(app->cfg);
+	uint64_t id;
+
+	if (route_id(req->path, "/env/", &id) == -1) {
+		response_text(res, 404, "not found");
+		goto out;
+	}
+	if (env_list_load_one(app->db, id, now, app->cfg->env_hourly_price,
+	                      &l) == -1 ||
+	    (l.n == 1 && build_list_load(app->db, id, &bl) == -1)) {
+		response_text(res, 503, "database unavailable");
+		goto out;
+	}
+	if (l.n == 0) {
+		response_text(res, 404, "no such environment");
+		goto out;
+	}
+	html_github_web(app->cfg->github_api_url, &web);
+	res->content_type = "text/html; charset=utf-8";
+	page_headers(res);
+	env_page_html(&l.items[0], &bl, buf_str(&web), now, &res->body);
+out:
+	env_list_free(&l);
+	build_list_free(&bl);
+	buf_free(&web);
+}

@@ -1,0 +1,180 @@
+/*
+ * page_jobs.c - GET /jobs (queue health for people) and GET /api/v1/jobs
+ * (the same for scripts). Errors are the workers' words about remote
+ * services and are escaped like everything else.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+
+static void
+json_str(struct buf *b, const char *key, const char *v)
+{
+	buf_printf(b, ",\"%s\":", key);
+	if (v == NULL)
+		buf_puts(b, "null");
+	else
+		buf_append_json_string(b, v, strlen(v));
+}
+
+void
+jobs_view_json(const struct jobs_view *v, struct buf *b)
+{
+	size_t i;
+
+	buf_printf(b,
+	           "{\"queued\":%lld,\"running\":%lld,\"done\":%lld,"
+	           "\"dead\":%lld,\"cancelled\":%lld,",
+	           (long long)v->queued, (long long)v->running,
+	           (long long)v->done, (long long)v->dead,
+	           (long long)v->cancelled);
+	if (v->oldest_wait < 0)
+		buf_puts(b, "\"oldest_wait_seconds\":null");
+	else
+		buf_printf(b, "\"oldest_wait_seconds\":%.3f", v->oldest_wait);
+	buf_puts(b, ",\"by_kind\":[");
+	for (i = 0; i < v->ncounts; i++) {
+		buf_puts(b, i ? ",{\"kind\":" : "{\"kind\":");
+		buf_append_json_string(b, v->counts[i].kind,
+		                       strlen(v->counts[i].kind));
+		json_str(b, "state", v->counts[i].state);
+		buf_printf(b, ",\"count\":%lld}", (long long)v->counts[i].n);
+	}
+	buf_puts(b, "],\"recent_failures\":[");
+	for (i = 0; i < v->nfailures; i++) {
+		const struct job_failure *f = &v->failures[i];
+
+		buf_printf(b, "%s{\"id\":%s", i ? "," : "", f->id);
+		json_str(b, "kind", f->kind);
+		buf_printf(b, ",\"env_id\":%s", f->env_id ? f->env_id : "null");
+		json_str(b, "state", f->state);
+		buf_printf(b, ",\"attempts\":%s,\"max_attempts\":%s",
+		           f->attempts, f->max_attempts);
+		json_str(b, "error", f->last_error);
+		json_str(b, "at", f->at);
+		buf_putc(b, '}');
+	}
+	buf_puts(b, "]}\n");
+}
+
+static void
+tile(struct buf *b, const char *cls, const char *label, const char *value)
+{
+	buf_printf(b,
+	           "<div class=\"tile %s\"><div class=\"n\">%s</div>"
+	           "<div class=\"l\">%s</div></div>",
+	           cls, value, label);
+}
+
+void
+jobs_view_html(const struct jobs_view *v, double now, struct buf *b)
+{
+	char n[32], d[32];
+	size_t i;
+
+	html_head(b, "Jobs", "/jobs", 0);
+	buf_puts(b, "<div class=\"tiles\" id=\"queue\">");
+	snprintf(n, sizeof(n), "%lld", (long long)v->queued);
+	tile(b, v->queued ? "t-queued" : "", "queued", n);
+	snprintf(n, sizeof(n), "%lld", (long long)v->running);
+	tile(b, v->running ? "t-running" : "", "running", n);
+	snprintf(n, sizeof(n), "%lld", (long long)v->dead);
+	tile(b, v->dead ? "t-dead" : "", "dead", n);
+	if (v->oldest_wait < 0)
+		snprintf(d, sizeof(d), "\xe2\x80\x94");
+	else
+		duration_format(v->oldest_wait, d);
+	tile(b, v->oldest_wait > 60 ? "t-dead" : "", "oldest waiting", d);
+	buf_puts(b, "</div>\n<h2>By kind</h2>\n");
+	if (v->ncounts == 0)
+		buf_puts(b, "<p class=\"empty\">No jobs yet.</p>\n");
+	else
+		buf_puts(b, "<table id=\"kinds\"><thead><tr><th>Kind</th>"
+		            "<th>State</th><th>Jobs</th></tr></thead><tbody>\n");
+	for (i = 0; i < v->ncounts; i++) {
+		buf_puts(b, "<tr><td>");
+		html_text(b, v->counts[i].kind);
+		buf_printf(b, "</td><td><span class=\"state j-%s\">",
+		           html_state_class(v->counts[i].state));
+		html_text(b, v->counts[i].state);
+		buf_printf(b, "</span></td><td class=\"num\">%lld</td></tr>\n",
+		           (long long)v->counts[i].n);
+	}
+	if (v->ncounts)
+		buf_puts(b, "</tbody></table>\n");
+	buf_puts(b, "<h2>Recent failures</h2>\n");
+	if (v->nfailures == 0) {
+		buf_puts(b, "<p class=\"empty\">No failures recorded.</p>\n");
+		goto out;
+	}
+	buf_puts(b, "<table id=\"failures\"><thead><tr><th>Job</th>"
+	            "<th>Kind</th><th>Environment</th><th>State</th>"
+	            "<th>Attempts</th><th>When</th><th>Error</th></tr>"
+	            "</thead><tbody>\n");
+	for (i = 0; i < v->nfailures; i++) {
+		const struct job_failure *f = &v->failures[i];
+
+		buf_puts(b, "<tr><td class=\"num\">");
+		html_text(b, f->id);
+		buf_puts(b, "</td><td>");
+		html_text(b, f->kind);
+		buf_puts(b, "</td><td>");
+		if (f->env_id) {
+			buf_puts(b, "<a href=\"/env/");
+			html_text(b, f->env_id);
+			buf_puts(b, "\">");
+			html_text(b, f->env_id);
+			buf_puts(b, "</a>");
+		}
+		buf_printf(b, "</td><td><span class=\"state j-%s\">",
+		           html_state_class(f->state));
+		html_text(b, f->state);
+		buf_puts(b, "</span></td><td class=\"num\">");
+		html_text(b, f->attempts);
+		buf_puts(b, "/");
+		html_text(b, f->max_attempts);
+		buf_puts(b, "</td><td>");
+		html_age(b, f->at, now);
+		buf_puts(b, "</td><td class=\"error\">");
+		html_text(b, f->last_error);
+		buf_puts(b, "</td></tr>\n");
+	}
+	buf_puts(b, "</tbody></table>\n");
+out:
+	html_foot(b);
+}
+
+void
+page_jobs_get(struct app *app, const struct request *req, struct response *res)
+{
+	struct jobs_view v;
+	double now = clock_now(app->cfg);
+
+	(void)req;
+	if (jobs_view_load(app->db, now, &v) == -1) {
+		response_text(res, 503, "database unavailable");
+		return;
+	}
+	res->content_type = "text/html; charset=utf-8";
+	page_headers(res);
+	jobs_view_html(&v, now, &res->body);
+	jobs_view_free(&v);
+}
+
+void
+api_jobs_get(struct app *app, const struct request *req, struct response *res)
+{
+	struct jobs_view v;
+
+	(void)req;
+	if (jobs_view_load(app->db, clock_now(app->cfg), &v) == -1) {
+		response_text(res, 503, "database unavailable");
+		return;
+	}
+	res->content_type = "application/json";
+	buf_puts(&res->headers, "Cache-Control: no-store\r\n"
+	                        "X-Content-Type-Options: nosniff\r\n");
+	jobs_view_json(&v, &res->body);
+	jobs_view_free(&v);
+}
