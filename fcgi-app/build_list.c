@@ -36,8 +36,8 @@ steps_take(struct build_list *l, const struct db_rows *rows)
 		if (b == l->n)
 			continue;
 		v = &l->items[b];
-		v->steps = xrealloc(v->steps,
-		                    (v->nsteps + 1) * sizeof(*v->steps));
+		v->steps =
+		        xrealloc(v->steps, (v->nsteps + 1) * sizeof(*v->steps));
 		s = &v->steps[v->nsteps++];
 		s->name = dup_or_null(db_rows_get(rows, i, 1));
 		s->status = dup_or_null(db_rows_get(rows, i, 2));

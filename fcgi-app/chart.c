@@ -19,8 +19,8 @@
 static double
 tick_step(double total)
 {
-	static const double steps[] = {1,    2,    5,    10,   15,   30,
-	                               60,   120,  300,  600,  900,  1800,
+	static const double steps[] = {1,    2,    5,     10,    15,   30,
+	                               60,   120,  300,   600,   900,  1800,
 	                               3600, 7200, 14400, 43200, 86400};
 	size_t i;
 
@@ -87,13 +87,15 @@ chart_svg(struct buf *b, const struct build_view *v, double now)
 		double end = step_end(s, now);
 
 		y = CHART_TOP + CHART_ROW * (double)i;
-		x = CHART_X0 + (CHART_X1 - CHART_X0) * ((s->started - t0) / total);
+		x = CHART_X0 +
+		    (CHART_X1 - CHART_X0) * ((s->started - t0) / total);
 		w = (CHART_X1 - CHART_X0) * ((end - s->started) / total);
 		if (w < 2)
 			w = 2; /* an instant step stays visible */
 		duration_format(end - s->started, d);
-		buf_printf(b, "<g class=\"step s-%s\"><text class=\"label\" "
-		              "x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">",
+		buf_printf(b,
+		           "<g class=\"step s-%s\"><text class=\"label\" "
+		           "x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">",
 		           html_state_class(s->status), CHART_LABEL, y + 15);
 		html_text(b, s->name);
 		buf_printf(b,

@@ -97,12 +97,14 @@ html_link(struct buf *b, const char *url, const char *text)
 const char *
 html_state_class(const char *state)
 {
-	static const char *const known[] = {
-	        "pending",   "queued",     "deploying", "ready",
-	        "failed",    "stopping",   "stopped",   "destroying",
-	        "destroyed", "awaiting_approval",       "running",
-	        "succeeded", "cancelled",  "skipped",   "done",
-	        "dead"};
+	static const char *const known[] = {"pending",   "queued",
+	                                    "deploying", "ready",
+	                                    "failed",    "stopping",
+	                                    "stopped",   "destroying",
+	                                    "destroyed", "awaiting_approval",
+	                                    "running",   "succeeded",
+	                                    "cancelled", "skipped",
+	                                    "done",      "dead"};
 	size_t i;
 
 	for (i = 0; state != NULL && i < NELEM(known); i++)

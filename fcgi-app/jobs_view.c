@@ -84,8 +84,8 @@ failures_load(struct db *db, struct jobs_view *v)
 	        xcalloc(v->nfailures ? v->nfailures : 1, sizeof(*v->failures));
 	for (i = 0; i < v->nfailures; i++) {
 		struct job_failure *f = &v->failures[i];
-		char **dst[] = {&f->id,       &f->kind,        &f->env_id,
-		                &f->state,    &f->attempts,    &f->max_attempts,
+		char **dst[] = {&f->id,         &f->kind,     &f->env_id,
+		                &f->state,      &f->attempts, &f->max_attempts,
 		                &f->last_error, &f->at};
 
 		for (c = 0; c < NELEM(dst); c++) {

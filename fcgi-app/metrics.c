@@ -25,8 +25,8 @@
 
 /* Bucket bounds, as SQL literals and as label text, from one list. */
 #define JOB_BUCKETS(X)                                                         \
-	X(0.1) X(0.5) X(1) X(2.5) X(5) X(10) X(30) X(60) X(120) X(300) X(600) \
-	X(1800)
+	X(0.1)                                                                 \
+	X(0.5) X(1) X(2.5) X(5) X(10) X(30) X(60) X(120) X(300) X(600) X(1800)
 #define BUILD_BUCKETS(X)                                                       \
 	X(10) X(30) X(60) X(120) X(180) X(300) X(600) X(900) X(1800) X(3600)
 #define SQL_LE(v) ", SUM(d <= " #v ")"
@@ -36,9 +36,8 @@ static const char *const job_le[] = {JOB_BUCKETS(LE_TEXT)};
 static const char *const build_le[] = {BUILD_BUCKETS(LE_TEXT)};
 
 static const char *const known_phases[] = {
-        "pending",  "awaiting_approval", "queued",     "deploying",
-        "ready",    "failed",            "stopping",   "stopped",
-        "destroying", "destroyed"};
+        "pending", "awaiting_approval", "queued",  "deploying",  "ready",
+        "failed",  "stopping",          "stopped", "destroying", "destroyed"};
 
 void
 metrics_label(struct buf *b, const char *v)
@@ -115,8 +114,7 @@ counts(struct db *db, struct buf *b, const char *name, const char *type,
 /* Rows of (label, count, sum, le buckets...) → a histogram per label. */
 static int
 histogram(struct db *db, struct buf *b, const char *name, const char *help,
-          const char *sql, const char *label, const char *const *le,
-          size_t nle)
+          const char *sql, const char *label, const char *const *le, size_t nle)
 {
 	struct db_rows *rows = NULL;
 	struct buf s = BUF_INIT;
@@ -165,8 +163,7 @@ environments(struct db *db, struct buf *b)
 	             " ORDER BY phase",
 	             "") == -1)
 		return -1;
-	family(b, "ephemera_environments", "gauge",
-	       "Environments by phase.");
+	family(b, "ephemera_environments", "gauge", "Environments by phase.");
 	for (j = 0; j < NELEM(known_phases); j++) {
 		const char *n = "0";
 

@@ -114,8 +114,9 @@ build_html(const struct build_view *v, bool newest, double now, struct buf *b)
 		buf_puts(b, "</p>\n");
 	}
 	if (v->log_tail && v->log_tail[0]) {
-		buf_printf(b, "<details%s><summary>Log tail</summary>"
-		              "<pre class=\"log\">",
+		buf_printf(b,
+		           "<details%s><summary>Log tail</summary>"
+		           "<pre class=\"log\">",
 		           newest ? " open" : "");
 		html_text(b, v->log_tail);
 		buf_puts(b, "</pre></details>\n");
@@ -141,8 +142,9 @@ env_page_html(const struct env_view *e, const struct build_list *bl,
 	for (i = 0; i < bl->n; i++)
 		build_html(&bl->items[i], i == 0, now, b);
 	if (bl->n == BUILD_LIST_MAX)
-		buf_printf(b, "<p class=\"muted\">Showing the newest %d "
-		              "builds.</p>\n",
+		buf_printf(b,
+		           "<p class=\"muted\">Showing the newest %d "
+		           "builds.</p>\n",
 		           BUILD_LIST_MAX);
 	html_foot(b);
 	buf_free(&title);

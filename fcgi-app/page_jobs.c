@@ -90,8 +90,9 @@ jobs_view_html(const struct jobs_view *v, double now, struct buf *b)
 	if (v->ncounts == 0)
 		buf_puts(b, "<p class=\"empty\">No jobs yet.</p>\n");
 	else
-		buf_puts(b, "<table id=\"kinds\"><thead><tr><th>Kind</th>"
-		            "<th>State</th><th>Jobs</th></tr></thead><tbody>\n");
+		buf_puts(b,
+		         "<table id=\"kinds\"><thead><tr><th>Kind</th>"
+		         "<th>State</th><th>Jobs</th></tr></thead><tbody>\n");
 	for (i = 0; i < v->ncounts; i++) {
 		buf_puts(b, "<tr><td>");
 		html_text(b, v->counts[i].kind);

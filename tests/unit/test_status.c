@@ -12,10 +12,12 @@ test_duration_format(void)
 		double s;
 		const char *want;
 	} cases[] = {
-	        {-5, "0s"},         {0, "0s"},          {0.9, "0s"},
-	        {42, "42s"},        {60, "1m 00s"},     {185.7, "3m 05s"},
-	        {3600, "1h 00m"},   {8040, "2h 14m"},   {86400, "1d 00h"},
-	        {97200, "1d 03h"},  {1e12, "11574d 01h"},
+	        {-5, "0s"},           {0, "0s"},
+	        {0.9, "0s"},          {42, "42s"},
+	        {60, "1m 00s"},       {185.7, "3m 05s"},
+	        {3600, "1h 00m"},     {8040, "2h 14m"},
+	        {86400, "1d 00h"},    {97200, "1d 03h"},
+	        {1e12, "11574d 01h"},
 	};
 	char out[32];
 	size_t i;
@@ -112,16 +114,11 @@ test_route_id(void)
 		int rc;
 		uint64_t id;
 	} cases[] = {
-	        {"/env/1", 0, 1},
-	        {"/env/42", 0, 42},
-	        {"/env/", -1, 0},
-	        {"/env/0", -1, 0},
-	        {"/env/07", -1, 0},
-	        {"/env/+7", -1, 0},
-	        {"/env/ 7", -1, 0},
-	        {"/env/7/", -1, 0},
-	        {"/env/7x", -1, 0},
-	        {"/env/1234567890123456789", -1, 0},
+	        {"/env/1", 0, 1},    {"/env/42", 0, 42},
+	        {"/env/", -1, 0},    {"/env/0", -1, 0},
+	        {"/env/07", -1, 0},  {"/env/+7", -1, 0},
+	        {"/env/ 7", -1, 0},  {"/env/7/", -1, 0},
+	        {"/env/7x", -1, 0},  {"/env/1234567890123456789", -1, 0},
 	        {"/other/7", -1, 0},
 	};
 	size_t i;
@@ -189,6 +186,5 @@ test_metrics_label(void)
 	buf_free(&b);
 }
 
-UNIT_MAIN(TEST(test_duration_format), TEST(test_usage),
-          TEST(test_html_helpers), TEST(test_route_id), TEST(test_chart),
-          TEST(test_metrics_label))
+UNIT_MAIN(TEST(test_duration_format), TEST(test_usage), TEST(test_html_helpers),
+          TEST(test_route_id), TEST(test_chart), TEST(test_metrics_label))
