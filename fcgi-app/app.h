@@ -36,6 +36,8 @@ const char *request_header(const struct request *, const char *name);
 const char *request_param(const struct request *, const char *name);
 /* A query argument's first value, percent-decoded; caller frees. */
 char *request_query_arg(const struct request *, const char *name);
+/* Percent-decodes [s, s+n), '+' as space; caller frees. */
+char *url_decode(const char *s, size_t n);
 
 struct response {
 	int status;
@@ -244,5 +246,168 @@ void api_jobs_get(struct app *, const struct request *, struct response *);
 /* A label value escaped as the format asks (\\, \", \n). */
 void metrics_label(struct buf *, const char *);
 void metrics_get(struct app *, const struct request *, struct response *);
+
+/* ==== webhook ingestion (issue 2): utf8, signature, event, decide,
+ * delivery, webhook ======================================================= */
+
+/* ---- utf8.c: attacker text made safe to store -------------------------- */
+
+bool utf8_valid(const char *, size_t);
+/*
+ * A copy of [s, s+n) that is valid UTF-8 (invalid bytes become U+FFFD),
+ * without NUL bytes, cut to at most max_chars code points. Caller frees.
+ */
+char *utf8_clean(const char *s, size_t n, size_t max_chars);
+
+/* ---- signature.c: X-Hub-Signature-256 ---------------------------------- */
+
+enum signature_result {
+	SIGNATURE_OK,
+	SIGNATURE_MISSING,
+	SIGNATURE_MALFORMED,
+	SIGNATURE_WRONG
+};
+
+/* Constant-time check of "sha256=<hex>" over the exact body bytes. */
+enum signature_result signature_check(const char *secret, struct slice body,
+                                      const char *header);
+/* The lower-case hex HMAC-SHA256 (for tests and benches). */
+void signature_hex(const char *secret, struct slice body, char out[static 65]);
+const char *signature_reason(enum signature_result);
+
+/* ---- event.c: a payload as plain owned data ----------------------------
+ *
+ * Every string is owned by the event, valid UTF-8, capped to its database
+ * column, and never NULL for the fields marked "" below. `missing` names
+ * the first required field that was absent or mistyped (a static string);
+ * the decision ignores such a delivery instead of guessing.
+ */
+enum event_kind {
+	EVENT_OTHER,
+	EVENT_PING,
+	EVENT_PULL_REQUEST,
+	EVENT_ISSUE_COMMENT,
+	EVENT_INSTALLATION,
+	EVENT_INSTALLATION_REPOS
+};
+
+struct event {
+	enum event_kind kind;
+	char *name;               /* X-GitHub-Event, [a-z0-9_] only */
+	char *action;             /* "" when absent, [a-z0-9_] only */
+	char *repo;               /* repository.full_name, NULL when absent */
+	uint64_t installation_id; /* 0: none */
+	char *sender;             /* "" */
+	/* pull_request, or the issue of an issue_comment */
+	uint64_t pr;
+	bool is_pr; /* issue_comment: the issue is a pull request */
+	char *title, *author, *author_association, *state; /* "" */
+	char *head_ref, *head_repo, *base_ref, *base_repo; /* "" */
+	char *clone_url;                                   /* "" */
+	char *head_sha; /* 40 hex when `missing` is NULL (pull_request) */
+	bool draft, merged;
+	time_t updated_at;
+	bool has_updated_at;
+	char **labels;
+	size_t nlabels;
+	char *label;       /* labeled/unlabeled: that label; else NULL */
+	bool base_changed; /* edited: changes.base present */
+	/* issue_comment */
+	uint64_t comment_id;
+	char *comment_body, *commenter, *commenter_association; /* "" */
+	bool commenter_bot;
+	/* installation (repositories), installation_repositories (removed) */
+	char **repos;
+	size_t nrepos;
+	const char *missing;
+};
+
+enum event_kind event_kind_of(const char *name);
+/* Parses JSON text; -1 with a short reason in err if it is not JSON. */
+int event_parse(struct event *, const char *name, struct slice json,
+                struct buf *err);
+void event_free(struct event *);
+bool event_has_label(const struct event *, const char *);
+/* Head repository is the base and the author OWNER/MEMBER/COLLABORATOR. */
+bool event_trusted(const struct event *);
+
+/* ---- decide.c: (event, environment, order, policy) → change, pure ------ */
+
+struct policy {
+	bool label_trigger; /* policy.trigger = "label" */
+	const char *label;
+	const char *trusted_label;
+	bool deploy_drafts;
+	bool deploy_untrusted;
+};
+
+/* What decide needs of the environment row (NULL: there is none). */
+struct env_state {
+	uint64_t id;
+	char desired[24];
+	char desired_sha[41]; /* "" when none */
+	time_t pr_updated_at;
+	bool has_updated_at;
+	uint64_t last_delivery_id;
+	bool approved; /* approved_by is set */
+};
+
+enum change_op {
+	CHANGE_IGNORE,    /* record the delivery only */
+	CHANGE_PING,      /* record it, answer 200 */
+	CHANGE_ENV,       /* insert or update the environment */
+	CHANGE_COMMAND,   /* record a command (and a placeholder env) */
+	CHANGE_UNINSTALL, /* destroy every environment the event covers */
+};
+
+/* Strings are static or borrowed from the event. */
+struct change {
+	enum change_op op;
+	const char *result;  /* deliveries.result */
+	const char *reason;  /* deliveries.reason, the log, the answer */
+	bool create;         /* no environment yet: insert one */
+	bool metadata;       /* write title, refs, labels, the stale guard */
+	const char *desired; /* NULL: keep */
+	bool set_sha;        /* desired_sha = the head commit */
+	bool trusted;
+	bool reconcile;             /* queue (or coalesce into) a reconcile */
+	const char *command;        /* also record this command (NULL: none) */
+	const char *command_source; /* "comment" | "label" */
+	char command_args[65];
+};
+
+void policy_from_config(struct policy *, const struct config *);
+void decide(const struct event *, const struct env_state *cur,
+            uint64_t delivery_id, const struct policy *, struct change *);
+const char *command_parse(const char *body, char args[static 65],
+                          bool *unknown);
+
+/* ---- delivery.c: one delivery, one transaction ------------------------- */
+
+enum delivery_outcome {
+	DELIVERY_DONE,      /* committed: see change.result */
+	DELIVERY_DUPLICATE, /* the guid was recorded before; nothing changed */
+	DELIVERY_FAILED     /* the database failed; nothing committed */
+};
+
+struct delivery {
+	const char *guid;
+	const struct event *ev;
+	const struct policy *policy;
+	int max_attempts;
+	/* results */
+	uint64_t id, env_id, command_id;
+	unsigned reconciles; /* reconcile jobs queued or coalesced */
+	struct change change;
+	bool duplicate;
+};
+
+enum delivery_outcome delivery_record(struct db *, struct delivery *);
+
+/* ---- webhook.c: POST /webhook ------------------------------------------ */
+
+void webhook_post(struct app *, const struct request *, struct response *);
+/* The JSON of a form-encoded body's `payload=` field; caller frees. */
+char *form_payload(struct slice body);
 
 #endif

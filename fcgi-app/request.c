@@ -49,8 +49,8 @@ hexval(char c)
 }
 
 /* Percent-decodes [s, s+n), '+' as space (form encoding). */
-static char *
-pct_decode(const char *s, size_t n)
+char *
+url_decode(const char *s, size_t n)
 {
 	struct buf b = BUF_INIT;
 	size_t i;
@@ -79,7 +79,7 @@ request_query_arg(const struct request *req, const char *name)
 		size_t len = amp ? (size_t)(amp - p) : strlen(p);
 
 		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=')
-			return pct_decode(p + n + 1, len - n - 1);
+			return url_decode(p + n + 1, len - n - 1);
 		if (len == n && strncmp(p, name, n) == 0)
 			return xstrdup("");
 		p = amp ? amp + 1 : NULL;

@@ -22,6 +22,7 @@ static const struct route routes[] = {
         {"GET", "/api/v1/environments", false, api_environments_get},
         {"GET", "/api/v1/environments/", true, api_environment_get},
         {"GET", "/api/v1/jobs", false, api_jobs_get},
+        {"POST", "/webhook", false, webhook_post},
 };
 
 int

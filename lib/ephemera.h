@@ -332,6 +332,13 @@ void pidfile_remove(const char *path);
  * out (64 bytes). Safe for any repository name, hostile or not.
  */
 void slug_make(const char *repo, uint64_t pr, char out[static 64]);
+/*
+ * The slug when slug_make's is taken by another repository: slug_make's,
+ * cut to fit, then "-" and `hexlen` (1-40) hex digits of SHA-256 of the
+ * lower-cased full name. Still one DNS label of at most 63 bytes.
+ */
+void slug_make_suffixed(const char *repo, uint64_t pr, size_t hexlen,
+                        char out[static 64]);
 
 #include "banned.h"
 

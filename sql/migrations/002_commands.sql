@@ -1,0 +1,34 @@
+-- 002_commands.sql - PR commands as the webhook recorded them, for a worker
+-- to authorise. `/preview deploy|redeploy|stop|destroy|approve|keep` in a
+-- PR comment, and the trusted label being applied (source 'label',
+-- command 'approve'), land here in state 'pending' together with a queued
+-- job of kind 'command' whose payload is this row's id. The fcgi-app
+-- never decides whether the commenter may do it: the worker asks GitHub's
+-- collaborator-permission API (author_association is kept for display and
+-- as a hint only) and moves `state` on (accepted, refused, done, failed).
+
+CREATE TABLE IF NOT EXISTS commands (
+	id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	env_id BIGINT UNSIGNED NOT NULL,
+	delivery_id BIGINT UNSIGNED NULL,
+	repo VARCHAR(255) NOT NULL,
+	pr INT UNSIGNED NOT NULL,
+	command VARCHAR(16) CHARACTER SET ascii NOT NULL,
+	-- The rest of the command line, printable ASCII only ("48h" for keep).
+	args VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT '',
+	source VARCHAR(16) CHARACTER SET ascii NOT NULL DEFAULT 'comment',
+	commenter VARCHAR(255) NOT NULL,
+	author_association VARCHAR(32) NOT NULL DEFAULT '',
+	comment_id BIGINT UNSIGNED NULL,
+	installation_id BIGINT UNSIGNED NULL,
+	state VARCHAR(16) CHARACTER SET ascii NOT NULL DEFAULT 'pending',
+	reason VARCHAR(255) NULL,
+	created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+	decided_at DATETIME(6) NULL,
+	-- A comment is one command, however often its delivery is replayed.
+	UNIQUE KEY commands_comment (comment_id),
+	KEY commands_env (env_id, id),
+	KEY commands_state (state, id),
+	CONSTRAINT commands_env_fk FOREIGN KEY (env_id)
+		REFERENCES environments (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
