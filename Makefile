@@ -23,6 +23,8 @@ FCGI_SRC := $(wildcard fcgi-app/*.c)
 WORK_SRC := $(wildcard workers/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst %.c,build/asan/%,$(TOOL_SRC))
 
 # $(call objs,variant,sources)
 objs = $(patsubst %.c,build/$(1)/%.o,$(2))
@@ -33,7 +35,7 @@ PROGS := ephemera-fcgi ephemera-workers ephemera
 	check-style format clean deps
 
 all: $(addprefix bin/,$(PROGS))
-asan: $(addprefix build/asan/bin/,$(PROGS))
+asan: $(addprefix build/asan/bin/,$(PROGS)) $(TOOL_BINS)
 
 build/release/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -67,6 +69,12 @@ build/asan/tests/unit/%: build/asan/tests/unit/%.o \
 	$(CC) $(ASAN) -o $@ $^ $(PKG_LIBS)
 
 UNIT_BINS := $(patsubst %.c,build/asan/%,$(UNIT_SRC))
+
+# Test tools (drivers the integration tests run) link the workers' core.
+build/asan/tests/tools/%: build/asan/tests/tools/%.o \
+		$(call objs,asan,$(LIB_SRC) $(WORK_CORE))
+	$(CC) $(ASAN) -o $@ $^ $(PKG_LIBS)
+
 
 deps:
 	@scripts/deps.sh

@@ -94,6 +94,10 @@ static const struct setting settings[] = {
         INT("github.app_id", github_app_id, 0, 0, INT64_MAX),
         STR("github.private_key_file", github_private_key_file, ""),
         STR("github.api_url", github_api_url, "https://api.github.com"),
+        BOOL("github.enabled", github_enabled, false),
+        INT("github.timeout_seconds", github_timeout, 30, 1, 600),
+        INT("github.token_refresh_margin", github_token_margin, 300, 0, 3000),
+        INT("github.comment_log_lines", github_comment_lines, 20, 0, 500),
 
         ENUM("policy.trigger", policy_trigger, "all", "all|label"),
         STR("policy.label", policy_label, "preview"),
@@ -487,6 +491,41 @@ secrets_load(struct config *cfg, config_t *cf, const char *file,
 	return rc;
 }
 
+/*
+ * With GitHub enabled the workers sign JWTs as the App, so the App id and
+ * the key file must be there; the key itself is read by the workers only
+ * (the fcgi-app never holds it).
+ */
+static int
+github_check(struct config *cfg, config_t *cf, const char *path,
+             struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "github.enabled");
+	int line = cs ? (int)config_setting_source_line(cs) : 0;
+
+	if (!cfg->github_enabled)
+		return 0;
+	if (cfg->github_app_id <= 0) {
+		config_error(err, path, line, "github.app_id",
+		             "must be set when github.enabled is true");
+		return -1;
+	}
+	if (cfg->github_private_key_file[0] == '\0') {
+		config_error(err, path, line, "github.private_key_file",
+		             "must name the App's PEM key when github.enabled "
+		             "is true");
+		return -1;
+	}
+	if (strncmp(cfg->github_api_url, "https://", 8) != 0 &&
+	    strncmp(cfg->github_api_url, "http://127.0.0.1", 16) != 0) {
+		config_error(err, path, line, "github.api_url",
+		             "must be an https:// URL (or http://127.0.0.1 for "
+		             "a local fake)");
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_load(struct config *cfg, const char *path, struct buf *err)
 {
@@ -538,6 +577,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 		             (long long)cfg->workers_backoff_base_ms);
 		goto out;
 	}
+	if (github_check(cfg, &cf, path, err) == -1)
+		goto out;
 	if (secrets_load(cfg, &cf, path, err) == -1)
 		goto out;
 	if (log_level_parse(cfg->log_level, &lvl) == 0)

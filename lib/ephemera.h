@@ -177,6 +177,11 @@ struct config {
 	int64_t github_app_id;
 	char *github_private_key_file;
 	char *github_api_url;
+	/* github App notifier and commands (workers/github_*.c) */
+	bool github_enabled;         /* false: notify/command do nothing */
+	int64_t github_timeout;      /* seconds per API request */
+	int64_t github_token_margin; /* refresh tokens this long before expiry */
+	int64_t github_comment_lines; /* log lines quoted for a failed build */
 
 	/* policy */
 	char *policy_trigger;       /* "all" | "label" */

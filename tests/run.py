@@ -21,7 +21,7 @@ class Result(unittest.TextTestResult):
         super().startTest(test)
 
     def _line(self, test, what):
-        self.stream.write("%s %s (%.1fs)\n" % (what, test.id(), time.monotonic() - self._t0))
+        self.stream.write("%s %s (%.1fs)\n" % (what, test.id(), time.monotonic() - getattr(self, "_t0", time.monotonic())))
         self.stream.flush()
 
     def addSuccess(self, test):

@@ -6,6 +6,8 @@
 
 #include "../lib/ephemera.h"
 
+struct json_object;
+
 /* ---- child.c: one worker process -------------------------------------- */
 
 struct worker {
@@ -16,5 +18,249 @@ struct worker {
 };
 
 int worker_child_main(int slot, void *cfg);
+
+/* ---- the queue's job interface (issue 3 owns it; declared here until it
+ * lands on main, then this block goes) ---------------------------------- */
+
+enum job_outcome { JOB_DONE, JOB_RETRY, JOB_FAIL };
+
+struct job {
+	uint64_t id;
+	const char *kind;
+	uint64_t env_id;
+	int attempts;
+	int max_attempts;
+	const char *lease_token;
+	const char *payload;
+};
+
+struct job_result {
+	enum job_outcome outcome;
+	int64_t retry_after_ms; /* JOB_RETRY: 0 lets the queue back off */
+	struct buf error;
+};
+
+typedef void (*job_handler)(struct worker *, const struct job *,
+                            struct job_result *);
+
+/* ---- github_jwt.c: the App's JWT (RS256), pure ------------------------
+ *
+ * Signs {"iat": now-60, "exp": now+540, "iss": "<app_id>"} with the PEM
+ * private key into `out` (header.payload.signature, base64url). The 60 s
+ * back-dating absorbs clock drift; 9 minutes stays under GitHub's 10.
+ */
+int github_jwt_sign(const char *pem, size_t pem_len, int64_t app_id, time_t now,
+                    struct buf *out);
+void github_base64url(const unsigned char *, size_t, struct buf *out);
+
+/* ---- github_http.c: the libcurl adapter (the only curl.h includer) ----
+ *
+ * One request, no retries and no sleeping: the caller classifies the
+ * answer. `bearer` (a JWT or installation token) goes into the
+ * Authorization header only; it is never logged. The response owns its
+ * body and the few headers the classifier and pagination need.
+ */
+struct github_response {
+	long status;                 /* 0: no HTTP answer (transport error) */
+	struct buf body;             /* capped; see github_http.c */
+	int64_t ratelimit_remaining; /* -1: header absent */
+	int64_t ratelimit_reset;     /* epoch seconds; 0: absent */
+	int64_t retry_after;         /* seconds; -1: absent */
+	char *link;                  /* Link header or NULL */
+};
+
+void github_response_init(struct github_response *);
+void github_response_free(struct github_response *);
+/* 0 when an HTTP answer arrived (any status), -1 on transport failure. */
+int github_http_request(const char *method, const char *url, const char *bearer,
+                        const char *json_body, long timeout_seconds,
+                        struct github_response *);
+
+/* ---- github_classify.c: what an answer means, pure ---------------------
+ *
+ * GH_RETRY carries *retry_ms: the primary limit waits for
+ * x-ratelimit-reset, the secondary limit for Retry-After (else a minute,
+ * doubling), 5xx and transport errors back off exponentially by attempt.
+ */
+enum github_verdict {
+	GH_OK,
+	GH_RETRY,
+	GH_REAUTH,    /* 401: refresh the token once */
+	GH_NOT_FOUND, /* 404: the caller decides */
+	GH_INVALID,   /* 422: validation failed */
+	GH_FAIL,      /* anything else: do not retry */
+};
+
+struct github_backoff {
+	int64_t base_ms, cap_ms;
+};
+
+enum github_verdict github_classify(const struct github_response *, time_t now,
+                                    int attempt, const struct github_backoff *,
+                                    int64_t *retry_ms);
+const char *github_verdict_name(enum github_verdict);
+
+/* ---- github_link.c: RFC 8288 Link headers, pure ------------------------ */
+
+/* Finds rel="next" in a Link header; true and `out` set when there is one. */
+bool github_link_next(const char *link, struct buf *out);
+
+/* ---- github_api.c: authenticated requests on behalf of one job ---------
+ *
+ * A struct github lives for one job run. Requests use the installation's
+ * token (github_token.c), refresh it once on a 401, and classify the
+ * answer. When an answer means "stop this run" (GH_RETRY, GH_FAIL, or a
+ * caller's github_fail), the reason is kept in the struct and
+ * github_result() turns it into the job's result: the worker reschedules,
+ * it never sleeps.
+ */
+struct github {
+	const struct config *cfg;
+	uint64_t installation;
+	int attempt;
+	enum github_verdict stop; /* GH_OK while the run may go on */
+	int64_t retry_ms;
+	struct buf error;
+};
+
+void github_init(struct github *, const struct config *, uint64_t inst,
+                 int attempt);
+void github_free(struct github *);
+/*
+ * `path` is relative to github.api_url ("/repos/o/r/...") or an absolute
+ * URL under it (a Link header's next page); anything else is refused so a
+ * token is never sent to another host. The response is reset first.
+ */
+enum github_verdict github_request(struct github *, const char *method,
+                                   const char *path, const char *body,
+                                   struct github_response *);
+/* Marks the run failed (not retried) with a reason; returns -1. */
+int github_fail(struct github *, const char *fmt, ...) PRINTFLIKE(2, 3);
+void github_result(const struct github *, struct job_result *);
+/* The body parsed as JSON (caller puts it), or NULL. */
+struct json_object *github_json(const struct github_response *);
+/* The App's JWT from github.private_key_file. */
+int github_app_jwt(const struct config *, struct buf *jwt);
+
+/* ---- github_token.c: installation access tokens ------------------------
+ *
+ * Cached in this process's memory only (never a file, the database or a
+ * log), per (installation, scope), until github.token_refresh_margin
+ * seconds before expires_at. Scope NULL is the App's whole grant; a repo
+ * name asks for a token limited to that repository and contents:read, the
+ * one handed to the host scripts for cloning.
+ */
+int github_token_get(struct github *, const char *clone_repo,
+                     struct buf *token);
+void github_token_forget(uint64_t installation, const char *clone_repo);
+/* Drops every cached token (tests, and after a fork). */
+void github_token_clear(void);
+/* The installation of "owner/repo" via GET /repos/{o}/{r}/installation. */
+int github_installation_find(struct github *, const char *repo, uint64_t *out);
+
+/* ---- github_comment.c: the sticky PR comment, rendered (pure) -----------
+ *
+ * Everything that came from a webhook (title, branch, author, error text,
+ * log lines) is hostile: it is rendered so that it can neither inject
+ * Markdown or HTML nor mention anyone. The marker is the hidden first line
+ * that finds the comment again.
+ */
+enum github_why {
+	WHY_NONE,     /* there is a preview (or one is being deployed) */
+	WHY_APPROVAL, /* untrusted: waits for someone with write access */
+	WHY_LABEL,    /* policy.trigger "label" and the label is missing */
+	WHY_QUEUED,   /* environments.max_running reached */
+	WHY_FAILED,   /* the last deploy failed */
+	WHY_IDLE,     /* stopped after idle_stop_minutes without traffic */
+	WHY_STOPPED,  /* stopped by a command */
+	WHY_CLOSED,   /* the PR is closed: removed */
+};
+
+struct github_step {
+	const char *name;
+	const char *status;
+	double seconds; /* < 0: still running */
+};
+
+struct github_view {
+	const char *slug;
+	const char *title, *head_ref, *author;
+	const char *phase;
+	const char *sha; /* the commit shown: deployed, else desired */
+	const char *url; /* the preview, NULL when none */
+	const char *log_url;
+	const char *approved_by;
+	enum github_why why;
+	int64_t queue_position, max_running, idle_minutes;
+	const char *label, *trusted_label;
+	const char *build_status, *build_error, *log_tail;
+	const struct github_step *steps;
+	size_t nsteps;
+	size_t log_lines;
+	const char *updated; /* ISO 8601 */
+};
+
+void github_comment_marker(const char *slug, struct buf *out);
+int github_comment_render(const struct github_view *, struct buf *out);
+/* Inline text, neutralised for Markdown and HTML and mentions. */
+void github_md_text(struct buf *, const char *s, size_t max_bytes);
+/*
+ * The reason shown when there is no preview, from the environment's state.
+ * phase/desired are environments columns; label_missing and idle are
+ * decided by the caller from the policy.
+ */
+enum github_why github_why_of(const char *phase, const char *desired,
+                              bool trusted, bool label_missing, bool idle,
+                              const char *build_status);
+/*
+ * The deployment status a build should show now: in_progress, success,
+ * failure or inactive; and the ones to send, in order, after `last`
+ * (NULL: none sent yet). Returns how many (at most 3) went into `out`.
+ */
+const char *github_deploy_target(const char *build_status, bool latest,
+                                 const char *phase);
+size_t github_deploy_steps(const char *last, const char *target,
+                           const char *build_status, const char *out[3]);
+
+/* ---- github_sync.c: the notifier (job kind "notify") ---------------------
+ *
+ * Reads the environment, its latest builds and steps and what GitHub was
+ * last told (github_builds, github_comments) and brings GitHub in line:
+ * a Deployment per deployed commit with its statuses in order, the commit
+ * status, and the one sticky comment. Idempotent: running it twice, or
+ * after a crash anywhere, leaves one Deployment per build and one comment.
+ */
+void github_sync(struct worker *, uint64_t env_id, struct job_result *);
+void github_sync_run(struct worker *, uint64_t env_id, int attempt,
+                     struct job_result *);
+void github_notify_job(struct worker *, const struct job *,
+                       struct job_result *);
+/* "owner/repo" made only of the characters GitHub allows in names. */
+bool github_repo_ok(const char *repo);
+/* The status page of an environment (log_url / target_url). */
+void github_status_url(const struct config *, const char *slug,
+                       struct buf *out);
+
+/* ---- github_command.c: PR comment commands (job kind "command") --------
+ *
+ * Loads the commands row named by the job's payload, asks GitHub whether
+ * the commenter has write access (write, maintain or admin), applies the
+ * command to the environment's desired state and enqueues a reconcile in
+ * one transaction, then answers on GitHub with a reaction (+1 applied,
+ * -1 refused).
+ */
+void github_command_job(struct worker *, const struct job *,
+                        struct job_result *);
+/* Pure: does a collaborator-permission answer grant write access? */
+bool github_permission_writes(const char *permission, const char *role);
+
+/*
+ * An installation token limited to `repo` and contents:read, for the host
+ * scripts' clone (hand it over through a file or stdin, never argv).
+ * 0, or -1 with the reason in `res` (JOB_RETRY/JOB_FAIL).
+ */
+int github_clone_token(const struct config *, uint64_t installation,
+                       const char *repo, struct buf *token,
+                       struct job_result *res);
 
 #endif

@@ -62,6 +62,13 @@ test_errors(void)
 	         ":1: setting 'repos': entry 0 needs name = \"owner/repo\""},
 	        {"workers: { backoff_base_ms = 5000; backoff_cap_ms = 10; };\n",
 	         ":1: setting 'workers.backoff_cap_ms': must be at least"},
+	        {"github: { enabled = true; };\n",
+	         ":1: setting 'github.app_id': must be set when github.enabled"},
+	        {"github: { enabled = true; app_id = 5; };\n",
+	         ":1: setting 'github.private_key_file': must name"},
+	        {"github: { enabled = true; app_id = 5; private_key_file = \"k\";"
+	         " api_url = \"http://evil.example\"; };\n",
+	         ":1: setting 'github.api_url': must be an https:// URL"},
 	};
 	size_t i;
 

@@ -1,0 +1,598 @@
+#!/usr/bin/env python3
+"""A fake of the GitHub REST API, for the points Ephemera depends on.
+
+Shaped on the recordings in ../shared/fixtures/github/api/: the same status
+codes (201 on create, 200 on edit, 404/422 bodies with `message` and
+`documentation_url`), `Link` pagination with absolute URLs, rate-limit
+headers, and installation tokens that expire.
+
+Behaviours (what the tests rely on):
+- App JWTs are verified with `cryptography` (RS256 over the App's public
+  key, iat/exp window, iss = App id): an independent check of our signer.
+- POST /app/installations/{id}/access_tokens issues `ghs_` tokens that
+  expire after `token_ttl` seconds (settable); `repositories` and
+  `permissions` limit a token (422 when a permission is not granted).
+- Comments are listed `per_page` (default 30, max 100) with a `Link`
+  header, so a marker on page 3 is found only by following `next`.
+- Deployment statuses and commit statuses reject an invalid `state` with
+  422 "Validation Failed", as GitHub does.
+- Faults can be injected for the next N matching requests: any status
+  (5xx), every token expiring just before the request, the primary
+  rate limit (403 + x-ratelimit-remaining 0 + reset),
+  the secondary limit (403 + Retry-After), or a delay after a request has
+  been carried out (to kill a client between "created" and "recorded").
+- /_fake/state returns everything recorded, for the tests to read back.
+
+Run: python3 tests/fakes/github.py --port P --app-id N --public-key FILE
+Listens on 127.0.0.1 only.
+"""
+import argparse
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from flask import Flask, Response, request
+
+DOCS = "https://docs.github.com/rest"
+REACTIONS = {"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}
+DEPLOY_STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending",
+                 "success"}
+COMMIT_STATES = {"error", "failure", "pending", "success"}
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+class State:
+    def __init__(self, app_id, public_key):
+        self.lock = threading.RLock()
+        self.app_id = app_id
+        self.public_key = public_key
+        self.reset()
+
+    def reset(self):
+        self.token_ttl = 3600
+        # installation id -> repos ("owner/repo") and granted permissions
+        self.installations = {}
+        self.collaborators = {}  # login -> (permission, role_name) or None (404)
+        self.tokens = {}  # token -> dict(inst, expires, repos, permissions)
+        self.tokens_issued = []  # (inst, repositories, permissions) per token
+        self.jwts = []  # decoded claims of every accepted JWT
+        self.jwt_rejected = []
+        self.requests = []
+        self.next_id = 1000
+        self.comments = {}  # id -> comment
+        self.deployments = {}  # id -> deployment (+ "statuses")
+        self.statuses = []  # commit statuses
+        self.reactions = []
+        self.faults = []
+        self.bot = "ephemera-test[bot]"
+
+    def new_id(self):
+        self.next_id += 1
+        return self.next_id
+
+
+def make_app(state):
+    app = Flask("github-fake")
+
+    def err(status, message, headers=None, errors=None):
+        body = {"message": message, "documentation_url": DOCS}
+        if errors is not None:
+            body["errors"] = errors
+        r = Response(json.dumps(body), status=status, mimetype="application/json")
+        for k, v in (headers or {}).items():
+            r.headers[k] = v
+        return r
+
+    def ok(obj, status=200, headers=None):
+        r = Response(json.dumps(obj), status=status, mimetype="application/json")
+        r.headers["x-ratelimit-limit"] = "5000"
+        r.headers["x-ratelimit-remaining"] = "4999"
+        r.headers["x-ratelimit-reset"] = str(int(time.time()) + 3600)
+        for k, v in (headers or {}).items():
+            r.headers[k] = v
+        return r
+
+    def base():
+        return request.host_url.rstrip("/")
+
+    # ---- faults -----------------------------------------------------------
+
+    @app.before_request
+    def record_and_inject():
+        if request.path.startswith("/_fake/"):
+            return None
+        body = request.get_data(as_text=True)
+        auth = request.headers.get("Authorization", "")
+        kind = "none"
+        if auth.startswith("Bearer ey"):
+            kind = "jwt"
+        elif auth.startswith("Bearer ghs_") or auth.startswith("token ghs_"):
+            kind = "token"
+        with state.lock:
+            state.requests.append({
+                "method": request.method, "path": request.path,
+                "query": request.query_string.decode(), "auth": kind,
+                "body": body, "t": time.time(),
+                "user_agent": request.headers.get("User-Agent", ""),
+            })
+            for f in state.faults:
+                if f["times"] <= 0 or f.get("after"):
+                    continue
+                if f["method"] not in ("*", request.method):
+                    continue
+                if not re.search(f["path"], request.path):
+                    continue
+                f["times"] -= 1
+                f["hits"] = f.get("hits", 0) + 1
+                headers = dict(f.get("headers", {}))
+                if f.get("kind") == "expire":
+                    # The token dies just before this request: mid-run.
+                    for t in state.tokens.values():
+                        t["expires"] = 0
+                    continue
+                if f.get("kind") == "primary":
+                    headers["x-ratelimit-limit"] = "5000"
+                    headers["x-ratelimit-remaining"] = "0"
+                    headers["x-ratelimit-reset"] = str(int(time.time()) + f.get("reset_in", 2))
+                    return err(403, "API rate limit exceeded for installation ID 1.",
+                               headers)
+                if f.get("kind") == "secondary":
+                    headers["Retry-After"] = str(f.get("retry_after", 1))
+                    return err(403, "You have exceeded a secondary rate limit. Please "
+                               "wait a few minutes before you try again.", headers)
+                return err(f.get("status", 500), f.get("message", "Server Error"), headers)
+        return None
+
+    @app.after_request
+    def delay_after(resp):
+        """A fault with "after": the request was carried out; the answer
+        is held back for `delay` seconds (the client may be killed)."""
+        if request.path.startswith("/_fake/"):
+            return resp
+        delay = 0
+        with state.lock:
+            for f in state.faults:
+                if not f.get("after") or f["times"] <= 0:
+                    continue
+                if f["method"] not in ("*", request.method):
+                    continue
+                if not re.search(f["path"], request.path) or resp.status_code >= 300:
+                    continue
+                f["times"] -= 1
+                f["hits"] = f.get("hits", 0) + 1
+                delay = f.get("delay", 30)
+        if delay:
+            time.sleep(delay)
+        return resp
+
+    # ---- authentication -----------------------------------------------------
+
+    def verify_jwt():
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return None, err(401, "A JSON web token could not be decoded")
+        token = auth[len("Bearer "):]
+        try:
+            h, p, s = token.split(".")
+            header = json.loads(b64url_decode(h))
+            claims = json.loads(b64url_decode(p))
+            if header.get("alg") != "RS256":
+                raise ValueError("alg")
+            state.public_key.verify(b64url_decode(s), (h + "." + p).encode(),
+                                    padding.PKCS1v15(), hashes.SHA256())
+        except Exception as e:  # noqa: BLE001 - any failure is a 401
+            with state.lock:
+                state.jwt_rejected.append(repr(e))
+            return None, err(401, "A JSON web token could not be decoded")
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int) or iat > now + 60 \
+                or exp <= now or exp - iat > 660 or \
+                str(claims.get("iss")) != str(state.app_id):
+            with state.lock:
+                state.jwt_rejected.append(claims)
+            return None, err(401, "'Expiration time' claim ('exp') is too far in the "
+                             "future" if isinstance(exp, int) and exp - now > 600
+                             else "Integration not found")
+        with state.lock:
+            state.jwts.append(claims)
+        return claims, None
+
+    def token_for(repo, need=None):
+        """The token's record, or an error response. `need` is
+        (permission, level) the endpoint requires."""
+        auth = request.headers.get("Authorization", "")
+        parts = auth.split(" ", 1)
+        if len(parts) != 2 or parts[0] not in ("Bearer", "token"):
+            return None, err(401, "Requires authentication")
+        with state.lock:
+            t = state.tokens.get(parts[1])
+            if t is None or t["expires"] <= time.time():
+                return None, err(401, "Bad credentials")
+            if t["repos"] is not None and repo not in t["repos"]:
+                return None, err(404, "Not Found")
+            inst = state.installations.get(t["inst"], {})
+            if repo not in inst.get("repos", []):
+                return None, err(404, "Not Found")
+            if need:
+                perm, level = need
+                have = t["permissions"].get(perm)
+                if have is None or (level == "write" and have != "write"):
+                    return None, err(403, "Resource not accessible by integration")
+        return t, None
+
+    # ---- App endpoints ------------------------------------------------------
+
+    @app.post("/app/installations/<int:inst>/access_tokens")
+    def access_token(inst):
+        _, e = verify_jwt()
+        if e:
+            return e
+        try:
+            req = json.loads(request.get_data(as_text=True) or "{}")
+            if not isinstance(req, dict):
+                raise ValueError
+        except ValueError:
+            return err(400, "Problems parsing JSON")
+        with state.lock:
+            if inst not in state.installations:
+                return err(404, "Not Found")
+            granted = dict(state.installations[inst]["permissions"])
+            perms = req.get("permissions", granted)
+            if not isinstance(perms, dict):
+                return err(400, "Problems parsing JSON")
+            for k, v in perms.items():
+                if k not in granted or (v == "write" and granted[k] != "write"):
+                    return err(422, "The permissions requested are not granted to "
+                               "this installation.")
+            repos = None
+            if "repositories" in req:
+                owner_repos = state.installations[inst]["repos"]
+                repos = []
+                for name in req["repositories"]:
+                    full = [r for r in owner_repos if r.split("/", 1)[1] == name]
+                    if not full:
+                        return err(422, "There is at least one repository that does "
+                                   "not exist or is not accessible to the parent "
+                                   "installation.")
+                    repos += full
+            token = "ghs_" + secrets.token_urlsafe(27)[:36]
+            expires = time.time() + state.token_ttl
+            state.tokens[token] = {"inst": inst, "expires": expires, "repos": repos,
+                                   "permissions": perms}
+            state.tokens_issued.append({"inst": inst, "repositories": repos,
+                                        "permissions": perms})
+        return ok({"token": token, "expires_at": iso(expires), "permissions": perms,
+                   "repository_selection": "selected" if repos else "all"}, 201)
+
+    @app.get("/repos/<owner>/<repo>/installation")
+    def repo_installation(owner, repo):
+        _, e = verify_jwt()
+        if e:
+            return e
+        full = owner + "/" + repo
+        with state.lock:
+            for inst, v in state.installations.items():
+                if full in v["repos"]:
+                    return ok({"id": inst, "app_id": state.app_id,
+                               "permissions": v["permissions"], "target_type": "User",
+                               "access_tokens_url": "%s/app/installations/%d/"
+                               "access_tokens" % (base(), inst)})
+        return err(404, "Not Found")
+
+    # ---- comments -----------------------------------------------------------
+
+    def comment_json(c):
+        return {k: v for k, v in c.items() if not k.startswith("_")}
+
+    @app.get("/repos/<owner>/<repo>/issues/<int:num>/comments")
+    def list_comments(owner, repo, num):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("issues", "read"))
+        if e:
+            return e
+        per_page = min(int(request.args.get("per_page", 30)), 100)
+        page = max(int(request.args.get("page", 1)), 1)
+        with state.lock:
+            items = [c for c in sorted(state.comments.values(), key=lambda c: c["id"])
+                     if c["_repo"] == full and c["_issue"] == num]
+        last = max(1, (len(items) + per_page - 1) // per_page)
+        chunk = items[(page - 1) * per_page:page * per_page]
+        url = "%s/repos/%s/issues/%d/comments?per_page=%d&page=" % (base(), full, num,
+                                                                     per_page)
+        links = []
+        if page < last:
+            links.append('<%s%d>; rel="next"' % (url, page + 1))
+            links.append('<%s%d>; rel="last"' % (url, last))
+        if page > 1:
+            links.append('<%s1>; rel="first"' % url)
+            links.append('<%s%d>; rel="prev"' % (url, page - 1))
+        headers = {"Link": ", ".join(links)} if links else {}
+        return ok([comment_json(c) for c in chunk], 200, headers)
+
+    def new_comment(full, num, body, login, user_type, app=True):
+        cid = state.new_id()
+        now = iso(time.time())
+        c = {"id": cid, "node_id": "IC_%d" % cid,
+             "url": "%s/repos/%s/issues/comments/%d" % (base(), full, cid),
+             "html_url": "https://github.com/%s/pull/%d#issuecomment-%d" % (full, num,
+                                                                           cid),
+             "issue_url": "%s/repos/%s/issues/%d" % (base(), full, num),
+             "body": body, "user": {"login": login, "id": 1, "type": user_type},
+             "created_at": now, "updated_at": now, "author_association": "NONE",
+             "performed_via_github_app": {"id": state.app_id, "slug": "ephemera-test"}
+             if app else None,
+             "_repo": full, "_issue": num, "_edits": 0}
+        state.comments[cid] = c
+        return c
+
+    @app.post("/repos/<owner>/<repo>/issues/<int:num>/comments")
+    def create_comment(owner, repo, num):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("issues", "write"))
+        if e:
+            return e
+        body = (request.get_json(silent=True) or {}).get("body")
+        if not isinstance(body, str) or not body:
+            return err(422, "Validation Failed",
+                       errors=[{"resource": "IssueComment", "code": "missing_field",
+                                "field": "body"}])
+        if len(body) > 65536:
+            return err(422, "Validation Failed",
+                       errors=[{"resource": "IssueComment", "code": "custom",
+                                "field": "body", "message": "body is too long"}])
+        with state.lock:
+            c = new_comment(full, num, body, state.bot, "Bot")
+        return ok(comment_json(c), 201, {"Location": c["url"]})
+
+    @app.patch("/repos/<owner>/<repo>/issues/comments/<int:cid>")
+    def edit_comment(owner, repo, cid):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("issues", "write"))
+        if e:
+            return e
+        body = (request.get_json(silent=True) or {}).get("body")
+        with state.lock:
+            c = state.comments.get(cid)
+            if c is None or c["_repo"] != full:
+                return err(404, "Not Found")
+            if c["user"]["login"] != state.bot:
+                return err(403, "Resource not accessible by integration")
+            if not isinstance(body, str) or not body:
+                return err(422, "Validation Failed")
+            c["body"] = body
+            c["updated_at"] = iso(time.time())
+            c["_edits"] += 1
+            return ok(comment_json(c))
+
+    @app.post("/repos/<owner>/<repo>/issues/comments/<int:cid>/reactions")
+    def react(owner, repo, cid):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("issues", "write"))
+        if e:
+            return e
+        content = (request.get_json(silent=True) or {}).get("content")
+        if content not in REACTIONS:
+            return err(422, "Validation Failed")
+        with state.lock:
+            if cid not in state.comments:
+                return err(404, "Not Found")
+            for r in state.reactions:
+                if r["comment_id"] == cid and r["content"] == content:
+                    return ok(r, 200)
+            r = {"id": state.new_id(), "comment_id": cid, "content": content,
+                 "user": {"login": state.bot, "type": "Bot"}}
+            state.reactions.append(r)
+        return ok(r, 201)
+
+    # ---- deployments and statuses -------------------------------------------
+
+    @app.post("/repos/<owner>/<repo>/deployments")
+    def create_deployment(owner, repo):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("deployments", "write"))
+        if e:
+            return e
+        req = request.get_json(silent=True)
+        if not isinstance(req, dict) or not isinstance(req.get("ref"), str):
+            return err(422, "Validation Failed",
+                       errors=[{"resource": "Deployment", "code": "missing_field",
+                                "field": "ref"}])
+        with state.lock:
+            did = state.new_id()
+            env = req.get("environment", "production")
+            d = {"id": did, "url": "%s/repos/%s/deployments/%d" % (base(), full, did),
+                 "sha": req["ref"], "ref": req["ref"], "task": req.get("task", "deploy"),
+                 "payload": req.get("payload", {}), "environment": env,
+                 "original_environment": env, "description": req.get("description"),
+                 "transient_environment": bool(req.get("transient_environment", False)),
+                 "production_environment": bool(req.get("production_environment",
+                                                        env == "production")),
+                 "created_at": iso(time.time()), "updated_at": iso(time.time()),
+                 "statuses_url": "%s/repos/%s/deployments/%d/statuses" % (base(), full,
+                                                                          did),
+                 "_repo": full, "_request": req, "_statuses": []}
+            state.deployments[did] = d
+        return ok(comment_json(d), 201, {"Location": d["url"]})
+
+    @app.get("/repos/<owner>/<repo>/deployments")
+    def list_deployments(owner, repo):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("deployments", "read"))
+        if e:
+            return e
+        sha, env = request.args.get("sha"), request.args.get("environment")
+        with state.lock:
+            out = [comment_json(d) for d in sorted(state.deployments.values(),
+                                                   key=lambda d: -d["id"])
+                   if d["_repo"] == full and (sha is None or d["sha"] == sha)
+                   and (env is None or d["environment"] == env)]
+        return ok(out[:int(request.args.get("per_page", 30))])
+
+    @app.post("/repos/<owner>/<repo>/deployments/<int:did>/statuses")
+    def deployment_status(owner, repo, did):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("deployments", "write"))
+        if e:
+            return e
+        req = request.get_json(silent=True) or {}
+        with state.lock:
+            d = state.deployments.get(did)
+            if d is None or d["_repo"] != full:
+                return err(404, "Not Found")
+            if req.get("state") not in DEPLOY_STATES:
+                return err(422, "Validation Failed",
+                           errors=[{"resource": "DeploymentStatus", "code": "custom",
+                                    "field": "state",
+                                    "message": "state is not included in the list"}])
+            st = {"id": state.new_id(), "state": req["state"],
+                  "log_url": req.get("log_url", req.get("target_url", "")),
+                  "environment_url": req.get("environment_url", ""),
+                  "description": req.get("description", ""),
+                  "environment": d["environment"], "created_at": iso(time.time())}
+            d["_statuses"].append(st)
+            # Documented: auto_inactive retires prior *non-transient*,
+            # non-production deployments of the same environment.
+            if req["state"] == "success" and req.get("auto_inactive", True):
+                for o in state.deployments.values():
+                    if o["id"] != did and o["_repo"] == full and \
+                            o["environment"] == d["environment"] and \
+                            not o["transient_environment"] and \
+                            not o["production_environment"] and \
+                            (not o["_statuses"] or
+                             o["_statuses"][-1]["state"] != "inactive"):
+                        o["_statuses"].append({"id": state.new_id(), "state": "inactive",
+                                               "auto": True})
+        return ok(st, 201)
+
+    @app.post("/repos/<owner>/<repo>/statuses/<sha>")
+    def commit_status(owner, repo, sha):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("statuses", "write"))
+        if e:
+            return e
+        req = request.get_json(silent=True) or {}
+        if req.get("state") not in COMMIT_STATES:
+            return err(422, "Validation Failed",
+                       errors=[{"resource": "Status", "code": "custom", "field": "state"}])
+        with state.lock:
+            st = {"id": state.new_id(), "sha": sha, "repo": full, "state": req["state"],
+                  "target_url": req.get("target_url"),
+                  "description": req.get("description"),
+                  "context": req.get("context", "default"),
+                  "created_at": iso(time.time())}
+            state.statuses.append(st)
+        return ok(st, 201)
+
+    @app.get("/repos/<owner>/<repo>/collaborators/<user>/permission")
+    def permission(owner, repo, user):
+        full = owner + "/" + repo
+        _, e = token_for(full, ("metadata", "read"))
+        if e:
+            return e
+        with state.lock:
+            if user not in state.collaborators:
+                return ok({"permission": "none", "role_name": "none",
+                           "user": {"login": user}})
+            v = state.collaborators[user]
+        if v is None:
+            return err(404, "Not Found")
+        return ok({"permission": v[0], "role_name": v[1], "user": {"login": user}})
+
+    # ---- control --------------------------------------------------------------
+
+    @app.post("/_fake/config")
+    def fake_config():
+        req = request.get_json()
+        with state.lock:
+            if "token_ttl" in req:
+                state.token_ttl = req["token_ttl"]
+            for inst, v in req.get("installations", {}).items():
+                state.installations[int(inst)] = v
+            for user, v in req.get("collaborators", {}).items():
+                state.collaborators[user] = tuple(v) if v else None
+        return ok({})
+
+    @app.post("/_fake/fault")
+    def fake_fault():
+        req = request.get_json()
+        req.setdefault("method", "*")
+        req.setdefault("times", 1)
+        with state.lock:
+            state.faults.append(req)
+        return ok({})
+
+    @app.post("/_fake/expire_tokens")
+    def fake_expire():
+        with state.lock:
+            for t in state.tokens.values():
+                t["expires"] = 0
+        return ok({})
+
+    @app.post("/_fake/comment")
+    def fake_comment():
+        req = request.get_json()
+        with state.lock:
+            c = new_comment(req["repo"], req["issue"], req["body"],
+                            req.get("login", "someone"), req.get("type", "User"),
+                            app=False)
+        return ok(comment_json(c), 201)
+
+    @app.post("/_fake/reset")
+    def fake_reset():
+        with state.lock:
+            state.reset()
+        return ok({})
+
+    @app.get("/_fake/state")
+    def fake_state():
+        with state.lock:
+            return ok({
+                "comments": [dict(comment_json(c), repo=c["_repo"], issue=c["_issue"],
+                                  edits=c["_edits"])
+                             for c in sorted(state.comments.values(),
+                                             key=lambda c: c["id"])],
+                "deployments": [dict(comment_json(d), repo=d["_repo"],
+                                     request=d["_request"], statuses=d["_statuses"])
+                                for d in sorted(state.deployments.values(),
+                                                key=lambda d: d["id"])],
+                "statuses": state.statuses,
+                "reactions": state.reactions,
+                "requests": state.requests,
+                "tokens_issued": state.tokens_issued,
+                "jwts": state.jwts,
+                "jwt_rejected": [str(x) for x in state.jwt_rejected],
+                "faults": state.faults,
+            })
+
+    return app
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--app-id", type=int, required=True)
+    ap.add_argument("--public-key", required=True)
+    args = ap.parse_args()
+    with open(args.public_key, "rb") as f:
+        key = serialization.load_pem_public_key(f.read())
+    app = make_app(State(args.app_id, key))
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app.run(host="127.0.0.1", port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

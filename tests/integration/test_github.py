@@ -1,0 +1,475 @@
+"""Issue 5: the GitHub App side, against the real stack (MariaDB with every
+migration, ASan binaries) and tests/fakes/github.py.
+
+The notify and command handlers run exactly as a worker runs them, through
+build/asan/tests/tools/github_run (one job, one process), on rows seeded
+with SQL the way reconcile and the webhook write them."""
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+from harness.github_fake import GitHubFake
+from harness.stack import ROOT, Stack, wait_until
+
+RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "github_run")
+REPO = "octo/app"
+INST = 77
+HOSTILE_TITLE = "<img src=x onerror=alert(1)> [pwn](javascript:alert(1)) @octocat | x"
+HOSTILE_BRANCH = "feat/<script>alert(1)</script>"
+PERMS = {"contents": "read", "issues": "write", "pull_requests": "write",
+         "deployments": "write", "statuses": "write", "metadata": "read"}
+
+
+def sha(n, pr=0):
+    """A distinct commit per (PR, build)."""
+    return hashlib.sha1(b"%d-%d" % (pr, n)).hexdigest()
+
+
+class GitHubTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gh = GitHubFake()
+        try:
+            cls.s = Stack("github", dict(cls.gh.settings(), **{
+                "http.public_url": "https://ephemera.example.test",
+                "workers.count": 1,
+                "workers.backoff_base_ms": 1000,
+            }))
+            cls.s.up()
+        except Exception:
+            cls.gh.stop()
+            raise
+        cls.gh.configure(
+            installations={str(INST): {"repos": [REPO, "octo/other"], "permissions": PERMS}},
+            collaborators={"writer": ["write", "write"], "maint": ["write", "maintain"],
+                           "reader": ["read", "read"], "triager": ["read", "triage"],
+                           "ghost": None})
+        cls.next_pr = 100
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.down()
+        reports = cls.s.sanitizer_reports()
+        logs = cls.s.logs()
+        state = cls.gh.state()
+        cls.gh.stop()
+        cls.s.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        # No installation token or JWT ever reaches a log.
+        assert "ghs_" not in logs and "eyJ" not in logs, "a token was logged"
+        assert state["jwt_rejected"] == [], state["jwt_rejected"]
+
+    # ---- helpers -----------------------------------------------------------
+
+    def run_job(self, kind, ident, attempt=1, check=True):
+        env = self.s.env()
+        r = subprocess.run([RUN, "-c", self.s.config, kind, str(ident), str(attempt)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        self.__class__.last_stderr = r.stderr
+        self.assertNotIn("ghs_", r.stdout + r.stderr)
+        m = re.match(r"outcome=(\w+) retry_after_ms=(-?\d+) error=(.*)", r.stdout)
+        self.assertTrue(m, "driver said: %r %r" % (r.stdout, r.stderr[-2000:]))
+        out = (m.group(1), int(m.group(2)), m.group(3))
+        if check:
+            self.assertEqual(out[0], "done", "%r\n%s" % (out, r.stderr[-3000:]))
+        return out
+
+    def new_env(self, desired="running", phase="pending", trusted=1, title="Add a thing",
+                head_repo=REPO):
+        pr = self.__class__.next_pr
+        self.__class__.next_pr += 1
+        slug = "pr-%d-app" % pr
+        self.s.sql(
+            "INSERT INTO environments (repo, pr, slug, installation_id, title, author, "
+            "head_ref, head_repo, desired, desired_sha, phase, trusted) VALUES "
+            "('%s', %d, '%s', %d, '%s', 'mallory', '%s', '%s', '%s', '%s', '%s', %d)"
+            % (REPO, pr, slug, INST, title.replace("'", "''"), HOSTILE_BRANCH, head_repo,
+               desired, sha(1, pr), phase, trusted))
+        env_id = int(self.s.sql("SELECT id FROM environments WHERE pr=%d" % pr)[0][0])
+        return env_id, pr, slug
+
+    def pr_of(self, env_id):
+        return int(self.s.sql("SELECT pr FROM environments WHERE id=%d" % env_id)[0][0])
+
+    def start_build(self, env_id, n):
+        pr = self.pr_of(env_id)
+        self.s.sql("INSERT INTO builds (env_id, sha, status) VALUES (%d, '%s', 'running')"
+                   % (env_id, sha(n, pr)))
+        bid = int(self.s.sql("SELECT MAX(id) FROM builds WHERE env_id=%d" % env_id)[0][0])
+        self.s.sql("INSERT INTO build_steps (build_id, name, status, started_at, "
+                   "finished_at) VALUES (%d, 'clone', 'succeeded', NOW(6) - INTERVAL 3 "
+                   "SECOND, NOW(6) - INTERVAL 2 SECOND), (%d, 'compose_up', 'running', "
+                   "NOW(6), NULL)" % (bid, bid))
+        self.s.sql("UPDATE environments SET phase='deploying', desired_sha='%s' "
+                   "WHERE id=%d" % (sha(n, pr), env_id))
+        return bid
+
+    def finish_build(self, env_id, bid, n, ok=True, slug="x"):
+        pr = self.pr_of(env_id)
+        if ok:
+            self.s.sql("UPDATE build_steps SET status='succeeded', finished_at=NOW(6) "
+                       "WHERE build_id=%d AND finished_at IS NULL" % bid)
+            self.s.sql("UPDATE builds SET status='succeeded', finished_at=NOW(6) "
+                       "WHERE id=%d" % bid)
+            self.s.sql("UPDATE environments SET phase='ready', deployed_sha='%s', "
+                       "url='http://%s.localhost:8080/' WHERE id=%d" % (sha(n, pr), slug, env_id))
+        else:
+            self.s.sql("UPDATE build_steps SET status='failed', finished_at=NOW(6) "
+                       "WHERE build_id=%d AND finished_at IS NULL" % bid)
+            self.s.sql("UPDATE builds SET status='failed', finished_at=NOW(6), "
+                       "error='compose up: exit 1', log_tail='step 1\\nstep 2\\n"
+                       "ERROR <b>boom</b> @octocat\\n' WHERE id=%d" % bid)
+            self.s.sql("UPDATE environments SET phase='failed' WHERE id=%d" % env_id)
+
+    def comments(self, pr, bot_only=True):
+        return [c for c in self.gh.state()["comments"]
+                if c["issue"] == pr and (not bot_only or c["user"]["type"] == "Bot")]
+
+    def deployments(self, pr):
+        return [d for d in self.gh.state()["deployments"] if d["environment"] == "pr-%d" % pr]
+
+    # ---- the lifecycle -----------------------------------------------------
+
+    def test_lifecycle_five_builds_and_a_kill(self):
+        env_id, pr, slug = self.new_env(title=HOSTILE_TITLE)
+        url = "http://%s.localhost:8080/" % slug
+        status_url = "https://ephemera.example.test/env/%s" % slug
+
+        # Build 1 starts; the worker dies after GitHub created the
+        # comment and before the id was recorded.
+        b1 = self.start_build(env_id, 1)
+        self.gh.fault(method="POST", path=r"/issues/%d/comments$" % pr, after=True,
+                      delay=60)
+        p = subprocess.Popen([RUN, "-c", self.s.config, "notify", str(env_id)],
+                             env=self.s.env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            self.assertTrue(wait_until(lambda: len(self.comments(pr)) == 1, timeout=30),
+                            "the comment was never created")
+            time.sleep(0.2)
+            os.kill(p.pid, signal.SIGKILL)
+        finally:
+            p.wait()
+        self.assertEqual(self.s.sql("SELECT COUNT(*) FROM github_comments WHERE "
+                                    "env_id=%d AND comment_id IS NOT NULL" % env_id),
+                         [["0"]])
+        self.run_job("notify", env_id)
+        self.assertEqual(len(self.comments(pr)), 1)
+        self.finish_build(env_id, b1, 1, slug=slug)
+        self.run_job("notify", env_id)
+
+        for n in range(2, 6):
+            b = self.start_build(env_id, n)
+            self.run_job("notify", env_id)
+            if n == 4:
+                self.finish_build(env_id, b, n, ok=False)
+                self.run_job("notify", env_id)
+                body = self.comments(pr)[0]["body"]
+                self.assertIn("Preview failed", body)
+                self.assertIn("compose up&#58; exit 1", body)
+                self.assertIn("ERROR &lt;b&gt;boom&lt;/b&gt; @&#8203;octocat", body)
+                continue
+            self.finish_build(env_id, b, n, slug=slug)
+            self.run_job("notify", env_id)
+        # Idempotent: one more run changes nothing on GitHub.
+        before = len(self.gh.state()["requests"])
+        self.run_job("notify", env_id)
+        writes = [r for r in self.gh.state()["requests"][before:]
+                  if r["method"] != "GET" and not r["path"].endswith("access_tokens")]
+        self.assertEqual(writes, [])
+
+        comments = self.comments(pr)
+        self.assertEqual(len(comments), 1, comments)
+        body = comments[0]["body"]
+        self.assertGreater(comments[0]["edits"], 5)
+        self.assertTrue(body.startswith("<!-- ephemera:preview %s -->" % slug))
+        self.assertIn("Preview ready", body)
+        self.assertIn("`%s`" % sha(5, pr)[:12], body)
+        self.assertIn("](<%s>)" % url, body)
+        self.assertIn("| clone | succeeded |", body)
+        for bad in ("<img", "<script", "](javascript", "@octocat"):
+            self.assertNotIn(bad, body)
+
+        deps = self.deployments(pr)
+        self.assertEqual([d["sha"] for d in deps], [sha(n, pr) for n in range(1, 6)])
+        for d in deps:
+            self.assertEqual(d["request"]["environment"], "pr-%d" % pr)
+            self.assertIs(d["request"]["transient_environment"], True)
+            self.assertIs(d["request"]["production_environment"], False)
+            self.assertIs(d["request"]["auto_merge"], False)
+        states = [[s["state"] for s in d["statuses"]] for d in deps]
+        self.assertEqual(states, [["in_progress", "success", "inactive"],
+                                  ["in_progress", "success", "inactive"],
+                                  ["in_progress", "success", "inactive"],
+                                  ["in_progress", "failure", "inactive"],
+                                  ["in_progress", "success"]])
+        ok = [s for s in deps[4]["statuses"] if s["state"] == "success"][0]
+        self.assertEqual(ok["environment_url"], url)
+        self.assertEqual(ok["log_url"], status_url)
+        fail = [s for s in deps[3]["statuses"] if s["state"] == "failure"][0]
+        self.assertEqual(fail["log_url"], status_url)
+        self.assertEqual(fail["environment_url"], "")
+
+        statuses = [s for s in self.gh.state()["statuses"] if s["sha"] in
+                    {sha(n, pr) for n in range(1, 6)}]
+        for s in statuses:
+            self.assertEqual(s["context"], "ephemera/preview")
+        by_sha = {}
+        for s in statuses:
+            by_sha.setdefault(s["sha"], []).append((s["state"], s["target_url"]))
+        self.assertEqual(by_sha[sha(5, pr)], [("pending", status_url), ("success", url)])
+        self.assertEqual(by_sha[sha(4, pr)],
+                         [("pending", status_url), ("failure", status_url)])
+
+        # The PR closes: the last deployment goes inactive, the comment says so.
+        self.s.sql("UPDATE environments SET desired='destroyed', phase='destroyed' "
+                   "WHERE id=%d" % env_id)
+        self.run_job("notify", env_id)
+        deps = self.deployments(pr)
+        self.assertEqual([s["state"] for s in deps[4]["statuses"]],
+                         ["in_progress", "success", "inactive"])
+        self.assertEqual(len(self.comments(pr)), 1)
+        self.assertIn("Preview removed", self.comments(pr)[0]["body"])
+
+    def test_marker_found_on_page_three(self):
+        env_id, pr, slug = self.new_env()
+        # 250 comments by people, one of them quoting our marker.
+        for i in range(250):
+            body = "lgtm %d" % i
+            if i == 10:
+                body = "<!-- ephemera:preview %s --> fake" % slug
+            self.gh.post("/_fake/comment", {"repo": REPO, "issue": pr, "body": body,
+                                            "login": "person%d" % i})
+        self.run_job("notify", env_id)
+        bot = self.comments(pr)
+        self.assertEqual(len(bot), 1)
+        # The recorded id is lost (as after a crash) and the text changes.
+        self.s.sql("DELETE FROM github_comments WHERE env_id=%d" % env_id)
+        self.s.sql("UPDATE environments SET title='Renamed' WHERE id=%d" % env_id)
+        before = len(self.gh.state()["requests"])
+        self.run_job("notify", env_id)
+        reqs = self.gh.state()["requests"][before:]
+        pages = [r["query"] for r in reqs if r["method"] == "GET" and
+                 r["path"].endswith("/issues/%d/comments" % pr)]
+        self.assertEqual(len(pages), 3, pages)
+        self.assertIn("page=3", pages[-1])
+        self.assertEqual(len(self.comments(pr)), 1)
+        self.assertEqual(self.comments(pr)[0]["id"], bot[0]["id"])
+        self.assertIn("Renamed", self.comments(pr)[0]["body"])
+        human = [c for c in self.comments(pr, bot_only=False) if c["user"]["login"] ==
+                 "person10"][0]
+        self.assertEqual(human["edits"], 0)
+        self.assertEqual(self.s.sql("SELECT comment_id FROM github_comments WHERE "
+                                    "env_id=%d" % env_id), [[str(bot[0]["id"])]])
+
+    def test_fork_awaits_approval(self):
+        env_id, pr, slug = self.new_env(desired="awaiting_approval",
+                                        phase="awaiting_approval", trusted=0,
+                                        head_repo="mallory/app")
+        self.run_job("notify", env_id)
+        body = self.comments(pr)[0]["body"]
+        self.assertIn("awaiting approval", body)
+        self.assertIn("`/preview approve`", body)
+        self.assertIn("**preview&#45;approved**", body)
+        self.assertEqual(self.deployments(pr), [])
+        self.assertEqual([s for s in self.gh.state()["statuses"]
+                          if s["sha"] == sha(1, pr)], [])
+
+    def test_queued_says_its_position(self):
+        env_id, pr, slug = self.new_env(phase="queued")
+        self.run_job("notify", env_id)
+        self.assertRegex(self.comments(pr)[0]["body"], r"number \d+ in the queue")
+
+    # ---- errors ------------------------------------------------------------
+
+    def test_primary_rate_limit_reschedules_at_reset(self):
+        env_id, pr, slug = self.new_env()
+        self.start_build(env_id, 1)
+        self.gh.fault(kind="primary", method="POST", path=r"/deployments$", reset_in=3)
+        t0 = time.time()
+        outcome, ms, err = self.run_job("notify", env_id, check=False)
+        self.assertEqual(outcome, "retry", err)
+        reset = int(t0) + 3
+        # One second past the reset, from the time of the answer.
+        self.assertGreaterEqual(ms, 1000)
+        self.assertLessEqual(ms, (reset - int(t0) + 1) * 1000)
+        self.assertEqual(self.deployments(pr), [])
+        time.sleep(ms / 1000.0)
+        self.run_job("notify", env_id, attempt=2)
+        self.assertEqual(len(self.deployments(pr)), 1)
+
+    def test_secondary_rate_limit_retry_after(self):
+        env_id, pr, slug = self.new_env()
+        self.gh.fault(kind="secondary", method="GET", path=r"/issues/%d/comments$" % pr,
+                      retry_after=7)
+        outcome, ms, err = self.run_job("notify", env_id, check=False)
+        self.assertEqual((outcome, ms), ("retry", 7000))
+        self.run_job("notify", env_id, attempt=2)
+        self.assertEqual(len(self.comments(pr)), 1)
+
+    def test_5xx_retried_with_backoff(self):
+        env_id, pr, slug = self.new_env()
+        self.gh.fault(method="POST", path=r"/issues/%d/comments$" % pr, status=502,
+                      times=2)
+        self.assertEqual(self.run_job("notify", env_id, attempt=1, check=False)[:2],
+                         ("retry", 1000))
+        self.assertEqual(self.run_job("notify", env_id, attempt=2, check=False)[:2],
+                         ("retry", 2000))
+        self.run_job("notify", env_id, attempt=3)
+        self.assertEqual(len(self.comments(pr)), 1)
+
+    def test_invalid_answer_422_fails(self):
+        env_id, pr, slug = self.new_env()
+        self.start_build(env_id, 1)
+        self.gh.fault(method="POST", path=r"/deployments/\d+/statuses$", status=422,
+                      message="Validation Failed")
+        outcome, ms, err = self.run_job("notify", env_id, check=False)
+        self.assertEqual(outcome, "fail")
+        self.assertIn("422", err)
+
+    def test_token_expiry_mid_run_refreshed(self):
+        env_id, pr, slug = self.new_env()
+        self.start_build(env_id, 1)
+        issued = len(self.gh.state()["tokens_issued"])
+        # The token dies between the deployment and its first status.
+        self.gh.fault(kind="expire", method="POST", path=r"/deployments/\d+/statuses$")
+        self.run_job("notify", env_id)
+        st = self.gh.state()
+        self.assertEqual(len(st["tokens_issued"]) - issued, 2)
+        self.assertEqual([s["state"] for s in self.deployments(pr)[0]["statuses"]],
+                         ["in_progress"])
+
+    def test_jwt_verifies_in_the_fake(self):
+        env_id, pr, slug = self.new_env()
+        self.run_job("notify", env_id)
+        st = self.gh.state()
+        self.assertTrue(st["jwts"])
+        self.assertEqual(st["jwt_rejected"], [])
+        now = time.time()
+        for c in st["jwts"][-1:]:
+            self.assertEqual(c["iss"], str(self.gh.app_id))
+            self.assertLessEqual(c["exp"] - c["iat"], 600)
+            self.assertLess(c["iat"], now - 50)
+        # Every token request was signed with the JWT, nothing else was.
+        for r in st["requests"]:
+            if r["path"].endswith("/access_tokens"):
+                self.assertEqual(r["auth"], "jwt")
+            elif not r["path"].endswith("/installation"):
+                self.assertEqual(r["auth"], "token", r)
+            self.assertEqual(r["user_agent"], "ephemera")
+
+    def test_clone_token_is_one_repo_contents_read(self):
+        r = subprocess.run([RUN, "-c", self.s.config, "clone-token", str(INST), REPO],
+                           env=self.s.env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertRegex(r.stdout, r"^outcome=done token_len=\d+")
+        self.assertNotIn("ghs_", r.stdout + r.stderr)
+        last = self.gh.state()["tokens_issued"][-1]
+        self.assertEqual(last["repositories"], [REPO])
+        self.assertEqual(last["permissions"], {"contents": "read"})
+
+    # ---- commands ----------------------------------------------------------
+
+    def ensure_commands_table(self):
+        # The webhook's migration (002) owns this table; until it is on
+        # main the test creates the same shape.
+        if self.s.sql("SHOW TABLES LIKE 'commands'"):
+            return
+        self.s.sql(open(os.path.join(os.path.dirname(__file__),
+                                     "commands_schema.sql")).read())
+
+    def command(self, env_id, pr, verb, user, args="", comment=True):
+        self.ensure_commands_table()
+        cid = None
+        if comment:
+            c = self.gh.post("/_fake/comment", {"repo": REPO, "issue": pr,
+                                                "body": "/preview %s %s" % (verb, args),
+                                                "login": user})
+            cid = c["id"]
+        self.s.sql("INSERT INTO commands (env_id, repo, pr, command, args, source, "
+                   "commenter, comment_id, installation_id) VALUES (%d, '%s', %d, '%s', "
+                   "'%s', '%s', '%s', %s, %d)"
+                   % (env_id, REPO, pr, verb, args, "comment" if comment else "label",
+                      user, cid if cid else "NULL", INST))
+        return int(self.s.sql("SELECT MAX(id) FROM commands")[0][0]), cid
+
+    def reactions(self, cid):
+        return [r["content"] for r in self.gh.state()["reactions"] if r["comment_id"] == cid]
+
+    def reconciles(self, env_id):
+        return int(self.s.sql("SELECT COUNT(*) FROM jobs WHERE kind='reconcile' AND "
+                              "env_id=%d" % env_id)[0][0])
+
+    def env_row(self, env_id):
+        return self.s.sql("SELECT trusted, IFNULL(approved_by,''), desired, "
+                          "IFNULL(keep_until,'') FROM environments WHERE id=%d" % env_id)[0]
+
+    def test_approve_by_reader_refused_by_writer_applied(self):
+        env_id, pr, slug = self.new_env(desired="awaiting_approval",
+                                        phase="awaiting_approval", trusted=0)
+        for user in ("reader", "triager", "ghost", "stranger"):
+            cmd, cid = self.command(env_id, pr, "approve", user)
+            self.run_job("command", cmd)
+            self.assertEqual(self.reactions(cid), ["-1"], user)
+            self.assertEqual(self.env_row(env_id)[:3], ["0", "", "awaiting_approval"])
+            self.assertEqual(self.s.sql("SELECT state FROM commands WHERE id=%d" % cmd),
+                             [["refused"]])
+        self.assertEqual(self.reconciles(env_id), 0)
+
+        cmd, cid = self.command(env_id, pr, "approve", "writer")
+        self.run_job("command", cmd)
+        self.assertEqual(self.env_row(env_id)[:3], ["1", "writer", "running"])
+        self.assertEqual(self.reconciles(env_id), 1)
+        self.assertEqual(self.reactions(cid), ["+1"])
+        self.assertEqual(self.s.sql("SELECT state FROM commands WHERE id=%d" % cmd),
+                         [["done"]])
+        # A retried job applies nothing twice.
+        self.s.sql("UPDATE jobs SET state='done' WHERE env_id=%d" % env_id)
+        self.run_job("command", cmd, attempt=2)
+        self.assertEqual(self.reconciles(env_id), 1)
+        self.assertEqual(self.reactions(cid), ["+1"])
+
+    def test_stop_keep_destroy_by_maintainer(self):
+        env_id, pr, slug = self.new_env(phase="ready")
+        cmd, cid = self.command(env_id, pr, "stop", "maint")
+        self.run_job("command", cmd)
+        self.assertEqual(self.env_row(env_id)[2], "stopped")
+        cmd, cid = self.command(env_id, pr, "deploy", "maint")
+        self.run_job("command", cmd)
+        self.assertEqual(self.env_row(env_id)[2], "running")
+        cmd, cid = self.command(env_id, pr, "keep", "maint", args="48h")
+        self.run_job("command", cmd)
+        self.assertTrue(self.env_row(env_id)[3].startswith("20"))
+        cmd, cid = self.command(env_id, pr, "keep", "maint", args="forever")
+        self.run_job("command", cmd)
+        self.assertEqual(self.reactions(cid), ["-1"])
+        cmd, cid = self.command(env_id, pr, "destroy", "reader")
+        self.run_job("command", cmd)
+        self.assertEqual(self.env_row(env_id)[2], "running")
+        cmd, cid = self.command(env_id, pr, "destroy", "maint")
+        self.run_job("command", cmd)
+        self.assertEqual(self.env_row(env_id)[2], "destroyed")
+        # Approving a closed PR's environment does not bring it back.
+        cmd, cid = self.command(env_id, pr, "approve", "maint", comment=False)
+        self.run_job("command", cmd)
+        self.assertEqual(self.env_row(env_id)[2], "destroyed")
+
+    def test_command_rate_limited_then_applied(self):
+        env_id, pr, slug = self.new_env(desired="awaiting_approval",
+                                        phase="awaiting_approval", trusted=0)
+        cmd, cid = self.command(env_id, pr, "approve", "writer")
+        self.gh.fault(kind="secondary", path=r"/collaborators/", retry_after=2)
+        outcome, ms, err = self.run_job("command", cmd, check=False)
+        self.assertEqual((outcome, ms), ("retry", 2000))
+        self.assertEqual(self.env_row(env_id)[0], "0")
+        self.run_job("command", cmd, attempt=2)
+        self.assertEqual(self.env_row(env_id)[:3], ["1", "writer", "running"])
+
+
+if __name__ == "__main__":
+    unittest.main()
