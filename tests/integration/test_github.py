@@ -375,16 +375,7 @@ class GitHubTest(unittest.TestCase):
 
     # ---- commands ----------------------------------------------------------
 
-    def ensure_commands_table(self):
-        # The webhook's migration (002) owns this table; until it is on
-        # main the test creates the same shape.
-        if self.s.sql("SHOW TABLES LIKE 'commands'"):
-            return
-        self.s.sql(open(os.path.join(os.path.dirname(__file__),
-                                     "commands_schema.sql")).read())
-
     def command(self, env_id, pr, verb, user, args="", comment=True):
-        self.ensure_commands_table()
         cid = None
         if comment:
             c = self.gh.post("/_fake/comment", {"repo": REPO, "issue": pr,
