@@ -14,7 +14,8 @@
  * 200, so repeating it is harmless.
  *
  * States: pending → accepted → done, or pending → refused; failed when
- * the command cannot be judged (GitHub App disabled).
+ * the command cannot be judged (GitHub App disabled). answered_at (005)
+ * records that the reaction was made.
  */
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -23,9 +24,9 @@
 #include "workers.h"
 
 enum cmd_col {
+	C_ID,
 	C_ENV,
 	C_REPO,
-	C_PR,
 	C_COMMAND,
 	C_ARGS,
 	C_SOURCE,
@@ -277,67 +278,37 @@ known_command(const char *c)
 	return false;
 }
 
-void
-github_command_job(struct worker *w, const struct job *job,
-                   struct job_result *res)
+/*
+ * One command: decide (once) and answer (once). 0 to go on with the next
+ * command, -1 when the run must stop (gh->stop says why).
+ */
+static int
+command_one(struct worker *w, struct github *gh, const struct db_rows *r,
+            size_t i, struct decision *last)
 {
-	struct db_rows *r = NULL;
-	struct github gh;
 	struct decision d;
+	const char *state = db_rows_get(r, i, C_STATE);
+	const char *repo = db_rows_get(r, i, C_REPO);
+	const char *comment = db_rows_get(r, i, C_COMMENT);
 	uint64_t inst = 0;
-	const char *state, *repo, *comment;
 
-	github_init(&gh, w->cfg, 0, job->attempts);
 	memset(&d, 0, sizeof(d));
 	d.cfg = w->cfg;
-	if (job->payload == NULL ||
-	    parse_uint64(job->payload, &d.command_id) == -1) {
-		log_error("github_command",
-		          "job=%llu error=\"payload is not "
-		          "a command id\"",
-		          (unsigned long long)job->id);
-		github_fail(&gh, "payload is not a command id");
-		goto out;
-	}
-	if (db_query(w->db, &r,
-	             "SELECT c.env_id, c.repo, c.pr, c.command, c.args, "
-	             "c.source, c.commenter, c.comment_id, "
-	             "COALESCE(c.installation_id, e.installation_id), c.state "
-	             "FROM commands c JOIN environments e ON e.id = c.env_id "
-	             "WHERE c.id = ?",
-	             "u", d.command_id) == -1) {
-		github_fail(&gh, "database");
-		goto out;
-	}
-	if (db_rows_count(r) == 0)
-		goto out; /* its environment is gone, and the command with it */
-	state = db_rows_get(r, 0, C_STATE);
-	repo = db_rows_get(r, 0, C_REPO);
-	comment = db_rows_get(r, 0, C_COMMENT);
-	parse_uint64(db_rows_get(r, 0, C_ENV), &d.env_id);
-	d.command = db_rows_get(r, 0, C_COMMAND);
-	d.args = db_rows_get(r, 0, C_ARGS);
-	d.user = db_rows_get(r, 0, C_USER);
-	if (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0)
-		goto out;
-	if (!w->cfg->github_enabled) {
-		db_exec(w->db,
-		        "UPDATE commands SET state = 'failed', reason = ?, "
-		        "decided_at = NOW(6) WHERE id = ? AND state = 'pending'",
-		        "su", "the GitHub App is not configured", d.command_id);
-		goto out;
-	}
+	parse_uint64(db_rows_get(r, i, C_ID), &d.command_id);
+	parse_uint64(db_rows_get(r, i, C_ENV), &d.env_id);
+	d.command = db_rows_get(r, i, C_COMMAND);
+	d.args = db_rows_get(r, i, C_ARGS);
+	d.user = db_rows_get(r, i, C_USER);
 	if (!github_repo_ok(repo)) {
 		log_error("github_command", "command=%llu error=\"bad repo\"",
 		          (unsigned long long)d.command_id);
-		github_fail(&gh, "not a repository name");
-		goto out;
+		return github_fail(gh, "not a repository name");
 	}
-	if (db_rows_get(r, 0, C_INST) != NULL)
-		parse_uint64(db_rows_get(r, 0, C_INST), &inst);
-	gh.installation = inst;
-	if (inst == 0 && github_installation_find(&gh, repo, &inst) == -1)
-		goto out;
+	if (db_rows_get(r, i, C_INST) != NULL)
+		parse_uint64(db_rows_get(r, i, C_INST), &inst);
+	gh->installation = inst;
+	if (inst == 0 && github_installation_find(gh, repo, &inst) == -1)
+		return -1;
 	if (strcmp(state, "pending") == 0) {
 		if (!known_command(d.command)) {
 			d.reason = "unknown command";
@@ -346,44 +317,107 @@ github_command_job(struct worker *w, const struct job *job,
 			d.reason = "keep takes a duration like 48h or 7d";
 		} else if (!login_ok(d.user)) {
 			d.reason = "not a GitHub login";
-		} else if (permission_check(&gh, repo, &d) == -1) {
-			goto out;
+		} else if (last->user != NULL &&
+		           strcmp(last->user, d.user) == 0) {
+			/* Same commenter in this run: GitHub already said. */
+			d.allowed = last->allowed;
+			d.reason = last->reason;
+		} else if (permission_check(gh, repo, &d) == -1) {
+			return -1;
+		} else {
+			last->user = d.user;
+			last->allowed = d.allowed;
+			last->reason = d.reason;
 		}
-		if (db_tx(w->db, decide_tx, &d, 5) == -1) {
+		if (db_tx(w->db, decide_tx, &d, 5) == -1)
+			return github_fail(gh, "database");
+		if (!d.applied)
+			return 0; /* decided elsewhere; its own run answers */
+		log_info("github_command",
+		         "command=%llu env=%llu verb=%s user=%s outcome=%s "
+		         "reason=%s",
+		         (unsigned long long)d.command_id,
+		         (unsigned long long)d.env_id, d.command, log_q(d.user),
+		         d.allowed ? "accepted" : "refused",
+		         log_q(d.reason ? d.reason : ""));
+		if (d.allowed)
+			wake_notify(w->cfg);
+		state = d.allowed ? "accepted" : "refused";
+	}
+	if (comment != NULL &&
+	    strcmp(db_rows_get(r, i, C_SOURCE), "comment") == 0 &&
+	    react(gh, repo, comment,
+	          strcmp(state, "refused") == 0 ? "-1" : "+1") == -1)
+		return -1;
+	if (db_exec(w->db,
+	            "UPDATE commands SET answered_at = NOW(6), state = IF("
+	            "state = 'accepted', 'done', state) WHERE id = ?",
+	            "u", d.command_id) == -1)
+		return github_fail(gh, "database");
+	return 0;
+}
+
+/*
+ * The job names one command, but the queue folds a second job for the
+ * same environment into the first: so every open command of that
+ * environment is handled, oldest first.
+ */
+void
+github_command_job(struct worker *w, const struct job *job,
+                   struct job_result *res)
+{
+	struct db_rows *r = NULL;
+	struct github gh;
+	struct decision last;
+	uint64_t command_id = 0, env_id = job->env_id;
+	size_t i;
+
+	github_init(&gh, w->cfg, 0, job->attempts);
+	memset(&last, 0, sizeof(last));
+	if (job->payload == NULL ||
+	    parse_uint64(job->payload, &command_id) == -1) {
+		log_error("github_command",
+		          "job=%llu error=\"payload is not a command id\"",
+		          (unsigned long long)job->id);
+		github_fail(&gh, "payload is not a command id");
+		goto out;
+	}
+	if (env_id == 0) {
+		if (db_query(w->db, &r,
+		             "SELECT env_id FROM commands WHERE id = ?", "u",
+		             command_id) == -1) {
 			github_fail(&gh, "database");
 			goto out;
 		}
-		if (d.applied) {
-			log_info("github_command",
-			         "command=%llu env=%llu "
-			         "verb=%s user=%s outcome=%s reason=%s",
-			         (unsigned long long)d.command_id,
-			         (unsigned long long)d.env_id, d.command,
-			         log_q(d.user),
-			         d.allowed ? "accepted" : "refused",
-			         log_q(d.reason ? d.reason : ""));
-			if (d.allowed)
-				wake_notify(w->cfg);
-		}
-		state = d.allowed ? "accepted" : "refused";
-		if (!d.applied) {
-			/* Someone else decided: answer per the stored state. */
-			db_rows_free(r);
-			r = NULL;
-			goto out;
-		}
+		if (db_rows_count(r) == 0)
+			goto out; /* gone with its environment */
+		parse_uint64(db_rows_get(r, 0, 0), &env_id);
+		db_rows_free(r);
+		r = NULL;
 	}
-	if (comment != NULL &&
-	    strcmp(db_rows_get(r, 0, C_SOURCE), "comment") == 0) {
-		if (react(&gh, repo, comment,
-		          strcmp(state, "refused") == 0 ? "-1" : "+1") == -1)
-			goto out;
-	}
-	if (strcmp(state, "accepted") == 0)
+	if (!w->cfg->github_enabled) {
 		db_exec(w->db,
-		        "UPDATE commands SET state = 'done' WHERE id = ? AND "
-		        "state = 'accepted'",
-		        "u", d.command_id);
+		        "UPDATE commands SET state = 'failed', reason = ?, "
+		        "decided_at = NOW(6) WHERE env_id = ? AND state = "
+		        "'pending'",
+		        "su", "the GitHub App is not configured", env_id);
+		goto out;
+	}
+	if (db_query(w->db, &r,
+	             "SELECT c.id, c.env_id, c.repo, c.command, c.args, "
+	             "c.source, c.commenter, c.comment_id, "
+	             "COALESCE(c.installation_id, e.installation_id), c.state "
+	             "FROM commands c JOIN environments e ON e.id = c.env_id "
+	             "WHERE c.env_id = ? AND (c.state = 'pending' OR "
+	             "(c.state IN ('accepted', 'refused') AND c.answered_at IS "
+	             "NULL)) ORDER BY c.id LIMIT 50",
+	             "u", env_id) == -1) {
+		github_fail(&gh, "database");
+		goto out;
+	}
+	for (i = 0; i < db_rows_count(r); i++)
+		if (command_one(w, &gh, r, i, &last) == -1)
+			break;
 out:
 	github_result(&gh, res);
 	github_free(&gh);

@@ -36,3 +36,8 @@ CREATE TABLE IF NOT EXISTS github_comments (
 	CONSTRAINT github_comments_env_fk FOREIGN KEY (env_id)
 		REFERENCES environments (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- When the bot answered a decided command on GitHub (a reaction). The
+-- command worker handles every open command of an environment in one run,
+-- so a command whose job was coalesced into another's is still answered.
+ALTER TABLE commands ADD COLUMN IF NOT EXISTS answered_at DATETIME(6) NULL;

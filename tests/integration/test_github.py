@@ -72,6 +72,7 @@ class GitHubTest(unittest.TestCase):
                            text=True, timeout=60)
         self.__class__.last_stderr = r.stderr
         self.assertNotIn("ghs_", r.stdout + r.stderr)
+        self.assertNotIn("eyJ", r.stdout + r.stderr)  # no JWT either
         m = re.match(r"outcome=(\w+) retry_after_ms=(-?\d+) error=(.*)", r.stdout)
         self.assertTrue(m, "driver said: %r %r" % (r.stdout, r.stderr[-2000:]))
         out = (m.group(1), int(m.group(2)), m.group(3))
@@ -449,6 +450,32 @@ class GitHubTest(unittest.TestCase):
         cmd, cid = self.command(env_id, pr, "approve", "maint", comment=False)
         self.run_job("command", cmd)
         self.assertEqual(self.env_row(env_id)[2], "destroyed")
+
+    def test_coalesced_commands_all_answered(self):
+        # The queue folds a second command job for an environment into the
+        # first; running the first job must handle both commands.
+        env_id, pr, slug = self.new_env(desired="awaiting_approval",
+                                        phase="awaiting_approval", trusted=0)
+        first, c1 = self.command(env_id, pr, "approve", "writer")
+        second, c2 = self.command(env_id, pr, "keep", "writer", args="7d")
+        third, c3 = self.command(env_id, pr, "stop", "reader")
+        before = len(self.gh.state()["requests"])
+        self.run_job("command", first)
+        checks = [r for r in self.gh.state()["requests"][before:]
+                  if "/collaborators/" in r["path"]]
+        self.assertEqual(len(checks), 2)  # once per commenter
+        self.assertEqual(self.env_row(env_id)[:3], ["1", "writer", "running"])
+        self.assertTrue(self.env_row(env_id)[3].startswith("20"))
+        self.assertEqual((self.reactions(c1), self.reactions(c2), self.reactions(c3)),
+                         (["+1"], ["+1"], ["-1"]))
+        self.assertEqual(self.s.sql("SELECT state FROM commands WHERE id IN (%d,%d,%d) "
+                                    "ORDER BY id" % (first, second, third)),
+                         [["done"], ["done"], ["refused"]])
+        # Their own (coalesced away or late) jobs find nothing left to do.
+        before = len(self.gh.state()["requests"])
+        self.run_job("command", second)
+        self.run_job("command", third)
+        self.assertEqual(self.gh.state()["requests"][before:], [])
 
     def test_command_rate_limited_then_applied(self):
         env_id, pr, slug = self.new_env(desired="awaiting_approval",

@@ -485,6 +485,42 @@ test_deploy_steps(void)
 	}
 }
 
-UNIT_MAIN(TEST(test_base64url), TEST(test_jwt), TEST(test_classify),
-          TEST(test_link), TEST(test_md_text), TEST(test_comment_render),
-          TEST(test_why), TEST(test_deploy_steps))
+static void
+test_permission(void)
+{
+	static const struct {
+		const char *permission, *role;
+		bool want;
+	} cases[] = {
+	        {"admin", "admin", true},    {"write", "write", true},
+	        {"write", "maintain", true}, {"read", "triage", false},
+	        {"read", "read", false},     {"none", "none", false},
+	        {NULL, NULL, false},         {"WRITE", NULL, false},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++)
+		CHECK(github_permission_writes(cases[i].permission,
+		                               cases[i].role) == cases[i].want);
+}
+
+static void
+test_repo_ok(void)
+{
+	CHECK(github_repo_ok("octo/app"));
+	CHECK(github_repo_ok("Octo-Org/my.app_2"));
+	CHECK(!github_repo_ok("octo"));
+	CHECK(!github_repo_ok("/app"));
+	CHECK(!github_repo_ok("octo/"));
+	CHECK(!github_repo_ok("octo/app/x"));
+	CHECK(!github_repo_ok("octo/../x"));
+	CHECK(!github_repo_ok("octo/app?x=1"));
+	CHECK(!github_repo_ok("octo/app#"));
+	CHECK(!github_repo_ok("octo/a b"));
+	CHECK(!github_repo_ok(NULL));
+}
+
+UNIT_MAIN(TEST(test_permission), TEST(test_repo_ok), TEST(test_base64url),
+          TEST(test_jwt), TEST(test_classify), TEST(test_link),
+          TEST(test_md_text), TEST(test_comment_render), TEST(test_why),
+          TEST(test_deploy_steps))
