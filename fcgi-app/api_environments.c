@@ -12,7 +12,10 @@
 static void
 json_str(struct buf *b, const char *key, const char *v)
 {
-	buf_printf(b, ",\"%s\":", key);
+	/* No printf here: this runs for every field of every row. */
+	buf_puts(b, ",\"");
+	buf_puts(b, key);
+	buf_puts(b, "\":");
 	if (v == NULL)
 		buf_puts(b, "null");
 	else
@@ -23,7 +26,10 @@ json_str(struct buf *b, const char *key, const char *v)
 static void
 json_num(struct buf *b, const char *key, const char *v)
 {
-	buf_printf(b, ",\"%s\":%s", key, v ? v : "null");
+	buf_puts(b, ",\"");
+	buf_puts(b, key);
+	buf_puts(b, "\":");
+	buf_puts(b, v ? v : "null");
 }
 
 /* Seconds with millisecond precision; negative means "none" (null). */
@@ -152,32 +158,64 @@ json_headers(struct response *res)
 	                        "X-Content-Type-Options: nosniff\r\n");
 }
 
+/* GitHub-style paging: the array stays an array; the headers say more. */
+static void
+paging_headers(const struct env_filter *flt, int64_t total,
+               struct response *res)
+{
+	int64_t last = total ? (total + flt->per_page - 1) / flt->per_page : 1;
+	struct buf q = BUF_INIT;
+
+	buf_printf(&res->headers, "X-Total-Count: %lld\r\n", (long long)total);
+	if (flt->page >= last && flt->page == 1)
+		return;
+	buf_puts(&res->headers, "Link: ");
+	if (flt->page < last) {
+		env_filter_query(flt, flt->page + 1, &q);
+		buf_printf(&res->headers,
+		           "</api/v1/environments%s>; rel=\"next\"",
+		           buf_str(&q));
+		buf_reset(&q);
+	}
+	if (flt->page > 1) {
+		env_filter_query(flt, flt->page - 1, &q);
+		buf_printf(&res->headers,
+		           "%s</api/v1/environments%s>; rel=\"prev\"",
+		           flt->page < last ? ", " : "", buf_str(&q));
+	}
+	buf_puts(&res->headers, "\r\n");
+	buf_free(&q);
+}
+
 void
 api_environments_get(struct app *app, const struct request *req,
                      struct response *res)
 {
 	struct env_filter flt;
-	struct env_list l;
-	struct buf web = BUF_INIT;
-	char *repo = request_query_arg(req, "repo");
-	char *state = request_query_arg(req, "state");
+	struct env_counts counts = {0, NULL, NULL, 0};
+	struct env_list l = {NULL, 0};
+	struct buf web = BUF_INIT, why = BUF_INIT;
 
-	/* An empty value (the form's "all") means no filter. */
-	flt.repo = repo && repo[0] ? repo : NULL;
-	flt.phase = state && state[0] ? state : NULL;
+	if (env_filter_parse(req, &flt, &why) == -1) {
+		response_text(res, 400, buf_str(&why));
+		goto out;
+	}
 	if (env_list_load(app->db, &flt, clock_now(app->cfg),
-	                  app->cfg->env_hourly_price, &l) == -1) {
+	                  app->cfg->env_hourly_price, &l) == -1 ||
+	    env_list_count(app->db, &flt, &counts) == -1) {
 		response_text(res, 503, "database unavailable");
 		goto out;
 	}
 	json_headers(res);
+	paging_headers(&flt, counts.total, res);
 	html_github_web(app->cfg->github_api_url, &web);
 	env_list_json(&l, buf_str(&web), &res->body);
-	env_list_free(&l);
 out:
+	env_list_free(&l);
+	env_counts_free(&counts);
+	env_filter_free(&flt);
 	buf_free(&web);
-	free(repo);
-	free(state);
+	buf_free(&why);
 }
 
 void

@@ -80,8 +80,10 @@ void money_format(double amount, char out[static 32]);
 
 /* ---- html.c: the pages' shared frame and escaping helpers (pure) ------ */
 
+/* `now` goes into <body data-now> so the script counts ages from the
+ * server's clock, not the browser's. */
 void html_head(struct buf *, const char *title, const char *active,
-               int64_t refresh_seconds);
+               int64_t refresh_seconds, double now);
 void html_foot(struct buf *);
 /* Security and caching headers every page sends (a strict CSP: our own
  * script and style only, so even a missed escape could not run code). */
@@ -131,12 +133,31 @@ struct env_list {
 	size_t n;
 };
 
-/* Both NULL: every environment. Values are matched exactly. */
+/* ---- env_filter.c: which environments a list shows (pure) ------------
+ *
+ * ?repo=, ?state= (exact; empty or absent: all), ?page= (from 1) and
+ * ?per_page= (1..ENV_PAGE_MAX). The strings are owned by the filter.
+ */
+#define ENV_PAGE_DEFAULT 100
+#define ENV_PAGE_MAX 500
+
 struct env_filter {
-	const char *repo;
-	const char *phase;
+	char *repo;  /* NULL: all */
+	char *phase; /* NULL: all */
+	int64_t page, per_page;
 };
 
+/* -1 with the reason in `why` for a bad page or per_page. */
+int env_filter_parse(const struct request *, struct env_filter *,
+                     struct buf *why);
+void env_filter_free(struct env_filter *);
+/* "?repo=a%2Fb&state=ready&page=2" for another page of the same list;
+ * page 1 and default values are left out. */
+void env_filter_query(const struct env_filter *, int64_t page, struct buf *);
+/* Percent-encodes a query value (RFC 3986 unreserved bytes pass). */
+void url_query_value(struct buf *, const char *);
+
+/* One page of environments, newest change first. */
 int env_list_load(struct db *, const struct env_filter *, double now,
                   double hourly_price, struct env_list *);
 /* One environment by id: 0 and n == 1, 0 and n == 0 (none), or -1. */
@@ -144,6 +165,17 @@ int env_list_load_one(struct db *, uint64_t id, double now, double hourly_price,
                       struct env_list *);
 /* Distinct repositories, sorted, for the filter. */
 int env_list_repos(struct db *, char ***repos, size_t *n);
+
+/* How many environments match the filter, in all and per phase. */
+struct env_counts {
+	int64_t total;
+	char **phase;
+	int64_t *n;
+	size_t nphases;
+};
+
+int env_list_count(struct db *, const struct env_filter *, struct env_counts *);
+void env_counts_free(struct env_counts *);
 void env_list_free(struct env_list *);
 void env_view_free(struct env_view *);
 
@@ -194,6 +226,7 @@ void api_environment_get(struct app *, const struct request *,
 struct index_view {
 	const struct env_list *envs;
 	const struct env_filter *filter;
+	const struct env_counts *counts;
 	char **repos; /* for the filter's choices */
 	size_t nrepos;
 	const char *github_web;

@@ -4,9 +4,10 @@
  * the env_list; times come out of SQL already in ISO 8601 UTC so that no
  * view has to reformat them, and as epoch seconds where usage needs them.
  *
- * The per-environment build summary (first start, last id) is one grouped
- * read of a covering index on builds (migration 006); the last build is a
- * primary-key lookup per environment (bench/status measures it).
+ * A list is one page (env_filter.c): the page's ids are chosen first, then
+ * each environment's first build start and last build come from index
+ * dives on builds (env_id, started_at) and (env_id, id), so the cost
+ * grows with the page, not with the number of builds (bench/status).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,25 +20,27 @@ static const char env_columns[] =
         " e.phase, e.desired_sha, e.deployed_sha, e.url, e.error,"
         " DATE_FORMAT(e.created_at, '%Y-%m-%dT%H:%i:%sZ'),"
         " DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'),"
-        " e.head_ref, b.last_id, lb.status,"
+        " e.head_ref, lb.id, lb.status,"
         " DATE_FORMAT(lb.started_at, '%Y-%m-%dT%H:%i:%sZ'),"
         " DATE_FORMAT(lb.finished_at, '%Y-%m-%dT%H:%i:%sZ'),"
-        " UNIX_TIMESTAMP(b.first_start), UNIX_TIMESTAMP(e.updated_at),"
-        " UNIX_TIMESTAMP(lb.started_at), UNIX_TIMESTAMP(lb.finished_at)"
-        " FROM environments e ";
+        " UNIX_TIMESTAMP((SELECT MIN(started_at) FROM builds"
+        " WHERE env_id = e.id)),"
+        " UNIX_TIMESTAMP(e.updated_at),"
+        " UNIX_TIMESTAMP(lb.started_at), UNIX_TIMESTAMP(lb.finished_at) ";
 
 static const char env_list_sql_tail[] =
-        "LEFT JOIN (SELECT env_id, MIN(started_at) first_start,"
-        " MAX(id) last_id FROM builds GROUP BY env_id) b ON b.env_id = e.id"
-        " LEFT JOIN builds lb ON lb.id = b.last_id"
-        " WHERE (? IS NULL OR e.repo = ?) AND (? IS NULL OR e.phase = ?)"
-        " ORDER BY e.updated_at DESC, e.id DESC";
+        "FROM (SELECT id, updated_at FROM environments"
+        " WHERE (? IS NULL OR repo = ?) AND (? IS NULL OR phase = ?)"
+        " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?) p"
+        " JOIN environments e ON e.id = p.id"
+        " LEFT JOIN builds lb ON lb.id ="
+        " (SELECT MAX(id) FROM builds WHERE env_id = e.id)"
+        " ORDER BY p.updated_at DESC, p.id DESC";
 
 static const char env_one_sql_tail[] =
-        "LEFT JOIN (SELECT env_id, MIN(started_at) first_start,"
-        " MAX(id) last_id FROM builds WHERE env_id = ? GROUP BY env_id) b"
-        " ON b.env_id = e.id"
-        " LEFT JOIN builds lb ON lb.id = b.last_id"
+        "FROM environments e"
+        " LEFT JOIN builds lb ON lb.id ="
+        " (SELECT MAX(id) FROM builds WHERE env_id = e.id)"
         " WHERE e.id = ?";
 
 /* Epoch seconds from SQL text; NULL (no build, still running) is -1. */
@@ -116,13 +119,13 @@ env_list_load(struct db *db, const struct env_filter *flt, double now,
               double price, struct env_list *out)
 {
 	struct db_rows *rows = NULL;
-	const char *repo = flt ? flt->repo : NULL;
-	const char *phase = flt ? flt->phase : NULL;
 	char *sql = sql_join(env_columns, env_list_sql_tail);
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (db_query(db, &rows, sql, "ssss", repo, repo, phase, phase) == -1)
+	if (db_query(db, &rows, sql, "ssssii", flt->repo, flt->repo, flt->phase,
+	             flt->phase, flt->per_page,
+	             (flt->page - 1) * flt->per_page) == -1)
 		goto out;
 	env_rows_take(rows, now, price, out);
 	rc = 0;
@@ -141,7 +144,7 @@ env_list_load_one(struct db *db, uint64_t id, double now, double price,
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (db_query(db, &rows, sql, "uu", id, id) == -1)
+	if (db_query(db, &rows, sql, "u", id) == -1)
 		goto out;
 	env_rows_take(rows, now, price, out);
 	rc = 0;
@@ -169,6 +172,47 @@ env_list_repos(struct db *db, char ***repos, size_t *n)
 		(*repos)[i] = xstrdup(db_rows_get(rows, i, 0));
 	db_rows_free(rows);
 	return 0;
+}
+
+int
+env_list_count(struct db *db, const struct env_filter *flt,
+               struct env_counts *c)
+{
+	struct db_rows *rows = NULL;
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	if (db_query(
+	            db, &rows,
+	            "SELECT phase, COUNT(*) FROM environments"
+	            " WHERE (? IS NULL OR repo = ?) AND (? IS NULL OR phase = ?)"
+	            " GROUP BY phase",
+	            "ssss", flt->repo, flt->repo, flt->phase, flt->phase) == -1)
+		return -1;
+	c->nphases = db_rows_count(rows);
+	c->phase = xcalloc(c->nphases ? c->nphases : 1, sizeof(char *));
+	c->n = xcalloc(c->nphases ? c->nphases : 1, sizeof(int64_t));
+	for (i = 0; i < c->nphases; i++) {
+		c->phase[i] = xstrdup(db_rows_get(rows, i, 0));
+		parse_int64(db_rows_get(rows, i, 1), 0, INT64_MAX, &c->n[i]);
+		c->total += c->n[i];
+	}
+	db_rows_free(rows);
+	return 0;
+}
+
+void
+env_counts_free(struct env_counts *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nphases; i++)
+		free(c->phase[i]);
+	free(c->phase);
+	free(c->n);
+	memset(c, 0, sizeof(*c));
 }
 
 void

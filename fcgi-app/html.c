@@ -10,8 +10,10 @@
 
 void
 html_head(struct buf *b, const char *title, const char *active,
-          int64_t refresh_seconds)
+          int64_t refresh_seconds, double now)
 {
+	char iso[21];
+
 	static const struct {
 		const char *path, *label;
 	} nav[] = {{"/", "Environments"},
@@ -26,11 +28,14 @@ html_head(struct buf *b, const char *title, const char *active,
 	            "<title>");
 	html_text(b, title);
 	buf_puts(b, " \xc2\xb7 Ephemera</title>"
+	            "<link rel=\"icon\" href=\"/static/favicon.svg\" "
+	            "type=\"image/svg+xml\">"
 	            "<link rel=\"stylesheet\" href=\"/static/style.css\">"
 	            "<script src=\"/static/status.js\" defer></script>"
 	            "</head>\n");
-	buf_printf(b, "<body data-refresh=\"%lld\">\n",
-	           (long long)refresh_seconds);
+	format_iso8601((time_t)now, iso);
+	buf_printf(b, "<body data-refresh=\"%lld\" data-now=\"%s\">\n",
+	           (long long)refresh_seconds, iso);
 	buf_puts(b, "<header class=\"top\"><h1>Ephemera</h1><nav>");
 	for (i = 0; i < NELEM(nav); i++)
 		buf_printf(b, "<a href=\"%s\"%s>%s</a>", nav[i].path,

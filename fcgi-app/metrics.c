@@ -4,9 +4,9 @@
  * state, and any fcgi child can answer. Histograms are bucketed by SQL
  * (one grouped scan each) with bounds fixed here at compile time, so the
  * SQL text stays constant and no row is fetched per job or build.
- * Durations are DECIMAL (divided by an integer), not DOUBLE: db.c fetches
- * every value as text, and the client library reports no text length for
- * a DOUBLE column fetched that way.
+ * Sums are DECIMAL (microseconds divided by an integer), not DOUBLE: db.c
+ * fetches every value as text, and the client library reports no text
+ * length for a DOUBLE column fetched that way.
  *
  * Families (docs/api.md lists them):
  *   ephemera_deliveries_total{event,result}   counter
@@ -29,7 +29,8 @@
 	X(0.5) X(1) X(2.5) X(5) X(10) X(30) X(60) X(120) X(300) X(600) X(1800)
 #define BUILD_BUCKETS(X)                                                       \
 	X(10) X(30) X(60) X(120) X(180) X(300) X(600) X(900) X(1800) X(3600)
-#define SQL_LE(v) ", SUM(d <= " #v ")"
+/* d is in integer microseconds: integer comparisons, not DECIMAL ones. */
+#define SQL_LE(v) ", SUM(d <= " #v " * 1000000)"
 #define LE_TEXT(v) #v,
 
 static const char *const job_le[] = {JOB_BUCKETS(LE_TEXT)};
@@ -209,10 +210,10 @@ metrics_render(struct db *db, struct buf *b)
 	           kind_state, 2) == -1 ||
 	    histogram(db, b, "ephemera_job_duration_seconds",
 	              "Run time of finished jobs, from claim to finish.",
-	              "SELECT kind, COUNT(*), SUM(d)" JOB_BUCKETS(
+	              "SELECT kind, COUNT(*), SUM(d) / 1000000" JOB_BUCKETS(
 	                      SQL_LE) " FROM (SELECT kind,"
 	                              " TIMESTAMPDIFF(MICROSECOND, started_at,"
-	                              " finished_at) / 1000000 AS d FROM jobs"
+	                              " finished_at) AS d FROM jobs"
 	                              " WHERE started_at IS NOT NULL AND"
 	                              " finished_at IS NOT NULL) j"
 	                              " GROUP BY kind ORDER BY kind",
@@ -237,10 +238,10 @@ metrics_render(struct db *db, struct buf *b)
 	           status, 1) == -1 ||
 	    histogram(db, b, "ephemera_build_duration_seconds",
 	              "Wall time of finished builds, by outcome.",
-	              "SELECT status, COUNT(*), SUM(d)" BUILD_BUCKETS(
+	              "SELECT status, COUNT(*), SUM(d) / 1000000" BUILD_BUCKETS(
 	                      SQL_LE) " FROM (SELECT status,"
 	                              " TIMESTAMPDIFF(MICROSECOND, started_at,"
-	                              " finished_at) / 1000000 AS d FROM builds"
+	                              " finished_at) AS d FROM builds"
 	                              " WHERE finished_at IS NOT NULL) x"
 	                              " GROUP BY status ORDER BY status",
 	              "status", build_le, NELEM(build_le)) == -1)

@@ -134,7 +134,7 @@ env_page_html(const struct env_view *e, const struct build_list *bl,
 	buf_printf(&title, "%s #%s", e->repo, e->pr);
 	/* The environment page does not refresh itself: reading a log
 	 * while it jumps is worse than a stale page. */
-	html_head(b, buf_str(&title), "", 0);
+	html_head(b, buf_str(&title), "", 0, now);
 	env_header(e, github_web, now, b);
 	buf_printf(b, "<h2>Builds</h2>\n");
 	if (bl->n == 0)

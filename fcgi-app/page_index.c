@@ -50,29 +50,59 @@ filter_form(const struct index_view *v, struct buf *b)
 static void
 summary(const struct index_view *v, struct buf *b)
 {
-	size_t i, j, n[NELEM(phases)] = {0};
+	const struct env_counts *c = v->counts;
+	size_t i, j;
 	double cost = 0;
 	char money[32];
 
-	for (i = 0; i < v->envs->n; i++) {
-		const struct env_view *e = &v->envs->items[i];
-
-		cost += e->cost;
-		for (j = 0; j < NELEM(phases); j++)
-			if (e->phase && strcmp(e->phase, phases[j]) == 0)
-				n[j]++;
-	}
+	for (i = 0; i < v->envs->n; i++)
+		cost += v->envs->items[i].cost;
 	money_format(cost, money);
 	buf_printf(b,
-	           "<p class=\"summary\" id=\"summary\"><strong>%zu</strong> "
+	           "<p class=\"summary\" id=\"summary\"><strong>%lld</strong> "
 	           "environment%s",
-	           v->envs->n, v->envs->n == 1 ? "" : "s");
+	           (long long)c->total, c->total == 1 ? "" : "s");
 	for (j = 0; j < NELEM(phases); j++)
-		if (n[j])
-			buf_printf(b,
-			           " <span class=\"state s-%s\">%zu %s</span>",
-			           phases[j], n[j], phases[j]);
-	buf_printf(b, " <span class=\"cost\">%s so far</span></p>\n", money);
+		for (i = 0; i < c->nphases; i++)
+			if (strcmp(c->phase[i], phases[j]) == 0)
+				buf_printf(b,
+				           " <span class=\"state s-%s\">%lld "
+				           "%s</span>",
+				           phases[j], (long long)c->n[i],
+				           phases[j]);
+	buf_printf(b, " <span class=\"cost\">%s %s</span></p>\n", money,
+	           (int64_t)v->envs->n < c->total ? "on this page" : "so far");
+}
+
+/* "101–200 of 1000 · ‹ newer · older ›" when there is more than a page. */
+static void
+pager(const struct index_view *v, struct buf *b)
+{
+	const struct env_filter *f = v->filter;
+	int64_t first = (f->page - 1) * f->per_page;
+	struct buf q = BUF_INIT;
+
+	if (f->page == 1 && v->counts->total <= f->per_page)
+		return;
+	buf_printf(b, "<p class=\"pager\">%lld\xe2\x80\x93%lld of %lld",
+	           (long long)(v->envs->n ? first + 1 : 0),
+	           (long long)(first + (int64_t)v->envs->n),
+	           (long long)v->counts->total);
+	if (f->page > 1) {
+		env_filter_query(f, f->page - 1, &q);
+		buf_puts(b, " <a rel=\"prev\" href=\"/");
+		html_text(b, buf_str(&q));
+		buf_puts(b, "\">\xe2\x80\xb9 newer</a>");
+		buf_reset(&q);
+	}
+	if (first + f->per_page < v->counts->total) {
+		env_filter_query(f, f->page + 1, &q);
+		buf_puts(b, " <a rel=\"next\" href=\"/");
+		html_text(b, buf_str(&q));
+		buf_puts(b, "\">older \xe2\x80\xba</a>");
+	}
+	buf_puts(b, "</p>\n");
+	buf_free(&q);
 }
 
 static void
@@ -160,7 +190,7 @@ env_list_html(const struct index_view *v, struct buf *b)
 {
 	size_t i;
 
-	html_head(b, "Environments", "/", v->refresh_seconds);
+	html_head(b, "Environments", "/", v->refresh_seconds, v->now);
 	buf_puts(b, "<div class=\"bar\">");
 	filter_form(v, b);
 	summary(v, b);
@@ -172,6 +202,7 @@ env_list_html(const struct index_view *v, struct buf *b)
 	for (i = 0; i < v->envs->n; i++)
 		row(v, &v->envs->items[i], b);
 	buf_puts(b, "</tbody></table>\n");
+	pager(v, b);
 	buf_printf(b, "<p class=\"empty\" id=\"empty\"%s>%s</p>\n",
 	           v->envs->n ? " hidden" : "",
 	           v->filter->repo || v->filter->phase
@@ -184,19 +215,21 @@ void
 page_index_get(struct app *app, const struct request *req, struct response *res)
 {
 	struct env_filter flt;
+	struct env_counts counts = {0, NULL, NULL, 0};
 	struct env_list l = {NULL, 0};
 	struct index_view v;
-	struct buf web = BUF_INIT;
-	char *repo = request_query_arg(req, "repo");
-	char *state = request_query_arg(req, "state");
+	struct buf web = BUF_INIT, why = BUF_INIT;
 	size_t i;
 
 	memset(&v, 0, sizeof(v));
-	flt.repo = repo && repo[0] ? repo : NULL;
-	flt.phase = state && state[0] ? state : NULL;
+	if (env_filter_parse(req, &flt, &why) == -1) {
+		response_text(res, 400, buf_str(&why));
+		goto out;
+	}
 	v.now = clock_now(app->cfg);
 	if (env_list_load(app->db, &flt, v.now, app->cfg->env_hourly_price,
 	                  &l) == -1 ||
+	    env_list_count(app->db, &flt, &counts) == -1 ||
 	    env_list_repos(app->db, &v.repos, &v.nrepos) == -1) {
 		response_text(res, 503, "database unavailable");
 		goto out;
@@ -204,6 +237,7 @@ page_index_get(struct app *app, const struct request *req, struct response *res)
 	html_github_web(app->cfg->github_api_url, &web);
 	v.envs = &l;
 	v.filter = &flt;
+	v.counts = &counts;
 	v.github_web = buf_str(&web);
 	v.hourly_price = app->cfg->env_hourly_price;
 	v.refresh_seconds = app->cfg->status_refresh_seconds;
@@ -215,7 +249,8 @@ out:
 		free(v.repos[i]);
 	free(v.repos);
 	env_list_free(&l);
+	env_counts_free(&counts);
+	env_filter_free(&flt);
 	buf_free(&web);
-	free(repo);
-	free(state);
+	buf_free(&why);
 }

@@ -73,7 +73,7 @@ jobs_view_html(const struct jobs_view *v, double now, struct buf *b)
 	char n[32], d[32];
 	size_t i;
 
-	html_head(b, "Jobs", "/jobs", 0);
+	html_head(b, "Jobs", "/jobs", 0, now);
 	buf_puts(b, "<div class=\"tiles\" id=\"queue\">");
 	snprintf(n, sizeof(n), "%lld", (long long)v->queued);
 	tile(b, v->queued ? "t-queued" : "", "queued", n);

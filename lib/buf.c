@@ -194,35 +194,41 @@ buf_append_html(struct buf *b, const char *s, size_t n)
 /*
  * A JSON string literal with its quotes. Bytes >= 0x80 pass through, so
  * valid UTF-8 stays readable; '<' is escaped too so that JSON embedded in a
- * <script> can never close it.
+ * <script> can never close it. Runs of plain bytes are copied at once (the
+ * status API writes thousands of strings per response).
  */
 int
 buf_append_json_string(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t i;
+	size_t i, run = 0;
 	unsigned char c;
 
 	buf_putc(b, '"');
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != 0x7f)
+			continue;
+		buf_append(b, s + run, i - run);
+		run = i + 1;
 		if (c == '"' || c == '\\') {
-			buf_putc(b, '\\');
-			buf_putc(b, (char)c);
+			char e[2] = {'\\', (char)c};
+
+			buf_append(b, e, 2);
 		} else if (c == '\n') {
 			buf_puts(b, "\\n");
 		} else if (c == '\r') {
 			buf_puts(b, "\\r");
 		} else if (c == '\t') {
 			buf_puts(b, "\\t");
-		} else if (c < 0x20 || c == '<' || c == 0x7f) {
+		} else {
 			char u[6] = {'\\', 'u',         '0',
 			             '0',  hex[c >> 4], hex[c & 15]};
+
 			buf_append(b, u, sizeof(u));
-		} else {
-			buf_putc(b, (char)c);
 		}
 	}
+	buf_append(b, s + run, n - run);
 	buf_putc(b, '"');
 	return b->failed ? -1 : 0;
 }

@@ -16,6 +16,8 @@
 		"skipped", "done", "dead"]);
 	var DASH = "\u2014";
 	var refreshes = 0;
+	/* Server time minus browser time: ages follow the server's clock. */
+	var skew = 0;
 
 	function pad(n) {
 		return n < 10 ? "0" + n : String(n);
@@ -44,7 +46,8 @@
 
 	function ago(iso) {
 		var t = Date.parse(iso);
-		return isNaN(t) ? DASH : duration((Date.now() - t) / 1000) + " ago";
+		return isNaN(t) ? DASH :
+			duration((Date.now() + skew - t) / 1000) + " ago";
 	}
 
 	function tickAges() {
@@ -145,12 +148,17 @@
 			{cache: "no-store", headers: {Accept: "application/json"}})
 			.then(function (r) {
 				if (!r.ok) throw new Error("HTTP " + r.status);
-				return r.json();
+				var total = Number(r.headers.get("X-Total-Count"));
+				return r.json().then(function (envs) {
+					return {envs: envs, total: total};
+				});
 			})
-			.then(function (envs) {
-				var body = table.tBodies[0];
+			.then(function (res) {
+				var envs = res.envs, body = table.tBodies[0];
 				body.replaceChildren.apply(body, envs.map(renderRow));
-				renderSummary(envs);
+				/* Counts over more than this page stay as loaded. */
+				if (res.total === envs.length)
+					renderSummary(envs);
 				document.getElementById("empty").hidden =
 					envs.length > 0;
 				refreshes++;
@@ -166,6 +174,9 @@
 	}
 
 	function start() {
+		var now = Date.parse(document.body.dataset.now || "");
+		if (!isNaN(now))
+			skew = now - Date.now();
 		tickAges();
 		setInterval(tickAges, 1000);
 		var form = document.querySelector("form.filter");

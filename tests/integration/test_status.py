@@ -12,11 +12,13 @@ from html.parser import HTMLParser
 import jsonschema
 
 import status_seed as seed
+from harness.cdp import Browser
 from harness.stack import ROOT, Stack
 
 GOLDEN = os.path.join(ROOT, "tests", "golden")
 SCHEMA = os.path.join(ROOT, "docs", "schema")
 UPDATE = os.environ.get("EPHEMERA_UPDATE_GOLDEN") == "1"
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
 
 
 def schema(name):
@@ -269,6 +271,38 @@ class StatusTest(unittest.TestCase):
         api = self.s.get("/api/v1/environments?state=&repo=").json()
         self.assertEqual(len(api), 5)
 
+    def test_paging(self):
+        r = self.s.get("/api/v1/environments?per_page=2")
+        self.assertEqual([e["id"] for e in r.json()], [5, 3])
+        self.assertEqual(r.headers["X-Total-Count"], "5")
+        self.assertEqual(r.headers["Link"],
+                         '</api/v1/environments?page=2&per_page=2>; rel="next"')
+        r = self.s.get("/api/v1/environments?per_page=2&page=2")
+        self.assertEqual([e["id"] for e in r.json()], [1, 2])
+        self.assertEqual(r.headers["Link"],
+                         '</api/v1/environments?page=3&per_page=2>; rel="next", '
+                         '</api/v1/environments?per_page=2>; rel="prev"')
+        r = self.s.get("/api/v1/environments?per_page=2&page=3")
+        self.assertEqual([e["id"] for e in r.json()], [4])
+        self.assertNotIn("next", r.headers["Link"])
+        r = self.s.get("/api/v1/environments")
+        self.assertNotIn("Link", r.headers)
+        self.assertEqual(r.headers["X-Total-Count"], "5")
+        r = self.s.get("/api/v1/environments?repo=acme%2Fshop&per_page=1")
+        self.assertEqual(r.headers["X-Total-Count"], "2")
+        self.assertEqual(r.headers["Link"], '</api/v1/environments?repo=acme%2Fshop'
+                         '&page=2&per_page=1>; rel="next"')
+        html = self.s.get("/?repo=acme%2Fshop&per_page=1&page=2").text
+        self.assertEqual(re.findall(r'<tr data-id="(\d+)"', html), ["4"])
+        self.assertIn('<p class="pager">2\u20132 of 2 <a rel="prev" '
+                      'href="/?repo=acme%2Fshop&amp;per_page=1">', html)
+        self.assertIn("<strong>2</strong> environments", html)
+        for q in ("page=0", "page=x", "per_page=0", "per_page=501", "page=-1"):
+            for path in ("/", "/api/v1/environments"):
+                r = self.s.get(path + "?" + q)
+                self.assertEqual(r.status, 400, (path, q))
+        self.assertEqual(self.s.get("/api/v1/environments?page=9").json(), [])
+
     def test_hostile_rows_render_as_text(self):
         for path in ("/", "/env/2", "/jobs"):
             html = self.s.get(path).text
@@ -392,6 +426,128 @@ class StatusTest(unittest.TestCase):
             r = self.s.get(path)
             self.assertEqual(r.status, 200, path)
             self.assertIn("max-age=3600", r.headers.get("Cache-Control", ""))
+
+
+def normalized(html):
+    """Markup as (tag, sorted attributes) and text events, with the
+    relative ages blanked (the server's clock is pinned, the browser's is
+    not), so server-rendered and script-rendered rows compare equal."""
+    html = re.sub(r'(<time class="ago"[^>]*>)[^<]*(</time>)', r"\1\2", html)
+
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.out = []
+
+        def handle_starttag(self, tag, attrs):
+            self.out.append(("<", tag, tuple(sorted(attrs))))
+
+        def handle_endtag(self, tag):
+            self.out.append((">", tag))
+
+        def handle_data(self, data):
+            if data.strip():
+                self.out.append(("t", data))
+
+    p = P()
+    p.feed(html)
+    return p.out
+
+
+class BrowserTest(unittest.TestCase):
+    """A real headless Chromium loads the pages from the running stack."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Stack("browser", {"status.clock": seed.CLOCK,
+                                  "status.refresh_seconds": 1,
+                                  "workers.count": 1})
+        cls.s.up()
+        cls.s.sql(seed.seed_sql())
+        cls.b = Browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.b.close()
+        cls.s.down()
+        reports = cls.s.sanitizer_reports()
+        cls.s.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+    def test_collector_catches_errors(self):
+        """The error collector must be able to fail: a page that throws,
+        logs an error and loads a missing file is caught three times."""
+        self.b.navigate(self.s.url("/static/style.css"))
+        self.b.eval("""(function () {
+            console.error('seen');
+            setTimeout(function () { throw new Error('boom'); }, 0);
+            var s = document.createElement('script');
+            s.src = '/static/missing.js';
+            document.head.appendChild(s);
+        })()""")
+        self.b.pump(1.0)
+        errs = "\n".join(self.b.errors())
+        self.assertIn("console.error: seen", errs)
+        self.assertIn("boom", errs)
+        self.assertIn("missing.js", errs)
+
+    def test_index(self):
+        self.b.navigate(self.s.url("/"))
+        # The script refreshed the rows from the JSON API at least once.
+        self.assertTrue(self.b.wait_for(
+            "Number(document.documentElement.dataset.refreshes || 0) >= 1"),
+            "the page never refreshed; errors: %r" % self.b.errors())
+        self.b.pump(0.5)
+        self.assertEqual(self.b.errors(), [])
+        self.assertEqual(self.b.eval(
+            "document.querySelectorAll('#environments tbody tr').length"), 5)
+        self.assertEqual(self.b.eval("document.scripts.length"), 1)
+        titles = self.b.eval("Array.from(document.querySelectorAll("
+                             "'#environments td.title a')).map(a => a.textContent)")
+        self.assertIn(seed.HOSTILE_TITLE, titles)
+        self.assertTrue(self.b.eval("document.querySelector('.s-ready') !== null"))
+        self.assertEqual(self.b.eval(
+            "getComputedStyle(document.querySelector('.state.s-failed')).color"),
+            "rgb(207, 34, 46)")
+        # Script-rendered rows are the server's rows (renderRow mirrors C).
+        js_rows = self.b.eval("document.querySelector('#environments tbody').innerHTML")
+        server = self.s.get("/").text
+        server_rows = server[server.index("<tbody>") + 7:server.index("</tbody>")]
+        self.assertEqual(normalized(js_rows), normalized(server_rows))
+        self.b.screenshot(os.path.join(ARTIFACTS, "index.png"))
+
+    def test_index_filter(self):
+        self.b.navigate(self.s.url("/?state=failed"))
+        self.assertTrue(self.b.wait_for(
+            "Number(document.documentElement.dataset.refreshes || 0) >= 1"))
+        self.assertEqual(self.b.errors(), [])
+        self.assertEqual(self.b.eval(
+            "Array.from(document.querySelectorAll('#environments tbody tr'))"
+            ".map(r => r.dataset.id)"), ["2"])
+
+    def test_env_pages(self):
+        for env_id, bars in ((1, 10), (2, 3), (3, 2)):
+            self.b.navigate(self.s.url("/env/%d" % env_id))
+            self.b.pump(0.5)
+            self.assertEqual(self.b.errors(), [], env_id)
+            self.assertEqual(self.b.eval(
+                "document.querySelectorAll('svg.chart rect.bar').length"), bars)
+            self.assertGreater(self.b.eval(
+                "document.querySelector('svg.chart').getBoundingClientRect().width"), 300)
+            self.b.screenshot(os.path.join(ARTIFACTS, "env-%d.png" % env_id))
+            if env_id == 2:
+                # The hostile log is text in the page, not markup.
+                self.assertEqual(self.b.eval(
+                    "document.querySelector('pre.log').textContent"), seed.HOSTILE_LOG)
+                self.assertEqual(self.b.eval("document.scripts.length"), 1)
+
+    def test_jobs_page(self):
+        self.b.navigate(self.s.url("/jobs"))
+        self.b.pump(0.3)
+        self.assertEqual(self.b.errors(), [])
+        self.assertEqual(self.b.eval(
+            "document.querySelectorAll('#failures tbody tr').length"), 3)
+        self.b.screenshot(os.path.join(ARTIFACTS, "jobs.png"))
 
 
 if __name__ == "__main__":

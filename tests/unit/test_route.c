@@ -75,9 +75,11 @@ test_env_json_and_html_escape(void)
 	                     .sha = NULL,
 	                     .updated_at = "2026-01-01T00:00:00Z"};
 	struct env_list l = {&e, 1};
-	struct env_filter flt = {NULL, NULL};
+	struct env_filter flt = {NULL, NULL, 1, ENV_PAGE_DEFAULT};
+	struct env_counts counts = {1, NULL, NULL, 0};
 	struct index_view v = {.envs = &l,
 	                       .filter = &flt,
+	                       .counts = &counts,
 	                       .github_web = "https://github.com",
 	                       .now = 1767225600};
 	struct buf b = BUF_INIT;

@@ -186,5 +186,46 @@ test_metrics_label(void)
 	buf_free(&b);
 }
 
-UNIT_MAIN(TEST(test_duration_format), TEST(test_usage), TEST(test_html_helpers),
-          TEST(test_route_id), TEST(test_chart), TEST(test_metrics_label))
+static void
+test_env_filter(void)
+{
+	static const struct {
+		const char *query;
+		int rc;
+		const char *again; /* env_filter_query for page 2 */
+	} cases[] = {
+	        {"", 0, "?page=2"},
+	        {"repo=&state=", 0, "?page=2"},
+	        {"repo=%C3%BCn%2Fr%20x%26y&state=ready", 0,
+	         "?repo=%C3%BCn%2Fr%20x%26y&state=ready&page=2"},
+	        {"state=a%22b&per_page=7&page=3", 0,
+	         "?state=a%22b&page=2&per_page=7"},
+	        {"page=0", -1, NULL},
+	        {"page=1x", -1, NULL},
+	        {"per_page=501", -1, NULL},
+	        {"per_page=", 0, "?page=2"},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct request req = {
+		        .method = "GET", .path = "/", .query = cases[i].query};
+		struct env_filter f;
+		struct buf why = BUF_INIT, q = BUF_INIT;
+
+		CHECK(env_filter_parse(&req, &f, &why) == cases[i].rc);
+		if (cases[i].rc == 0) {
+			env_filter_query(&f, 2, &q);
+			CHECK_STR(buf_str(&q), cases[i].again);
+		} else {
+			CHECK(why.len > 0);
+		}
+		env_filter_free(&f);
+		buf_free(&why);
+		buf_free(&q);
+	}
+}
+
+UNIT_MAIN(TEST(test_env_filter), TEST(test_duration_format), TEST(test_usage),
+          TEST(test_html_helpers), TEST(test_route_id), TEST(test_chart),
+          TEST(test_metrics_label))
