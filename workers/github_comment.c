@@ -242,13 +242,15 @@ render_log(const struct github_view *v, struct buf *b)
 	n = strlen(t);
 	while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == '\r'))
 		n--;
+	if (n == 0)
+		return; /* only blank lines */
 	p = t + n;
 	while (p > t && lines < v->log_lines) {
 		p--;
 		if (*p == '\n')
 			lines++;
 	}
-	if (*p == '\n')
+	if (p < t + n && *p == '\n')
 		p++;
 	if ((size_t)(t + n - p) > LOG_BYTES_MAX) {
 		p = t + n - LOG_BYTES_MAX;

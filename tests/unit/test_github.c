@@ -360,6 +360,15 @@ test_comment_render(void)
 	CHECK(strstr(buf_str(&b), "one\n") == NULL);
 	/* No preview link when there is no preview. */
 	CHECK(strstr(buf_str(&b), "**Preview**") == NULL);
+	/* A log of blank lines only (found by fuzz_github): no block. */
+	buf_reset(&b);
+	v.log_tail = "\n\r\n\n";
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "<pre>") == NULL);
+	v.log_tail = "x";
+	buf_reset(&b);
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "<pre>x</pre>") != NULL);
 
 	/* Awaiting approval says how to approve. */
 	buf_reset(&b);
