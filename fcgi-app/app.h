@@ -94,6 +94,8 @@ void html_text(struct buf *, const char *);
 void html_age(struct buf *, const char *iso, double now);
 /* A link only for http(s) URLs; anything else is written as text. */
 void html_link(struct buf *, const char *url, const char *text);
+/* A phase or status as words ("awaiting approval"), escaped. */
+void html_state_text(struct buf *, const char *state);
 /* The CSS class suffix for a phase or status; unknown values → "unknown". */
 const char *html_state_class(const char *state);
 /* "https://github.com" from the API URL (GitHub Enterprise: its host). */

@@ -99,6 +99,22 @@ html_link(struct buf *b, const char *url, const char *text)
 	buf_puts(b, "</a>");
 }
 
+void
+html_state_text(struct buf *b, const char *state)
+{
+	size_t i, run = 0;
+
+	for (i = 0; state && state[i]; i++) {
+		if (state[i] != '_')
+			continue;
+		buf_append_html(b, state + run, i - run);
+		buf_putc(b, ' ');
+		run = i + 1;
+	}
+	if (state)
+		buf_append_html(b, state + run, strlen(state + run));
+}
+
 const char *
 html_state_class(const char *state)
 {

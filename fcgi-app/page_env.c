@@ -8,22 +8,38 @@
 
 #include "app.h"
 
+/* One fact of the <dl>, grouped so the grid keeps name over value. */
 static void
 fact(struct buf *b, const char *name)
 {
-	buf_printf(b, "<dt>%s</dt><dd>", name);
+	buf_printf(b, "<div><dt>%s</dt><dd>", name);
 }
 
 static void
-sha_text(struct buf *b, const char *sha)
+fact_end(struct buf *b)
 {
+	buf_puts(b, "</dd></div>");
+}
+
+/* The short commit, linked to GitHub, the full hash on hover. */
+static void
+sha_link(struct buf *b, const char *github_web, const char *repo,
+         const char *sha)
+{
+	struct buf u = BUF_INIT;
+
 	if (sha == NULL) {
 		buf_puts(b, "\xe2\x80\x94");
 		return;
 	}
-	buf_puts(b, "<code>");
+	buf_printf(&u, "%s/%s/commit/%s", github_web, repo, sha);
+	buf_puts(b, "<code title=\"");
 	html_text(b, sha);
-	buf_puts(b, "</code>");
+	buf_puts(b, "\">");
+	buf_puts(b, "<a href=\"");
+	html_text(b, u.data);
+	buf_printf(b, "\">%.7s</a></code>", sha);
+	buf_free(&u);
 }
 
 static void
@@ -39,7 +55,7 @@ env_header(const struct env_view *e, const char *github_web, double now,
 	html_text(b, e->title);
 	buf_printf(b, " <span class=\"state s-%s\">",
 	           html_state_class(e->phase));
-	html_text(b, e->phase);
+	html_state_text(b, e->phase);
 	buf_puts(b, "</span></h2>\n<p class=\"links\">");
 	buf_printf(&u, "%s/%s/pull/%s", github_web, e->repo, e->pr);
 	html_text(b, e->repo);
@@ -63,26 +79,29 @@ env_header(const struct env_view *e, const char *github_web, double now,
 	}
 	buf_puts(b, "<dl class=\"facts\">");
 	fact(b, "Desired");
-	html_text(b, e->desired);
-	buf_puts(b, "</dd>");
+	html_state_text(b, e->desired);
+	fact_end(b);
 	fact(b, "Wanted commit");
-	sha_text(b, e->sha);
-	buf_puts(b, "</dd>");
+	sha_link(b, github_web, e->repo, e->sha);
+	fact_end(b);
 	fact(b, "Deployed commit");
-	sha_text(b, e->deployed_sha);
-	buf_puts(b, "</dd>");
+	sha_link(b, github_web, e->repo, e->deployed_sha);
+	fact_end(b);
 	fact(b, "Created");
 	html_age(b, e->created_at, now);
-	buf_puts(b, "</dd>");
+	fact_end(b);
 	fact(b, "Updated");
 	html_age(b, e->updated_at, now);
-	buf_puts(b, "</dd>");
+	fact_end(b);
 	duration_format(e->instance_seconds, d);
 	money_format(e->cost, money);
 	fact(b, "Instance time");
-	buf_printf(b, "%s (%.2f h)</dd>", d, e->instance_seconds / 3600.0);
+	buf_printf(b, "%s (%.2f h)", d, e->instance_seconds / 3600.0);
+	fact_end(b);
 	fact(b, "Cost so far");
-	buf_printf(b, "%s</dd></dl>\n", money);
+	buf_puts(b, money);
+	fact_end(b);
+	buf_puts(b, "</dl>\n");
 	buf_free(&u);
 	buf_free(&t);
 }

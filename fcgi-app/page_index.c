@@ -17,7 +17,8 @@ static const char *const phases[] = {
         "failed",  "stopping",          "stopped", "destroying", "destroyed"};
 
 static void
-options(struct buf *b, const char *const *vals, size_t n, const char *chosen)
+options(struct buf *b, const char *const *vals, size_t n, const char *chosen,
+        bool states)
 {
 	size_t i;
 
@@ -29,7 +30,10 @@ options(struct buf *b, const char *const *vals, size_t n, const char *chosen)
 		if (chosen && strcmp(chosen, vals[i]) == 0)
 			buf_puts(b, " selected");
 		buf_puts(b, ">");
-		html_text(b, vals[i]);
+		if (states)
+			html_state_text(b, vals[i]);
+		else
+			html_text(b, vals[i]);
 		buf_puts(b, "</option>");
 	}
 }
@@ -39,9 +43,10 @@ filter_form(const struct index_view *v, struct buf *b)
 {
 	buf_puts(b, "<form class=\"filter\" method=\"get\" action=\"/\">"
 	            "<label>Repository <select name=\"repo\">");
-	options(b, (const char *const *)v->repos, v->nrepos, v->filter->repo);
+	options(b, (const char *const *)v->repos, v->nrepos, v->filter->repo,
+	        false);
 	buf_puts(b, "</select></label> <label>State <select name=\"state\">");
-	options(b, phases, NELEM(phases), v->filter->phase);
+	options(b, phases, NELEM(phases), v->filter->phase, true);
 	buf_puts(b, "</select></label> <button type=\"submit\">Filter</button>"
 	            "</form>\n");
 }
@@ -62,14 +67,16 @@ summary(const struct index_view *v, struct buf *b)
 	           "<p class=\"summary\" id=\"summary\"><strong>%lld</strong> "
 	           "environment%s",
 	           (long long)c->total, c->total == 1 ? "" : "s");
-	for (j = 0; j < NELEM(phases); j++)
-		for (i = 0; i < c->nphases; i++)
-			if (strcmp(c->phase[i], phases[j]) == 0)
-				buf_printf(b,
-				           " <span class=\"state s-%s\">%lld "
-				           "%s</span>",
-				           phases[j], (long long)c->n[i],
-				           phases[j]);
+	for (j = 0; j < NELEM(phases); j++) {
+		for (i = 0; i < c->nphases; i++) {
+			if (strcmp(c->phase[i], phases[j]) != 0)
+				continue;
+			buf_printf(b, " <span class=\"state s-%s\">%lld ",
+			           phases[j], (long long)c->n[i]);
+			html_state_text(b, phases[j]);
+			buf_puts(b, "</span>");
+		}
+	}
 	buf_printf(b, " <span class=\"cost\">%s %s</span></p>\n", money,
 	           (int64_t)v->envs->n < c->total ? "on this page" : "so far");
 }
@@ -151,8 +158,15 @@ row(const struct index_view *v, const struct env_view *e, struct buf *b)
 	           html_state_class(e->phase));
 	html_text(b, e->desired);
 	buf_puts(b, "\">");
-	html_text(b, e->phase);
+	html_state_text(b, e->phase);
 	buf_puts(b, "</span>");
+	/* Say where it is heading when it is being put away. */
+	if (e->desired && e->phase && strcmp(e->desired, "running") != 0 &&
+	    strcmp(e->desired, e->phase) != 0) {
+		buf_puts(b, " <span class=\"heading\">\xe2\x86\x92 ");
+		html_state_text(b, e->desired);
+		buf_puts(b, "</span>");
+	}
 	if (e->error) {
 		buf_puts(b, "<div class=\"error\" title=\"");
 		html_text(b, e->error);

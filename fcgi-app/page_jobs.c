@@ -67,6 +67,53 @@ tile(struct buf *b, const char *cls, const char *label, const char *value)
 	           cls, value, label);
 }
 
+/* Kinds down, states across: the queue at a glance. */
+static void
+kinds_table(const struct jobs_view *v, struct buf *b)
+{
+	static const char *const states[] = {"queued", "running", "done",
+	                                     "dead", "cancelled"};
+	size_t i, j, k;
+
+	if (v->ncounts == 0) {
+		buf_puts(b, "<p class=\"empty\">No jobs yet.</p>\n");
+		return;
+	}
+	buf_puts(b, "<table id=\"kinds\" class=\"compact\"><thead><tr>"
+	            "<th>Kind</th>");
+	for (j = 0; j < NELEM(states); j++)
+		buf_printf(b, "<th class=\"num\">%s</th>", states[j]);
+	buf_puts(b, "</tr></thead><tbody>\n");
+	/* counts are ordered by kind, so each kind is one run of rows. */
+	for (i = 0; i < v->ncounts; i = k) {
+		for (k = i; k < v->ncounts &&
+		            strcmp(v->counts[k].kind, v->counts[i].kind) == 0;
+		     k++)
+			;
+		buf_puts(b, "<tr><td>");
+		html_text(b, v->counts[i].kind);
+		buf_puts(b, "</td>");
+		for (j = 0; j < NELEM(states); j++) {
+			int64_t n = 0;
+			size_t r;
+
+			for (r = i; r < k; r++)
+				if (strcmp(v->counts[r].state, states[j]) == 0)
+					n = v->counts[r].n;
+			if (n == 0)
+				buf_puts(b, "<td class=\"num zero\">0</td>");
+			else
+				buf_printf(
+				        b,
+				        "<td class=\"num\"><span class=\"state "
+				        "j-%s\">%lld</span></td>",
+				        states[j], (long long)n);
+		}
+		buf_puts(b, "</tr>\n");
+	}
+	buf_puts(b, "</tbody></table>\n");
+}
+
 void
 jobs_view_html(const struct jobs_view *v, double now, struct buf *b)
 {
@@ -87,23 +134,7 @@ jobs_view_html(const struct jobs_view *v, double now, struct buf *b)
 		duration_format(v->oldest_wait, d);
 	tile(b, v->oldest_wait > 60 ? "t-dead" : "", "oldest waiting", d);
 	buf_puts(b, "</div>\n<h2>By kind</h2>\n");
-	if (v->ncounts == 0)
-		buf_puts(b, "<p class=\"empty\">No jobs yet.</p>\n");
-	else
-		buf_puts(b,
-		         "<table id=\"kinds\"><thead><tr><th>Kind</th>"
-		         "<th>State</th><th>Jobs</th></tr></thead><tbody>\n");
-	for (i = 0; i < v->ncounts; i++) {
-		buf_puts(b, "<tr><td>");
-		html_text(b, v->counts[i].kind);
-		buf_printf(b, "</td><td><span class=\"state j-%s\">",
-		           html_state_class(v->counts[i].state));
-		html_text(b, v->counts[i].state);
-		buf_printf(b, "</span></td><td class=\"num\">%lld</td></tr>\n",
-		           (long long)v->counts[i].n);
-	}
-	if (v->ncounts)
-		buf_puts(b, "</tbody></table>\n");
+	kinds_table(v, b);
 	buf_puts(b, "<h2>Recent failures</h2>\n");
 	if (v->nfailures == 0) {
 		buf_puts(b, "<p class=\"empty\">No failures recorded.</p>\n");

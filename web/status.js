@@ -40,6 +40,10 @@
 		return "$" + (x > 0 && x < 0.01 ? x.toFixed(4) : x.toFixed(2));
 	}
 
+	function words(s) {
+		return String(s).replace(/_/g, " ");
+	}
+
 	function stateClass(s) {
 		return KNOWN.indexOf(s) >= 0 ? s : "unknown";
 	}
@@ -85,7 +89,10 @@
 		var sha = e.deployed_sha || e.sha;
 		var state = [el("span", {"class": "state s-" +
 			stateClass(e.phase), title: "desired: " + e.desired},
-			[e.phase])];
+			[words(e.phase)])];
+		if (e.desired !== "running" && e.desired !== e.phase)
+			state.push(" ", el("span", {"class": "heading"},
+				["\u2192 " + words(e.desired)]));
 		if (e.error)
 			state.push(el("div", {"class": "error", title: e.error},
 				[e.error]));
@@ -127,7 +134,7 @@
 		PHASES.forEach(function (ph) {
 			if (counts[ph])
 				kids.push(" ", el("span", {"class": "state s-" + ph},
-					[counts[ph] + " " + ph]));
+					[counts[ph] + " " + words(ph)]));
 		});
 		kids.push(" ", el("span", {"class": "cost"},
 			[money(cost) + " so far"]));

@@ -221,8 +221,12 @@ class StatusTest(unittest.TestCase):
         cls.s = Stack("status", {"status.clock": seed.CLOCK,
                                  "status.refresh_seconds": 1,
                                  "workers.count": 1})
-        cls.s.up()
-        cls.s.sql(seed.seed_sql())
+        try:
+            cls.s.up()
+            cls.s.sql(seed.seed_sql())
+        except BaseException:
+            cls.s.cleanup()  # tearDownClass does not run after this
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -462,9 +466,13 @@ class BrowserTest(unittest.TestCase):
         cls.s = Stack("browser", {"status.clock": seed.CLOCK,
                                   "status.refresh_seconds": 1,
                                   "workers.count": 1})
-        cls.s.up()
-        cls.s.sql(seed.seed_sql())
-        cls.b = Browser()
+        try:
+            cls.s.up()
+            cls.s.sql(seed.seed_sql())
+            cls.b = Browser()
+        except BaseException:
+            cls.s.cleanup()  # tearDownClass does not run after this
+            raise
 
     @classmethod
     def tearDownClass(cls):
