@@ -3,10 +3,18 @@
  *
  * Every statement is a prepared statement (no SQL is ever built from data),
  * and every value crosses as text or a bound integer. MYSQL_STMT handles
- * live only inside db_run(): prepared, executed, fetched and closed in one
- * call, so no statement lifetime has to be tracked anywhere else. Result
+ * are owned by the connection's statement cache (below) and never leave
+ * this file: db_run() takes one from the cache (preparing it on a miss),
+ * executes and fetches it, and frees its result before returning. Result
  * metadata (MYSQL_RES) is likewise freed before db_run() returns; the rows
  * it hands out are plain heap strings owned by struct db_rows.
+ *
+ * The cache: preparing costs a round trip to the server, as much as the
+ * execution itself, and a webhook delivery runs the same handful of
+ * statements every time, so each connection keeps its last DB_STMT_CACHE
+ * prepared statements keyed by SQL text (least recently used goes).
+ * Statements die with their connection: db_disconnect closes them all,
+ * and a server asking for a re-prepare (1615, after DDL) gets one.
  */
 #include <errno.h>
 #include <mysql.h>
@@ -19,8 +27,18 @@
 
 #include "ephemera.h"
 
+#define DB_STMT_CACHE 48
+
+struct db_stmt {
+	char *sql; /* NULL: free slot */
+	MYSQL_STMT *st;
+	uint64_t used; /* LRU clock */
+};
+
 struct db {
 	MYSQL *conn;
+	struct db_stmt cache[DB_STMT_CACHE];
+	uint64_t clock;
 	char *socket, *host, *user, *password, *name;
 	unsigned port, connect_timeout;
 	unsigned last_errno;
@@ -83,8 +101,21 @@ db_classify(unsigned code)
 }
 
 static void
+db_stmt_drop(struct db_stmt *c)
+{
+	if (c->st != NULL)
+		mysql_stmt_close(c->st);
+	free(c->sql);
+	memset(c, 0, sizeof(*c));
+}
+
+static void
 db_disconnect(struct db *db)
 {
+	size_t i;
+
+	for (i = 0; i < DB_STMT_CACHE; i++)
+		db_stmt_drop(&db->cache[i]);
 	if (db->conn != NULL) {
 		mysql_close(db->conn);
 		db->conn = NULL;
@@ -331,6 +362,42 @@ out:
 	return rc;
 }
 
+/*
+ * The cached prepared statement for `sql`, preparing it on a miss (and
+ * evicting the least recently used). NULL after logging on failure.
+ */
+static struct db_stmt *
+db_stmt_get(struct db *db, const char *sql)
+{
+	struct db_stmt *c, *victim = &db->cache[0];
+	size_t i;
+
+	for (i = 0; i < DB_STMT_CACHE; i++) {
+		c = &db->cache[i];
+		if (c->sql != NULL && strcmp(c->sql, sql) == 0) {
+			c->used = ++db->clock;
+			return c;
+		}
+		if (c->sql == NULL ||
+		    (victim->sql != NULL && c->used < victim->used))
+			victim = c;
+	}
+	db_stmt_drop(victim);
+	victim->st = mysql_stmt_init(db->conn);
+	if (victim->st == NULL)
+		fatal("out_of_memory", "what=mysql_stmt_init");
+	if (mysql_stmt_prepare(victim->st, sql, strlen(sql)) != 0) {
+		db_fail(db, mysql_stmt_errno(victim->st),
+		        mysql_stmt_error(victim->st), sql);
+		/* db_fail may have disconnected, which dropped the slot. */
+		db_stmt_drop(victim);
+		return NULL;
+	}
+	victim->sql = xstrdup(sql);
+	victim->used = ++db->clock;
+	return victim;
+}
+
 static int
 db_run(struct db *db, struct db_rows **rows, const char *sql, const char *fmt,
        va_list ap)
@@ -344,6 +411,7 @@ db_run(struct db *db, struct db_rows **rows, const char *sql, const char *fmt,
 		double d;
 	} *vals = NULL;
 	unsigned long *lens = NULL;
+	struct db_stmt *slot = NULL;
 	int rc = -1;
 
 	if (rows)
@@ -356,13 +424,10 @@ db_run(struct db *db, struct db_rows **rows, const char *sql, const char *fmt,
 		db_fail(db, db->inject_code, "injected by a test", sql);
 		return -1;
 	}
-	st = mysql_stmt_init(db->conn);
-	if (st == NULL)
-		fatal("out_of_memory", "what=mysql_stmt_init");
-	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
-		db_fail(db, mysql_stmt_errno(st), mysql_stmt_error(st), sql);
+	slot = db_stmt_get(db, sql);
+	if (slot == NULL)
 		goto out;
-	}
+	st = slot->st;
 	if (mysql_stmt_param_count(st) != n)
 		fatal("db_bug", "sql=%s params=%lu fmt=%s", log_q(sql),
 		      mysql_stmt_param_count(st), fmt);
@@ -420,8 +485,25 @@ db_run(struct db *db, struct db_rows **rows, const char *sql, const char *fmt,
 			fatal("db_bug", "fmt=%s", fmt);
 		}
 	}
-	if ((n > 0 && mysql_stmt_bind_param(st, bind) != 0) ||
-	    mysql_stmt_execute(st) != 0) {
+	if (n > 0 && mysql_stmt_bind_param(st, bind) != 0) {
+		db_fail(db, mysql_stmt_errno(st), mysql_stmt_error(st), sql);
+		goto out;
+	}
+	if (mysql_stmt_execute(st) != 0 &&
+	    mysql_stmt_errno(st) == ER_NEED_REPREPARE) {
+		/* The table changed under the cached statement: once more. */
+		db_stmt_drop(slot);
+		slot = db_stmt_get(db, sql);
+		if (slot == NULL)
+			goto out;
+		st = slot->st;
+		if ((n > 0 && mysql_stmt_bind_param(st, bind) != 0) ||
+		    mysql_stmt_execute(st) != 0) {
+			db_fail(db, mysql_stmt_errno(st), mysql_stmt_error(st),
+			        sql);
+			goto out;
+		}
+	} else if (mysql_stmt_errno(st) != 0) {
 		db_fail(db, mysql_stmt_errno(st), mysql_stmt_error(st), sql);
 		goto out;
 	}
@@ -431,14 +513,20 @@ db_run(struct db *db, struct db_rows **rows, const char *sql, const char *fmt,
 	if (meta != NULL && rows != NULL &&
 	    db_fetch_all(db, st, meta, rows, sql) == -1)
 		goto out;
+	/* Unwanted rows are still read, so the statement can run again. */
+	if (meta != NULL && rows == NULL && mysql_stmt_store_result(st) != 0) {
+		db_fail(db, mysql_stmt_errno(st), mysql_stmt_error(st), sql);
+		goto out;
+	}
 	db->last = DB_OK;
 	db->last_errno = 0;
 	rc = 0;
 out:
 	if (meta)
 		mysql_free_result(meta);
-	if (st)
-		mysql_stmt_close(st);
+	/* Ready for the next execution; a broken connection dropped it. */
+	if (slot != NULL && slot->st != NULL && db->conn != NULL)
+		mysql_stmt_free_result(slot->st);
 	free(bind);
 	free(vals);
 	free(lens);

@@ -33,6 +33,9 @@ if fcgi:
 s = Stack("bench-webhook", settings, asan=False)
 try:
     s.up()
+    # Diagnosis only (BENCH_FLUSH=2): what durability costs here.
+    if os.environ.get("BENCH_FLUSH"):
+        s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = %d" % int(os.environ["BENCH_FLUSH"]))
     # The baseline: nginx answering 202 itself, same nginx, same run.
     base_port = free_port()
     with open(os.path.join(s.var, "nginx", "previews", "bench-baseline.conf"), "w") as f:
