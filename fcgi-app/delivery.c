@@ -1,17 +1,19 @@
 /*
  * delivery.c - the MariaDB side of one webhook delivery, all in one
- * transaction (db_tx): record the delivery (its GUID is UNIQUE, so a
- * duplicate stops here and changes nothing), lock the environment row,
- * ask decide() what to do, write it, queue at most one reconcile per
- * environment, and note the outcome on the delivery row. Nothing is
- * visible until COMMIT, and the caller answers 202 only after it: a
- * delivery that never committed left no trace, so GitHub's redelivery of
- * it is processed as new.
+ * transaction (db_tx): lock the environment row, ask decide() what to do,
+ * record the delivery with that outcome (its GUID is UNIQUE, so a
+ * duplicate stops there and changes nothing), write the environment and
+ * queue at most one reconcile per environment. Nothing is visible until
+ * COMMIT, and the caller answers 202 only after it: a delivery that never
+ * committed left no trace, so GitHub's redelivery of it is processed as
+ * new.
  *
- * Locking order is always deliveries → environments → jobs, so two
- * deliveries for one PR serialise on the environment row and the stale
- * guard sees the winner's values. Deadlocks between first inserts of the
- * same PR are retried whole by db_tx.
+ * The session is READ COMMITTED (db_read_committed in main.c): locking
+ * reads of a missing environment take no gap lock, so two first
+ * deliveries of one PR do not deadlock; the second's insert waits for the
+ * first and fails as a duplicate, and delivery_record runs it again
+ * against the row that now exists. In steady state a delivery is five
+ * round trips: START, SELECT ... FOR UPDATE, INSERT, UPDATE, COMMIT.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,6 +294,17 @@ out:
 	return rc;
 }
 
+/* The outcome, when it is known only after the row went in (rare paths). */
+static int
+delivery_note(struct db *db, const struct delivery *d)
+{
+	return db_exec(db,
+	               "UPDATE deliveries SET result = ?, reason = ?, "
+	               "env_id = NULLIF(?, 0) WHERE id = ?",
+	               "ssuu", d->change.result, d->change.reason, d->env_id,
+	               d->id);
+}
+
 static int
 delivery_tx(struct db *db, void *arg)
 {
@@ -299,35 +312,45 @@ delivery_tx(struct db *db, void *arg)
 	struct delivery *d = t->d;
 	const struct event *ev = d->ev;
 	struct change *ch = &d->change;
+	const char *result;
 	struct env_state cur;
 	bool found = false;
 
 	d->id = d->env_id = d->command_id = 0;
 	d->reconciles = 0;
 	d->duplicate = false;
-	if (db_exec(db,
-	            "INSERT INTO deliveries (guid, event, action, repo, pr, "
-	            "result) VALUES (?, ?, ?, ?, NULLIF(?, 0), 'pending')",
-	            "ssssu", d->guid, ev->name, ev->action, ev->repo,
-	            ev->pr) == -1) {
-		if (db_error(db) != DB_DUPLICATE)
-			return -1;
-		d->duplicate = true;
-		return 0;
-	}
-	d->id = db_insert_id(db);
 	if (ev->repo != NULL && ev->pr != 0 &&
 	    (ev->kind == EVENT_PULL_REQUEST ||
 	     ev->kind == EVENT_ISSUE_COMMENT) &&
 	    env_load(db, ev->repo, ev->pr, &cur, &found) == -1)
 		return -1;
-	decide(ev, found ? &cur : NULL, d->id, d->policy, ch);
+	/*
+	 * Deliveries for one environment are decided one at a time, in the
+	 * order they lock its row, and each gets its id after the lock: so
+	 * this one is the newest yet to reach the row, and only the PR's
+	 * updated_at can make it stale.
+	 */
+	decide(ev, found ? &cur : NULL, UINT64_MAX, d->policy, ch);
 	if (found)
 		d->env_id = cur.id;
+	result = ch->result;
+	if (db_exec(db,
+	            "INSERT INTO deliveries (guid, event, action, repo, pr, "
+	            "env_id, result, reason) VALUES (?, ?, ?, ?, NULLIF(?, 0), "
+	            "NULLIF(?, 0), ?, ?)",
+	            "ssssuuss", d->guid, ev->name, ev->action, ev->repo, ev->pr,
+	            d->env_id, ch->result, ch->reason) == -1) {
+		if (db_error(db) != DB_DUPLICATE)
+			return -1;
+		/* Seen before (or a twin committed first): change nothing. */
+		d->duplicate = true;
+		return 0;
+	}
+	d->id = db_insert_id(db);
 	switch (ch->op) {
 	case CHANGE_IGNORE:
 	case CHANGE_PING:
-		break;
+		return 0;
 	case CHANGE_ENV:
 	case CHANGE_COMMAND:
 		if (ch->create && env_insert(db, t) == -1)
@@ -348,10 +371,9 @@ delivery_tx(struct db *db, void *arg)
 			return -1;
 		break;
 	}
-	return db_exec(db,
-	               "UPDATE deliveries SET result = ?, reason = ?, "
-	               "env_id = NULLIF(?, 0) WHERE id = ?",
-	               "ssuu", ch->result, ch->reason, d->env_id, d->id);
+	if (ch->create || ch->result != result)
+		return delivery_note(db, d);
+	return 0;
 }
 
 enum delivery_outcome

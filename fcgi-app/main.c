@@ -124,6 +124,7 @@ fcgi_child(int slot, void *arg)
 
 	supervisor_child_signals(fcgi_on_stop);
 	app.db = db_open(ctx->cfg);
+	db_read_committed(app.db); /* see delivery.c */
 	/* Connect lazily: with MariaDB down, /healthz must still say 503. */
 	if (db_connect(app.db, 0) == -1)
 		log_warn("db_unavailable_at_start", "slot=%d", slot);

@@ -46,6 +46,7 @@ struct db {
 	uint64_t affected, insert_id;
 	unsigned inject_code;
 	int inject_n;
+	bool read_committed; /* session isolation, kept across reconnects */
 };
 
 struct db_rows {
@@ -152,7 +153,13 @@ db_connect_once(struct db *db)
 		db_disconnect(db);
 		return -1;
 	}
-	if (mysql_query(db->conn, "SET time_zone = '+00:00', sql_mode = "
+	if (mysql_query(db->conn,
+	                db->read_committed
+	                        ? "SET time_zone = '+00:00', sql_mode = "
+	                          "'STRICT_ALL_TABLES,NO_ZERO_DATE,"
+	                          "ERROR_FOR_DIVISION_BY_ZERO', tx_isolation = "
+	                          "'READ-COMMITTED'"
+	                        : "SET time_zone = '+00:00', sql_mode = "
 	                          "'STRICT_ALL_TABLES,NO_ZERO_DATE,"
 	                          "ERROR_FOR_DIVISION_BY_ZERO'") != 0) {
 		db->last_errno = mysql_errno(db->conn);
@@ -252,6 +259,13 @@ uint64_t
 db_insert_id(const struct db *db)
 {
 	return db->insert_id;
+}
+
+/* Takes effect on the next (re)connection, and for every later one. */
+void
+db_read_committed(struct db *db)
+{
+	db->read_committed = true;
 }
 
 void

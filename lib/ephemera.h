@@ -238,6 +238,13 @@ struct db_rows;
 enum db_error { DB_OK, DB_FAILED, DB_RETRY, DB_GONE, DB_DUPLICATE };
 
 struct db *db_open(const struct config *);
+/*
+ * Makes this handle's sessions READ COMMITTED (call before db_connect):
+ * a locking read of a missing row then takes no gap lock, so concurrent
+ * first inserts of one key wait and see a duplicate instead of
+ * deadlocking. The fcgi-app's webhook transaction relies on it.
+ */
+void db_read_committed(struct db *);
 /* Connects, retrying with backoff for up to `wait_seconds`. */
 int db_connect(struct db *, double wait_seconds);
 void db_close(struct db *);

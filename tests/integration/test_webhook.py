@@ -290,6 +290,41 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(self.count("jobs"), 1)
         self.assertEqual(self.count("environments"), 1)
 
+    def test_concurrent_first_deliveries_of_one_pr(self):
+        """Twenty different deliveries of one new PR at once: every one is
+        recorded, one environment, one queued reconcile, nobody 503s."""
+        body = fixture("pull_request.opened.json")
+        sig = self.sign(body)
+        statuses, lock = [], threading.Lock()
+        barrier = threading.Barrier(20)
+
+        def post():
+            c = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=60)
+            try:
+                c.connect()
+                barrier.wait()
+                c.request("POST", "/webhook", body, {
+                    "Content-Type": "application/json", "X-GitHub-Event": "pull_request",
+                    "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": sig})
+                r = c.getresponse()
+                r.read()
+                with lock:
+                    statuses.append(r.status)
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=post) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(statuses, [202] * 20)
+        self.assertEqual(self.count("deliveries"), 20)
+        self.assertEqual(self.count("environments"), 1)
+        self.assertEqual(self.jobs(), 1)
+        env = self.s.sql("SELECT id FROM environments")[0][0]
+        self.assertEqual(self.count("deliveries", "env_id = %s" % env), 20)
+
     def test_closed_then_older_synchronize_stays_destroyed(self):
         key = ("Codertocat/Hello-World", 2)
         sync = fixture_json("pull_request.synchronize.json")
