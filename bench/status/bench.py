@@ -59,8 +59,8 @@ def pct(xs, p):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     paths = ["/static/style.css", "/healthz", "/", "/api/v1/environments",
-             "/?state=ready", "/env/500", "/api/v1/environments/500",
-             "/jobs", "/metrics"]
+             "/?state=ready", "/?per_page=500", "/api/v1/environments?per_page=500",
+             "/env/500", "/api/v1/environments/500", "/jobs", "/metrics"]
     s = Stack("bench-status", {"workers.count": 1, "fcgi.processes": 2},
               asan=False)
     try:
@@ -100,14 +100,14 @@ def main():
         static = pct(server["/static/style.css"], 99) or 0.001
         print("%d sequential requests per path over one keep-alive connection"
               % n)
-        print("%-28s %8s %8s %8s %8s %9s %9s %8s" % (
+        print("%-34s %8s %8s %8s %8s %9s %9s %8s" % (
             "path (server time, ms)", "p50", "p90", "p99", "max",
             "p99/hlth", "client99", "bytes"))
         for p in paths:
             xs = server[p]
             if len(xs) != n:
                 raise SystemExit("%s: %d log lines for %d requests" % (p, len(xs), n))
-            print("%-28s %8.1f %8.1f %8.1f %8.1f %8.1fx %9.1f %8d" % (
+            print("%-34s %8.1f %8.1f %8.1f %8.1f %8.1fx %9.1f %8d" % (
                 p, pct(xs, 50), pct(xs, 90), pct(xs, 99), max(xs),
                 pct(xs, 99) / base, pct(client[p], 99), client[p + " bytes"]))
         print("baselines: /healthz p99 %.1f ms, static file p99 %.1f ms"

@@ -549,6 +549,26 @@ class BrowserTest(unittest.TestCase):
                     "document.querySelector('pre.log').textContent"), seed.HOSTILE_LOG)
                 self.assertEqual(self.b.eval("document.scripts.length"), 1)
 
+    def test_zz_live_refresh(self):
+        """A change in the database reaches an open page without a reload."""
+        self.b.navigate(self.s.url("/"))
+        self.assertTrue(self.b.wait_for(
+            "Number(document.documentElement.dataset.refreshes || 0) >= 1"))
+        self.b.eval("window.__sameDocument = true")
+        self.s.sql("UPDATE environments SET phase = 'ready', updated_at = updated_at "
+                   "WHERE id = 3")
+        try:
+            seen = self.b.wait_for(
+                "document.querySelector('tr[data-id=\"3\"] .state').textContent"
+                " === 'ready' && window.__sameDocument === true", timeout=10)
+            self.assertTrue(seen, "the row did not change; errors: %r" % self.b.errors())
+            self.assertIn("2 ready", self.b.eval(
+                "document.getElementById('summary').textContent"))
+            self.assertEqual(self.b.errors(), [])
+        finally:
+            self.s.sql("UPDATE environments SET phase = 'deploying', "
+                       "updated_at = updated_at WHERE id = 3")
+
     def test_jobs_page(self):
         self.b.navigate(self.s.url("/jobs"))
         self.b.pump(0.3)
