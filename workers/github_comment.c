@@ -274,6 +274,8 @@ render_log(const struct github_view *v, struct buf *b)
 int
 github_comment_render(const struct github_view *v, struct buf *b)
 {
+	size_t i;
+
 	github_comment_marker(v->slug, b);
 	buf_printf(b, "\n### %s\n\n", headline(v));
 	buf_puts(b, "| | |\n| --- | --- |\n");
@@ -281,6 +283,19 @@ github_comment_render(const struct github_view *v, struct buf *b)
 		buf_puts(b, "| **Preview** | ");
 		md_link(b, v->url, v->url);
 		buf_puts(b, " |\n");
+		/* The other services, each at its own path or hostname. */
+		for (i = 0; i < v->nservices; i++) {
+			const struct github_service *sv = &v->services[i];
+
+			if (sv->primary || sv->url == NULL ||
+			    strcmp(sv->url, v->url) == 0)
+				continue;
+			buf_puts(b, "| ");
+			github_md_text(b, sv->name, 64);
+			buf_puts(b, " | ");
+			md_link(b, sv->url, sv->url);
+			buf_puts(b, " |\n");
+		}
 	}
 	buf_puts(b, "| **Commit** | ");
 	md_sha(b, v->sha);

@@ -182,12 +182,20 @@ struct github_step {
 	double seconds; /* < 0: still running */
 };
 
+struct github_service {
+	const char *name;
+	const char *url;
+	bool primary;
+};
+
 struct github_view {
 	const char *slug;
 	const char *title, *head_ref, *author;
 	const char *phase;
 	const char *sha; /* the commit shown: deployed, else desired */
 	const char *url; /* the preview, NULL when none */
+	const struct github_service *services; /* every exposed service */
+	size_t nservices;
 	const char *log_url;
 	const char *approved_by;
 	enum github_why why;

@@ -317,10 +317,16 @@ test_comment_render(void)
 	        {"build", "succeeded", 12.0},
 	        {"start<b>", "running", -1},
 	};
+	struct github_service svc[] = {
+	        {"web", "http://pr-7-app.localhost:8080/", true},
+	        {"api<x>", "http://pr-7-app.localhost:8080/api/", false},
+	};
 	struct github_view v;
 	struct buf b = BUF_INIT;
 
 	memset(&v, 0, sizeof(v));
+	v.services = svc;
+	v.nservices = NELEM(svc);
 	v.slug = "pr-7-app";
 	v.title = "<img src=x onerror=alert(1)> [x](javascript:alert(1)) "
 	          "@octocat <!-- x -->\n# heading";
@@ -340,6 +346,11 @@ test_comment_render(void)
 	                          "localhost&#58;8080&#47;](<http://pr-7-app."
 	                          "localhost:8080/>)") != NULL);
 	CHECK(strstr(buf_str(&b), "`0123456789ab`") != NULL);
+	CHECK(strstr(buf_str(&b),
+	             "| api&#60;x&#62; | [http&#58;&#47;&#47;pr&#45;7&#45;app&#46;"
+	             "localhost&#58;8080&#47;api&#47;](<http://pr-7-app."
+	             "localhost:8080/api/>) |") != NULL);
+	CHECK(strstr(buf_str(&b), "| web |") == NULL);
 	CHECK(strstr(buf_str(&b), "| clone | succeeded | 1.2 s |") != NULL);
 	CHECK(strstr(buf_str(&b), "| start&#60;b&#62; | running | … |") !=
 	      NULL);
