@@ -130,6 +130,14 @@ github_request(struct github *gh, const char *method, const char *path,
 	int64_t retry_ms = 0;
 	int tries;
 
+	if (gh->keepalive != NULL && gh->keepalive(gh->keepalive_arg) == -1) {
+		gh->stop = GH_RETRY;
+		gh->retry_ms = 0;
+		buf_reset(&gh->error);
+		buf_puts(&gh->error, "interrupted");
+		v = GH_RETRY;
+		goto out;
+	}
 	if (github_url(gh, path, &url) == -1) {
 		github_fail(gh, "refused to follow %s", path);
 		goto out;

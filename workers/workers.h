@@ -121,6 +121,13 @@ struct github {
 	enum github_verdict stop; /* GH_OK while the run may go on */
 	int64_t retry_ms;
 	struct buf error;
+	/*
+	 * Asked before every request (may be NULL): -1 means stop now (the
+	 * lease was lost, or the worker is shutting down); the run ends
+	 * with a retry so another worker resumes it.
+	 */
+	int (*keepalive)(void *);
+	void *keepalive_arg;
 };
 
 void github_init(struct github *, const struct config *, uint64_t inst,
