@@ -1,24 +1,28 @@
 /*
  * main.c - `ephemera`, the operator's command: schema migrations and
- * configuration look-ups for scripts. (Queue commands join it later.)
+ * configuration look-ups for scripts, and the queue's ops commands.
  *
  *   ephemera [-c config] migrate
  *   ephemera [-c config] config get NAME
  *   ephemera [-c config] check
+ *   ephemera [-c config] jobs list|show|retry|cancel ...  (see jobs.c)
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/ephemera.h"
+#include "cli.h"
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: ephemera [-c config] migrate\n"
 	                "       ephemera [-c config] config get NAME\n"
-	                "       ephemera [-c config] check\n");
+	                "       ephemera [-c config] check\n"
+	                "       ephemera [-c config] jobs list [STATE]\n"
+	                "       ephemera [-c config] jobs show|retry|cancel "
+	                "ID\n");
 	exit(2);
 }
 
@@ -65,6 +69,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1) {
 		rc = cmd_migrate(&cfg);
+	} else if (strcmp(argv[0], "jobs") == 0) {
+		rc = jobs_command(&cfg, argc, argv);
 	} else if (strcmp(argv[0], "check") == 0 && argc == 1) {
 		printf("ephemera: %s: configuration ok\n", path);
 		rc = 0;

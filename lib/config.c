@@ -88,6 +88,10 @@ static const struct setting settings[] = {
             86400000),
         INT("workers.max_jobs", workers_max_jobs, 0, 0, 100000000),
         STR("workers.wake_socket", workers_wake_socket, ""),
+        INT("workers.prune_interval_seconds", workers_prune_interval_seconds,
+            3600, 1, 604800),
+        INT("workers.keep_finished_hours", workers_keep_finished_hours, 168, 0,
+            87600),
 
         SECRET("github.webhook_secret_file", github_webhook_secret_file,
                github_webhook_secret),

@@ -1,28 +1,178 @@
 /*
- * child.c - one worker process: connects to the database and runs until
- * the supervisor asks it to stop. The queue (claiming and running jobs)
- * plugs in here.
+ * child.c - one worker process: claim a job, run its handler with no
+ * transaction open, settle it; between jobs, take a turn at the reaper;
+ * when idle, sleep on the wake-up socket with a poll interval that backs
+ * off toward workers.poll_max_ms.
+ *
+ * Shutdown: the first TERM stops claiming and lets the current job finish.
+ * If it is still running when most of workers.shutdown_timeout has passed,
+ * or a second TERM arrives, worker_interrupted() turns true; a handler
+ * that returns then without finishing has its lease released, so another
+ * worker resumes the job at once instead of after the lease expires.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "workers.h"
+
+/* When the first TERM arrived (monotonic seconds); set in the handler. */
+static volatile double term_at;
+
+static void
+child_on_stop(void)
+{
+	struct timespec ts;
+
+	/* clock_gettime is async-signal-safe. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (term_at == 0)
+		term_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool
+worker_interrupted(struct worker *w)
+{
+	if (!supervisor_stopping())
+		return false;
+	if (w->stop_at == 0) {
+		double t = term_at != 0 ? term_at : now_mono();
+
+		/* Leave a quarter of the timeout to release and exit. */
+		w->stop_at =
+		        t + 0.75 * (double)w->cfg->workers_shutdown_timeout;
+	}
+	return supervisor_term_count() >= 2 || now_mono() >= w->stop_at;
+}
+
+int
+worker_sleep(struct worker *w, int64_t ms)
+{
+	double end = now_mono() + (double)ms / 1000.0, left;
+
+	while ((left = end - now_mono()) > 0) {
+		if (worker_interrupted(w))
+			return -1;
+		poll(NULL, 0, left > 0.05 ? 50 : (int)(left * 1000) + 1);
+	}
+	return worker_interrupted(w) ? -1 : 0;
+}
+
+static void
+job_run(struct worker *w, struct job *job)
+{
+	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	double t0 = now_mono();
+
+	res.error.max = 16 * 1024;
+	dispatch_run(w, job, &res);
+	if (res.outcome != JOB_DONE && worker_interrupted(w))
+		job_release(w, job);
+	else
+		job_settle(w, job, &res);
+	w->jobs_done++;
+	log_debug("job_ran", "job=%llu kind=%s outcome=%d ms=%.1f",
+	          (unsigned long long)job->id, job->kind, (int)res.outcome,
+	          (now_mono() - t0) * 1000);
+	buf_free(&res.error);
+}
+
+static void
+worker_id_init(struct worker *w)
+{
+	char host[64];
+
+	if (gethostname(host, sizeof(host)) == -1)
+		memcpy(host, "localhost", 10);
+	host[sizeof(host) - 1] = '\0';
+	snprintf(w->id, sizeof(w->id), "%s:%ld", host, (long)getpid());
+}
+
+/*
+ * Claims while there is work; when idle, waits for a nudge, the earliest
+ * scheduled job or the poll interval (doubling toward poll_max_ms while
+ * nothing turns up), and the reaper's next turn, whichever comes first.
+ */
+static void
+worker_loop(struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+	int64_t interval = cfg->workers_poll_interval_ms, wait, next;
+	double claim_at = 0, now;
+	struct job job;
+
+	memset(&job, 0, sizeof(job));
+	while (!supervisor_stopping()) {
+		reaper_tick(w);
+		if (cfg->workers_max_jobs > 0 &&
+		    w->jobs_done >= (unsigned long)cfg->workers_max_jobs)
+			break;
+		if (now_mono() >= claim_at) {
+			switch (job_claim(w, &job, &next)) {
+			case CLAIM_OK:
+				job_run(w, &job);
+				job_clear(&job);
+				interval = cfg->workers_poll_interval_ms;
+				continue;
+			case CLAIM_NONE:
+				wait = interval;
+				if (next >= 0 && next < wait)
+					wait = next > 0 ? next : 1;
+				else
+					interval =
+					        interval * 2 > cfg->workers_poll_max_ms
+					                ? cfg->workers_poll_max_ms
+					                : interval * 2;
+				break;
+			case CLAIM_ERROR:
+			default:
+				wait = interval;
+				interval =
+				        interval * 2 > cfg->workers_poll_max_ms
+				                ? cfg->workers_poll_max_ms
+				                : interval * 2;
+				break;
+			}
+			claim_at = now_mono() + (double)wait / 1000.0;
+		}
+		now = now_mono();
+		wait = (int64_t)((claim_at - now) * 1000.0) + 1;
+		if (reaper_due_ms(w) < wait)
+			wait = reaper_due_ms(w);
+		if (wakeup_wait(w->wake_fd, wait < 0 ? 0 : wait) == 1) {
+			claim_at = 0;
+			interval = cfg->workers_poll_interval_ms;
+		}
+	}
+}
 
 int
 worker_child_main(int slot, void *arg)
 {
-	struct worker w = {arg, NULL, slot, 0};
+	struct pool *pool = arg;
+	struct worker w;
 
+	memset(&w, 0, sizeof(w));
+	w.cfg = pool->cfg;
+	w.slot = slot;
+	w.wake_fd = pool->wake_fd;
+	supervisor_child_signals(child_on_stop);
+	worker_id_init(&w);
 	w.db = db_open(w.cfg);
 	if (db_connect(w.db, (double)w.cfg->db_connect_timeout) == -1) {
 		db_close(w.db);
 		return 1;
 	}
-	log_info("worker_ready", "slot=%d", slot);
-	while (!supervisor_stopping())
-		poll(NULL, 0, (int)w.cfg->workers_poll_interval_ms);
+	w.reaper = reaper_new();
+	log_info("worker_ready", "slot=%d worker=%s", slot, log_q(w.id));
+	worker_loop(&w);
+	reaper_stop(&w);
 	log_info("worker_exit", "slot=%d jobs=%lu", slot, w.jobs_done);
+	reaper_free(w.reaper);
 	db_close(w.db);
 	return 0;
 }

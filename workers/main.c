@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "workers.h"
 
@@ -22,7 +23,8 @@ main(int argc, char **argv)
 	struct buf err = BUF_INIT;
 	const char *path = "config/example.conf";
 	struct supervisor sv;
-	char *pidfile = NULL;
+	struct pool pool = {&cfg, -1};
+	char *pidfile = NULL, *wake = NULL;
 	bool check = false;
 	int ch, rc = 1;
 
@@ -49,15 +51,26 @@ main(int argc, char **argv)
 		goto out;
 	}
 	pidfile = config_var_path(&cfg, "run/workers.pid");
+	/*
+	 * Bound before the fork so every child inherits it. Without it the
+	 * children still work, by polling (like workers on other hosts).
+	 */
+	wake = wake_socket_path(&cfg);
+	pool.wake_fd = wakeup_bind(wake);
 	memset(&sv, 0, sizeof(sv));
 	sv.name = "workers";
 	sv.children = (int)cfg.workers_count;
 	sv.shutdown_timeout = (double)cfg.workers_shutdown_timeout;
 	sv.pidfile = pidfile;
 	sv.child_main = worker_child_main;
-	sv.arg = &cfg;
+	sv.arg = &pool;
 	rc = supervisor_run(&sv);
+	if (pool.wake_fd != -1) {
+		close(pool.wake_fd);
+		unlink(wake);
+	}
 out:
+	free(wake);
 	free(pidfile);
 	buf_free(&err);
 	config_free(&cfg);

@@ -1,5 +1,12 @@
 /*
  * workers.h - the worker program's private header, sectioned by file.
+ *
+ * A worker is one forked process with one database connection. It claims a
+ * job (a short transaction that leaves the row `running` under a fresh
+ * random lease token), commits, runs the kind's handler with no
+ * transaction open, and then settles the job with a statement fenced on
+ * that token: zero rows matched means another worker or the reaper took the
+ * job over, and this worker must not touch it again.
  */
 #ifndef EPHEMERA_WORKERS_H
 #define EPHEMERA_WORKERS_H
@@ -10,38 +17,170 @@ struct json_object;
 
 /* ---- child.c: one worker process -------------------------------------- */
 
+/* What the supervisor hands every child (set up before the fork). */
+struct pool {
+	struct config *cfg;
+	int wake_fd; /* the bound wake-up socket, or -1: poll only */
+};
+
 struct worker {
 	struct config *cfg;
 	struct db *db;
 	int slot;
 	unsigned long jobs_done;
+	int wake_fd;
+	char id[128];       /* "host:pid", stored in jobs.worker */
+	double stop_at;     /* monotonic deadline after TERM; 0: none yet */
+	double lease_local; /* monotonic end of the current job's lease */
+	struct reaper *reaper;
 };
 
-int worker_child_main(int slot, void *cfg);
+int worker_child_main(int slot, void *pool);
+/*
+ * For handlers: true once the worker must give up the current job now (a
+ * second TERM, or the shutdown timeout is nearly over). The handler should
+ * return at once; unless it returns JOB_DONE its lease is released, so
+ * another worker resumes the job without counting this attempt.
+ */
+bool worker_interrupted(struct worker *);
+/* Sleeps up to ms; -1 if interrupted (see above), else 0. */
+int worker_sleep(struct worker *, int64_t ms);
 
-/* ---- the queue's job interface (issue 3 owns it; declared here until it
- * lands on main, then this block goes) ---------------------------------- */
+/* ---- job.c: claiming and settling jobs, fenced on the lease token ------ */
 
 enum job_outcome { JOB_DONE, JOB_RETRY, JOB_FAIL };
 
 struct job {
 	uint64_t id;
-	const char *kind;
-	uint64_t env_id;
-	int attempts;
+	char kind[33];
+	uint64_t env_id; /* 0: none */
+	int attempts;    /* including this one */
 	int max_attempts;
-	const char *lease_token;
-	const char *payload;
+	char lease_token[33];
+	char *payload; /* may be NULL; owned by the job */
 };
 
 struct job_result {
 	enum job_outcome outcome;
-	int64_t retry_after_ms; /* JOB_RETRY: 0 lets the queue back off */
-	struct buf error;
+	int64_t retry_after_ms; /* JOB_RETRY: 0 means use the backoff */
+	struct buf error;       /* why, for JOB_RETRY and JOB_FAIL */
 };
 
 typedef void (*job_handler)(struct worker *, const struct job *,
                             struct job_result *);
+
+enum claim_result { CLAIM_OK, CLAIM_NONE, CLAIM_ERROR };
+
+/*
+ * Claims the next due job into `job` (CLAIM_OK), or reports that none is
+ * due (CLAIM_NONE, with *next_ms the wait until the earliest scheduled
+ * one, or -1 when the queue is empty). A job whose environment is busy
+ * with another running job is deferred by a moment, not spun on.
+ */
+enum claim_result job_claim(struct worker *, struct job *, int64_t *next_ms);
+void job_clear(struct job *);
+/* Extends the lease; -1: lost, the handler must stop touching the job. */
+int job_heartbeat(struct worker *, const struct job *);
+/*
+ * Settles a claimed job by the handler's result: done; queued again after
+ * a delay; or dead (last attempt, or JOB_FAIL), which also marks its
+ * environment failed with the error. -1: the lease was lost (nothing was
+ * changed) or the database stayed unreachable.
+ */
+int job_settle(struct worker *, const struct job *, const struct job_result *);
+/* Puts a job back to queued without counting the attempt (shutdown). */
+int job_release(struct worker *, const struct job *);
+/*
+ * The reaper's side: a job whose lease expired goes back to queued (with
+ * backoff) or, after its last attempt, dead. Fenced on the token and on
+ * the lease still being expired, so a worker that finished or heartbeat
+ * meanwhile wins. 1: rescued, 0: it was not ours to rescue, -1: error.
+ */
+int job_rescue(struct worker *, const struct job *, const char *holder);
+/* A fresh random lease token: 32 hex digits. */
+void job_token(char out[static 33]);
+
+/* ---- backoff.c: capped exponential backoff with jitter (pure) ---------- */
+
+/*
+ * The delay before retry number `attempt` (1 = after the first failure):
+ * d = min(cap, base * 2^(attempt-1)), then a uniformly random point of
+ * [d/2, d] chosen by `rnd`, so rivals spread out but never wait less
+ * than half the nominal delay, and never more than the cap.
+ */
+int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t cap_ms,
+                         uint64_t rnd);
+uint64_t backoff_random(void);
+
+/* ---- dispatch.c: job kind → handler ------------------------------------ */
+
+struct job_kind {
+	const char *kind;
+	job_handler handler;
+	/* When a job of this kind dies, its environment is marked failed. */
+	bool fails_env;
+};
+
+const struct job_kind *dispatch_find(const char *kind);
+/* Runs the kind's handler; an unknown kind fails with a clear error. */
+void dispatch_run(struct worker *, const struct job *, struct job_result *);
+
+/* ---- noop.c: the job kind of tests and benches ------------------------- */
+
+/*
+ * Payload (JSON, every key optional): {"sleep_ms": N, "heartbeat": bool,
+ * "record": bool (default true), "fail": "msg", "retry": "msg",
+ * "retry_after_ms": N, "fail_attempts": N (retry until attempt N+1)}.
+ */
+void noop_run(struct worker *, const struct job *, struct job_result *);
+
+/* ---- prune.c: deletes finished jobs older than workers.keep_finished_hours */
+
+void prune_run(struct worker *, const struct job *, struct job_result *);
+
+/* ---- reconcile.c: the environment reconciler (issue 5) ----------------- */
+
+void reconcile_run(struct worker *, const struct job *, struct job_result *);
+
+/* ---- lease.c: named leases with a term number (table `leases`) --------- */
+
+/*
+ * Takes the named lease if it is free or expired (incrementing its term)
+ * or renews it if `holder` holds it at `*term`. Returns 1 and sets *term
+ * while held, 0 when someone else holds it, -1 on a database error.
+ */
+int lease_hold(struct db *, const char *name, const char *holder, int64_t ms,
+               uint64_t *term);
+/* Gives the lease up early so the next holder need not wait. */
+int lease_release(struct db *, const char *name, const char *holder,
+                  uint64_t term);
+
+/* ---- reaper.c: the singleton housekeeping pass ------------------------- */
+
+/*
+ * Every worker calls reaper_tick between jobs; the one that holds the
+ * `reaper` lease rescues expired job leases (queued again with backoff, or
+ * dead after the last attempt), enqueues due recurring jobs and prunes old
+ * finished jobs.
+ */
+struct reaper *reaper_new(void);
+void reaper_free(struct reaper *);
+void reaper_tick(struct worker *);
+/* Milliseconds until this worker's next reaper turn. */
+int64_t reaper_due_ms(const struct worker *);
+/* Releases leadership at exit. */
+void reaper_stop(struct worker *);
+/* Rescues one expired job if its lease is still `token`; for tests. */
+int reaper_rescue(struct worker *, uint64_t id, const char *token);
+/* One full pass regardless of leadership; returns jobs rescued or -1. */
+int reaper_pass(struct worker *);
+
+/* ---- wakeup.c: the local nudge socket ---------------------------------- */
+
+/* Binds the DGRAM socket the fcgi-app nudges (lib/wake.c); -1 on error. */
+int wakeup_bind(const char *path);
+/* Waits up to ms for a nudge; drains them. 1: nudged, 0: timeout. */
+int wakeup_wait(int fd, int64_t ms);
 
 /* ---- github_jwt.c: the App's JWT (RS256), pure ------------------------
  *

@@ -1,0 +1,14 @@
+/*
+ * cli.h - the ops command's private header, sectioned by file.
+ */
+#ifndef EPHEMERA_CLI_H
+#define EPHEMERA_CLI_H
+
+#include "../lib/ephemera.h"
+
+/* ---- jobs.c: `ephemera jobs list|show|retry|cancel` -------------------- */
+
+/* argv[0] is "jobs". Returns the exit status. */
+int jobs_command(struct config *, int argc, char **argv);
+
+#endif
