@@ -134,7 +134,8 @@ claim_tx(struct db *db, void *arg)
 	            "UPDATE jobs SET run_at = NOW(6) + INTERVAL ? "
 	            "MICROSECOND WHERE id = ?",
 	            "iu",
-	            (int64_t)(DEFER_MS + (int64_t)(backoff_random() % DEFER_MS)) *
+	            (int64_t)(DEFER_MS +
+	                      (int64_t)(backoff_random() % DEFER_MS)) *
 	                    1000,
 	            c->job->id) == -1)
 		goto out;
@@ -355,8 +356,8 @@ settled_by_us(struct db *db, const struct job *job)
 static int
 settle_run(struct worker *w, struct settle *s)
 {
-	double deadline = now_mono() +
-	                  10.0 * (double)w->cfg->workers_lease_seconds + 60;
+	double deadline =
+	        now_mono() + 10.0 * (double)w->cfg->workers_lease_seconds + 60;
 	double pause = 0.05;
 	bool ambiguous = false;
 	int rc;
@@ -392,7 +393,8 @@ settle_run(struct worker *w, struct settle *s)
 }
 
 int
-job_settle(struct worker *w, const struct job *job, const struct job_result *res)
+job_settle(struct worker *w, const struct job *job,
+           const struct job_result *res)
 {
 	struct settle s = {w, job, SETTLE_DONE, 0, NULL, false, false};
 	const struct config *cfg = w->cfg;
@@ -409,12 +411,13 @@ job_settle(struct worker *w, const struct job *job, const struct job_result *res
 			break;
 		}
 		s.kind = SETTLE_REQUEUE;
-		s.delay_ms = res->retry_after_ms > 0
-		                     ? res->retry_after_ms
-		                     : backoff_delay_ms(job->attempts,
-		                                        cfg->workers_backoff_base_ms,
-		                                        cfg->workers_backoff_cap_ms,
-		                                        backoff_random());
+		s.delay_ms =
+		        res->retry_after_ms > 0
+		                ? res->retry_after_ms
+		                : backoff_delay_ms(job->attempts,
+		                                   cfg->workers_backoff_base_ms,
+		                                   cfg->workers_backoff_cap_ms,
+		                                   backoff_random());
 		break;
 	case JOB_FAIL:
 		s.kind = SETTLE_DEAD;
@@ -423,13 +426,15 @@ job_settle(struct worker *w, const struct job *job, const struct job_result *res
 	if (settle_run(w, &s) == -1)
 		return -1;
 	if (s.kind == SETTLE_DEAD)
-		log_warn("job_dead", "job=%llu kind=%s env=%llu attempts=%d "
+		log_warn("job_dead",
+		         "job=%llu kind=%s env=%llu attempts=%d "
 		         "error=%s",
 		         (unsigned long long)job->id, job->kind,
 		         (unsigned long long)job->env_id, job->attempts,
 		         log_q(s.error));
 	else if (s.kind == SETTLE_REQUEUE)
-		log_info("job_retry", "job=%llu kind=%s attempt=%d "
+		log_info("job_retry",
+		         "job=%llu kind=%s attempt=%d "
 		         "delay_ms=%lld error=%s",
 		         (unsigned long long)job->id, job->kind, job->attempts,
 		         (long long)s.delay_ms, log_q(s.error));
@@ -458,26 +463,30 @@ job_rescue(struct worker *w, const struct job *job, const char *holder)
 	const struct config *cfg = w->cfg;
 	char why[192];
 
-	snprintf(why, sizeof(why), "lease expired: worker %s stopped "
-	         "heartbeating", holder ? holder : "(unknown)");
+	snprintf(why, sizeof(why),
+	         "lease expired: worker %s stopped "
+	         "heartbeating",
+	         holder ? holder : "(unknown)");
 	s.error = why;
 	if (job->attempts >= job->max_attempts)
 		s.kind = SETTLE_DEAD;
 	else
-		s.delay_ms = backoff_delay_ms(job->attempts,
-		                              cfg->workers_backoff_base_ms,
-		                              cfg->workers_backoff_cap_ms,
-		                              backoff_random());
+		s.delay_ms = backoff_delay_ms(
+		        job->attempts, cfg->workers_backoff_base_ms,
+		        cfg->workers_backoff_cap_ms, backoff_random());
 	if (db_tx(w->db, settle_tx, &s, 5) == -1)
 		return -1;
 	if (!s.matched) {
-		log_info("rescue_skipped", "job=%llu reason=\"settled or renewed "
-		         "meanwhile\"", (unsigned long long)job->id);
+		log_info("rescue_skipped",
+		         "job=%llu reason=\"settled or renewed "
+		         "meanwhile\"",
+		         (unsigned long long)job->id);
 		return 0;
 	}
-	log_warn("job_rescued", "job=%llu kind=%s attempt=%d state=%s "
-	         "worker=%s", (unsigned long long)job->id, job->kind,
-	         job->attempts, s.kind == SETTLE_DEAD ? "dead" : "queued",
-	         log_q(holder));
+	log_warn("job_rescued",
+	         "job=%llu kind=%s attempt=%d state=%s "
+	         "worker=%s",
+	         (unsigned long long)job->id, job->kind, job->attempts,
+	         s.kind == SETTLE_DEAD ? "dead" : "queued", log_q(holder));
 	return 1;
 }

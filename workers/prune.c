@@ -28,6 +28,7 @@ prune_run(struct worker *w, const struct job *job, struct job_result *res)
 			break;
 	}
 	if (total > 0)
-		log_info("jobs_pruned", "count=%llu", (unsigned long long)total);
+		log_info("jobs_pruned", "count=%llu",
+		         (unsigned long long)total);
 	res->outcome = JOB_DONE;
 }

@@ -82,8 +82,8 @@ rescue_row(struct worker *w, const struct db_rows *r, size_t i,
 	struct job job;
 	int64_t v;
 	const char *kind = db_rows_get(r, i, 2), *env = db_rows_get(r, i, 3);
-	const char *token = token_override ? token_override
-	                                   : db_rows_get(r, i, 1);
+	const char *token =
+	        token_override ? token_override : db_rows_get(r, i, 1);
 
 	memset(&job, 0, sizeof(job));
 	if (parse_uint64(db_rows_get(r, i, 0), &job.id) == -1 ||
@@ -151,8 +151,8 @@ recur_tx(struct db *db, void *arg)
 {
 	struct recur_tx *t = arg;
 	const struct config *cfg = t->w->cfg;
-	int64_t period = *(const int64_t *)((const char *)cfg +
-	                                    t->rec->period_offset);
+	int64_t period =
+	        *(const int64_t *)((const char *)cfg + t->rec->period_offset);
 	char name[64];
 	uint64_t term = 0;
 	int held;
@@ -221,7 +221,8 @@ reaper_tick(struct worker *w)
 		log_info("reaper_leader", "term=%llu holder=%s",
 		         (unsigned long long)r->term, log_q(w->id));
 	else if (held != 1 && before != 0)
-		log_info("reaper_follower", "term=%llu", (unsigned long long)before);
+		log_info("reaper_follower", "term=%llu",
+		         (unsigned long long)before);
 	if (held == 1)
 		reaper_pass(w);
 }

@@ -126,8 +126,8 @@ insert_tx(struct db *db, void *arg)
 	int i;
 
 	for (i = 0; i < t->batch; i++)
-		if (queue_enqueue(db, "noop", 0, 0, "{\"tag\":\"insert\"}", 5) ==
-		    -1)
+		if (queue_enqueue(db, "noop", 0, 0, "{\"tag\":\"insert\"}",
+		                  5) == -1)
 			return -1;
 	return 0;
 }

@@ -50,7 +50,8 @@ test_backoff_properties(void)
 
 				for (k = 0; k < 200; k++) {
 					int64_t v = backoff_delay_ms(
-					        attempt, base, cap, xorshift(&seed));
+					        attempt, base, cap,
+					        xorshift(&seed));
 
 					if (v < lo || v > d || v > eff_cap ||
 					    v < 1)
