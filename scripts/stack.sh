@@ -134,8 +134,12 @@ up() {
 	}
 	daemon fcgi "$VAR/run/fcgi.pid" "$BIN/ephemera-fcgi" -c "$CONFIG"
 	wait_for 10 test -S "$FCGI_SOCKET"
-	daemon workers "$VAR/run/workers.pid" "$BIN/ephemera-workers" \
-		-c "$CONFIG"
+	# EPHEMERA_WORKERS=0: no worker pool (tests of the fcgi-app alone,
+	# which look at jobs as the webhook left them).
+	if [ "${EPHEMERA_WORKERS:-1}" != 0 ]; then
+		daemon workers "$VAR/run/workers.pid" "$BIN/ephemera-workers" \
+			-c "$CONFIG"
+	fi
 	nginx_conf
 	"$NGINX" -e "$VAR/log/nginx-error.log" -p "$VAR/nginx" \
 		-c "$VAR/nginx/nginx.conf" -t -q

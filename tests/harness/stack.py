@@ -52,7 +52,7 @@ def http(method, url, body=None, headers=None, timeout=30):
 
 class Stack:
     def __init__(self, name, settings=None, asan=True, webhook_secret="test-secret",
-                 extra=""):
+                 extra="", workers=True):
         self.dir = tempfile.mkdtemp(prefix="eph-%s-" % name)
         self.var = os.path.join(self.dir, "var")
         self.port = free_port()
@@ -73,6 +73,9 @@ class Stack:
         }
         self.settings.update(settings or {})
         self.extra = extra
+        # workers=False: the stack runs without the worker pool, so jobs
+        # stay as the fcgi-app queued them.
+        self.workers = workers
         self.write_config()
 
     def write_config(self):
@@ -99,6 +102,8 @@ class Stack:
         env = dict(os.environ)
         env["CONFIG"] = self.config
         env["EPHEMERA_BIN"] = self.bin
+        if not self.workers:
+            env["EPHEMERA_WORKERS"] = "0"
         env["ASAN_OPTIONS"] = "log_path=%s/log/asan:detect_leaks=1" % self.var
         env["UBSAN_OPTIONS"] = "log_path=%s/log/ubsan:print_stacktrace=1" % self.var
         return env

@@ -220,7 +220,8 @@ class StatusTest(unittest.TestCase):
     def setUpClass(cls):
         cls.s = Stack("status", {"status.clock": seed.CLOCK,
                                  "status.refresh_seconds": 1,
-                                 "workers.count": 1})
+                                 "workers.count": 1},
+                      workers=False)  # the seeded jobs must stay as seeded
         try:
             cls.s.up()
             cls.s.sql(seed.seed_sql())

@@ -36,8 +36,9 @@ def fixture_json(name):
 class WebhookTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # No worker pool: these tests look at the jobs the webhook queued.
         cls.s = Stack("webhook", {"workers.count": 1, "fcgi.processes": 4},
-                      webhook_secret=CAPTURE_SECRET)
+                      webhook_secret=CAPTURE_SECRET, workers=False)
         cls.s.up()
 
     @classmethod
