@@ -466,7 +466,8 @@ class BrowserTest(unittest.TestCase):
     def setUpClass(cls):
         cls.s = Stack("browser", {"status.clock": seed.CLOCK,
                                   "status.refresh_seconds": 1,
-                                  "workers.count": 1})
+                                  "workers.count": 1},
+                      workers=False)  # the seeded jobs must stay as seeded
         try:
             cls.s.up()
             cls.s.sql(seed.seed_sql())
