@@ -57,10 +57,17 @@ noop_sleep(struct worker *w, const struct job *job, const struct noop_args *a)
 	return 0;
 }
 
-/* Records this execution, retrying through a reconnect while leased. */
+/*
+ * Records this execution. A lost connection is retried for up to a minute
+ * (the insert may have landed before the server went away, and giving up
+ * would run the job again): INSERT IGNORE on (job, lease) makes the retry
+ * harmless, and the reaper leaves leases alone just after a restart.
+ */
 static int
 noop_record(struct worker *w, const struct job *job, double started)
 {
+	double deadline = now_mono() + 60;
+
 	for (;;) {
 		if (db_exec(w->db,
 		            "INSERT IGNORE INTO noop_runs (job_id, env_id, "
@@ -71,7 +78,7 @@ noop_record(struct worker *w, const struct job *job, double started)
 			return 0;
 		if ((db_error(w->db) != DB_GONE &&
 		     db_error(w->db) != DB_RETRY) ||
-		    now_mono() > w->lease_local || worker_interrupted(w))
+		    now_mono() > deadline || worker_interrupted(w))
 			return -1;
 		usleep(100 * 1000);
 	}
