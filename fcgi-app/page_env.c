@@ -38,7 +38,9 @@ sha_link(struct buf *b, const char *github_web, const char *repo,
 	buf_puts(b, "\">");
 	buf_puts(b, "<a href=\"");
 	html_text(b, u.data);
-	buf_printf(b, "\">%.7s</a></code>", sha);
+	buf_puts(b, "\">");
+	buf_append_html(b, sha, strnlen(sha, 7));
+	buf_puts(b, "</a></code>");
 	buf_free(&u);
 }
 
@@ -120,7 +122,7 @@ build_html(const struct build_view *v, bool newest, double now, struct buf *b)
 	html_text(b, v->status);
 	buf_puts(b, "</span> <span class=\"muted\"><code>");
 	if (v->sha)
-		buf_printf(b, "%.7s", v->sha);
+		buf_append_html(b, v->sha, strnlen(v->sha, 7));
 	buf_puts(b, "</code> \xc2\xb7 started ");
 	html_age(b, v->started_at, now);
 	duration_format(usage_build_seconds(v->started, v->finished, now), d);

@@ -226,6 +226,34 @@ test_env_filter(void)
 	}
 }
 
-UNIT_MAIN(TEST(test_env_filter), TEST(test_duration_format), TEST(test_usage),
-          TEST(test_html_helpers), TEST(test_route_id), TEST(test_chart),
-          TEST(test_metrics_label))
+/* Found by fuzz_status: commit hashes were cut to 7 bytes unescaped. */
+static void
+test_env_page_escapes_sha(void)
+{
+	struct env_view e = {.id = "1",
+	                     .repo = "o/r",
+	                     .pr = "7",
+	                     .slug = "pr-7-r",
+	                     .title = "t",
+	                     .sha = "<b>\"12345",
+	                     .deployed_sha = "'<i>",
+	                     .build_seconds = -1};
+	struct build_view bv = {.id = "2",
+	                        .sha = "<s>1234",
+	                        .status = "failed",
+	                        .started = 100,
+	                        .finished = 160};
+	struct build_list bl = {&bv, 1};
+	struct buf b = BUF_INIT;
+
+	env_page_html(&e, &bl, "https://github.com", 200, &b);
+	CHECK(strstr(buf_str(&b), "<b>") == NULL);
+	CHECK(strstr(buf_str(&b), "<i>") == NULL);
+	CHECK(strstr(buf_str(&b), "<s>") == NULL);
+	CHECK(strstr(buf_str(&b), "&lt;b&gt;&quot;12") != NULL);
+	buf_free(&b);
+}
+
+UNIT_MAIN(TEST(test_env_filter), TEST(test_env_page_escapes_sha),
+          TEST(test_duration_format), TEST(test_usage), TEST(test_html_helpers),
+          TEST(test_route_id), TEST(test_chart), TEST(test_metrics_label))
