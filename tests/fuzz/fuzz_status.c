@@ -21,8 +21,8 @@
 #define must(ok)                                                               \
 	do {                                                                   \
 		if (!(ok)) {                                                   \
-			fprintf(stderr, "invariant failed: %s (line %d)\n", #ok,  \
-			        __LINE__);                                     \
+			fprintf(stderr, "invariant failed: %s (line %d)\n",    \
+			        #ok, __LINE__);                                \
 			abort();                                               \
 		}                                                              \
 	} while (0)
@@ -49,10 +49,10 @@ render(const char *t, struct buf *html, struct buf *json)
 	         "2026-01-01T00:00:04Z", 1767225600, 1767225604},
 	        {(char *)t, (char *)t, NULL, "2026-01-01T00:00:04Z", NULL,
 	         1767225604, -1}};
-	struct build_view bv = {"9",        "abc",    (char *)t,
-	                        (char *)t,  (char *)t, "2026-01-01T00:00:00Z",
-	                        NULL,       1767225600, -1,
-	                        steps,      NELEM(steps)};
+	struct build_view bv = {"9",       "abc",       (char *)t,
+	                        (char *)t, (char *)t,   "2026-01-01T00:00:00Z",
+	                        NULL,      1767225600,  -1,
+	                        steps,     NELEM(steps)};
 	struct build_list bl = {&bv, 1};
 	struct env_view e = {.id = "1",
 	                     .repo = (char *)t,
@@ -78,12 +78,13 @@ render(const char *t, struct buf *html, struct buf *json)
 	char *repos[] = {(char *)t};
 	struct env_filter f = {(char *)t, (char *)t, 2, 1};
 	struct env_counts c = {3, (char **)repos, (int64_t[]){3}, 1};
-	struct index_view v = {&l, &f, &c, repos, 1, "https://github.com",
+	struct index_view v = {&l,         &f,   &c,
+	                       repos,      1,    "https://github.com",
 	                       1767229200, 0.02, 10};
 	struct job_count jc = {(char *)t, "dead", 1};
-	struct job_failure jf = {"3",       (char *)t, "1", "dead",
-	                         "5",       "5",       (char *)t,
-	                         "2026-01-01T00:00:00Z"};
+	struct job_failure jf = {
+	        "3", (char *)t, "1",       "dead",
+	        "5", "5",       (char *)t, "2026-01-01T00:00:00Z"};
 	struct jobs_view jv = {1, 0, 0, 1, 0, 12, &jc, 1, &jf, 1};
 
 	env_list_html(&v, html);
