@@ -57,9 +57,10 @@ run_loop(void)
 		unsigned long long id;
 
 		q("START TRANSACTION");
-		if (mysql_query(db, "SELECT id FROM jobs WHERE state = 'queued' "
-		                    "AND run_at <= NOW(6) ORDER BY run_at, id "
-		                    "LIMIT 1 FOR UPDATE SKIP LOCKED") != 0) {
+		if (mysql_query(db,
+		                "SELECT id FROM jobs WHERE state = 'queued' "
+		                "AND run_at <= NOW(6) ORDER BY run_at, id "
+		                "LIMIT 1 FOR UPDATE SKIP LOCKED") != 0) {
 			/* A deadlock: roll back and go again, like db_tx. */
 			q("ROLLBACK");
 			continue;
@@ -79,12 +80,13 @@ run_loop(void)
 		mysql_free_result(r);
 		snprintf(token, sizeof(token), "%08lx%08lx%016llx",
 		         (unsigned long)random(), (unsigned long)getpid(), id);
-		snprintf(sql, sizeof(sql),
-		         "UPDATE jobs SET state = 'running', lease_token = '%s', "
-		         "lease_until = NOW(6) + INTERVAL 60 SECOND, attempts = "
-		         "attempts + 1, worker = 'bare:%d', started_at = NOW(6) "
-		         "WHERE id = %llu",
-		         token, getpid(), id);
+		snprintf(
+		        sql, sizeof(sql),
+		        "UPDATE jobs SET state = 'running', lease_token = '%s', "
+		        "lease_until = NOW(6) + INTERVAL 60 SECOND, attempts = "
+		        "attempts + 1, worker = 'bare:%d', started_at = NOW(6) "
+		        "WHERE id = %llu",
+		        token, getpid(), id);
 		q(sql);
 		q("COMMIT");
 		snprintf(sql, sizeof(sql),
@@ -93,11 +95,12 @@ run_loop(void)
 		         "'bare:%d', 1, NOW(6))",
 		         id, token, getpid());
 		q(sql);
-		snprintf(sql, sizeof(sql),
-		         "UPDATE jobs SET state = 'done', lease_until = NULL, "
-		         "finished_at = NOW(6) WHERE id = %llu AND lease_token = "
-		         "'%s' AND state = 'running'",
-		         id, token);
+		snprintf(
+		        sql, sizeof(sql),
+		        "UPDATE jobs SET state = 'done', lease_until = NULL, "
+		        "finished_at = NOW(6) WHERE id = %llu AND lease_token = "
+		        "'%s' AND state = 'running'",
+		        id, token);
 		q(sql);
 		n++;
 		idle = now();

@@ -397,6 +397,44 @@ class StepTest(unittest.TestCase):
         later = self.s.one("SELECT run_at > NOW(6) FROM jobs WHERE id = %d" % b)
         self.assertEqual(later, "1")
 
+    def test_recurring_and_prune(self):
+        # One prune per period, however often the reaper passes.
+        count = lambda: int(self.s.one("SELECT COUNT(*) FROM jobs WHERE kind = 'prune'"))
+        self.s.sql("UPDATE leases SET lease_until = NOW(6) - INTERVAL 1 SECOND "
+                   "WHERE name = 'recurring:prune'")
+        before = count()
+        self.s.driver("reap")
+        self.s.driver("reap")
+        self.assertEqual(count(), before + 1)
+        self.s.sql("UPDATE leases SET lease_until = NOW(6) - INTERVAL 1 SECOND "
+                   "WHERE name = 'recurring:prune'")
+        self.s.driver("reap")
+        self.assertEqual(count(), before + 2)
+        # The prune job deletes old finished jobs and keeps dead ones.
+        old_done, old_dead, new_done = (self.s.add_jobs(1)[0] for _ in range(3))
+        self.s.sql("UPDATE jobs SET state = 'done', finished_at = NOW(6) - INTERVAL 200 HOUR "
+                   "WHERE id = %d" % old_done)
+        self.s.sql("UPDATE jobs SET state = 'dead', finished_at = NOW(6) - INTERVAL 200 HOUR "
+                   "WHERE id = %d" % old_dead)
+        self.s.sql("UPDATE jobs SET state = 'done', finished_at = NOW(6) - INTERVAL 1 HOUR "
+                   "WHERE id = %d" % new_done)
+        self.s.sql("UPDATE jobs SET state = 'cancelled' WHERE kind = 'prune' AND "
+                   "state = 'queued' AND id < (SELECT MAX(id) FROM (SELECT id FROM jobs "
+                   "WHERE kind = 'prune') t)")
+        self.assertIn("ran=1 ", self.s.driver("run", 1, "rc", "none"))
+        self.assertIsNone(self.s.job(old_done))
+        self.assertEqual(self.s.job(old_dead)[0], "dead")
+        self.assertEqual(self.s.job(new_done)[0], "done")
+
+    def test_scheduled_job_waits_for_run_at(self):
+        self.assertEqual(self.s.driver("enqueue", "noop", 0, 1500, ""), "ok")
+        jid = int(self.s.one("SELECT MAX(id) FROM jobs"))
+        self.assertEqual(self.s.driver("claim"), "none")
+        self.assertTrue(wait_until(lambda: self.s.driver("claim") != "none", timeout=10,
+                                   interval=0.1))
+        early = self.s.one("SELECT started_at < run_at FROM jobs WHERE id = %d" % jid)
+        self.assertEqual((self.s.job(jid)[0], early), ("running", "0"))
+
     def test_lease_terms(self):
         d = self.s.driver
         self.assertEqual(d("lease", "t1", "a", 1000), "held 1")

@@ -11,6 +11,7 @@
  *   queue_driver -c CONF heartbeat ID TOKEN
  *   queue_driver -c CONF rescue ID TOKEN          → "rescued" | "skipped"
  *   queue_driver -c CONF lease NAME HOLDER MS [TERM] → "held TERM" | "free"
+ *   queue_driver -c CONF reap                     → one reaper pass
  *   queue_driver -c CONF run N ISOLATION INJECT   → claim/run/settle N jobs
  *   queue_driver -c CONF insert N ISOLATION       → enqueue N noop jobs
  *   queue_driver -c CONF enqueue KIND ENV DELAY_MS PAYLOAD  (then nudges)
@@ -243,6 +244,11 @@ main(int argc, char **argv)
 		if (rc == 0)
 			wake_notify(&cfg);
 		puts(rc == 0 ? "ok" : "error");
+	} else if (strcmp(argv[0], "reap") == 0 && argc == 1) {
+		int n = reaper_pass(&w);
+
+		printf("rescued=%d\n", n);
+		rc = n == -1;
 	} else if (strcmp(argv[0], "lease") == 0 && argc >= 4) {
 		uint64_t term = 0;
 		int held;
