@@ -32,6 +32,33 @@ github_free(struct github *gh)
 	buf_free(&gh->error);
 }
 
+static int
+github_keepalive(void *arg)
+{
+	struct github_job *gj = arg;
+	double half = (double)gj->w->cfg->workers_lease_seconds / 2;
+
+	if (worker_interrupted(gj->w)) {
+		log_info("github_interrupted", "job=%llu",
+		         (unsigned long long)gj->job->id);
+		return -1;
+	}
+	if (gj->w->lease_local - now_mono() < half &&
+	    job_heartbeat(gj->w, gj->job) == -1)
+		return -1; /* the lease is lost: touch nothing more */
+	return 0;
+}
+
+void
+github_bind(struct github *gh, struct github_job *gj, struct worker *w,
+            const struct job *job)
+{
+	gj->w = w;
+	gj->job = job;
+	gh->keepalive = github_keepalive;
+	gh->keepalive_arg = gj;
+}
+
 int
 github_fail(struct github *gh, const char *fmt, ...)
 {

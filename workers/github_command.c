@@ -368,11 +368,13 @@ github_command_job(struct worker *w, const struct job *job,
 {
 	struct db_rows *r = NULL;
 	struct github gh;
+	struct github_job gj;
 	struct decision last;
 	uint64_t command_id = 0, env_id = job->env_id;
 	size_t i;
 
 	github_init(&gh, w->cfg, 0, job->attempts);
+	github_bind(&gh, &gj, w, job);
 	memset(&last, 0, sizeof(last));
 	if (job->payload == NULL ||
 	    parse_uint64(job->payload, &command_id) == -1) {

@@ -763,10 +763,11 @@ load(struct sync *s)
 }
 
 void
-github_sync_run(struct worker *w, uint64_t env_id, int attempt,
+github_sync_run(struct worker *w, const struct job *job, uint64_t env_id,
                 struct job_result *res)
 {
 	struct sync s;
+	struct github_job gj;
 	struct buf text = BUF_INIT;
 	size_t i, n;
 
@@ -776,7 +777,9 @@ github_sync_run(struct worker *w, uint64_t env_id, int attempt,
 	s.env_id = env_id;
 	buf_init(&s.status_url, 2048);
 	buf_init(&s.env_name, 64);
-	github_init(&s.gh, w->cfg, 0, attempt);
+	github_init(&s.gh, w->cfg, 0, job ? job->attempts : 1);
+	if (job != NULL)
+		github_bind(&s.gh, &gj, w, job);
 	if (!w->cfg->github_enabled)
 		goto out;
 	if (load(&s) == -1 || db_rows_count(s.env) == 0)
@@ -803,12 +806,12 @@ out:
 void
 github_sync(struct worker *w, uint64_t env_id, struct job_result *res)
 {
-	github_sync_run(w, env_id, 1, res);
+	github_sync_run(w, NULL, env_id, res);
 }
 
 void
 github_notify_job(struct worker *w, const struct job *job,
                   struct job_result *res)
 {
-	github_sync_run(w, job->env_id, job->attempts, res);
+	github_sync_run(w, job, job->env_id, res);
 }

@@ -280,6 +280,17 @@ void github_free(struct github *);
 enum github_verdict github_request(struct github *, const char *method,
                                    const char *path, const char *body,
                                    struct github_response *);
+/*
+ * Ties a run to its claimed job: before each request the lease is
+ * extended when half of it is gone, and a worker told to give up the job
+ * stops the run (it ends as a retry; the queue releases it).
+ */
+struct github_job {
+	struct worker *w;
+	const struct job *job;
+};
+void github_bind(struct github *, struct github_job *, struct worker *,
+                 const struct job *);
 /* Marks the run failed (not retried) with a reason; returns -1. */
 int github_fail(struct github *, const char *fmt, ...) PRINTFLIKE(2, 3);
 void github_result(const struct github *, struct job_result *);
@@ -385,7 +396,7 @@ size_t github_deploy_steps(const char *last, const char *target,
  * after a crash anywhere, leaves one Deployment per build and one comment.
  */
 void github_sync(struct worker *, uint64_t env_id, struct job_result *);
-void github_sync_run(struct worker *, uint64_t env_id, int attempt,
+void github_sync_run(struct worker *, const struct job *, uint64_t env_id,
                      struct job_result *);
 void github_notify_job(struct worker *, const struct job *,
                        struct job_result *);

@@ -1,16 +1,22 @@
 """Issue 5: the GitHub App side, against the real stack (MariaDB with every
 migration, ASan binaries) and tests/fakes/github.py.
 
-The notify and command handlers run exactly as a worker runs them, through
-build/asan/tests/tools/github_run (one job, one process), on rows seeded
-with SQL the way reconcile and the webhook write them."""
+GitHubTest runs the notify and command handlers one job at a time through
+build/asan/tests/tools/github_run (the handlers a worker runs, without the
+pool), on rows seeded with SQL the way reconcile and the webhook write
+them: precise control over attempts and faults. GitHubWorkersTest runs
+the same jobs through the real worker pool and queue: signed webhooks in,
+a worker SIGKILLed mid-job, rescheduling by the queue."""
 import hashlib
+import hmac
+import json
 import os
 import re
 import signal
 import subprocess
 import time
 import unittest
+import uuid
 
 from harness.github_fake import GitHubFake
 from harness.stack import ROOT, Stack, wait_until
@@ -34,11 +40,12 @@ class GitHubTest(unittest.TestCase):
     def setUpClass(cls):
         cls.gh = GitHubFake()
         try:
+            # No pool: the driver is the only one running these jobs.
             cls.s = Stack("github", dict(cls.gh.settings(), **{
                 "http.public_url": "https://ephemera.example.test",
                 "workers.count": 1,
                 "workers.backoff_base_ms": 1000,
-            }))
+            }), workers=False)
             cls.s.up()
         except Exception:
             cls.gh.stop()
@@ -488,6 +495,214 @@ class GitHubTest(unittest.TestCase):
         self.run_job("command", cmd, attempt=2)
         self.assertEqual(self.env_row(env_id)[:3], ["1", "writer", "running"])
 
+
+FIXTURES = os.environ.get("EPHEMERA_FIXTURES",
+                          os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
+
+
+def hook(name):
+    with open(os.path.join(FIXTURES, "github", "webhooks", name)) as f:
+        return json.load(f)
+
+
+class GitHubWorkersTest(unittest.TestCase):
+    """The same jobs through the real queue and worker pool."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gh = GitHubFake()
+        try:
+            cls.s = Stack("ghworkers", dict(cls.gh.settings(), **{
+                "http.public_url": "https://ephemera.example.test",
+                "workers.count": 2,
+                "workers.lease_seconds": 3,
+                "workers.backoff_base_ms": 200,
+                "workers.backoff_cap_ms": 2000,
+                "workers.poll_interval_ms": 50,
+            }))
+            cls.s.up()
+        except Exception:
+            cls.gh.stop()
+            raise
+        cls.gh.configure(
+            installations={str(INST): {"repos": [REPO], "permissions": PERMS}},
+            collaborators={"writer": ["write", "write"], "reader": ["read", "read"]})
+        cls.next_pr = 500
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.down()
+        reports = cls.s.sanitizer_reports()
+        logs = cls.s.logs()
+        cls.gh.stop()
+        cls.s.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        assert "ghs_" not in logs and "eyJ" not in logs, "a token was logged"
+
+    new_env = GitHubTest.new_env
+    pr_of = GitHubTest.pr_of
+    start_build = GitHubTest.start_build
+    finish_build = GitHubTest.finish_build
+    comments = GitHubTest.comments
+    deployments = GitHubTest.deployments
+
+    def enqueue(self, kind, env_id, payload=None):
+        """What queue_enqueue does, from SQL."""
+        self.s.sql("INSERT INTO jobs (kind, env_id, max_attempts, payload) VALUES "
+                   "('%s', %d, 5, %s) ON DUPLICATE KEY UPDATE run_at = LEAST(run_at, "
+                   "VALUES(run_at))" % (kind, env_id,
+                                        "'%s'" % payload if payload else "NULL"))
+
+    def settled(self, kind, env_id, timeout=30):
+        """Waits until no job of this kind and environment is queued or
+        running; returns the last one's (state, attempts, last_error)."""
+        q = ("SELECT COUNT(*) FROM jobs WHERE kind='%s' AND env_id=%d AND state IN "
+             "('queued', 'running')" % (kind, env_id))
+        self.assertTrue(wait_until(lambda: self.s.sql(q) == [["0"]], timeout=timeout,
+                                   interval=0.1), "jobs still pending:\n" + self.s.logs())
+        return self.s.sql("SELECT state, attempts, IFNULL(last_error, '') FROM jobs WHERE "
+                          "kind='%s' AND env_id=%d ORDER BY id DESC LIMIT 1"
+                          % (kind, env_id))[0]
+
+    def notify(self, env_id):
+        self.enqueue("notify", env_id)
+        state = self.settled("notify", env_id)
+        self.assertEqual(state[0], "done", state)
+
+    def sign(self, body):
+        return "sha256=" + hmac.new(self.s.secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def deliver(self, event, payload):
+        body = json.dumps(payload).encode()
+        r = self.s.post("/webhook", body, {
+            "Content-Type": "application/json", "X-GitHub-Event": event,
+            "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": self.sign(body)})
+        self.assertEqual(r.status, 202, r.text)
+        return r.text
+
+    def test_worker_killed_between_comment_and_record(self):
+        env_id, pr, slug = self.new_env(title="Kill me")
+        b1 = self.start_build(env_id, 1)
+        self.gh.fault(method="POST", path=r"/issues/%d/comments$" % pr, after=True,
+                      delay=60)
+        self.enqueue("notify", env_id)
+        self.assertTrue(wait_until(lambda: len(self.comments(pr)) == 1, timeout=30))
+        holder = self.s.sql("SELECT worker FROM jobs WHERE kind='notify' AND env_id=%d "
+                            "AND state='running'" % env_id)
+        self.assertEqual(len(holder), 1, holder)
+        pid = int(holder[0][0].rsplit(":", 1)[1])
+        os.kill(pid, signal.SIGKILL)
+        # The lease runs out, the job is rescued and run again elsewhere.
+        state = self.settled("notify", env_id, timeout=60)
+        self.assertEqual(state[:2], ["done", "2"], state)
+        comments = self.comments(pr)
+        self.assertEqual(len(comments), 1)
+        self.assertEqual(self.s.sql("SELECT comment_id FROM github_comments WHERE "
+                                    "env_id=%d" % env_id), [[str(comments[0]["id"])]])
+        self.assertIn("job_rescued", self.s.log("workers"))
+        for n in (2, 3):
+            self.finish_build(env_id, b1, n - 1, slug=slug)
+            self.notify(env_id)
+            b1 = self.start_build(env_id, n)
+            self.notify(env_id)
+        self.finish_build(env_id, b1, 3, slug=slug)
+        self.notify(env_id)
+        comments = self.comments(pr)
+        self.assertEqual(len(comments), 1)
+        self.assertIn("Preview ready", comments[0]["body"])
+        self.assertIn(sha(3, pr)[:12], comments[0]["body"])
+        states = [[s["state"] for s in d["statuses"]] for d in self.deployments(pr)]
+        self.assertEqual(states, [["in_progress", "success", "inactive"],
+                                  ["in_progress", "success", "inactive"],
+                                  ["in_progress", "success"]])
+
+    def test_primary_rate_limit_rescheduled_for_reset(self):
+        env_id, pr, slug = self.new_env()
+        self.start_build(env_id, 1)
+        self.gh.fault(kind="primary", method="POST", path=r"/deployments$", reset_in=5)
+        t0 = time.time()
+        self.enqueue("notify", env_id)
+        q = ("SELECT attempts, TIMESTAMPDIFF(MICROSECOND, NOW(6), run_at) / 1e6 FROM jobs "
+             "WHERE kind='notify' AND env_id=%d AND state='queued' AND attempts=1" % env_id)
+        self.assertTrue(wait_until(lambda: self.s.sql(q), timeout=20, interval=0.05))
+        left = float(self.s.sql(q)[0][1])
+        reset = int(t0) + 5
+        # Rescheduled for the reset (+1 s), not by the 200 ms backoff.
+        self.assertGreater(left, 2.0)
+        self.assertLessEqual(time.time() + left, reset + 2.5)
+        self.assertEqual(self.deployments(pr), [])
+        state = self.settled("notify", env_id, timeout=30)
+        self.assertEqual(state[:2], ["done", "2"])
+        self.assertGreaterEqual(time.time(), reset)
+        self.assertEqual(len(self.deployments(pr)), 1)
+
+    def test_tokens_cached_across_jobs(self):
+        env_id, pr, slug = self.new_env()
+        self.notify(env_id)
+        before = len(self.gh.state()["tokens_issued"])
+        for n in range(1, 4):
+            self.start_build(env_id, n)
+            self.notify(env_id)
+        # Two worker processes: at most one new token each, not one per job.
+        self.assertLessEqual(len(self.gh.state()["tokens_issued"]) - before, 2)
+        self.assertEqual(len(self.deployments(pr)), 3)
+
+    def test_fork_pr_approved_through_webhooks(self):
+        pr = self.__class__.next_pr
+        self.__class__.next_pr += 1
+        p = hook("pull_request.opened.fork.json")
+        p["number"] = p["pull_request"]["number"] = pr
+        p["repository"]["full_name"] = REPO
+        p["pull_request"]["base"]["repo"]["full_name"] = REPO
+        p["pull_request"]["head"]["repo"]["full_name"] = "mallory/app"
+        p["pull_request"]["title"] = HOSTILE_TITLE
+        p["installation"] = {"id": INST}
+        self.deliver("pull_request", p)
+        env_id, desired, trusted = [int(x) if x.isdigit() else x for x in self.s.sql(
+            "SELECT id, desired, trusted FROM environments WHERE repo='%s' AND pr=%d"
+            % (REPO, pr))[0]]
+        self.assertEqual((desired, trusted), ("awaiting_approval", 0))
+        self.notify(env_id)
+        body = self.comments(pr)[0]["body"]
+        self.assertIn("awaiting approval", body)
+        self.assertNotIn("<img", body)
+        self.assertEqual(self.deployments(pr), [])
+
+        def comment(user, text):
+            c = self.gh.post("/_fake/comment", {"repo": REPO, "issue": pr, "body": text,
+                                                "login": user})
+            q = hook("issue_comment.created.pull_request.json")
+            q["issue"]["number"] = pr
+            q["repository"]["full_name"] = REPO
+            q["comment"].update(id=c["id"], body=text, author_association="CONTRIBUTOR")
+            q["comment"]["user"]["login"] = user
+            q["sender"]["login"] = user
+            q["installation"] = {"id": INST}
+            self.deliver("issue_comment", q)
+            return c["id"]
+
+        def reactions(cid):
+            return [r["content"] for r in self.gh.state()["reactions"]
+                    if r["comment_id"] == cid]
+
+        cid = comment("reader", "/preview approve")
+        self.settled("command", env_id)
+        self.assertEqual(reactions(cid), ["-1"])
+        self.assertEqual(self.s.sql("SELECT trusted, desired FROM environments WHERE id=%d"
+                                    % env_id), [["0", "awaiting_approval"]])
+        cid = comment("writer", "Thanks!\n/preview approve")
+        self.settled("command", env_id)
+        self.assertEqual(reactions(cid), ["+1"])
+        self.assertEqual(self.s.sql("SELECT trusted, approved_by, desired FROM environments "
+                                    "WHERE id=%d" % env_id),
+                         [["1", "writer", "running"]])
+        self.assertEqual(self.s.sql("SELECT state FROM commands WHERE env_id=%d ORDER BY id"
+                                    % env_id), [["refused"], ["done"]])
+        # The approval queued a reconcile after the writer's command job.
+        last_cmd = int(self.s.sql("SELECT MAX(id) FROM jobs WHERE kind='command'")[0][0])
+        self.assertEqual(self.s.sql("SELECT COUNT(*) > 0 FROM jobs WHERE kind='reconcile' "
+                                    "AND env_id=%d AND id > %d" % (env_id, last_cmd)),
+                         [["1"]])
 
 if __name__ == "__main__":
     unittest.main()
