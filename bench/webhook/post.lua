@@ -20,14 +20,16 @@ function init(args)
 	accepted = 0
 	other = 0
 	run = os.getenv("BENCH_RUN") or "r"
+	nthreads = tonumber(os.getenv("BENCH_THREADS") or "2")
 end
 
 function request()
 	n = n + 1
-	local b = bodies[(n + tid * 7919) % #bodies + 1]
+	-- Thread t sends bodies t, t+T, t+2T...: its own PRs, pushes in order.
+	local b = bodies[((n - 1) * nthreads + tid - 1) % #bodies + 1]
 	return wrk.format("POST", "/webhook", {
 		["Content-Type"] = "application/json",
-		["X-GitHub-Event"] = "pull_request",
+		["X-GitHub-Event"] = os.getenv("BENCH_EVENT") or "pull_request",
 		["X-GitHub-Delivery"] = string.format("%s-%d-%d", run, tid, n),
 		["X-Hub-Signature-256"] = b[1],
 	}, b[2])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/webhook - durable webhook acceptance: wrk at 32 connections POSTs
-# validly signed pull_request deliveries (unique delivery ids, 500 PRs)
+# validly signed pull_request deliveries (unique delivery ids; 500 PRs
+# opened then pushed to, each delivery a new head commit)
 # to /webhook on a private release-build stack (MariaDB with
 # innodb_flush_log_at_trx_commit=1), then the same requests to an nginx
 # `return 202` location on the same nginx, in the same run. Prints
@@ -43,17 +44,35 @@ try:
                 "  return 202 \"accepted\\n\";\n }\n}\n" % base_port)
     s.stack("nginx-reload")
     time.sleep(1)
-    # 500 pull requests, each signed with the stack's secret.
+    # Realistic deliveries: 500 open PRs, each pushed to again and again
+    # (opened, then synchronize with a new head commit and a later
+    # updated_at), so every delivery changes desired state and queues or
+    # coalesces a reconcile. Signed with the stack's secret.
     with open(os.path.join(fixtures, "github", "webhooks", "pull_request.opened.json")) as f:
         tmpl = json.load(f)
+    t0 = 1767225600  # 2026-01-01T00:00:00Z
+
+    def write_bodies(path, repo, count):
+        tmpl["repository"]["full_name"] = repo
+        for side in ("head", "base"):
+            tmpl["pull_request"][side]["repo"]["full_name"] = repo
+        with open(path, "w") as out:
+            for i in range(count):
+                pr, k = i % 500 + 1, i // 500
+                tmpl["action"] = "opened" if k == 0 else "synchronize"
+                tmpl["number"] = tmpl["pull_request"]["number"] = pr
+                tmpl["pull_request"]["head"]["sha"] = hashlib.sha1(b"%d-%d" % (pr, k)).hexdigest()
+                tmpl["pull_request"]["updated_at"] = time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 60 * k))
+                b = json.dumps(tmpl, separators=(",", ":")).encode()
+                sig = "sha256=" + hmac.new(s.secret.encode(), b, hashlib.sha256).hexdigest()
+                out.write(sig + "\t" + b.decode() + "\n")
+        return len(b)
+
     bodies = os.path.join(s.dir, "bodies.txt")
-    with open(bodies, "w") as out:
-        for n in range(1, 501):
-            tmpl["number"] = tmpl["pull_request"]["number"] = n
-            b = json.dumps(tmpl, separators=(",", ":")).encode()
-            sig = "sha256=" + hmac.new(s.secret.encode(), b, hashlib.sha256).hexdigest()
-            out.write(sig + "\t" + b.decode() + "\n")
-    size = len(b)
+    warm_bodies = os.path.join(s.dir, "warm.txt")
+    size = write_bodies(bodies, "bench/app", int(os.environ.get("BENCH_BODIES_N", "8000")))
+    write_bodies(warm_bodies, "bench/warm", 1000)
     lua = os.path.join(ROOT, "bench", "webhook", "post.lua")
 
     def wrk(port, run):
@@ -68,12 +87,40 @@ try:
 
     # Warm up (connections, buffer pool, first inserts), then measure.
     subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", lua, "http://127.0.0.1:%d/webhook" % s.port],
-                   env=dict(os.environ, BENCH_BODIES=bodies, BENCH_RUN="warm"),
+                   env=dict(os.environ, BENCH_BODIES=warm_bodies, BENCH_RUN="warm",
+                            BENCH_THREADS="1"),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def cpu_seconds():
+        """CPU time so far of fcgi-app, MariaDB and nginx (all processes):
+        on a shared machine, cost per delivery is steadier than a rate."""
+        with open(os.path.join(s.var, "run", "mysqld.pid")) as f:
+            groups = {"fcgi": [s.pid("fcgi")], "mariadb": [int(f.read())],
+                      "nginx": [s.pid("nginx")]}
+        out = {}
+        for name, pids in groups.items():
+            pids = pids + [c for p in pids for c in s.children(p)]
+            t = 0
+            for p in pids:
+                try:
+                    with open("/proc/%d/stat" % p) as f:
+                        st = f.read().rsplit(")", 1)[1].split()
+                    t += int(st[11]) + int(st[12])
+                except OSError:
+                    pass
+            out[name] = t / os.sysconf("SC_CLK_TCK")
+        return out
+
     before = int(s.sql("SELECT COUNT(*) FROM deliveries")[0][0])
+    cpu0 = cpu_seconds()
     hook = wrk(s.port, "bench")
+    cpu1 = cpu_seconds()
     rows = int(s.sql("SELECT COUNT(*) FROM deliveries")[0][0]) - before
     base = wrk(base_port, "base")
+    cpu2 = cpu_seconds()
+    per = {k: (cpu1[k] - cpu0[k]) / max(rows, 1) * 1000 for k in cpu0}
+    per_base = (cpu2["nginx"] - cpu1["nginx"]) / max(base["accepted"] + base["other"], 1) * 1000
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
     flush = s.sql("SELECT @@innodb_flush_log_at_trx_commit")[0][0]
     print("webhook: body %d bytes, %d connections, %ss each, innodb_flush_log_at_trx_commit=%s, "
           "fcgi.processes=%s" % (size, conns, secs, flush, fcgi or "default"))
@@ -82,7 +129,15 @@ try:
                                             hook["max_ms"], hook["other"], hook["errors"]))
     print("webhook: nginx 202     %8.0f /s          p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms" %
           (base["per_s"], base["p50_ms"], base["p99_ms"], base["max_ms"]))
-    print("webhook: durable check: %d accepted, %d new deliveries rows" % (hook["accepted"], rows))
+    results = ", ".join("%s %s" % (n, r) for r, n in s.sql(
+        "SELECT result, COUNT(*) FROM deliveries WHERE repo = 'bench/app' GROUP BY result"))
+    jobs = s.sql("SELECT COUNT(*) FROM jobs")[0][0]
+    print("webhook: durable check: %d accepted, %d new deliveries rows (%s); %s jobs rows" %
+          (hook["accepted"], rows, results, jobs))
+    print("webhook: CPU ms per delivery: fcgi-app %.3f, MariaDB %.3f, nginx %.3f (total %.3f; "
+          "nginx per baseline request %.3f); %d cores, load average %s" %
+          (per["fcgi"], per["mariadb"], per["nginx"], sum(per.values()), per_base,
+           os.cpu_count(), load))
     print("webhook accepted/s=%.0f p50_ms=%.2f p99_ms=%.2f baseline/s=%.0f baseline_p99_ms=%.2f "
           "ratio=%.3f" % (hook["per_s"], hook["p50_ms"], hook["p99_ms"], base["per_s"],
                           base["p99_ms"], hook["per_s"] / base["per_s"]))
