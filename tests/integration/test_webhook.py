@@ -192,6 +192,25 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(self.count("commands"), 1)
         self.assertEqual(self.count("jobs"), 1)
 
+    def test_trusted_label_on_fork_is_recorded_for_a_worker(self):
+        p = fixture_json("pull_request.opened.fork.json")
+        self.assertEqual(self.deliver("pull_request", p).status, 202)
+        p["action"] = "labeled"
+        p["label"] = {"name": "preview-approved"}
+        p["pull_request"]["labels"] = [{"name": "preview-approved"}]
+        p["pull_request"]["updated_at"] = "2019-05-21T14:40:00Z"
+        p["sender"]["login"] = "maintainer"
+        r = self.deliver("pull_request", p)
+        self.assertEqual((r.status, r.text), (202, "accepted: awaiting approval\n"))
+        # Not approved here: a worker asks GitHub whether the sender may.
+        self.assertEqual(self.envs()[("packit-service/packit", 342)]["desired"],
+                         "awaiting_approval")
+        rows = self.s.sql("SELECT id, command, source, commenter, comment_id IS NULL, state "
+                          "FROM commands")
+        self.assertEqual(rows[0][1:], ["approve", "label", "maintainer", "1", "pending"])
+        self.assertEqual(self.s.sql("SELECT payload FROM jobs WHERE kind = 'command'"),
+                         [[rows[0][0]]])
+
     def test_installation_removal_destroys(self):
         def open_pr(repo, number, inst):
             p = fixture_json("pull_request.opened.json")

@@ -549,6 +549,60 @@ test_edited_base(void)
 }
 
 static void
+test_installation_actions(void)
+{
+	static const struct {
+		const char *name, *action;
+		enum change_op op;
+	} cases[] = {
+	        {"installation", "deleted", CHANGE_UNINSTALL},
+	        {"installation", "suspend", CHANGE_UNINSTALL},
+	        {"installation", "unsuspend", CHANGE_IGNORE},
+	        {"installation", "created", CHANGE_IGNORE},
+	        {"installation_repositories", "removed", CHANGE_UNINSTALL},
+	        {"installation_repositories", "added", CHANGE_IGNORE},
+	};
+	struct buf b = BUF_INIT, err = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct event ev;
+		struct change ch;
+
+		buf_reset(&b);
+		buf_printf(
+		        &b,
+		        "{\"action\":\"%s\",\"installation\":{\"id\":7},"
+		        "\"repositories\":[{\"full_name\":\"o/a\"}],"
+		        "\"repositories_removed\":[{\"full_name\":\"o/b\"}]}",
+		        cases[i].action);
+		CHECK(event_parse(&ev, cases[i].name,
+		                  (struct slice){b.data, b.len}, &err) == 0);
+		decide(&ev, NULL, 1, &default_policy, &ch);
+		CHECK(ch.op == cases[i].op);
+		CHECK(ev.installation_id == 7 && ev.nrepos == 1);
+		CHECK_STR(ev.repos[0],
+		          ev.kind == EVENT_INSTALLATION ? "o/a" : "o/b");
+		event_free(&ev);
+	}
+	/* Without an installation id nothing can be scoped: ignored. */
+	{
+		struct event ev;
+		struct change ch;
+
+		CHECK(event_parse(&ev, "installation",
+		                  slice_of("{\"action\":\"deleted\"}"),
+		                  &err) == 0);
+		decide(&ev, NULL, 1, &default_policy, &ch);
+		CHECK(ch.op == CHANGE_IGNORE);
+		CHECK_STR(ch.reason, "malformed payload");
+		event_free(&ev);
+	}
+	buf_free(&b);
+	buf_free(&err);
+}
+
+static void
 comment_json(struct buf *b, const char *body, const char *type,
              const char *state, bool on_pr)
 {
@@ -651,4 +705,4 @@ UNIT_MAIN(TEST(test_every_fixture), TEST(test_fixture_fields),
           TEST(test_trust_and_approval), TEST(test_approved_env_stays_trusted),
           TEST(test_drafts), TEST(test_label_trigger),
           TEST(test_stopped_wakes_on_push), TEST(test_edited_base),
-          TEST(test_comment_commands))
+          TEST(test_comment_commands), TEST(test_installation_actions))
