@@ -21,7 +21,11 @@ from harness.stack import Stack, wait_until  # noqa: E402
 
 BARE = os.path.join(ROOT, "build", "bench", "queue_bare")
 WORKERS = os.path.join(ROOT, "bin", "ephemera-workers")
-JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 1500
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+# BENCH_WORKERS="4": only some worker counts (the summary needs 4).
+COUNTS = [int(x) for x in os.environ.get("BENCH_WORKERS", "1 4 8").split()]
+LATENCY = os.environ.get("BENCH_LATENCY", "1") == "1"
 LATENCY_JOBS = 300
 
 
@@ -119,19 +123,35 @@ def latency(s, nudge):
     return percentile(ms, 0.5), percentile(ms, 0.99), len(ms)
 
 
+def median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
 def run(s):
-    print("queue: %d no-op jobs per run, each recorded in noop_runs; durability on" % JOBS)
+    print("queue: %d no-op jobs per run, each recorded in noop_runs; durability on; "
+          "%d rounds per worker count, bare and pool alternating, medians shown"
+          % (JOBS, ROUNDS))
     print("%-8s %14s %14s %7s %8s" % ("workers", "bare jobs/s", "pool jobs/s", "ratio",
                                       "doubles"))
-    ratios = {}
-    for n in (1, 4, 8):
-        bare, bare_dup, _ = run_bare(s, n)
-        pool, pool_dup, done = run_pool(s, n)
-        assert done == JOBS
-        ratios[n] = pool / bare
-        print("%-8d %14.0f %14.0f %6.0f%% %8d" % (n, bare, pool, 100 * pool / bare,
-                                                 bare_dup + pool_dup))
+    ratios, total_doubles = {}, 0
+    for n in COUNTS:
+        bare, pool, doubles = [], [], 0
+        for r in range(ROUNDS):
+            # Alternate who goes first so drift in the machine's load
+            # does not favour one side.
+            order = (run_bare, run_pool) if r % 2 == 0 else (run_pool, run_bare)
+            for fn in order:
+                rate, dup, done = fn(s, n)
+                assert done == JOBS
+                doubles += dup
+                (bare if fn is run_bare else pool).append(rate)
+        ratios[n] = median(pool) / median(bare)
+        total_doubles += doubles
+        print("%-8d %14.0f %14.0f %6.0f%% %8d" % (n, median(bare), median(pool),
+                                                 100 * ratios[n], doubles))
         sys.stdout.flush()
+    if not LATENCY:
+        return
     p50, p99, n = latency(s, nudge=True)
     print("dispatch latency, enqueue → claim, 4 idle workers, nudged: "
           "p50 %.1f ms, p99 %.1f ms (%d jobs; goal p99 < 50 ms)" % (p50, p99, n))
@@ -140,7 +160,8 @@ def run(s):
           "workers.poll_interval_ms 200 backing off toward poll_max_ms): "
           "p50 %.1f ms, p99 %.1f ms (%d jobs)" % (q50, q99, m))
     print("queue: pool/bare throughput at 4 workers %.0f%% (goal >= 90%%), "
-          "dispatch p99 %.1f ms" % (100 * ratios[4], p99))
+          "dispatch p99 %.1f ms, double claims %d in %d jobs"
+          % (100 * ratios[4], p99, total_doubles, JOBS * ROUNDS * 6))
 
 
 if __name__ == "__main__":

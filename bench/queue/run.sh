@@ -3,7 +3,7 @@
 # workers against a bare SQL claim+ack loop on the same schema (bare.c),
 # measured in the same run, and dispatch latency (enqueue COMMIT → claim)
 # p50/p99 with the wake-up nudge. Not a pass/fail test: it prints figures.
-#   bench/queue/run.sh [jobs-per-run]
+#   bench/queue/run.sh [jobs-per-run [rounds]]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s all >/dev/null
