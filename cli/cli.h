@@ -11,4 +11,8 @@
 /* argv[0] is "jobs". Returns the exit status. */
 int jobs_command(struct config *, int argc, char **argv);
 
+/* ---- deliver.c: `ephemera deliver EVENT FILE` --------------------------- */
+
+int cmd_deliver(struct config *, const char *event, const char *path);
+
 #endif

@@ -6,6 +6,7 @@
  *   ephemera [-c config] config get NAME
  *   ephemera [-c config] check
  *   ephemera [-c config] jobs list|show|retry|cancel ...  (see jobs.c)
+ *   ephemera [-c config] deliver EVENT FILE
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -22,7 +23,8 @@ usage(void)
 	                "       ephemera [-c config] check\n"
 	                "       ephemera [-c config] jobs list [STATE]\n"
 	                "       ephemera [-c config] jobs show|retry|cancel "
-	                "ID\n");
+	                "ID\n"
+	                "       ephemera [-c config] deliver EVENT FILE\n");
 	exit(2);
 }
 
@@ -71,6 +73,8 @@ main(int argc, char **argv)
 		rc = cmd_migrate(&cfg);
 	} else if (strcmp(argv[0], "jobs") == 0) {
 		rc = jobs_command(&cfg, argc, argv);
+	} else if (strcmp(argv[0], "deliver") == 0 && argc == 3) {
+		rc = cmd_deliver(&cfg, argv[1], argv[2]);
 	} else if (strcmp(argv[0], "check") == 0 && argc == 1) {
 		printf("ephemera: %s: configuration ok\n", path);
 		rc = 0;

@@ -115,13 +115,18 @@ static const struct setting settings[] = {
         INT("environments.idle_stop_minutes", env_idle_stop_minutes, 240, 0,
             525600),
         DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
+        INT("environments.max_services", env_max_services, 20, 1, 200),
+        BOOL("environments.allow_build", env_allow_build, true),
+        STR("environments.instance", env_instance, "eph"),
 
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
 };
 
-static const char *const repo_keys[] = {"name", "source", "secrets_file",
-                                        "compose_file", "primary_service"};
+/* In the order of struct repo_config's fields, all strings. */
+static const char *const repo_keys[] = {
+        "name",         "source",          "secrets_file",
+        "compose_file", "primary_service", "allowed_services"};
 
 static void *
 field(struct config *cfg, size_t off)
@@ -392,7 +397,8 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 				             "%s \"%s\" in entry %d: "
 				             "allowed are string settings name,"
 				             " source, secrets_file, "
-				             "compose_file, primary_service",
+				             "compose_file, primary_service, "
+				             "allowed_services",
 				             slot ? "non-string" : "unknown",
 				             key, i);
 				return -1;
@@ -615,6 +621,7 @@ config_free(struct config *cfg)
 		free(cfg->repos[i].secrets_file);
 		free(cfg->repos[i].compose_file);
 		free(cfg->repos[i].primary_service);
+		free(cfg->repos[i].allowed_services);
 	}
 	free(cfg->repos);
 	free(cfg->path);

@@ -126,6 +126,7 @@ struct repo_config {
 	char *secrets_file; /* .env lines for trusted environments */
 	char *compose_file; /* NULL: the repository's own choice */
 	char *primary_service;
+	char *allowed_services; /* "web,api": the only services it may run */
 };
 
 struct config {
@@ -198,6 +199,9 @@ struct config {
 	int64_t env_max_running;
 	int64_t env_idle_stop_minutes;
 	double env_hourly_price;
+	int64_t env_max_services;
+	bool env_allow_build;
+	char *env_instance; /* compose project prefix: <instance>-<slug> */
 
 	/* status pages (issue 6) */
 	char *status_clock; /* "": the real clock; ISO 8601 pins it (tests) */

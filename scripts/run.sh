@@ -23,9 +23,24 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Without a configured webhook secret, generate one into var/ (the config
+# loader reads <var_dir>/webhook-secret when the setting is empty).
+var=$(bin/ephemera -c "$CONFIG" config get var_dir)
+if [ -z "$(bin/ephemera -c "$CONFIG" config get github.webhook_secret_file)" ] &&
+	[ ! -s "$var/webhook-secret" ]; then
+	mkdir -p "$var"
+	(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$var/webhook-secret")
+	echo "ephemera: generated a webhook secret in $var/webhook-secret" >&2
+fi
+
 scripts/stack.sh up
 port=$(bin/ephemera -c "$CONFIG" config get http.port)
 echo "ephemera: running at http://127.0.0.1:$port/  (Ctrl-C stops it)"
+# No GitHub App configured: show a preview of the bundled example.
+if [ "$(bin/ephemera -c "$CONFIG" config get github.app_id)" = 0 ] &&
+	[ "${EPHEMERA_DEMO:-1}" = 1 ]; then
+	scripts/demo.sh || echo "ephemera: the demo did not complete" >&2
+fi
 # A foreground sleep: Ctrl-C reaches it (an async one would ignore INT
 # and keep our stdout open after we exit).
 while :; do

@@ -108,6 +108,7 @@ nginx_conf() {
 	local user=""
 	[ "$(id -u)" -eq 0 ] && user="user root;"
 	sed -e "s|@VAR@|$VAR|g" -e "s|@PORT@|$PORT|g" -e "s|@USER@|$user|g" \
+		-e "s|@PREVIEW_DOMAIN@|$(cfg environments.preview_domain)|g" \
 		nginx/nginx.conf.tmpl >"$VAR/nginx/nginx.conf"
 	sed -e "s|@FCGI_SOCKET@|$FCGI_SOCKET|g" -e "s|@WEB_DIR@|$ROOT/web|g" \
 		nginx/site.conf >"$VAR/nginx/site.conf"

@@ -138,7 +138,7 @@ void noop_run(struct worker *, const struct job *, struct job_result *);
 
 void prune_run(struct worker *, const struct job *, struct job_result *);
 
-/* ---- reconcile.c: the environment reconciler (issue 5) ----------------- */
+/* ---- reconcile.c: the environment reconciler (see plan.c) -------------- */
 
 void reconcile_run(struct worker *, const struct job *, struct job_result *);
 
@@ -427,5 +427,197 @@ bool github_permission_writes(const char *permission, const char *role);
 int github_clone_token(const struct config *, uint64_t installation,
                        const char *repo, struct buf *token,
                        struct job_result *res);
+/* ==== the reconcile engine and the local providers (issue 4) ========== */
+
+/* ---- proc.c: running host programs ------------------------------------ */
+
+struct proc {
+	const char *const *argv; /* argv[0] is a path; no shell */
+	const char *const *envp;
+	const char *stdin_data;
+	size_t stdin_len;
+	double timeout; /* seconds; 0: none */
+	/* Called every few seconds; -1 stops the program (lease lost). */
+	int (*tick)(void *);
+	void *tick_arg;
+	struct buf out; /* stdout, capped */
+	struct buf err; /* stderr, tail kept */
+	int exit_code;  /* -1: killed or not run */
+	bool timed_out;
+	bool cancelled;
+};
+
+void proc_init(struct proc *);
+int proc_run(struct proc *);
+void proc_free(struct proc *);
+
+/* ---- yaml.c ------------------------------------------------------------ */
+
+struct json_object;
+struct json_object *yaml_to_json(const char *, size_t, struct buf *err);
+
+/* ---- compose.c: the policy gate for a repository's compose project ---- */
+
+struct compose_policy {
+	const char *project; /* eph-<slug> */
+	uint64_t env_id;
+	const char *src_dir;          /* the checkout, absolute */
+	const char *allowed_services; /* "a,b" or NULL: any */
+	int max_services;
+	bool allow_build;
+};
+
+struct compose_service {
+	char *name;
+	int port; /* 0: exposes nothing */
+};
+
+struct compose_result {
+	struct compose_service *services;
+	size_t n;
+};
+
+bool compose_name_valid(const char *);
+int compose_sanitize(struct json_object *, const struct compose_policy *,
+                     struct compose_result *, struct buf *why);
+const struct compose_service *
+compose_service_find(const struct compose_result *, const char *);
+void compose_result_free(struct compose_result *);
+
+/* ---- repo_conf.c: the repository's .ephemera.conf ---------------------- */
+
+struct repo_settings {
+	char *compose_file;    /* NULL: the usual names */
+	char *primary_service; /* NULL: chosen (route.c) */
+	char **expose;         /* NULL: every service with a port */
+	size_t nexpose;
+	char *health_path;
+	bool build;
+};
+
+int repo_settings_load(const char *path, struct repo_settings *,
+                       struct buf *why);
+void repo_settings_free(struct repo_settings *);
+
+/* ---- env.c: an environment row ----------------------------------------- */
+
+struct env {
+	uint64_t id;
+	char *repo;
+	uint64_t pr;
+	char *slug;
+	char *desired;
+	char *desired_sha;
+	char *phase;
+	char *deployed_sha;
+	char *attempted_sha;
+	char *clone_url;
+	char *url;
+	uint64_t installation_id;
+	bool trusted;
+};
+
+/* 0: loaded; 1: no such environment; -1: database error. */
+int env_load(struct db *, uint64_t id, struct env *);
+void env_free(struct env *);
+int env_phase_set(struct db *, uint64_t id, const char *phase,
+                  const char *error);
+
+/* ---- plan.c: the pure plan function ------------------------------------ */
+
+enum step {
+	STEP_NONE,    /* desired and actual agree */
+	STEP_ADMIT,   /* take a running slot or wait in the queue */
+	STEP_DEPLOY,  /* fetch, configure, up, route, verify */
+	STEP_STOP,    /* stop containers, keep the work dir */
+	STEP_DESTROY, /* remove everything */
+	STEP_HOLD,    /* tear down and wait for approval */
+};
+
+struct facts {
+	bool running; /* containers of the project are running */
+	bool route;   /* the proxy route exists */
+	bool workdir; /* the work dir exists */
+};
+
+enum step plan_next(const struct env *, const struct facts *);
+const char *step_name(enum step);
+
+/* ---- build.c: builds and build_steps rows ------------------------------ */
+
+struct build {
+	uint64_t id;
+	uint64_t step_id;
+	double step_started;
+};
+
+int build_begin(struct db *, uint64_t env_id, const char *sha, struct build *);
+int build_step_begin(struct db *, struct build *, const char *name);
+int build_step_end(struct db *, struct build *, bool ok, const char *detail);
+int build_end(struct db *, struct build *, const char *status,
+              const char *error, const char *log_tail);
+
+/* ---- capacity.c: the cap on running environments ---------------------- */
+
+/* 0: admitted (phase deploying); 1: queued; -1: error. */
+int capacity_admit(struct db *, uint64_t env_id, int64_t max_running);
+/* Nudges the queued environments after a slot frees up. */
+int capacity_release(struct db *, int max_attempts);
+
+/* ---- notify.c: telling the PR ------------------------------------------ */
+
+int notify_env(struct worker *, uint64_t env_id, const char *phase,
+               const char *message);
+
+/* ---- provider_local.c: compute on this machine's Docker ---------------- */
+
+struct host_call {
+	const char *action; /* fetch, config, up, stop, down, status */
+	const char *project;
+	const char *dir;
+	const char *source;
+	const char *sha;
+	const char *compose_file;
+	const char *git_token;
+	bool build;
+};
+
+int local_host_run(struct worker *, const struct job *,
+                   const struct host_call *, struct proc *);
+char *local_env_dir(const struct config *, const char *slug);
+
+/* ---- exposure_local.c: nginx routes ------------------------------------ */
+
+struct route_target {
+	const char *service;
+	const char *address; /* IPv4 */
+	int port;
+	bool primary;
+};
+
+/*
+ * `token` (the build id) is sent back as X-Ephemera-Route by every answer
+ * through the route, so a check can tell the new route from the old one
+ * while nginx reloads.
+ */
+int exposure_local_write(const struct config *, const char *slug,
+                         const char *token, const struct route_target *,
+                         size_t n);
+int exposure_local_remove(const struct config *, const char *slug);
+bool exposure_local_exists(const struct config *, const char *slug);
+char *exposure_local_url(const struct config *, const char *slug,
+                         const char *path);
+void exposure_local_render(const struct config *, const char *slug,
+                           const char *token, const struct route_target *,
+                           size_t n, struct buf *);
+
+/* ---- probe.c: HTTP checks through our own proxy ----------------------- */
+
+/* The status (0: no answer); `route` gets X-Ephemera-Route if non-NULL. */
+long probe_once(const struct config *, const char *host, const char *path,
+                struct buf *route);
+/* Until a 2xx/3xx carrying X-Ephemera-Route `token` (NULL: any). */
+int probe_wait(struct worker *, const struct job *, const char *host,
+               const char *path, const char *token, double seconds, long *last);
 
 #endif

@@ -167,7 +167,8 @@ class Stack:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             raise RuntimeError("sql failed: %s" % r.stderr)
-        return [line.split("\t") for line in r.stdout.splitlines()]
+        # Only \n ends a row: values may hold a bare \r (build logs).
+        return [line.split("\t") for line in r.stdout.split("\n") if line]
 
     def sanitizer_reports(self):
         """ASan/LSan/UBSan reports written by any of our processes."""

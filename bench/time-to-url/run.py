@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""bench/time-to-url: how long from a PR event to its URL serving the new
+commit, against a bare `docker compose up -d` (+ waiting for health, as
+--wait would) and the first 200 of the same app on the same machine, in the
+same run. Then the same for a push. Prints medians and the overhead.
+
+    python3 bench/time-to-url/run.py [rounds]
+"""
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+from harness import events  # noqa: E402
+from harness.stack import Stack, http  # noqa: E402
+from test_local import Repo, sh  # noqa: E402
+
+HELLO = os.path.join(ROOT, "examples", "hello")
+
+
+def compose_cmd():
+    ok = subprocess.run(["docker", "compose", "version"], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL).returncode == 0
+    return ["docker", "compose"] if ok else ["docker-compose"]
+
+
+def bare_round(repo, project, sha):
+    """docker compose up -d --build, wait for health, first 200 of web."""
+    t0 = time.monotonic()
+    env = dict(os.environ, EPHEMERA_COMMIT=sha)
+    subprocess.run(compose_cmd() + ["-p", project, "up", "-d", "--build", "--remove-orphans"],
+                   cwd=repo.path, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    while True:
+        ids = sh("docker", "ps", "-q", "--filter",
+                 "label=com.docker.compose.project=%s" % project).split()
+        states = [sh("docker", "inspect", "-f", "{{.State.Health.Status}}", i).strip()
+                  for i in ids]
+        if ids and all(s == "healthy" for s in states):
+            break
+        time.sleep(0.05)
+    web = [i for i in ids if "web" in sh("docker", "inspect", "-f", "{{.Name}}", i)][0]
+    ip = sh("docker", "inspect", "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", web).strip()
+    while True:
+        try:
+            r = http("GET", "http://%s/" % ip, timeout=2)
+            if r.status == 200 and sha in r.text:
+                break
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def ephemera_round(s, action, repo_name, pr, sha, slug):
+    body, headers = events.signed(s.secret, "pull_request",
+                                  events.pull_request(action, repo_name, pr, sha))
+    t0 = time.monotonic()
+    r = s.post("/webhook", body, headers)
+    assert r.status in (200, 202), r.text
+    while True:
+        r = http("GET", s.url("/"), headers={"Host": "%s.localhost" % slug}, timeout=5)
+        if r.status == 200 and sha in r.text:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > 600:
+            raise RuntimeError("timed out; logs:\n" + s.logs()[-4000:])
+        time.sleep(0.02)
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
+    tmp = tempfile.mkdtemp(prefix="eph-bench-ttu-")
+    instance = "b%06d" % random.randrange(10**6)
+    s = Stack("ttu", {"workers.count": 2, "environments.instance": instance}, asan=False)
+    bare_repo = Repo(tmp, "bare/hello")
+    eph_repo = Repo(tmp, "bench/hello")
+    s.extra = 'repos = ( { name = "bench/hello"; source = "%s"; } );\n' % eph_repo.path
+    s.write_config()
+    s.up()
+    res = {"open": ([], []), "push": ([], [])}
+    try:
+        for i in range(rounds):
+            project = "%sbare%d" % (instance, i)
+            pr = 100 + i
+            slug = "pr-%d-hello" % pr
+            # open: a fresh project each round; the same commits for both.
+            sha = eph_repo.commit("open %d" % i, {"web/index.html.in": "<p>%d @COMMIT@</p>\n" % i})
+            bare_sha = bare_repo.commit("open %d" % i, {"web/index.html.in": "<p>%d @COMMIT@</p>\n" % i})
+            res["open"][0].append(bare_round(bare_repo, project, bare_sha))
+            res["open"][1].append(ephemera_round(s, "opened", "bench/hello", pr, sha, slug))
+            # push: a new commit on the running project.
+            sha = eph_repo.commit("push %d" % i, {"web/index.html.in": "<p>p%d @COMMIT@</p>\n" % i})
+            bare_sha = bare_repo.commit("push %d" % i, {"web/index.html.in": "<p>p%d @COMMIT@</p>\n" % i})
+            res["push"][0].append(bare_round(bare_repo, project, bare_sha))
+            res["push"][1].append(ephemera_round(s, "synchronize", "bench/hello", pr, sha, slug))
+            subprocess.run(compose_cmd() + ["-p", project, "down", "-v", "--rmi", "local"],
+                           cwd=bare_repo.path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            body, headers = events.signed(s.secret, "pull_request",
+                                          events.pull_request("closed", "bench/hello", pr, sha))
+            s.post("/webhook", body, headers)
+        print("time-to-url (%d rounds, medians, seconds)" % rounds)
+        for what, (bare, eph) in res.items():
+            b, e = statistics.median(bare), statistics.median(eph)
+            print("  %-5s bare compose up + first 200: %.2fs   ephemera: %.2fs   "
+                  "overhead: %+.2fs (%+.0f%%)   ratio: %.2f"
+                  % (what, b, e, e - b, 100 * (e - b) / b, e / b))
+    finally:
+        time.sleep(3)
+        s.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

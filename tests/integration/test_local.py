@@ -1,0 +1,336 @@
+"""Issue 4: preview environments on the local Docker provider, end to end,
+with real Docker, nginx and MariaDB: a PR opens, its compose app serves at
+its own URL, a push rebuilds it, closing it removes everything."""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import events
+from harness.stack import ROOT, Stack, http, wait_until
+
+HELLO = os.path.join(ROOT, "examples", "hello")
+
+
+def sh(*args, cwd=None, check=True):
+    return subprocess.run(args, cwd=cwd, check=check, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True).stdout
+
+
+def docker_ids(kind, project):
+    flt = "label=com.docker.compose.project=%s" % project
+    if kind == "image":
+        flt = "label=io.ephemera.project=%s" % project
+    cmd = {"container": ["docker", "ps", "-aq"], "network": ["docker", "network", "ls", "-q"],
+           "volume": ["docker", "volume", "ls", "-q"], "image": ["docker", "images", "-q"]}[kind]
+    return sh(*cmd, "--filter", flt).split()
+
+
+class Repo:
+    """A git repository standing in for a GitHub repository."""
+
+    def __init__(self, root, name, files=HELLO):
+        self.path = os.path.join(root, name.replace("/", "_"))
+        shutil.copytree(files, self.path)
+        sh("git", "init", "-q", "-b", "main", cwd=self.path)
+        self.commit("first")
+
+    def commit(self, msg, edit=None):
+        if edit:
+            for rel, text in edit.items():
+                p = os.path.join(self.path, rel)
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                with open(p, "w") as f:
+                    f.write(text)
+        sh("git", "add", "-A", cwd=self.path)
+        sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+           "--allow-empty", "-m", msg, cwd=self.path)
+        return sh("git", "rev-parse", "HEAD", cwd=self.path).strip()
+
+
+class LocalProviderBase(unittest.TestCase):
+    settings = {}
+
+    @classmethod
+    def setUpClass(cls):
+        subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
+        cls.instance = "t%06d" % random.randrange(10**6)
+        cls.tmp = None
+        s = {"workers.count": 2, "workers.lease_seconds": 8,
+             "environments.instance": cls.instance}
+        s.update(cls.settings)
+        cls.s = Stack("local", s)
+        cls.tmp = cls.s.dir
+        cls.repos = {}
+        for name in cls.repo_names():
+            cls.repos[name] = Repo(cls.tmp, name)
+        with open(os.path.join(cls.tmp, "secrets.env"), "w") as f:
+            f.write("SECRET_TOKEN=s3cr3t\n")
+        entries = []
+        for name, r in cls.repos.items():
+            extra = cls.repo_extra(name)
+            entries.append('{ name = "%s"; source = "%s"; secrets_file = "%s"; %s }'
+                           % (name, r.path, os.path.join(cls.tmp, "secrets.env"), extra))
+        cls.s.extra = "repos = (\n%s\n);\n" % ",\n".join(entries)
+        cls.s.write_config()
+        cls.s.up()
+
+    @classmethod
+    def repo_names(cls):
+        return ["acme/hello"]
+
+    @classmethod
+    def repo_extra(cls, name):
+        return ""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.down()
+        reports = cls.s.sanitizer_reports()
+        # Whatever a failed test left behind in Docker goes too.
+        for kind, cmd in (("container", ["docker", "rm", "-f", "-v"]),
+                          ("network", ["docker", "network", "rm"]),
+                          ("volume", ["docker", "volume", "rm", "-f"])):
+            out = sh("docker", {"container": "ps", "network": "network", "volume": "volume"}[kind],
+                     *(["-aq"] if kind == "container" else ["ls", "-q"]),
+                     "--filter", "label=io.ephemera.project", check=False).split()
+            ours = [i for i in out if cls.instance in sh("docker", "inspect", i, check=False)]
+            if ours:
+                subprocess.run(cmd + ours, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.s.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+    # -- helpers ---------------------------------------------------------
+
+    def deliver(self, event, payload):
+        body, headers = events.signed(self.s.secret, event, payload)
+        r = self.s.post("/webhook", body, headers)
+        self.assertIn(r.status, (200, 202), r.text)
+        return r
+
+    def env(self, repo, pr):
+        for e in self.s.get("/api/v1/environments").json():
+            if e["repo"] == repo and e["pr"] == pr:
+                return e
+        return None
+
+    def wait_phase(self, repo, pr, phases, timeout=180, sha=None):
+        phases = (phases,) if isinstance(phases, str) else phases
+
+        def done():
+            e = self.env(repo, pr)
+            return e if e and e["phase"] in phases and \
+                (sha is None or e.get("deployed_sha") == sha) else None
+        e = wait_until(done, timeout=timeout, interval=0.3)
+        if not e:
+            self.fail("%s#%d never reached %s (now %r)\n%s" % (
+                repo, pr, phases, self.env(repo, pr), self.s.logs()[-6000:]))
+        return e
+
+    def fetch(self, slug, path="/"):
+        return http("GET", self.s.url(path), headers={"Host": "%s.localhost" % slug})
+
+    def project(self, slug):
+        return "%s-%s" % (self.instance, slug)
+
+
+class LocalLifecycleTest(LocalProviderBase):
+    @classmethod
+    def repo_names(cls):
+        return ["acme/hello", "acme/other", "acme/broken", "acme/hostile", "acme/capped"]
+
+    @classmethod
+    def repo_extra(cls, name):
+        return 'allowed_services = "web,api";' if name == "acme/capped" else ""
+
+    def test_open_push_close(self):
+        repo = self.repos["acme/hello"]
+        a = repo.commit("A")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 1, a))
+        e = self.wait_phase("acme/hello", 1, "ready", sha=a)
+        slug = e["slug"]
+        self.assertEqual(e["url"], "http://%s.localhost:%d/" % (slug, self.s.port))
+        page = self.fetch(slug)
+        self.assertEqual(page.status, 200)
+        self.assertIn(a, page.text)
+        api = self.fetch(slug, "/api/")
+        self.assertEqual(api.status, 200)
+        self.assertEqual(api.json(), {"service": "api", "commit": a})
+        old = set(docker_ids("container", self.project(slug)))
+        self.assertEqual(len(old), 2)
+        # No published port on the host: only the proxy reaches the app.
+        ports = sh("docker", "ps", "--format", "{{.Ports}}", "--filter",
+                   "label=com.docker.compose.project=%s" % self.project(slug))
+        self.assertNotIn("->", ports)
+
+        b = repo.commit("B", {"web/index.html.in": "<p>second @COMMIT@</p>\n"})
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hello", 1, b))
+        self.wait_phase("acme/hello", 1, "ready", sha=b)
+        page = self.fetch(slug)
+        self.assertIn("second " + b, page.text)
+        new = set(docker_ids("container", self.project(slug)))
+        self.assertEqual(len(new), 2)
+        self.assertFalse(old & new, "A's containers remain")
+        self.assertEqual(self.fetch(slug, "/api/").json()["commit"], b)
+        builds = self.s.sql("SELECT sha, status FROM builds b JOIN environments e ON "
+                            "e.id = b.env_id WHERE e.slug = '%s' ORDER BY b.id" % slug)
+        self.assertEqual([r[1] for r in builds][-2:], ["succeeded", "succeeded"])
+        steps = self.s.sql("SELECT name FROM build_steps s JOIN builds b ON b.id = s.build_id "
+                           "WHERE b.sha = '%s' ORDER BY s.id" % b)
+        self.assertEqual([r[0] for r in steps], ["fetch", "configure", "up", "route", "verify"])
+
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 1, b))
+        self.wait_phase("acme/hello", 1, "destroyed")
+        for kind in ("container", "network", "volume", "image"):
+            self.assertEqual(docker_ids(kind, self.project(slug)), [], kind)
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "envs", slug)))
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "nginx", "previews",
+                                                     slug + ".conf")))
+        self.assertTrue(wait_until(lambda: self.fetch(slug).status == 404, timeout=10))
+
+    def test_two_prs_isolated(self):
+        repo = self.repos["acme/other"]
+        sha = repo.commit("iso")
+        for pr in (10, 11):
+            self.deliver("pull_request", events.pull_request("opened", "acme/other", pr, sha))
+        e10 = self.wait_phase("acme/other", 10, "ready")
+        e11 = self.wait_phase("acme/other", 11, "ready")
+        p10, p11 = self.project(e10["slug"]), self.project(e11["slug"])
+        self.assertEqual(len(docker_ids("network", p10)), 1)
+        self.assertNotEqual(docker_ids("network", p10), docker_ids("network", p11))
+        def container(project, service):
+            for c in docker_ids("container", project):
+                if sh("docker", "inspect", "-f",
+                      '{{index .Config.Labels "com.docker.compose.service"}}', c).strip() == service:
+                    return c
+
+        def address(c):
+            return sh("docker", "inspect", "-f",
+                      "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", c).strip()
+        web10 = container(p10, "web")
+        own_api, other_api = address(container(p10, "api")), address(container(p11, "api"))
+        self.assertNotEqual(own_api, other_api)
+
+        def wget(ip):
+            # By address: the static busybox's resolver cannot do DNS.
+            # (busybox wget's own -T crashes; its timeout applet does not).
+            return subprocess.run(["docker", "exec", web10, "timeout", "5", "wget", "-q", "-O",
+                                   "-", "http://%s/" % ip], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        own = wget(own_api)
+        self.assertEqual(own.returncode, 0, own.stdout)
+        self.assertIn('"service":"api"', own.stdout)
+        other = wget(other_api)
+        self.assertNotEqual(other.returncode, 0, "reached the other PR: " + other.stdout)
+        for pr in (10, 11):
+            self.deliver("pull_request", events.pull_request("closed", "acme/other", pr, sha))
+        self.wait_phase("acme/other", 10, "destroyed")
+        self.wait_phase("acme/other", 11, "destroyed")
+
+    def test_build_failure_then_fix(self):
+        repo = self.repos["acme/broken"]
+        bad = repo.commit("break", {"api/Dockerfile": "FROM ephemera/busybox:1\n"
+                                    "RUN echo building-the-api && exit 3\n"})
+        self.deliver("pull_request", events.pull_request("opened", "acme/broken", 5, bad))
+        e = self.wait_phase("acme/broken", 5, "failed")
+        self.assertIn("did not start", e["error"])
+        log = self.s.sql("SELECT log_tail FROM builds WHERE sha = '%s'" % bad)[0][0]
+        self.assertIn("building-the-api", log)
+        good = repo.commit("fix", {"api/Dockerfile": open(os.path.join(
+            HELLO, "api", "Dockerfile")).read()})
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/broken", 5, good))
+        self.wait_phase("acme/broken", 5, "ready", sha=good)
+        self.deliver("pull_request", events.pull_request("closed", "acme/broken", 5, good))
+        self.wait_phase("acme/broken", 5, "destroyed")
+
+    def test_hostile_input(self):
+        marker = "/tmp/pwned-%d" % random.randrange(10**9)
+        repo = self.repos["acme/hostile"]
+        sha = repo.commit("ok")
+        self.deliver("pull_request", events.pull_request(
+            "opened", "acme/hostile", 7, sha, ref="$(touch %s)" % marker,
+            title="`touch %s`; <script>alert(1)</script>" % marker))
+        e = self.wait_phase("acme/hostile", 7, "ready")
+        self.assertFalse(os.path.exists(marker))
+        # A host path mount in the compose file: refused, with the reason.
+        bad = repo.commit("mount", {"docker-compose.yml": open(os.path.join(
+            HELLO, "docker-compose.yml")).read().replace(
+            "    expose:\n", "    volumes:\n      - /etc:/host-etc\n    expose:\n")})
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hostile", 7, bad))
+        e = self.wait_phase("acme/hostile", 7, "failed")
+        self.assertIn("mounts a host path", e["error"])
+        # .ephemera.conf asking for something it may not: refused, said why.
+        bad2 = repo.commit("conf", {".ephemera.conf": 'volumes = ["/:/host"];\n'})
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hostile", 7, bad2))
+        e = self.wait_phase("acme/hostile", 7, "failed", sha=None)
+        self.assertTrue(wait_until(lambda: "unknown setting" in (self.env("acme/hostile", 7)["error"] or ""), timeout=120))
+        self.assertFalse(os.path.exists(marker))
+        self.deliver("pull_request", events.pull_request("closed", "acme/hostile", 7, bad2))
+        self.wait_phase("acme/hostile", 7, "destroyed")
+
+    def test_service_not_allowed(self):
+        repo = self.repos["acme/capped"]
+        compose = open(os.path.join(HELLO, "docker-compose.yml")).read()
+        sha = repo.commit("miner", {"docker-compose.yml": compose +
+                                    "  miner:\n    image: ephemera/busybox:1\n"
+                                    "    command: [\"sleep\", \"3600\"]\n"})
+        self.deliver("pull_request", events.pull_request("opened", "acme/capped", 3, sha))
+        e = self.wait_phase("acme/capped", 3, "failed")
+        self.assertIn('"miner" is not in this repository\'s allowed services', e["error"])
+        self.assertEqual(docker_ids("container", self.project(e["slug"])), [])
+
+    def test_worker_killed_during_up(self):
+        repo = self.repos["acme/hello"]
+        sha = repo.commit("slow", {"web/Dockerfile": open(os.path.join(
+            HELLO, "web", "Dockerfile")).read().replace(
+            "EXPOSE 80", "RUN sleep 4\nEXPOSE 80")})
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 20, sha))
+
+        def host_up():
+            out = sh("pgrep", "-f", "ephemera-host up", check=False).split()
+            for pid in out:
+                try:
+                    env = open("/proc/%s/environ" % pid, "rb").read()
+                except OSError:
+                    continue
+                if b"pr-20-hello" in env and self.instance.encode() in env:
+                    return int(open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[1])
+            return None
+        worker = wait_until(host_up, timeout=120, interval=0.1)
+        self.assertTrue(worker, "never saw the up step")
+        os.kill(worker, signal.SIGKILL)
+        e = self.wait_phase("acme/hello", 20, "ready", sha=sha, timeout=240)
+        self.assertEqual(len(docker_ids("container", self.project(e["slug"]))), 2)
+        self.assertIn(sha, self.fetch(e["slug"]).text)
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 20, sha))
+        self.wait_phase("acme/hello", 20, "destroyed")
+
+
+class CapacityTest(LocalProviderBase):
+    settings = {"environments.max_running": 1}
+
+    def test_second_waits_for_first(self):
+        repo = self.repos["acme/hello"]
+        sha = repo.commit("cap")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 1, sha))
+        self.wait_phase("acme/hello", 1, "ready")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 2, sha))
+        e2 = self.wait_phase("acme/hello", 2, "queued")
+        msg = self.s.sql("SELECT message FROM notifications WHERE env_id = %d AND phase = "
+                         "'queued' ORDER BY id DESC LIMIT 1" % e2["id"])
+        self.assertIn("position 1", msg[0][0])
+        time.sleep(2)
+        self.assertEqual(self.env("acme/hello", 2)["phase"], "queued")
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 1, sha))
+        self.wait_phase("acme/hello", 1, "destroyed")
+        self.wait_phase("acme/hello", 2, "ready")
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 2, sha))
+        self.wait_phase("acme/hello", 2, "destroyed")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,200 @@
+/*
+ * exposure_local.c - the `local` exposure provider: one nginx server block
+ * per environment in <var_dir>/nginx/previews/<slug>.conf, routing
+ * <slug>.<preview domain> to the primary service at / and to every other
+ * exposed service at /<service>/, then a graceful reload (SIGHUP to the
+ * master). Service names are checked by compose.c and addresses come from
+ * Docker, so nothing in the file can come from a pull request unchecked.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "workers.h"
+
+static char *
+route_path(const struct config *cfg, const char *slug)
+{
+	struct buf b = BUF_INIT;
+
+	buf_printf(&b, "%s/nginx/previews/%s.conf", cfg->var_dir, slug);
+	return buf_detach(&b);
+}
+
+static bool
+domain_valid(const char *d)
+{
+	for (; *d; d++)
+		if (!((*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') ||
+		      *d == '-' || *d == '.'))
+			return false;
+	return true;
+}
+
+char *
+exposure_local_url(const struct config *cfg, const char *slug, const char *path)
+{
+	struct buf b = BUF_INIT;
+
+	buf_printf(&b, "http://%s.%s", slug, cfg->preview_domain);
+	if (cfg->http_port != 80)
+		buf_printf(&b, ":%lld", (long long)cfg->http_port);
+	buf_puts(&b, path ? path : "/");
+	return buf_detach(&b);
+}
+
+void
+exposure_local_render(const struct config *cfg, const char *slug,
+                      const char *token, const struct route_target *t, size_t n,
+                      struct buf *b)
+{
+	size_t i;
+
+	buf_printf(b,
+	           "# Ephemera preview route for %s; generated, do not "
+	           "edit.\nserver {\n"
+	           "\tlisten 127.0.0.1:%lld;\n\tserver_name %s.%s;\n"
+	           "\tproxy_http_version 1.1;\n"
+	           "\tproxy_set_header Host $host;\n"
+	           "\tproxy_set_header X-Forwarded-For "
+	           "$proxy_add_x_forwarded_for;\n"
+	           "\tproxy_set_header X-Forwarded-Proto $scheme;\n"
+	           "\tproxy_set_header Upgrade $http_upgrade;\n"
+	           "\tproxy_read_timeout 300s;\n"
+	           "\tadd_header X-Ephemera-Route \"%s\" always;\n",
+	           slug, (long long)cfg->http_port, slug, cfg->preview_domain,
+	           token);
+	for (i = 0; i < n; i++) {
+		if (t[i].primary) {
+			buf_printf(b,
+			           "\tlocation / {\n\t\tproxy_pass "
+			           "http://%s:%d;\n\t}\n",
+			           t[i].address, t[i].port);
+			continue;
+		}
+		buf_printf(b,
+		           "\tlocation = /%s {\n\t\treturn 301 /%s/;\n\t}\n"
+		           "\tlocation /%s/ {\n\t\tproxy_pass "
+		           "http://%s:%d/;\n\t}\n",
+		           t[i].service, t[i].service, t[i].service,
+		           t[i].address, t[i].port);
+	}
+	buf_puts(b, "}\n");
+}
+
+static int
+nginx_reload(const struct config *cfg)
+{
+	char *pidfile = config_var_path(cfg, "run/nginx.pid");
+	FILE *f = fopen(pidfile, "r");
+	long pid = 0;
+	int rc = -1;
+
+	if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+		log_error("nginx_reload", "pidfile=%s reason=unreadable",
+		          log_q(pidfile));
+		goto out;
+	}
+	if (kill((pid_t)pid, SIGHUP) == -1) {
+		log_error("nginx_reload", "pid=%ld errno=%m", pid);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	free(pidfile);
+	return rc;
+}
+
+static bool
+address_valid(const char *a)
+{
+	unsigned x[4];
+	char tail;
+
+	return sscanf(a, "%u.%u.%u.%u%c", &x[0], &x[1], &x[2], &x[3], &tail) ==
+	               4 &&
+	       x[0] < 256 && x[1] < 256 && x[2] < 256 && x[3] < 256;
+}
+
+int
+exposure_local_write(const struct config *cfg, const char *slug,
+                     const char *token, const struct route_target *t, size_t n)
+{
+	struct buf text = BUF_INIT, tmp = BUF_INIT;
+	char *path = route_path(cfg, slug);
+	FILE *f = NULL;
+	size_t i;
+	int rc = -1;
+
+	if (!domain_valid(cfg->preview_domain)) {
+		log_error("route_write", "reason=invalid_preview_domain");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (!address_valid(t[i].address) || t[i].port <= 0 ||
+		    !compose_name_valid(t[i].service)) {
+			log_error("route_write",
+			          "slug=%s service=%s "
+			          "reason=invalid_target",
+			          slug, log_q(t[i].service));
+			goto out;
+		}
+	for (i = 0; token[i]; i++)
+		if (!(token[i] >= '0' && token[i] <= '9') &&
+		    !(token[i] >= 'a' && token[i] <= 'z') && token[i] != '-') {
+			log_error("route_write", "reason=invalid_token");
+			goto out;
+		}
+	exposure_local_render(cfg, slug, token, t, n, &text);
+	buf_printf(&tmp, "%s.tmp", path);
+	f = fopen(buf_str(&tmp), "w");
+	if (f == NULL || fwrite(text.data, 1, text.len, f) != text.len) {
+		log_error("route_write", "path=%s errno=%m", log_q(path));
+		goto out;
+	}
+	if (fclose(f) != 0 || rename(buf_str(&tmp), path) != 0) {
+		f = NULL;
+		log_error("route_write", "path=%s errno=%m", log_q(path));
+		goto out;
+	}
+	f = NULL;
+	rc = nginx_reload(cfg);
+out:
+	if (f)
+		fclose(f);
+	buf_free(&text);
+	buf_free(&tmp);
+	free(path);
+	return rc;
+}
+
+int
+exposure_local_remove(const struct config *cfg, const char *slug)
+{
+	char *path = route_path(cfg, slug);
+	int rc = 0;
+
+	if (unlink(path) == 0)
+		rc = nginx_reload(cfg);
+	else if (errno != ENOENT) {
+		log_error("route_remove", "path=%s errno=%m", log_q(path));
+		rc = -1;
+	}
+	free(path);
+	return rc;
+}
+
+bool
+exposure_local_exists(const struct config *cfg, const char *slug)
+{
+	char *path = route_path(cfg, slug);
+	bool yes = access(path, F_OK) == 0;
+
+	free(path);
+	return yes;
+}

@@ -1,0 +1,94 @@
+/*
+ * provider_local.c - the `local` compute provider: runs host/ephemera-host
+ * on this machine, the same script the ec2 provider runs on an instance.
+ * Each input goes into the child's environment; the child's argv is only
+ * the script path and a fixed action word.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "workers.h"
+
+struct tick_ctx {
+	struct worker *w;
+	const struct job *job;
+};
+
+static int
+host_tick(void *arg)
+{
+	struct tick_ctx *t = arg;
+
+	return t->job ? job_heartbeat(t->w, t->job) : 0;
+}
+
+char *
+local_env_dir(const struct config *cfg, const char *slug)
+{
+	struct buf b = BUF_INIT;
+	char *var = realpath(cfg->var_dir, NULL);
+
+	/* Absolute: the host script refuses relative work dirs. */
+	buf_printf(&b, "%s/envs/%s", var ? var : cfg->var_dir, slug);
+	free(var);
+	return buf_detach(&b);
+}
+
+static void
+env_add(char **envp, size_t *n, const char *name, const char *value)
+{
+	struct buf b = BUF_INIT;
+
+	if (value == NULL)
+		return;
+	buf_printf(&b, "%s=%s", name, value);
+	envp[(*n)++] = buf_detach(&b);
+}
+
+int
+local_host_run(struct worker *w, const struct job *job,
+               const struct host_call *c, struct proc *p)
+{
+	struct buf script = BUF_INIT;
+	const char *argv[3];
+	char *envp[16];
+	size_t n = 0, i;
+	struct tick_ctx tick = {w, job};
+	int rc;
+
+	buf_printf(&script, "%s/ephemera-host", w->cfg->host_dir);
+	env_add(envp, &n, "PATH",
+	        "/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+	        "/usr/bin:/sbin:/bin");
+	env_add(envp, &n, "HOME", getenv("HOME") ? getenv("HOME") : "/tmp");
+	env_add(envp, &n, "DOCKER_HOST", getenv("DOCKER_HOST"));
+	env_add(envp, &n, "LANG", "C.UTF-8");
+	env_add(envp, &n, "EPH_PROJECT", c->project);
+	env_add(envp, &n, "EPH_DIR", c->dir);
+	env_add(envp, &n, "EPH_SOURCE", c->source);
+	env_add(envp, &n, "EPH_SHA", c->sha);
+	env_add(envp, &n, "EPH_COMPOSE_FILE", c->compose_file);
+	env_add(envp, &n, "EPH_GIT_TOKEN", c->git_token);
+	env_add(envp, &n, "EPH_BUILD", c->build ? "1" : "0");
+	envp[n] = NULL;
+	argv[0] = buf_str(&script);
+	argv[1] = c->action;
+	argv[2] = NULL;
+	p->argv = argv;
+	p->envp = (const char *const *)envp;
+	p->timeout = strcmp(c->action, "up") == 0 ? 900 : 180;
+	p->tick = host_tick;
+	p->tick_arg = &tick;
+	rc = proc_run(p);
+	if (rc == 0 && p->exit_code != 0 && !p->cancelled)
+		log_warn("host_failed", "env=%llu action=%s exit=%d timeout=%d",
+		         (unsigned long long)(job ? job->env_id : 0), c->action,
+		         p->exit_code, p->timed_out);
+	for (i = 0; i < n; i++) {
+		/* The token must not linger in freed memory. */
+		explicit_bzero(envp[i], strlen(envp[i]));
+		free(envp[i]);
+	}
+	buf_free(&script);
+	return rc == 0 && p->exit_code == 0 && !p->cancelled ? 0 : -1;
+}
