@@ -17,7 +17,7 @@
 
 #include "workers.h"
 
-#define PROC_TICK_SECONDS 5.0
+#define PROC_TICK_SECONDS 2.0
 
 static void
 proc_exec(const struct proc *p, int out[2], int err[2], int in[2])

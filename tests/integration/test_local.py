@@ -60,7 +60,7 @@ class LocalProviderBase(unittest.TestCase):
         subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
         cls.instance = "t%06d" % random.randrange(10**6)
         cls.tmp = None
-        s = {"workers.count": 2, "workers.lease_seconds": 8,
+        s = {"workers.count": 2, "workers.lease_seconds": 15,
              "environments.instance": cls.instance}
         s.update(cls.settings)
         cls.s = Stack("local", s)
@@ -179,9 +179,10 @@ class LocalLifecycleTest(LocalProviderBase):
         builds = self.s.sql("SELECT sha, status FROM builds b JOIN environments e ON "
                             "e.id = b.env_id WHERE e.slug = '%s' ORDER BY b.id" % slug)
         self.assertEqual([r[1] for r in builds][-2:], ["succeeded", "succeeded"])
-        steps = self.s.sql("SELECT name FROM build_steps s JOIN builds b ON b.id = s.build_id "
-                           "WHERE b.sha = '%s' ORDER BY s.id" % b)
-        self.assertEqual([r[0] for r in steps], ["fetch", "configure", "up", "route", "verify"])
+        steps = self.s.sql("SELECT s.name, s.status, IFNULL(s.detail, '') FROM build_steps s JOIN "
+                           "builds b ON b.id = s.build_id WHERE b.sha = '%s' ORDER BY s.id" % b)
+        self.assertEqual([r[0] for r in steps], ["fetch", "configure", "up", "route", "verify"],
+                         steps)
 
         self.deliver("pull_request", events.pull_request("closed", "acme/hello", 1, b))
         self.wait_phase("acme/hello", 1, "destroyed")
