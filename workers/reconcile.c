@@ -465,6 +465,9 @@ deploy_steps(struct deploy *d)
 		return DEPLOY_RETRY;
 	if ((rc = step_run(d, "fetch", step_fetch(d))) != DEPLOY_OK)
 		goto out;
+	/* Announced once the commit is here: nothing claims to build what
+	 * cannot even be fetched. */
+	notify_env(d->w, d->e->id, "deploying", d->e->desired_sha);
 	if (build_step_begin(d->w->db, &d->b, "configure") == -1)
 		return DEPLOY_RETRY;
 	if ((rc = step_run(d, "configure", step_configure(d))) != DEPLOY_OK)
@@ -544,7 +547,6 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	notify_env(w, e->id, "deploying", e->desired_sha);
 	rc = deploy_steps(&d);
 	tail = log_last(&d.log, LOG_TAIL_MAX);
 	if (rc == DEPLOY_OK) {
@@ -562,6 +564,9 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 	} else {
 		/* Ours to retry: the build stays running and resumes. */
 		buf_printf(&res->error, "%s", buf_str(&d.why));
+		/* The last attempt: the queue marks it failed; say so. */
+		if (job->attempts >= job->max_attempts)
+			notify_env(w, e->id, "failed", buf_str(&d.why));
 	}
 	free(tail);
 out:
