@@ -120,6 +120,17 @@ class QueueStack(Stack):
             assert wait_until(lambda: not alive(sup), timeout=30), "workers did not stop"
 
 
+def start(stack):
+    """up(), cleaning the stack away if it fails (tearDownClass will not
+    run after a failed setUpClass)."""
+    try:
+        stack.up()
+    except BaseException:
+        stack.cleanup()
+        raise
+    return stack
+
+
 def check_clean(cls_stack):
     reports = cls_stack.sanitizer_reports()
     cls_stack.cleanup()
@@ -131,9 +142,8 @@ class PoolTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.s = QueueStack("queue", dict(QUICK, **{"workers.count": 8,
-                                                  "workers.shutdown_timeout": 5}))
-        cls.s.up()
+        cls.s = start(QueueStack("queue", dict(QUICK, **{"workers.count": 8,
+                                                        "workers.shutdown_timeout": 5})))
 
     @classmethod
     def tearDownClass(cls):
@@ -329,7 +339,7 @@ class StepTest(unittest.TestCase):
         cls.s = QueueStack("qstep", dict(QUICK, **{
             "workers.count": 2, "workers.poll_interval_ms": 30000,
             "workers.poll_max_ms": 30000, "workers.lease_seconds": 10}))
-        cls.s.up()
+        start(cls.s)
         cls.s.stop_workers()
 
     @classmethod
@@ -555,7 +565,7 @@ class ShutdownTest(unittest.TestCase):
         cls.s = QueueStack("qshut", dict(QUICK, **{"workers.count": 2,
                                                   "workers.shutdown_timeout": 3,
                                                   "workers.max_jobs": 7}))
-        cls.s.up()
+        start(cls.s)
         cls.remote = None
 
     @classmethod
