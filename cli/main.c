@@ -7,6 +7,7 @@
  *   ephemera [-c config] check
  *   ephemera [-c config] jobs list|show|retry|cancel ...  (see jobs.c)
  *   ephemera [-c config] deliver EVENT FILE
+ *   ephemera [-c config] resync
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -24,8 +25,35 @@ usage(void)
 	                "       ephemera [-c config] jobs list [STATE]\n"
 	                "       ephemera [-c config] jobs show|retry|cancel "
 	                "ID\n"
-	                "       ephemera [-c config] deliver EVENT FILE\n");
+	                "       ephemera [-c config] deliver EVENT FILE\n"
+	                "       ephemera [-c config] resync\n");
 	exit(2);
+}
+
+/*
+ * A reconcile for every environment that is not fully gone: the
+ * controller's resync on start (containers stopped with the stack, a host
+ * rebooted, a job lost to a wiped queue all converge again).
+ */
+static int
+cmd_resync(struct config *cfg)
+{
+	struct db *db = db_open(cfg);
+	int rc = 1;
+
+	if (db_connect(db, (double)cfg->db_connect_timeout) == 0 &&
+	    db_exec(db,
+	            "INSERT INTO jobs (kind, env_id, max_attempts) SELECT "
+	            "'reconcile', id, ? FROM environments WHERE NOT (desired "
+	            "= 'destroyed' AND phase = 'destroyed') ON DUPLICATE KEY "
+	            "UPDATE run_at = LEAST(jobs.run_at, VALUES(run_at))",
+	            "i", cfg->workers_max_attempts) == 0) {
+		printf("ephemera: resync queued %llu environments\n",
+		       (unsigned long long)db_affected(db));
+		rc = 0;
+	}
+	db_close(db);
+	return rc;
 }
 
 static int
@@ -73,6 +101,8 @@ main(int argc, char **argv)
 		rc = cmd_migrate(&cfg);
 	} else if (strcmp(argv[0], "jobs") == 0) {
 		rc = jobs_command(&cfg, argc, argv);
+	} else if (strcmp(argv[0], "resync") == 0 && argc == 1) {
+		rc = cmd_resync(&cfg);
 	} else if (strcmp(argv[0], "deliver") == 0 && argc == 3) {
 		rc = cmd_deliver(&cfg, argv[1], argv[2]);
 	} else if (strcmp(argv[0], "check") == 0 && argc == 1) {

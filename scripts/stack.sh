@@ -133,6 +133,8 @@ up() {
 		tail -20 "$VAR/log/migrate.log" >&2
 		return 1
 	}
+	# Environments whose containers were stopped with the stack come back.
+	"$BIN/ephemera" -c "$CONFIG" resync >>"$VAR/log/migrate.log" 2>&1
 	daemon fcgi "$VAR/run/fcgi.pid" "$BIN/ephemera-fcgi" -c "$CONFIG"
 	wait_for 10 test -S "$FCGI_SOCKET"
 	# EPHEMERA_WORKERS=0: no worker pool (tests of the fcgi-app alone,
@@ -155,10 +157,21 @@ up() {
 	fi
 }
 
+# Stops (does not remove) this installation's preview containers: nothing
+# keeps running after the stack; `up` resyncs and restarts them.
+previews_stop() {
+	command -v docker >/dev/null || return 0
+	local ids=()
+	mapfile -t ids < <(docker ps -q --filter \
+		"label=io.ephemera.instance=$(cfg environments.instance)" 2>/dev/null)
+	[ ${#ids[@]} -eq 0 ] || docker stop -t 10 "${ids[@]}" >/dev/null || true
+}
+
 down() {
 	stop nginx "$VAR/run/nginx.pid" QUIT 10
 	stop workers "$VAR/run/workers.pid" TERM \
 		"$(($(cfg workers.shutdown_timeout) + 5))"
+	previews_stop
 	stop fcgi "$VAR/run/fcgi.pid" TERM 15
 	db_stop
 }

@@ -277,6 +277,9 @@ labels_add(struct json_object *svc, const struct compose_policy *pol)
 	                       json_object_new_string(pol->project));
 	json_object_object_add(labels, "io.ephemera.env",
 	                       json_object_new_string(id));
+	if (pol->instance != NULL)
+		json_object_object_add(labels, "io.ephemera.instance",
+		                       json_object_new_string(pol->instance));
 }
 
 static bool

@@ -318,6 +318,7 @@ step_configure(struct deploy *d)
 		goto out;
 	memset(&pol, 0, sizeof(pol));
 	pol.project = d->project;
+	pol.instance = d->w->cfg->env_instance;
 	pol.env_id = d->e->id;
 	pol.src_dir = d->src;
 	pol.allowed_services = d->admin ? d->admin->allowed_services : NULL;

@@ -459,7 +459,8 @@ struct json_object *yaml_to_json(const char *, size_t, struct buf *err);
 /* ---- compose.c: the policy gate for a repository's compose project ---- */
 
 struct compose_policy {
-	const char *project; /* eph-<slug> */
+	const char *project;  /* eph-<slug> */
+	const char *instance; /* environments.instance, a label for stops */
 	uint64_t env_id;
 	const char *src_dir;          /* the checkout, absolute */
 	const char *allowed_services; /* "a,b" or NULL: any */

@@ -311,6 +311,23 @@ class LocalLifecycleTest(LocalProviderBase):
         self.wait_phase("acme/hello", 20, "destroyed")
 
 
+class RestartTest(LocalProviderBase):
+    def test_stack_restart_stops_and_brings_back_previews(self):
+        sha = self.repos["acme/hello"].commit("restart")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 30, sha))
+        e = self.wait_phase("acme/hello", 30, "ready")
+        self.s.down()
+        running = sh("docker", "ps", "-q", "--filter",
+                     "label=io.ephemera.instance=%s" % self.instance).split()
+        self.assertEqual(running, [], "previews still running after the stack stopped")
+        self.assertEqual(self.s.processes(), [])
+        self.s.up()
+        self.wait_phase("acme/hello", 30, "ready")
+        self.assertTrue(wait_until(lambda: sha in self.fetch(e["slug"]).text, timeout=120))
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 30, sha))
+        self.wait_phase("acme/hello", 30, "destroyed")
+
+
 class CapacityTest(LocalProviderBase):
     settings = {"environments.max_running": 1}
 

@@ -133,6 +133,7 @@ class MakeRunTest(unittest.TestCase):
     def test_ctrl_c_leaves_nothing(self):
         s = Stack("makerun", asan=False)
         env = s.env()
+        env["EPHEMERA_DEMO"] = "0"
         p = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True, text=True)
