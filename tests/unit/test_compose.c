@@ -6,8 +6,15 @@
 #include "unit.h"
 #include "../../workers/workers.h"
 
-static const struct compose_policy pol = {"eph-pr-1-app", 7, "/w/src",
-                                          NULL,           5, true};
+static const struct compose_policy pol = {
+        .project = "eph-pr-1-app",
+        .instance = "eph",
+        .env_id = 7,
+        .src_dir = "/w/src",
+        .allowed_services = NULL,
+        .max_services = 5,
+        .allow_build = true,
+};
 
 /* Runs the gate over YAML; returns the reason ("" when accepted). */
 static char *
@@ -64,6 +71,7 @@ test_accept_and_rewrite(void)
 	        "[ \"80\", \"3001\" ]");
 	CHECK(strstr(text, "\"io.ephemera.project\":\"eph-pr-1-app\"") != NULL);
 	CHECK(strstr(text, "\"io.ephemera.env\":\"7\"") != NULL);
+	CHECK(strstr(text, "\"io.ephemera.instance\":\"eph\"") != NULL);
 	CHECK(strstr(text, "\"a\":\"b\"") != NULL);
 	json_object_put(m);
 	compose_result_free(&res);
