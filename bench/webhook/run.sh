@@ -22,9 +22,9 @@ command -v wrk >/dev/null || {
 [ -x bin/ephemera-fcgi ] || make -s all
 
 exec python3 - "$SECS" "$CONNS" "$FCGI" <<'PY'
-import hashlib, hmac, json, os, re, subprocess, sys, time
+import hashlib, hmac, json, os, re, signal, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
-from harness.stack import Stack, free_port, ROOT
+from harness.stack import Stack, free_port, wait_until, ROOT
 
 secs, conns, fcgi = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 fixtures = os.environ.get("EPHEMERA_FIXTURES", os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
@@ -34,6 +34,12 @@ if fcgi:
 s = Stack("bench-webhook", settings, asan=False)
 try:
     s.up()
+    # Ingestion alone: the workers would reconcile (clone, build) what
+    # the deliveries ask for, which other benches measure.
+    wpid = s.pid("workers")
+    if wpid:
+        os.kill(wpid, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists("/proc/%d" % wpid), timeout=30)
     # Diagnosis only (BENCH_FLUSH=2): what durability costs here.
     if os.environ.get("BENCH_FLUSH"):
         s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = %d" % int(os.environ["BENCH_FLUSH"]))
