@@ -121,6 +121,8 @@ headline(const struct github_view *v)
 		return "⏸️ Preview awaiting approval";
 	case WHY_LABEL:
 		return "➖ No preview (label missing)";
+	case WHY_DRAFT:
+		return "➖ No preview (draft)";
 	case WHY_QUEUED:
 		return "⏳ Preview queued";
 	case WHY_FAILED:
@@ -163,6 +165,10 @@ render_why(const struct github_view *v, struct buf *b)
 		buf_puts(b, "Previews are made for pull requests labelled **");
 		github_md_text(b, v->label, 100);
 		buf_puts(b, "**; add the label to get one.\n\n");
+		return;
+	case WHY_DRAFT:
+		buf_puts(b, "Draft pull requests are not previewed; mark it "
+		            "ready for review to get one.\n\n");
 		return;
 	case WHY_QUEUED:
 		buf_printf(b,
@@ -335,7 +341,8 @@ is(const char *s, const char *want)
 
 enum github_why
 github_why_of(const char *phase, const char *desired, bool trusted,
-              bool label_missing, bool idle, const char *build_status)
+              bool label_missing, bool draft, bool idle,
+              const char *build_status)
 {
 	if (is(desired, "destroyed") || is(phase, "destroying") ||
 	    is(phase, "destroyed"))
@@ -345,6 +352,9 @@ github_why_of(const char *phase, const char *desired, bool trusted,
 		return WHY_APPROVAL;
 	if (label_missing && !is(phase, "ready") && !is(phase, "deploying"))
 		return WHY_LABEL;
+	if (draft && is(desired, "stopped") && !is(phase, "ready") &&
+	    !is(phase, "deploying"))
+		return WHY_DRAFT;
 	if (is(phase, "queued"))
 		return WHY_QUEUED;
 	if (is(phase, "failed") ||

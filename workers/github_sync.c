@@ -39,6 +39,7 @@ enum env_col {
 	E_TRUSTED,
 	E_APPROVED_BY,
 	E_LABELS,
+	E_DRAFT,
 	E_ERROR,
 	E_IDLE,
 	E_UPDATED, /* not "now": an unchanged state must render the same */
@@ -648,6 +649,8 @@ render(struct sync *s, struct buf *text)
 	const char *bstatus = NULL;
 	bool trusted = strcmp(env_get(s, E_TRUSTED), "1") == 0;
 	bool label_missing, idle = strcmp(env_get(s, E_IDLE), "1") == 0;
+	bool draft = strcmp(env_get(s, E_DRAFT), "1") == 0 &&
+	             !s->cfg->policy_deploy_drafts;
 	size_t i, n = 0;
 	int64_t pos = 0;
 	int rc;
@@ -689,7 +692,7 @@ render(struct sync *s, struct buf *text)
 	v.log_url = buf_str(&s->status_url);
 	v.approved_by = env_get(s, E_APPROVED_BY);
 	v.why = github_why_of(v.phase, env_get(s, E_DESIRED), trusted,
-	                      label_missing, idle, bstatus);
+	                      label_missing, draft, idle, bstatus);
 	parse_int64(env_get(s, E_QUEUE_POS), 0, INT64_MAX, &pos);
 	v.queue_position = pos;
 	v.max_running = s->cfg->env_max_running;
@@ -715,18 +718,19 @@ load(struct sync *s)
 {
 	uint64_t inst = 0;
 
-	if (db_query(s->w->db, &s->env,
-	             "SELECT repo, pr, slug, installation_id, title, "
-	             "head_ref, author, desired, desired_sha, phase, "
-	             "deployed_sha, url, trusted, approved_by, labels, error, "
-	             "IF(? > 0 AND last_active_at IS NOT NULL AND "
-	             "last_active_at < NOW(6) - INTERVAL ? MINUTE, 1, 0), "
-	             "DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'), "
-	             "(SELECT COUNT(*) FROM environments q WHERE "
-	             "q.phase = 'queued' AND q.id <= e.id) "
-	             "FROM environments e WHERE id = ?",
-	             "iiu", s->cfg->env_idle_stop_minutes,
-	             s->cfg->env_idle_stop_minutes, s->env_id) == -1)
+	if (db_query(
+	            s->w->db, &s->env,
+	            "SELECT repo, pr, slug, installation_id, title, "
+	            "head_ref, author, desired, desired_sha, phase, "
+	            "deployed_sha, url, trusted, approved_by, labels, draft, error, "
+	            "IF(? > 0 AND last_active_at IS NOT NULL AND "
+	            "last_active_at < NOW(6) - INTERVAL ? MINUTE, 1, 0), "
+	            "DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'), "
+	            "(SELECT COUNT(*) FROM environments q WHERE "
+	            "q.phase = 'queued' AND q.id <= e.id) "
+	            "FROM environments e WHERE id = ?",
+	            "iiu", s->cfg->env_idle_stop_minutes,
+	            s->cfg->env_idle_stop_minutes, s->env_id) == -1)
 		return github_fail(&s->gh, "database");
 	if (db_rows_count(s->env) == 0)
 		return 0;

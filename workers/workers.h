@@ -326,6 +326,7 @@ enum github_why {
 	WHY_NONE,     /* there is a preview (or one is being deployed) */
 	WHY_APPROVAL, /* untrusted: waits for someone with write access */
 	WHY_LABEL,    /* policy.trigger "label" and the label is missing */
+	WHY_DRAFT,    /* a draft, and policy.deploy_drafts is false */
 	WHY_QUEUED,   /* environments.max_running reached */
 	WHY_FAILED,   /* the last deploy failed */
 	WHY_IDLE,     /* stopped after idle_stop_minutes without traffic */
@@ -371,12 +372,12 @@ int github_comment_render(const struct github_view *, struct buf *out);
 void github_md_text(struct buf *, const char *s, size_t max_bytes);
 /*
  * The reason shown when there is no preview, from the environment's state.
- * phase/desired are environments columns; label_missing and idle are
- * decided by the caller from the policy.
+ * phase/desired are environments columns; label_missing, draft (a draft
+ * the policy does not deploy) and idle are decided by the caller.
  */
 enum github_why github_why_of(const char *phase, const char *desired,
-                              bool trusted, bool label_missing, bool idle,
-                              const char *build_status);
+                              bool trusted, bool label_missing, bool draft,
+                              bool idle, const char *build_status);
 /*
  * The deployment status a build should show now: in_progress, success,
  * failure or inactive; and the ones to send, in order, after `last`

@@ -82,7 +82,7 @@ fuzz_comment(const unsigned char *data, size_t size)
 	v.log_tail = f[3];
 	v.phase = f[4];
 	v.sha = f[5];
-	v.why = (enum github_why)(size % 8);
+	v.why = (enum github_why)(size % (WHY_CLOSED + 1));
 	v.log_lines = 20;
 	v.url = "http://pr-1-app.localhost/";
 	v.updated = "2026-01-01T00:00:00Z";

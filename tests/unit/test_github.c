@@ -407,6 +407,10 @@ test_comment_render(void)
 	CHECK(github_comment_render(&v, &b) == 0);
 	CHECK(strstr(buf_str(&b), "after 240 minutes without traffic") != NULL);
 	buf_reset(&b);
+	v.why = WHY_DRAFT;
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "ready for review") != NULL);
+	buf_reset(&b);
 	v.why = WHY_LABEL;
 	v.label = "preview";
 	CHECK(github_comment_render(&v, &b) == 0);
@@ -424,29 +428,39 @@ test_why(void)
 {
 	static const struct {
 		const char *phase, *desired;
-		bool trusted, label_missing, idle;
+		bool trusted, label_missing, draft, idle;
 		const char *build;
 		enum github_why want;
 	} cases[] = {
-	        {"ready", "running", true, false, false, "succeeded", WHY_NONE},
-	        {"deploying", "running", true, false, false, "running",
+	        {"pending", "stopped", true, false, true, false, NULL,
+	         WHY_DRAFT},
+	        {"stopped", "stopped", true, false, true, false, "succeeded",
+	         WHY_DRAFT},
+	        {"ready", "running", true, false, true, false, "succeeded",
+	         WHY_NONE},
+	        {"ready", "running", true, false, false, false, "succeeded",
+	         WHY_NONE},
+	        {"deploying", "running", true, false, false, false, "running",
 	         WHY_NONE},
 	        {"awaiting_approval", "awaiting_approval", false, false, false,
+	         false, NULL, WHY_APPROVAL},
+	        {"pending", "awaiting_approval", false, false, false, false,
 	         NULL, WHY_APPROVAL},
-	        {"pending", "awaiting_approval", false, false, false, NULL,
-	         WHY_APPROVAL},
-	        {"pending", "stopped", true, true, false, NULL, WHY_LABEL},
-	        {"queued", "running", true, false, false, NULL, WHY_QUEUED},
-	        {"failed", "running", true, false, false, "failed", WHY_FAILED},
-	        {"deploying", "running", true, false, false, "failed",
+	        {"pending", "stopped", true, true, false, false, NULL,
+	         WHY_LABEL},
+	        {"queued", "running", true, false, false, false, NULL,
+	         WHY_QUEUED},
+	        {"failed", "running", true, false, false, false, "failed",
+	         WHY_FAILED},
+	        {"deploying", "running", true, false, false, false, "failed",
 	         WHY_NONE},
-	        {"stopped", "stopped", true, false, true, "succeeded",
+	        {"stopped", "stopped", true, false, false, true, "succeeded",
 	         WHY_IDLE},
-	        {"stopped", "stopped", true, false, false, "succeeded",
+	        {"stopped", "stopped", true, false, false, false, "succeeded",
 	         WHY_STOPPED},
-	        {"destroyed", "destroyed", true, false, false, "succeeded",
-	         WHY_CLOSED},
-	        {"ready", "destroyed", true, false, false, "succeeded",
+	        {"destroyed", "destroyed", true, false, false, false,
+	         "succeeded", WHY_CLOSED},
+	        {"ready", "destroyed", true, false, false, false, "succeeded",
 	         WHY_CLOSED},
 	};
 	size_t i;
@@ -454,7 +468,8 @@ test_why(void)
 	for (i = 0; i < NELEM(cases); i++) {
 		enum github_why w = github_why_of(
 		        cases[i].phase, cases[i].desired, cases[i].trusted,
-		        cases[i].label_missing, cases[i].idle, cases[i].build);
+		        cases[i].label_missing, cases[i].draft, cases[i].idle,
+		        cases[i].build);
 
 		if (w != cases[i].want) {
 			fprintf(stderr, "  case %zu: got %d\n", i, (int)w);
