@@ -44,6 +44,7 @@ enum env_col {
 	E_IDLE,
 	E_UPDATED, /* not "now": an unchanged state must render the same */
 	E_QUEUE_POS,
+	E_SERVICES,
 };
 
 enum build_col {
@@ -640,12 +641,49 @@ out:
 
 /* ---- the run ----------------------------------------------------------- */
 
+/*
+ * environments.services, as reconcile writes it: [{"name", "primary",
+ * "url"}, ...]. The view borrows the strings from `*json`, which the
+ * caller puts after rendering. Anything else is ignored (no services).
+ */
+static struct github_service *
+services_parse(const char *text, struct json_object **json, size_t *n)
+{
+	struct github_service *sv;
+	size_t i, len;
+
+	*n = 0;
+	*json = text ? json_tokener_parse(text) : NULL;
+	if (*json == NULL || !json_object_is_type(*json, json_type_array))
+		return NULL;
+	len = json_object_array_length(*json);
+	sv = xcalloc(len ? len : 1, sizeof(*sv));
+	for (i = 0; i < len; i++) {
+		struct json_object *o = json_object_array_get_idx(*json, i);
+		struct json_object *name, *url, *primary;
+
+		if (!json_object_object_get_ex(o, "name", &name) ||
+		    !json_object_object_get_ex(o, "url", &url) ||
+		    !json_object_is_type(url, json_type_string))
+			continue;
+		sv[*n].name = json_object_get_string(name);
+		sv[*n].url = json_object_get_string(url);
+		sv[*n].primary =
+		        json_object_object_get_ex(o, "primary", &primary) &&
+		        json_object_get_boolean(primary);
+		(*n)++;
+	}
+	return sv;
+}
+
 static int
 render(struct sync *s, struct buf *text)
 {
 	struct db_rows *steps = NULL;
 	struct github_step *st = NULL;
 	struct github_view v;
+	struct github_service *services;
+	struct json_object *services_json = NULL;
 	const char *bstatus = NULL;
 	bool trusted = strcmp(env_get(s, E_TRUSTED), "1") == 0;
 	bool label_missing, idle = strcmp(env_get(s, E_IDLE), "1") == 0;
@@ -689,12 +727,15 @@ render(struct sync *s, struct buf *text)
 	if (bstatus != NULL && strcmp(v.phase, "ready") != 0)
 		v.sha = db_rows_get(s->builds, 0, B_SHA);
 	v.url = env_get(s, E_URL);
+	services = services_parse(env_get(s, E_SERVICES), &services_json,
+	                          &v.nservices);
+	v.services = services;
 	v.log_url = buf_str(&s->status_url);
 	v.approved_by = env_get(s, E_APPROVED_BY);
 	v.why = github_why_of(v.phase, env_get(s, E_DESIRED), trusted,
 	                      label_missing, draft, idle, bstatus);
 	parse_int64(env_get(s, E_QUEUE_POS), 0, INT64_MAX, &pos);
-	v.queue_position = pos;
+	v.queue_position = pos > 0 ? pos : 1;
 	v.max_running = s->cfg->env_max_running;
 	v.idle_minutes = s->cfg->env_idle_stop_minutes;
 	v.label = s->cfg->policy_label;
@@ -706,6 +747,8 @@ render(struct sync *s, struct buf *text)
 	v.log_lines = (size_t)s->cfg->github_comment_lines;
 	v.updated = env_get(s, E_UPDATED);
 	rc = github_comment_render(&v, text);
+	free(services);
+	json_object_put(services_json);
 	free(st);
 	db_rows_free(steps);
 	if (rc == -1)
@@ -718,19 +761,20 @@ load(struct sync *s)
 {
 	uint64_t inst = 0;
 
-	if (db_query(
-	            s->w->db, &s->env,
-	            "SELECT repo, pr, slug, installation_id, title, "
-	            "head_ref, author, desired, desired_sha, phase, "
-	            "deployed_sha, url, trusted, approved_by, labels, draft, error, "
-	            "IF(? > 0 AND last_active_at IS NOT NULL AND "
-	            "last_active_at < NOW(6) - INTERVAL ? MINUTE, 1, 0), "
-	            "DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'), "
-	            "(SELECT COUNT(*) FROM environments q WHERE "
-	            "q.phase = 'queued' AND q.id <= e.id) "
-	            "FROM environments e WHERE id = ?",
-	            "iiu", s->cfg->env_idle_stop_minutes,
-	            s->cfg->env_idle_stop_minutes, s->env_id) == -1)
+	if (db_query(s->w->db, &s->env,
+	             "SELECT repo, pr, slug, installation_id, title, "
+	             "head_ref, author, desired, desired_sha, phase, "
+	             "deployed_sha, url, trusted, approved_by, labels, draft, "
+	             "error, "
+	             "IF(? > 0 AND last_active_at IS NOT NULL AND "
+	             "last_active_at < NOW(6) - INTERVAL ? MINUTE, 1, 0), "
+	             "DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'), "
+	             "(SELECT COUNT(*) FROM environments q WHERE "
+	             "q.phase = 'queued' AND q.queued_at <= e.queued_at), "
+	             "services "
+	             "FROM environments e WHERE id = ?",
+	             "iiu", s->cfg->env_idle_stop_minutes,
+	             s->cfg->env_idle_stop_minutes, s->env_id) == -1)
 		return github_fail(&s->gh, "database");
 	if (db_rows_count(s->env) == 0)
 		return 0;

@@ -124,8 +124,12 @@ class GitHubTest(unittest.TestCase):
                        "WHERE build_id=%d AND finished_at IS NULL" % bid)
             self.s.sql("UPDATE builds SET status='succeeded', finished_at=NOW(6) "
                        "WHERE id=%d" % bid)
+            services = ('[{"name":"web","primary":true,"url":"http://%s.localhost:8080/"},'
+                        '{"name":"api","primary":false,"url":"http://%s.localhost:8080/api/"}]'
+                        % (slug, slug))
             self.s.sql("UPDATE environments SET phase='ready', deployed_sha='%s', "
-                       "url='http://%s.localhost:8080/' WHERE id=%d" % (sha(n, pr), slug, env_id))
+                       "url='http://%s.localhost:8080/', services='%s' WHERE id=%d"
+                       % (sha(n, pr), slug, services, env_id))
         else:
             self.s.sql("UPDATE build_steps SET status='failed', finished_at=NOW(6) "
                        "WHERE build_id=%d AND finished_at IS NULL" % bid)
@@ -199,6 +203,8 @@ class GitHubTest(unittest.TestCase):
         self.assertIn("Preview ready", body)
         self.assertIn("`%s`" % sha(5, pr)[:12], body)
         self.assertIn("](<%s>)" % url, body)
+        self.assertIn("| api | [", body)
+        self.assertIn("](<%sapi/>)" % url, body)
         self.assertIn("| clone | succeeded |", body)
         for bad in ("<img", "<script", "](javascript", "@octocat"):
             self.assertNotIn(bad, body)
@@ -289,9 +295,14 @@ class GitHubTest(unittest.TestCase):
                           if s["sha"] == sha(1, pr)], [])
 
     def test_queued_says_its_position(self):
+        first, _, _ = self.new_env(phase="queued")
         env_id, pr, slug = self.new_env(phase="queued")
+        self.s.sql("UPDATE environments SET queued_at = NOW(6) - INTERVAL 1 MINUTE "
+                   "WHERE id=%d" % first)
+        self.s.sql("UPDATE environments SET queued_at = NOW(6) WHERE id=%d" % env_id)
         self.run_job("notify", env_id)
-        self.assertRegex(self.comments(pr)[0]["body"], r"number \d+ in the queue")
+        self.assertIn("number 2 in the queue", self.comments(pr)[0]["body"])
+        self.s.sql("UPDATE environments SET phase='deploying' WHERE id=%d" % first)
 
     # ---- errors ------------------------------------------------------------
 
