@@ -139,18 +139,40 @@ build_check(const char *svc, struct json_object *b,
 		           svc);
 		return -1;
 	}
-	if (json_object_is_type(b, json_type_object)) {
-		struct json_object *labels;
-
-		if (!json_object_object_get_ex(b, "labels", &labels) ||
-		    !json_object_is_type(labels, json_type_object)) {
-			labels = json_object_new_object();
-			json_object_object_add(b, "labels", labels);
-		}
-		json_object_object_add(labels, "io.ephemera.project",
-		                       json_object_new_string(pol->project));
-	}
 	return 0;
+}
+
+/*
+ * A built image is tagged <project>/s-<service>: a namespace no other
+ * project shares, so two PRs building "myapp:latest" cannot overwrite
+ * each other's tag, and teardown finds the images by reference. (Naming,
+ * unlike a build label, adds no layer to the build.)
+ */
+static void
+image_name(struct json_object *svc, const char *name,
+           const struct compose_policy *pol)
+{
+	struct buf b = BUF_INIT;
+	bool dash = false;
+
+	buf_printf(&b, "%s/s-", pol->project);
+	for (; *name; name++) {
+		char c = *name >= 'A' && *name <= 'Z' ? (char)(*name + 32)
+		                                      : *name;
+
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+			buf_putc(&b, c);
+			dash = false;
+		} else if (!dash) {
+			buf_putc(&b, '-');
+			dash = true;
+		}
+	}
+	if (dash)
+		buf_putc(&b, '0');
+	json_object_object_add(svc, "image",
+	                       json_object_new_string(buf_str(&b)));
+	buf_free(&b);
 }
 
 static int
@@ -357,9 +379,11 @@ service_sanitize(const char *name, struct json_object *svc,
 			if (volume_check(name, json_object_array_get_idx(v, i),
 			                 why) == -1)
 				return -1;
-	if (json_object_object_get_ex(svc, "build", &v) && v != NULL &&
-	    build_check(name, v, pol, why) == -1)
-		return -1;
+	if (json_object_object_get_ex(svc, "build", &v) && v != NULL) {
+		if (build_check(name, v, pol, why) == -1)
+			return -1;
+		image_name(svc, name, pol);
+	}
 	if (json_object_object_get_ex(svc, "env_file", &v) &&
 	    files_check(name, "env_file", v, pol, why) == -1)
 		return -1;

@@ -84,6 +84,11 @@ def main():
     instance = "b%06d" % random.randrange(10**6)
     s = Stack("ttu", {"workers.count": 2, "environments.instance": instance}, asan=False)
     bare_repo = Repo(tmp, "bare/hello")
+    # The baseline publishes no host port either (8080 may be taken, and
+    # Ephemera routes through its proxy instead): same app, same builds.
+    compose = open(os.path.join(bare_repo.path, "docker-compose.yml")).read()
+    bare_repo.commit("no host port", {"docker-compose.yml": compose.replace(
+        '    ports:\n      - "8080:80"\n', "    expose:\n      - \"80\"\n")})
     eph_repo = Repo(tmp, "bench/hello")
     s.extra = 'repos = ( { name = "bench/hello"; source = "%s"; } );\n' % eph_repo.path
     s.write_config()

@@ -24,7 +24,7 @@ def sh(*args, cwd=None, check=True):
 def docker_ids(kind, project):
     flt = "label=com.docker.compose.project=%s" % project
     if kind == "image":
-        flt = "label=io.ephemera.project=%s" % project
+        flt = "reference=%s/*" % project
     cmd = {"container": ["docker", "ps", "-aq"], "network": ["docker", "network", "ls", "-q"],
            "volume": ["docker", "volume", "ls", "-q"], "image": ["docker", "images", "-q"]}[kind]
     return sh(*cmd, "--filter", flt).split()

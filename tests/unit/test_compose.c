@@ -72,6 +72,10 @@ test_accept_and_rewrite(void)
 	CHECK(strstr(text, "\"io.ephemera.project\":\"eph-pr-1-app\"") != NULL);
 	CHECK(strstr(text, "\"io.ephemera.env\":\"7\"") != NULL);
 	CHECK(strstr(text, "\"io.ephemera.instance\":\"eph\"") != NULL);
+	/* Built images are named in the project's own namespace (json-c
+	 * may escape the slash). */
+	CHECK(strstr(text, "\"image\":\"eph-pr-1-app\\/s-web\"") != NULL ||
+	      strstr(text, "\"image\":\"eph-pr-1-app/s-web\"") != NULL);
 	CHECK(strstr(text, "\"a\":\"b\"") != NULL);
 	json_object_put(m);
 	compose_result_free(&res);
