@@ -37,7 +37,7 @@ scripts/stack.sh up
 port=$(bin/ephemera -c "$CONFIG" config get http.port)
 echo "ephemera: running at http://127.0.0.1:$port/  (Ctrl-C stops it)"
 # No GitHub App configured: show a preview of the bundled example.
-if [ "$(bin/ephemera -c "$CONFIG" config get github.app_id)" = 0 ] &&
+if [ "$(bin/ephemera -c "$CONFIG" config get github.enabled)" = false ] &&
 	[ "${EPHEMERA_DEMO:-1}" = 1 ]; then
 	scripts/demo.sh || echo "ephemera: the demo did not complete" >&2
 fi

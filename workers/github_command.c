@@ -115,16 +115,19 @@ command_apply(struct db *db, const struct decision *d)
 	if (strcmp(c, "deploy") == 0 || strcmp(c, "redeploy") == 0)
 		/*
 		 * An untrusted environment stays awaiting approval: deploy
-		 * is not approve. redeploy forgets the deployed commit so
-		 * that reconcile builds it again.
+		 * is not approve. redeploy forgets the deployed and the
+		 * attempted commit so that reconcile builds it again, even
+		 * after a failed build.
 		 */
 		return db_exec(db,
 		               "UPDATE environments SET desired = CASE WHEN "
 		               "desired = 'destroyed' THEN desired WHEN "
 		               "trusted = 0 AND desired = 'awaiting_approval' "
 		               "THEN desired ELSE 'running' END, deployed_sha "
-		               "= IF(?, NULL, deployed_sha) WHERE id = ?",
-		               "iu", (int64_t)(strcmp(c, "redeploy") == 0),
+		               "= IF(?, NULL, deployed_sha), attempted_sha = "
+		               "IF(?, NULL, attempted_sha) WHERE id = ?",
+		               "iiu", (int64_t)(strcmp(c, "redeploy") == 0),
+		               (int64_t)(strcmp(c, "redeploy") == 0),
 		               d->env_id);
 	if (strcmp(c, "stop") == 0)
 		return db_exec(db,

@@ -17,7 +17,7 @@ notify_env(struct worker *w, uint64_t env_id, const char *phase,
 	            "VALUES (?, ?, ?)",
 	            "uss", env_id, phase, message) == -1)
 		return -1;
-	if (w->cfg->github_app_id > 0 &&
+	if (w->cfg->github_enabled &&
 	    queue_enqueue(w->db, "notify", env_id, 0, NULL,
 	                  (int)w->cfg->workers_max_attempts) == -1)
 		return -1;
