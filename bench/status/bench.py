@@ -144,12 +144,16 @@ def main():
               " (nginx's timer has 1 ms resolution)" % (base, static))
         print("cpu:app / cpu:db = CPU ms per request of the fcgi children and"
               " of MariaDB (scheduling delays on a busy machine not included)")
+        last = []
         for p in ("/", "/api/v1/environments"):
             v = pct(server[p], 99)
+            last.append("%s p99 %.0f ms (%.0fx /healthz)" % (p, v, v / base))
             print("target %s p99 < %.0f ms: %s (%.1f ms, %.1fx /healthz;"
                   " %.1f ms CPU per request)"
                   % (p, TARGET_MS, "met" if v < TARGET_MS else "NOT met", v,
                      v / base, sum(cpu[p])))
+        print("status: %s with %d environments and %d builds" % (
+            ", ".join(last), ENVS, BUILDS))
     finally:
         s.cleanup()
 
