@@ -97,6 +97,7 @@ def main():
             for _ in range(20):  # warm caches and every fcgi child
                 conn.request("GET", path)
                 conn.getresponse().read()
+        time.sleep(0.5)  # nginx logs a request after answering it
         start = os.path.getsize(log)
         app_pids = s.children(s.pid("fcgi"))
         db_pids = [s.pid("mysqld")]
