@@ -140,7 +140,7 @@ struct env_list {
  * ?repo=, ?state= (exact; empty or absent: all), ?page= (from 1) and
  * ?per_page= (1..ENV_PAGE_MAX). The strings are owned by the filter.
  */
-#define ENV_PAGE_DEFAULT 100
+#define ENV_PAGE_DEFAULT 50
 #define ENV_PAGE_MAX 500
 
 struct env_filter {
