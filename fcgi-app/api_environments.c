@@ -47,6 +47,8 @@ json_seconds(struct buf *b, const char *key, double v)
 static void
 env_members(const struct env_view *e, const char *github_web, struct buf *b)
 {
+	size_t i;
+
 	buf_printf(b, "{\"id\":%s", e->id);
 	json_str(b, "repo", e->repo);
 	json_num(b, "pr", e->pr);
@@ -62,6 +64,17 @@ env_members(const struct env_view *e, const char *github_web, struct buf *b)
 	json_str(b, "created_at", e->created_at);
 	json_str(b, "updated_at", e->updated_at);
 	json_str(b, "branch", e->branch);
+	buf_puts(b, ",\"services\":[");
+	for (i = 0; i < e->nservices; i++) {
+		buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+		buf_append_json_string(b, e->services[i].name,
+		                       strlen(e->services[i].name));
+		buf_printf(b, ",\"primary\":%s",
+		           e->services[i].primary ? "true" : "false");
+		json_str(b, "url", e->services[i].url);
+		buf_putc(b, '}');
+	}
+	buf_putc(b, ']');
 	buf_puts(b, ",\"pr_url\":");
 	if (github_web != NULL && e->repo != NULL && e->pr != NULL) {
 		struct buf u = BUF_INIT;

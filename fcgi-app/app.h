@@ -96,6 +96,10 @@ void html_age(struct buf *, const char *iso, double now);
 void html_link(struct buf *, const char *url, const char *text);
 /* A phase or status as words ("awaiting approval"), escaped. */
 void html_state_text(struct buf *, const char *state);
+/* The preview links: every service (the primary by its URL, the others
+ * by name), or the environment's URL when it has no services recorded. */
+struct env_view;
+void html_previews(struct buf *, const struct env_view *);
 /* The CSS class suffix for a phase or status; unknown values → "unknown". */
 const char *html_state_class(const char *state);
 /* "https://github.com" from the API URL (GitHub Enterprise: its host). */
@@ -117,6 +121,21 @@ double usage_instance_seconds(const char *phase, double first_start,
 /* The last build's wall time: to its end, or to now while it runs. */
 double usage_build_seconds(double started, double finished, double now);
 
+/* ---- services.c: an environment's exposed services (pure) -------------
+ *
+ * environments.services is the reconcile engine's JSON array of
+ * {"name", "primary", "url"}. Only those three members are taken, and only
+ * string names and URLs; anything else (or text that is not JSON) reads
+ * as no services. The primary service comes first.
+ */
+struct service_view {
+	char *name, *url;
+	bool primary;
+};
+
+int services_parse(const char *json, struct service_view **out, size_t *n);
+void services_free(struct service_view *, size_t n);
+
 /* ---- env_list.c: environments as the API and pages show them ---------- */
 
 struct env_view {
@@ -128,6 +147,8 @@ struct env_view {
 	double build_seconds;    /* the last build's duration, -1: none */
 	double instance_seconds; /* see usage.c */
 	double cost; /* instance hours × environments.hourly_price */
+	struct service_view *services; /* from environments.services */
+	size_t nservices;
 };
 
 struct env_list {

@@ -31,7 +31,8 @@ static const char env_columns[] =
         " UNIX_TIMESTAMP((SELECT started_at FROM builds"
         " WHERE env_id = e.id ORDER BY started_at LIMIT 1)),"
         " UNIX_TIMESTAMP(e.updated_at),"
-        " UNIX_TIMESTAMP(lb.started_at), UNIX_TIMESTAMP(lb.finished_at) ";
+        " UNIX_TIMESTAMP(lb.started_at), UNIX_TIMESTAMP(lb.finished_at),"
+        " e.services ";
 
 static const char env_list_sql_tail[] =
         "FROM (SELECT id, updated_at FROM environments"
@@ -98,6 +99,10 @@ env_row(const struct db_rows *rows, size_t i, double now, double price,
 	        usage_build_seconds(epoch(db_rows_get(rows, i, c + 2)),
 	                            epoch(db_rows_get(rows, i, c + 3)), now);
 	e->cost = e->instance_seconds / 3600.0 * price;
+	/* Unreadable services show as none; the URL column still shows. */
+	if (services_parse(db_rows_get(rows, i, c + 4), &e->services,
+	                   &e->nservices) == -1)
+		log_warn("env_services_unreadable", "env=%s", e->id);
 }
 
 static void
@@ -235,6 +240,7 @@ env_view_free(struct env_view *e)
 	free(e->updated_at), free(e->branch), free(e->build_id);
 	free(e->build_status), free(e->build_started_at);
 	free(e->build_finished_at);
+	services_free(e->services, e->nservices);
 }
 
 void

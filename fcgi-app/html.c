@@ -166,3 +166,28 @@ page_headers(struct response *res)
 	         "connect-src 'self'; base-uri 'none'; form-action 'self'; "
 	         "frame-ancestors 'none'\r\n");
 }
+
+void
+html_previews(struct buf *b, const struct env_view *e)
+{
+	size_t i;
+
+	if (e->nservices == 0) {
+		if (e->url)
+			html_link(b, e->url, e->url);
+		return;
+	}
+	for (i = 0; i < e->nservices; i++) {
+		const struct service_view *s = &e->services[i];
+
+		if (i)
+			buf_putc(b, ' ');
+		if (s->primary) {
+			html_link(b, s->url, s->url);
+			continue;
+		}
+		buf_puts(b, "<span class=\"svc\">");
+		html_link(b, s->url, s->name);
+		buf_puts(b, "</span>");
+	}
+}

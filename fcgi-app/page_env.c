@@ -68,9 +68,9 @@ env_header(const struct env_view *e, const char *github_web, double now,
 	html_text(b, e->branch);
 	buf_puts(b, "</code> \xc2\xb7 by ");
 	html_text(b, e->author);
-	if (e->url) {
+	if (e->url || e->nservices) {
 		buf_puts(b, " \xc2\xb7 preview: <span class=\"url\">");
-		html_link(b, e->url, e->url);
+		html_previews(b, e);
 		buf_puts(b, "</span>");
 	}
 	buf_puts(b, "</p>\n");

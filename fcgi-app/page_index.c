@@ -175,8 +175,7 @@ row(const struct index_view *v, const struct env_view *e, struct buf *b)
 		buf_puts(b, "</div>");
 	}
 	buf_puts(b, "</td><td class=\"url\">");
-	if (e->url)
-		html_link(b, e->url, e->url);
+	html_previews(b, e);
 	buf_puts(b, "</td><td class=\"sha\">");
 	short_sha(b, v->github_web, e->repo, sha);
 	buf_puts(b, "</td><td class=\"age\">");

@@ -85,6 +85,19 @@
 			[ago(iso)]);
 	}
 
+	/* Mirrors html_previews() in fcgi-app/html.c. */
+	function previews(e) {
+		var svcs = e.services || [], out = [];
+		if (svcs.length === 0)
+			return e.url ? [link(e.url, e.url)] : [];
+		svcs.forEach(function (s, i) {
+			if (i) out.push(" ");
+			out.push(s.primary ? link(s.url, s.url) :
+				el("span", {"class": "svc"}, [link(s.url, s.name)]));
+		});
+		return out;
+	}
+
 	function renderRow(e) {
 		var sha = e.deployed_sha || e.sha;
 		var state = [el("span", {"class": "state s-" +
@@ -113,7 +126,7 @@
 				el("div", {"class": "branch"}, [e.branch || ""])]),
 			el("td", {"class": "author"}, [e.author]),
 			el("td", {}, state),
-			el("td", {"class": "url"}, e.url ? [link(e.url, e.url)] : []),
+			el("td", {"class": "url"}, previews(e)),
 			el("td", {"class": "sha"}, [commit]),
 			el("td", {"class": "age"}, [age(e.created_at)]),
 			el("td", {"class": "deploy"}, [deploy]),

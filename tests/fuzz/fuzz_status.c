@@ -54,7 +54,11 @@ render(const char *t, struct buf *html, struct buf *json)
 	                        NULL,      1767225600,  -1,
 	                        steps,     NELEM(steps)};
 	struct build_list bl = {&bv, 1};
-	struct env_view e = {.id = "1",
+	struct service_view svc[] = {{(char *)t, (char *)t, false},
+	                             {"web", (char *)t, true}};
+	struct env_view e = {.services = svc,
+	                     .nservices = NELEM(svc),
+	                     .id = "1",
 	                     .repo = (char *)t,
 	                     .pr = "7",
 	                     .slug = "pr-7-x",

@@ -13,7 +13,8 @@ OUT=build/fuzz
 mkdir -p "$OUT"
 
 # shellcheck disable=SC2207
-pkg=($(pkg-config --cflags --libs libconfig json-c libcurl openssl libmariadb))
+pkg=($(pkg-config --cflags --libs libconfig json-c libcurl openssl libmariadb \
+	yaml-0.1))
 sanitize=fuzzer,address,undefined
 flags=(-std=c11 -Wall -Wextra -Werror -g -O1 -D_GNU_SOURCE
 	-fno-omit-frame-pointer "-fsanitize=$sanitize"

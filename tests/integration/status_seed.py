@@ -17,6 +17,12 @@ HOSTILE_AUTHOR = "mallory\"><img src=x onerror=alert(4)>"
 HOSTILE_ERROR = "compose up failed: <exit 1> & \"oops\""
 HOSTILE_LOG = "step 1\n</pre><script>alert(2)</script>\n& done\n"
 HOSTILE_URL = "javascript:alert(3)"
+SERVICES_1 = ('[{"name": "web", "primary": true, '
+              '"url": "https://pr-42-shop.preview.example/"}, '
+              '{"name": "api", "primary": false, '
+              '"url": "https://pr-42-shop.preview.example/api/"}]')
+HOSTILE_SERVICES = ('[{"name": "adm<i>n\\"", "primary": false, '
+                    '"url": "javascript:alert(5)"}, {"name": 7}, "x"]')
 
 
 def q(s):
@@ -95,6 +101,12 @@ def seed_sql():
         build(5, 4, D, "succeeded", "2026-02-27 08:00:00",
               "2026-02-27 08:02:00"),
     ]
+    s.append("UPDATE environments SET services = %s, updated_at = updated_at "
+             "WHERE id = 1;" % q(SERVICES_1))
+    s.append("UPDATE environments SET services = %s, updated_at = updated_at "
+             "WHERE id = 2;" % q(HOSTILE_SERVICES))
+    s.append("UPDATE environments SET services = 'not json', "
+             "updated_at = updated_at WHERE id = 4;")
     s += steps(1, "2026-03-01", 9 * 3600 + 5, [
         ("fetch", "succeeded", 5), ("build", "succeeded", 120),
         ("up", "succeeded", 45), ("expose", "succeeded", 6),

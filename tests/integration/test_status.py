@@ -328,7 +328,10 @@ class StatusTest(unittest.TestCase):
             for s in (seed.HOSTILE_TITLE, seed.HOSTILE_BRANCH, seed.HOSTILE_REPO,
                       seed.HOSTILE_ERROR):
                 self.assertIn(s, text, path)
-            self.assertIn(seed.HOSTILE_URL, text)  # shown, never a link
+            if path == "/":
+                self.assertIn('<span class="svc"><a href="https://pr-42-shop.preview.'
+                              'example/api/">api</a></span>', html)
+            self.assertIn('adm<i>n"', text)
         env2 = Tags(self.s.get("/env/2").text)
         self.assertIn(seed.HOSTILE_LOG, "".join(env2.text))
         self.assertIn(seed.HOSTILE_AUTHOR, "".join(env2.text))
@@ -344,6 +347,15 @@ class StatusTest(unittest.TestCase):
                          ("acme/shop", 42, "pr-42-s1", "ready", "running",
                           seed.A, seed.A))
         self.assertEqual(e1["pr_url"], "https://github.com/acme/shop/pull/42")
+        self.assertEqual(e1["services"], [
+            {"name": "web", "primary": True, "url": "https://pr-42-shop.preview.example/"},
+            {"name": "api", "primary": False,
+             "url": "https://pr-42-shop.preview.example/api/"}])
+        e2 = next(e for e in envs if e["id"] == 2)
+        self.assertEqual(e2["services"], [
+            {"name": "adm<i>n\"", "primary": False, "url": "javascript:alert(5)"}])
+        e4 = next(e for e in envs if e["id"] == 4)
+        self.assertEqual(e4["services"], [])  # 'not json' reads as none
         # Ready since the first build at 09:00:05 the day before.
         self.assertAlmostEqual(e1["instance_hours"], 26.9986, places=3)
         self.assertAlmostEqual(e1["cost"], 26.9986 * 0.0208, places=3)

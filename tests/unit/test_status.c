@@ -254,6 +254,43 @@ test_env_page_escapes_sha(void)
 	buf_free(&b);
 }
 
-UNIT_MAIN(TEST(test_env_filter), TEST(test_env_page_escapes_sha),
-          TEST(test_duration_format), TEST(test_usage), TEST(test_html_helpers),
-          TEST(test_route_id), TEST(test_chart), TEST(test_metrics_label))
+static void
+test_services_parse(void)
+{
+	static const struct {
+		const char *json;
+		int rc;
+		size_t n;
+		const char *first_name; /* the primary leads */
+	} cases[] = {
+	        {NULL, 0, 0, NULL},
+	        {"", 0, 0, NULL},
+	        {"not json", -1, 0, NULL},
+	        {"{\"name\":\"a\"}", -1, 0, NULL},
+	        {"[]", 0, 0, NULL},
+	        {"[{\"name\":\"api\",\"url\":\"u1\"},"
+	         "{\"name\":\"web\",\"primary\":true,\"url\":\"u0\"},"
+	         "{\"name\":\"db\",\"url\":\"u2\"}]",
+	         0, 3, "web"},
+	        {"[{\"name\":7,\"url\":\"u\"},\"x\",null,"
+	         "{\"name\":\"a\",\"url\":\"u\"}]",
+	         0, 1, "a"},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct service_view *s;
+		size_t n;
+
+		CHECK(services_parse(cases[i].json, &s, &n) == cases[i].rc);
+		CHECK(n == cases[i].n);
+		if (cases[i].first_name)
+			CHECK_STR(s[0].name, cases[i].first_name);
+		services_free(s, n);
+	}
+}
+
+UNIT_MAIN(TEST(test_services_parse), TEST(test_env_filter),
+          TEST(test_env_page_escapes_sha), TEST(test_duration_format),
+          TEST(test_usage), TEST(test_html_helpers), TEST(test_route_id),
+          TEST(test_chart), TEST(test_metrics_label))
