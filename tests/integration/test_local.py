@@ -234,13 +234,19 @@ class LocalLifecycleTest(LocalProviderBase):
 
     def test_build_failure_then_fix(self):
         repo = self.repos["acme/broken"]
+        marker = "building-the-api-%d" % random.randrange(10**9)
         bad = repo.commit("break", {"api/Dockerfile": "FROM ephemera/busybox:1\n"
-                                    "RUN echo building-the-api && exit 3\n"})
+                                    "RUN echo %s && exit 3\n" % marker})
         self.deliver("pull_request", events.pull_request("opened", "acme/broken", 5, bad))
         e = self.wait_phase("acme/broken", 5, "failed")
         self.assertIn("did not start", e["error"])
         log = self.s.sql("SELECT log_tail FROM builds WHERE sha = '%s'" % bad)[0][0]
-        self.assertIn("building-the-api", log)
+        self.assertIn(marker, log)
+        # The failed RUN step's container is not left behind: it carries
+        # no label, so nothing would ever remove it.
+        left = sh("docker", "ps", "-a", "--no-trunc", "--filter", "status=exited",
+                  "--format", "{{.ID}} {{.Command}}")
+        self.assertNotIn(marker, left)
         good = repo.commit("fix", {"api/Dockerfile": open(os.path.join(
             HELLO, "api", "Dockerfile")).read()})
         self.deliver("pull_request", events.pull_request("synchronize", "acme/broken", 5, good))
