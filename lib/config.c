@@ -90,6 +90,8 @@ static const struct setting settings[] = {
         STR("workers.wake_socket", workers_wake_socket, ""),
         INT("workers.prune_interval_seconds", workers_prune_interval_seconds,
             3600, 1, 604800),
+        INT("workers.sweep_interval_seconds", workers_sweep_interval_seconds,
+            60, 1, 86400),
         INT("workers.keep_finished_hours", workers_keep_finished_hours, 168, 0,
             87600),
 

@@ -172,6 +172,7 @@ struct config {
 	int64_t workers_max_jobs;
 	char *workers_wake_socket; /* "" : <var_dir>/run/wake.sock */
 	int64_t workers_prune_interval_seconds; /* the recurring prune job */
+	int64_t workers_sweep_interval_seconds; /* idle stop, orphans */
 	int64_t workers_keep_finished_hours;    /* done/cancelled jobs kept */
 
 	/* github */

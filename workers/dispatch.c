@@ -9,6 +9,7 @@ static const struct job_kind kinds[] = {
         {"reconcile", reconcile_run, true},
         {"noop", noop_run, true},
         {"prune", prune_run, false},
+        {"sweep", sweep_run, false},
         /* GitHub: a failed notification or command is not a failed env. */
         {"notify", github_notify_job, false},
         {"command", github_command_job, false},

@@ -26,8 +26,9 @@ plan_next(const struct env *e, const struct facts *f)
 	bool anything = f->running || f->route || f->workdir;
 
 	if (is(e->desired, "destroyed"))
-		return anything || !is(e->phase, "destroyed") ? STEP_DESTROY
-		                                              : STEP_NONE;
+		return anything || f->leftover || !is(e->phase, "destroyed")
+		               ? STEP_DESTROY
+		               : STEP_NONE;
 	if (is(e->desired, "stopped"))
 		return f->running || f->route || !is(e->phase, "stopped")
 		               ? STEP_STOP

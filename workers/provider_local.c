@@ -4,6 +4,7 @@
  * Each input goes into the child's environment; the child's argv is only
  * the script path and a fixed action word.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,30 @@ host_tick(void *arg)
 	struct tick_ctx *t = arg;
 
 	return t->job ? job_heartbeat(t->w, t->job) : 0;
+}
+
+/*
+ * The compose project: <instance>-<slug>. The instance prefix keeps two
+ * installations sharing one Docker engine (a test run beside `make run`)
+ * apart; an invalid one falls back to "eph".
+ */
+const char *
+local_instance(const struct config *cfg)
+{
+	const char *inst = cfg->env_instance;
+	size_t i, n = strlen(inst);
+	bool ok = n > 0 && n <= 15;
+
+	for (i = 0; i < n && ok; i++)
+		ok = (inst[i] >= 'a' && inst[i] <= 'z') ||
+		     (inst[i] >= '0' && inst[i] <= '9');
+	return ok ? inst : "eph";
+}
+
+void
+local_project_name(const struct config *cfg, const char *slug, char out[80])
+{
+	snprintf(out, 80, "%s-%s", local_instance(cfg), slug);
 }
 
 char *
@@ -64,6 +89,7 @@ local_host_run(struct worker *w, const struct job *job,
 	env_add(envp, &n, "DOCKER_HOST", getenv("DOCKER_HOST"));
 	env_add(envp, &n, "LANG", "C.UTF-8");
 	env_add(envp, &n, "EPH_PROJECT", c->project);
+	env_add(envp, &n, "EPH_PREFIX", c->prefix);
 	env_add(envp, &n, "EPH_DIR", c->dir);
 	env_add(envp, &n, "EPH_SOURCE", c->source);
 	env_add(envp, &n, "EPH_SHA", c->sha);

@@ -29,6 +29,7 @@ struct recurring {
 
 static const struct recurring recurring[] = {
         {"prune", offsetof(struct config, workers_prune_interval_seconds)},
+        {"sweep", offsetof(struct config, workers_sweep_interval_seconds)},
 };
 
 struct reaper *

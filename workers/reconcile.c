@@ -40,24 +40,6 @@ struct deploy {
 	struct buf why;
 };
 
-/*
- * The compose project: <instance>-<slug>. The instance prefix keeps two
- * installations sharing one Docker engine (a test run beside `make run`)
- * apart; an invalid one falls back to "eph".
- */
-static void
-project_name(const struct config *cfg, const struct env *e, char out[80])
-{
-	const char *inst = cfg->env_instance;
-	size_t i, n = strlen(inst);
-	bool ok = n > 0 && n <= 15;
-
-	for (i = 0; i < n && ok; i++)
-		ok = (inst[i] >= 'a' && inst[i] <= 'z') ||
-		     (inst[i] >= '0' && inst[i] <= '9');
-	snprintf(out, 80, "%s-%s", ok ? inst : "eph", e->slug);
-}
-
 static void
 host_call_init(struct host_call *c, const char *action, const char *project,
                const char *dir)
@@ -83,7 +65,7 @@ observe(struct worker *w, const struct job *job, const struct env *e,
 	int rc = -1;
 
 	memset(f, 0, sizeof(*f));
-	project_name(w->cfg, e, project);
+	local_project_name(w->cfg, e->slug, project);
 	host_call_init(&c, "status", project, NULL);
 	proc_init(&p);
 	if (local_host_run(w, job, &c, &p) == -1)
@@ -95,6 +77,14 @@ observe(struct worker *w, const struct job *job, const struct env *e,
 	f->route = exposure_local_exists(w->cfg, e->slug);
 	f->workdir = stat(dir, &st) == 0;
 	rc = 0;
+	if (strcmp(e->desired, "destroyed") == 0) {
+		proc_free(&p);
+		proc_init(&p);
+		c.action = "leftovers";
+		if (local_host_run(w, job, &c, &p) == -1)
+			rc = -1;
+		f->leftover = strtol(buf_str(&p.out), NULL, 10) > 0;
+	}
 out:
 	proc_free(&p);
 	free(dir);
@@ -534,7 +524,7 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 	d.job = job;
 	d.e = e;
 	d.admin = config_repo(w->cfg, e->repo);
-	project_name(w->cfg, e, d.project);
+	local_project_name(w->cfg, e->slug, d.project);
 	d.dir = local_env_dir(w->cfg, e->slug);
 	buf_init(&d.log, LOG_TAIL_MAX * 2);
 	buf_init(&d.why, 4096);
@@ -596,7 +586,7 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	char *dir = local_env_dir(w->cfg, e->slug);
 	int rc = -1;
 
-	project_name(w->cfg, e, project);
+	local_project_name(w->cfg, e->slug, project);
 	proc_init(&p);
 	if (env_phase_set(w->db, e->id, during, NULL) == -1 ||
 	    exposure_local_remove(w->cfg, e->slug) == -1)
@@ -618,7 +608,9 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	            "ssu", after, after, e->id) == -1)
 		goto out;
 	capacity_release(w->db, (int)w->cfg->workers_max_attempts);
-	notify_env(w, e->id, after, NULL);
+	/* A sweep clearing leftovers of a destroyed one is no news. */
+	if (strcmp(e->phase, after) != 0)
+		notify_env(w, e->id, after, NULL);
 	log_info("teardown", "env=%llu phase=%s", (unsigned long long)e->id,
 	         after);
 	rc = 0;
@@ -657,13 +649,16 @@ reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
 	struct facts f;
 	enum step step;
 	int turn, r;
+	bool observed = false;
 
 	res->outcome = JOB_DONE;
 	for (turn = 0; turn < RECONCILE_MAX_TURNS; turn++) {
 		r = env_load(w->db, job->env_id, &e);
 		if (r == 1)
 			return; /* gone: nothing to reconcile */
-		if (r == -1 || observe(w, job, &e, &f) == -1) {
+		/* Admission changes no host fact: the last look still holds,
+		 * and each look costs a few Docker calls on the way to a URL. */
+		if (r == -1 || (!observed && observe(w, job, &e, &f) == -1)) {
 			buf_puts(&res->error, "cannot observe the environment");
 			res->outcome = JOB_RETRY;
 			env_free(&e);
@@ -674,6 +669,7 @@ reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
 		         "env=%llu desired=%s phase=%s step=%s",
 		         (unsigned long long)e.id, e.desired, e.phase,
 		         step_name(step));
+		observed = false;
 		switch (step) {
 		case STEP_NONE:
 			env_free(&e);
@@ -689,6 +685,7 @@ reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
 				env_free(&e);
 				return;
 			}
+			observed = true;
 			break;
 		case STEP_DEPLOY:
 			if (deploy(w, job, &e, res) == DEPLOY_RETRY) {

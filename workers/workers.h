@@ -138,6 +138,10 @@ void noop_run(struct worker *, const struct job *, struct job_result *);
 
 void prune_run(struct worker *, const struct job *, struct job_result *);
 
+/* ---- sweep.c: idle stop, stuck teardowns, orphaned projects ------------ */
+
+void sweep_run(struct worker *, const struct job *, struct job_result *);
+
 /* ---- reconcile.c: the environment reconciler (see plan.c) -------------- */
 
 void reconcile_run(struct worker *, const struct job *, struct job_result *);
@@ -540,6 +544,9 @@ struct facts {
 	bool running; /* containers of the project are running */
 	bool route;   /* the proxy route exists */
 	bool workdir; /* the work dir exists */
+	/* Any Docker object of the project, running or not: looked at only
+	 * when everything should be gone (desired destroyed). */
+	bool leftover;
 };
 
 enum step plan_next(const struct env *, const struct facts *);
@@ -574,8 +581,10 @@ int notify_env(struct worker *, uint64_t env_id, const char *phase,
 /* ---- provider_local.c: compute on this machine's Docker ---------------- */
 
 struct host_call {
-	const char *action; /* fetch, config, up, stop, down, status */
+	const char *action; /* fetch, config, up, stop, down, status,
+	                       leftovers, projects */
 	const char *project;
+	const char *prefix; /* projects: "<instance>-" */
 	const char *dir;
 	const char *source;
 	const char *sha;
@@ -587,6 +596,9 @@ struct host_call {
 int local_host_run(struct worker *, const struct job *,
                    const struct host_call *, struct proc *);
 char *local_env_dir(const struct config *, const char *slug);
+/* "<instance>-<slug>"; the instance is [a-z0-9]{1,15} or "eph". */
+const char *local_instance(const struct config *);
+void local_project_name(const struct config *, const char *slug, char out[80]);
 
 /* ---- exposure_local.c: nginx routes ------------------------------------ */
 

@@ -356,5 +356,96 @@ class CapacityTest(LocalProviderBase):
         self.wait_phase("acme/hello", 2, "destroyed")
 
 
+class SweepTest(LocalProviderBase):
+    """The reaper's sweep job: idle stop, stuck teardowns, orphans."""
+    settings = {"workers.sweep_interval_seconds": 1,
+                "environments.idle_stop_minutes": 60}
+
+    def running(self, slug):
+        return sh("docker", "ps", "-q", "--filter",
+                  "label=com.docker.compose.project=%s" % self.project(slug)).split()
+
+    def test_idle_stop_then_push_wakes(self):
+        repo = self.repos["acme/hello"]
+        sha = repo.commit("idle")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 40, sha))
+        e = self.wait_phase("acme/hello", 40, "ready")
+        # Quiet for two hours, but kept by `/preview keep`: stays up.
+        self.s.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL 2 HOUR, "
+                   "keep_until = NOW(6) + INTERVAL 1 HOUR WHERE id = %d" % e["id"])
+        time.sleep(4)
+        self.assertEqual(self.env("acme/hello", 40)["phase"], "ready")
+        self.assertNotEqual(self.running(e["slug"]), [])
+        # The keep ran out: stopped, containers kept (stopped), no route.
+        self.s.sql("UPDATE environments SET keep_until = NOW(6) - INTERVAL 1 MINUTE "
+                   "WHERE id = %d" % e["id"])
+        e = self.wait_phase("acme/hello", 40, "stopped", timeout=60)
+        self.assertEqual(e["desired"], "stopped")
+        self.assertEqual(self.running(e["slug"]), [])
+        self.assertNotEqual(docker_ids("container", self.project(e["slug"])), [])
+        self.assertNotIn(sha, self.fetch(e["slug"]).text)
+        # A push is activity: it deploys again, and is not stopped again.
+        sha2 = repo.commit("wake")
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hello", 40, sha2))
+        self.wait_phase("acme/hello", 40, "ready", sha=sha2)
+        self.assertIn(sha2, self.fetch(e["slug"]).text)
+        time.sleep(3)
+        self.assertEqual(self.env("acme/hello", 40)["phase"], "ready")
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 40, sha2))
+        self.wait_phase("acme/hello", 40, "destroyed")
+
+    def test_teardown_that_died_is_retried(self):
+        sha = self.repos["acme/hello"].commit("stuck")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 43, sha))
+        e = self.wait_phase("acme/hello", 43, "ready")
+        # What a destroy whose job died (Docker down) leaves: desired
+        # destroyed, phase failed, no job.
+        self.s.sql("UPDATE environments SET desired = 'destroyed', phase = 'failed' "
+                   "WHERE id = %d" % e["id"])
+        self.wait_phase("acme/hello", 43, "destroyed", timeout=60)
+        for kind in ("container", "network", "volume", "image"):
+            self.assertEqual(docker_ids(kind, self.project(e["slug"])), [], kind)
+
+    def test_orphans_are_removed_and_live_ones_kept(self):
+        repo = self.repos["acme/hello"]
+        sha = repo.commit("live")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 41, sha))
+        live = self.wait_phase("acme/hello", 41, "ready")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 42, sha))
+        gone = self.wait_phase("acme/hello", 42, "ready")
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 42, sha))
+        gone = self.wait_phase("acme/hello", 42, "destroyed")
+        notes = self.s.sql("SELECT COUNT(*) FROM notifications WHERE env_id = %d" % gone["id"])
+        # Left behind: a network of the destroyed environment, and a whole
+        # project (container, network, route, work dir) of no environment.
+        ghost = "pr-99-ghost"
+        label = ["--label", "com.docker.compose.project=%s" % self.project(ghost),
+                 "--label", "io.ephemera.instance=%s" % self.instance]
+        sh("docker", "network", "create", "--label",
+           "com.docker.compose.project=%s" % self.project(gone["slug"]), self.project(gone["slug"]) + "_x")
+        sh("docker", "network", "create", *label, self.project(ghost) + "_default")
+        sh("docker", "run", "-d", *label, "--network", self.project(ghost) + "_default",
+           "ephemera/busybox:1", "sleep", "3600")
+        route = os.path.join(self.s.var, "nginx", "previews", ghost + ".conf")
+        with open(route, "w") as f:
+            f.write("# left behind\n")
+        os.makedirs(os.path.join(self.s.var, "envs", ghost, "src"))
+
+        def clean():
+            return (docker_ids("container", self.project(ghost)) == [] and
+                    docker_ids("network", self.project(ghost)) == [] and
+                    docker_ids("network", self.project(gone["slug"])) == [] and
+                    not os.path.exists(route) and
+                    not os.path.exists(os.path.join(self.s.var, "envs", ghost)))
+        self.assertTrue(wait_until(clean, timeout=60), self.s.logs()[-4000:])
+        # The live one is untouched, and nobody was told twice.
+        self.assertEqual(self.env("acme/hello", 41)["phase"], "ready")
+        self.assertIn(sha, self.fetch(live["slug"]).text)
+        self.assertEqual(self.s.sql("SELECT COUNT(*) FROM notifications WHERE env_id = %d"
+                                    % gone["id"]), notes)
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 41, sha))
+        self.wait_phase("acme/hello", 41, "destroyed")
+
+
 if __name__ == "__main__":
     unittest.main()

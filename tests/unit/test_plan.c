@@ -52,7 +52,7 @@ test_plan_table(void)
 	for (i = 0; i < NELEM(cases); i++) {
 		struct env e = {0};
 		struct facts f = {cases[i].running, cases[i].route,
-		                  cases[i].workdir};
+		                  cases[i].workdir, false};
 		enum step got;
 
 		e.desired = (char *)cases[i].desired;
@@ -69,4 +69,26 @@ test_plan_table(void)
 	}
 }
 
-UNIT_MAIN(TEST(test_plan_table))
+/* Stopped containers, networks, volumes or images left of a destroyed
+ * environment (the orphan sweep finds them): destroyed again. A stopped
+ * environment keeps its stopped containers. */
+static void
+test_plan_leftovers(void)
+{
+	struct env e = {0};
+	struct facts f = {0};
+
+	f.leftover = true;
+	e.desired = (char *)"destroyed";
+	e.desired_sha = (char *)A;
+	e.phase = (char *)"destroyed";
+	CHECK(plan_next(&e, &f) == STEP_DESTROY);
+	f.leftover = false;
+	CHECK(plan_next(&e, &f) == STEP_NONE);
+	f.leftover = true;
+	e.desired = (char *)"stopped";
+	e.phase = (char *)"stopped";
+	CHECK(plan_next(&e, &f) == STEP_NONE);
+}
+
+UNIT_MAIN(TEST(test_plan_table), TEST(test_plan_leftovers))
