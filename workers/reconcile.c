@@ -116,11 +116,37 @@ log_last(const struct buf *log, size_t bytes)
 	return buf_detach(&t);
 }
 
+/*
+ * GitHub's own clone URL (from the signed event) gets an installation
+ * token: contents:read on this one repository, valid an hour. An admin's
+ * `source` (a mirror, a local path) never sees it.
+ */
+static enum deploy_rc
+clone_token(struct deploy *d, struct buf *token)
+{
+	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	enum deploy_rc rc = DEPLOY_OK;
+
+	if (!d->w->cfg->github_enabled || (d->admin && d->admin->source))
+		return DEPLOY_OK;
+	if (github_clone_token(d->w->cfg, d->e->installation_id, d->e->repo,
+	                       token, &res) == -1) {
+		buf_printf(&d->why, "no clone token from GitHub: %s",
+		           res.error.len ? buf_str(&res.error) : "unknown");
+		/* Refused for good (App uninstalled, no access) is the
+		 * environment's failure; anything else is retried. */
+		rc = res.outcome == JOB_FAIL ? DEPLOY_FAILED : DEPLOY_RETRY;
+	}
+	buf_free(&res.error);
+	return rc;
+}
+
 static enum deploy_rc
 step_fetch(struct deploy *d)
 {
 	struct host_call c;
 	struct proc p;
+	struct buf token = BUF_INIT;
 	enum deploy_rc rc = DEPLOY_OK;
 	char *abs = NULL;
 
@@ -133,6 +159,9 @@ step_fetch(struct deploy *d)
 		                  "configured and the event had no clone URL");
 		return DEPLOY_FAILED;
 	}
+	if ((rc = clone_token(d, &token)) != DEPLOY_OK)
+		return rc;
+	c.git_token = token.len ? buf_str(&token) : NULL;
 	/* A relative local path is the admin's, relative to our cwd. */
 	if (c.source[0] != '/' && strstr(c.source, "://") == NULL &&
 	    (abs = realpath(c.source, NULL)) != NULL)
@@ -145,6 +174,9 @@ step_fetch(struct deploy *d)
 	log_take(d, &p);
 	proc_free(&p);
 	free(abs);
+	if (token.data)
+		explicit_bzero(token.data, token.len);
+	buf_free(&token);
 	return rc;
 }
 

@@ -21,6 +21,12 @@ Behaviours (what the tests rely on):
   rate limit (403 + x-ratelimit-remaining 0 + reset),
   the secondary limit (403 + Retry-After), or a delay after a request has
   been carried out (to kill a client between "created" and "recorded").
+- Git over smart HTTP (`/{owner}/{repo}.git/...`, fetch only) for the
+  repositories given in /_fake/config `git`, as GitHub serves private
+  repositories to an App: HTTP Basic with an installation token as the
+  password (any user name); no or a bad token → 401 with a Basic
+  challenge, a token not covering the repository or without `contents`
+  → 404, a push → 403. Every attempt is recorded in `git`.
 - /_fake/state returns everything recorded, for the tests to read back.
 
 Run: python3 tests/fakes/github.py --port P --app-id N --public-key FILE
@@ -29,8 +35,10 @@ Listens on 127.0.0.1 only.
 import argparse
 import base64
 import json
+import os
 import re
 import secrets
+import subprocess
 import threading
 import time
 
@@ -76,6 +84,8 @@ class State:
         self.statuses = []  # commit statuses
         self.reactions = []
         self.faults = []
+        self.git_repos = {}  # "owner/repo" -> path of a local git repository
+        self.git = []  # {repo, service, auth: ok|none|bad|denied}
         self.bot = "ephemera-test[bot]"
 
     def new_id(self):
@@ -511,6 +521,69 @@ def make_app(state):
             return err(404, "Not Found")
         return ok({"permission": v[0], "role_name": v[1], "user": {"login": user}})
 
+    # ---- git over smart HTTP ---------------------------------------------------
+
+    def git_auth(repo):
+        """"ok", or why not: none (no credentials), bad, denied."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return "none"
+        try:
+            _, _, token = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            return "bad"
+        with state.lock:
+            t = state.tokens.get(token)
+            if t is None or t["expires"] <= time.time():
+                return "bad"
+            inst = state.installations.get(t["inst"], {})
+            if (t["repos"] is not None and repo not in t["repos"]) or \
+                    repo not in inst.get("repos", []) or \
+                    t["permissions"].get("contents") not in ("read", "write"):
+                return "denied"
+        return "ok"
+
+    @app.route("/<owner>/<name>.git/<path:rest>", methods=["GET", "POST"])
+    def git_http(owner, name, rest):
+        repo = "%s/%s" % (owner, name)
+        service = request.args.get("service") or rest.rsplit("/", 1)[-1]
+        with state.lock:
+            path = state.git_repos.get(repo)
+        if service == "git-receive-pack":
+            return err(403, "Write access to repository not granted.")
+        how = git_auth(repo) if path else "denied"
+        with state.lock:
+            state.git.append({"repo": repo, "service": service, "auth": how})
+        if how in ("none", "bad"):
+            return Response("Invalid username or token.\n", 401,
+                            {"WWW-Authenticate": 'Basic realm="GitHub"'})
+        if how == "denied":
+            return Response("Repository not found.\n", 404)
+        if os.path.isdir(os.path.join(path, ".git")):
+            path = os.path.join(path, ".git")
+        env = {"PATH": "/usr/bin:/bin", "GIT_PROJECT_ROOT": path,
+               "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": "/" + rest,
+               "REQUEST_METHOD": request.method,
+               "QUERY_STRING": request.query_string.decode(),
+               "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+               "HTTP_CONTENT_ENCODING": request.headers.get("Content-Encoding", ""),
+               "GIT_PROTOCOL": request.headers.get("Git-Protocol", ""),
+               # GitHub serves any commit by id, as a shallow fetch needs.
+               "GIT_CONFIG_COUNT": "1",
+               "GIT_CONFIG_KEY_0": "uploadpack.allowAnySHA1InWant",
+               "GIT_CONFIG_VALUE_0": "true"}
+        out = subprocess.run(["git", "http-backend"], input=request.get_data(), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+        head, _, body = out.partition(b"\r\n\r\n")
+        status, headers = 200, {}
+        for line in head.decode().split("\r\n"):
+            k, _, v = line.partition(": ")
+            if k.lower() == "status":
+                status = int(v.split()[0])
+            elif k:
+                headers[k] = v
+        return Response(body, status, headers)
+
     # ---- control --------------------------------------------------------------
 
     @app.post("/_fake/config")
@@ -523,6 +596,7 @@ def make_app(state):
                 state.installations[int(inst)] = v
             for user, v in req.get("collaborators", {}).items():
                 state.collaborators[user] = tuple(v) if v else None
+            state.git_repos.update(req.get("git", {}))
         return ok({})
 
     @app.post("/_fake/fault")
@@ -575,6 +649,7 @@ def make_app(state):
                 "jwts": state.jwts,
                 "jwt_rejected": [str(x) for x in state.jwt_rejected],
                 "faults": state.faults,
+                "git": state.git,
             })
 
     return app

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -18,8 +19,10 @@ import time
 import unittest
 import uuid
 
+from harness import events
 from harness.github_fake import GitHubFake
-from harness.stack import ROOT, Stack, wait_until
+from harness.stack import ROOT, Stack, http, wait_until
+from test_local import Repo, sh
 
 RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "github_run")
 REPO = "octo/app"
@@ -717,6 +720,96 @@ class GitHubWorkersTest(unittest.TestCase):
         self.assertEqual(self.s.sql("SELECT COUNT(*) > 0 FROM jobs WHERE kind='reconcile' "
                                     "AND env_id=%d AND id > %d" % (env_id, last_cmd)),
                          [["1"]])
+
+class GitHubCloneTest(unittest.TestCase):
+    """A repository with no `source` in the config is cloned from the
+    event's clone URL with an installation token, as a private one is:
+    the fake serves git only to a valid token for that repository."""
+
+    @classmethod
+    def setUpClass(cls):
+        subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
+        cls.instance = "t%06d" % random.randrange(10**6)
+        cls.gh = GitHubFake()
+        try:
+            cls.s = Stack("ghclone", dict(cls.gh.settings(), **{
+                "workers.count": 2, "environments.instance": cls.instance}))
+            cls.s.up()
+        except Exception:
+            cls.gh.stop()
+            raise
+        cls.repo = Repo(cls.s.dir, REPO)
+        cls.gh.configure(installations={str(INST): {"repos": [REPO], "permissions": PERMS}},
+                         git={REPO: cls.repo.path})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.down()
+        reports = cls.s.sanitizer_reports()
+        logs = cls.s.logs()
+        cls.gh.stop()
+        leaked = sh("grep", "-rl", "ghs_", cls.s.var, check=False)
+        cls.s.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        assert "ghs_" not in logs, "a token was logged"
+        assert not leaked.strip(), "a token was written to " + leaked
+
+    def env(self, pr):
+        for e in self.s.get("/api/v1/environments").json():
+            if e["repo"] == REPO and e["pr"] == pr:
+                return e
+        return None
+
+    def wait_phase(self, pr, phase):
+        e = wait_until(lambda: (self.env(pr) or {}).get("phase") == phase and self.env(pr),
+                       timeout=180, interval=0.3)
+        self.assertTrue(e, "never %s: %r\n%s" % (phase, self.env(pr), self.s.logs()[-4000:]))
+        return e
+
+    def deliver(self, action, pr, commit):
+        p = events.pull_request(action, REPO, pr, commit)
+        url = "%s/%s.git" % (self.gh.url, REPO)
+        p["pull_request"]["head"]["repo"]["clone_url"] = url
+        p["pull_request"]["base"]["repo"]["clone_url"] = url
+        p["repository"]["clone_url"] = url
+        p["installation"] = {"id": INST}
+        body, headers = events.signed(self.s.secret, "pull_request", p)
+        r = self.s.post("/webhook", body, headers)
+        self.assertEqual(r.status, 202, r.text)
+
+    def test_private_repository_cloned_with_installation_token(self):
+        url = "%s/%s.git" % (self.gh.url, REPO)
+        # Without a token the fake refuses, as GitHub does a private repository.
+        anon = subprocess.run(["git", "ls-remote", url], env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertNotEqual(anon.returncode, 0)
+        commit = self.repo.commit("private")
+        self.deliver("opened", 9, commit)
+        e = self.wait_phase(9, "ready")
+        r = http("GET", self.s.url("/"), headers={"Host": "%s.localhost" % e["slug"]})
+        self.assertIn(commit, r.text)
+        st = self.gh.state()
+        self.assertIn({"repo": REPO, "service": "git-upload-pack", "auth": "ok"}, st["git"])
+        self.assertIn({"repo": REPO, "service": "git-upload-pack", "auth": "none"}, st["git"])
+        clone_tokens = [t for t in st["tokens_issued"] if t["repositories"] == [REPO]]
+        self.assertTrue(clone_tokens, st["tokens_issued"])
+        self.assertEqual(clone_tokens[0]["permissions"], {"contents": "read"})
+        self.deliver("closed", 9, commit)
+        self.wait_phase(9, "destroyed")
+
+    def test_token_refused_fails_the_environment_visibly(self):
+        # The installation no longer covers the repository.
+        self.gh.configure(installations={str(INST): {"repos": [], "permissions": PERMS}})
+        try:
+            commit = self.repo.commit("refused")
+            self.deliver("opened", 10, commit)
+            e = self.wait_phase(10, "failed")
+            self.assertIn("no clone token from GitHub", e["error"])
+        finally:
+            self.gh.configure(installations={str(INST): {"repos": [REPO], "permissions": PERMS}})
+        self.deliver("closed", 10, commit)
+        self.wait_phase(10, "destroyed")
+
 
 if __name__ == "__main__":
     unittest.main()
