@@ -121,6 +121,10 @@ def main():
             print("  %-5s bare compose up + first 200: %.2fs   ephemera: %.2fs   "
                   "overhead: %+.2fs (%+.0f%%)   ratio: %.2f"
                   % (what, b, e, e - b, 100 * (e - b) / b, e / b))
+        # Where Ephemera's time goes: each deploy step's mean.
+        steps = s.sql("SELECT name, COUNT(*), AVG(TIMESTAMPDIFF(MICROSECOND, started_at, "
+                      "finished_at)) / 1e6 FROM build_steps GROUP BY name ORDER BY MIN(id)")
+        print("  steps (mean s): " + "  ".join("%s %.2f" % (n, float(t)) for n, _, t in steps))
     finally:
         time.sleep(3)
         s.cleanup()
