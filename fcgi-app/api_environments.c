@@ -235,34 +235,15 @@ void
 api_environment_get(struct app *app, const struct request *req,
                     struct response *res)
 {
-	struct env_list l = {NULL, 0};
-	struct build_list bl = {NULL, 0};
-	struct buf web = BUF_INIT;
-	double now = clock_now(app->cfg);
-	uint64_t id;
+	struct env_detail d;
 
-	if (route_id(req->path, "/api/v1/environments/", &id) == -1) {
-		response_text(res, 404, "not found");
-		goto out;
+	if (env_detail_load(app, req, "/api/v1/environments/", &d, res) == 0) {
+		json_headers(res);
+		env_members(&d.env.items[0], buf_str(&d.github_web),
+		            &res->body);
+		buf_puts(&res->body, ",\"builds\":");
+		build_list_json(&d.builds, d.now, &res->body);
+		buf_puts(&res->body, "}\n");
 	}
-	if (env_list_load_one(app->db, id, now, app->cfg->env_hourly_price,
-	                      &l) == -1 ||
-	    (l.n == 1 && build_list_load(app->db, id, &bl) == -1)) {
-		response_text(res, 503, "database unavailable");
-		goto out;
-	}
-	if (l.n == 0) {
-		response_text(res, 404, "no such environment");
-		goto out;
-	}
-	json_headers(res);
-	html_github_web(app->cfg->github_api_url, &web);
-	env_members(&l.items[0], buf_str(&web), &res->body);
-	buf_puts(&res->body, ",\"builds\":");
-	build_list_json(&bl, now, &res->body);
-	buf_puts(&res->body, "}\n");
-out:
-	env_list_free(&l);
-	build_list_free(&bl);
-	buf_free(&web);
+	env_detail_free(&d);
 }

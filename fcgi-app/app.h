@@ -227,6 +227,24 @@ struct build_list {
 int build_list_load(struct db *, uint64_t env_id, struct build_list *);
 void build_list_free(struct build_list *);
 
+/* ---- env_detail.c: one environment with its builds, for its page ------ */
+
+struct env_detail {
+	struct env_list env; /* one item once loaded */
+	struct build_list builds;
+	struct buf github_web;
+	double now;
+};
+
+/*
+ * Loads the environment whose id follows `prefix` in the request path.
+ * 0: loaded; -1: `res` already holds the answer (404, or 503 without the
+ * database). Free with env_detail_free either way.
+ */
+int env_detail_load(struct app *, const struct request *, const char *prefix,
+                    struct env_detail *, struct response *res);
+void env_detail_free(struct env_detail *);
+
 /* ---- chart.c: a build's steps as an inline SVG timing chart (pure) ---- */
 
 void chart_svg(struct buf *, const struct build_view *, double now);

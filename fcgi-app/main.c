@@ -7,7 +7,6 @@
  * slow work is the workers'.
  */
 #include <fcgiapp.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +19,6 @@ struct fcgi_ctx {
 	struct config *cfg;
 	int listen_fd;
 };
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: ephemera-fcgi [-t] [-c config]\n");
-	exit(2);
-}
 
 /* Signal context: make a blocked FCGX_Accept_r return. */
 static void
@@ -148,38 +140,14 @@ int
 main(int argc, char **argv)
 {
 	struct config cfg;
-	struct buf err = BUF_INIT;
-	const char *path = "config/example.conf";
 	char *sock = NULL, *pidfile = NULL;
 	struct fcgi_ctx ctx;
 	struct supervisor sv;
-	bool check = false;
-	int ch, rc = 1;
+	int rc;
 
-	log_init("fcgi", LOG_INFO);
-	while ((ch = getopt(argc, argv, "c:th")) != -1) {
-		switch (ch) {
-		case 'c':
-			path = optarg;
-			break;
-		case 't':
-			check = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (config_load(&cfg, path, &err) == -1) {
-		fprintf(stderr, "ephemera-fcgi: %s\n", buf_str(&err));
-		buf_free(&err);
-		config_free(&cfg);
-		return 1;
-	}
-	if (check) {
-		printf("ephemera-fcgi: %s: configuration ok\n", path);
-		rc = 0;
+	if (program_start("ephemera-fcgi", argc, argv, &cfg, &rc) != 0)
 		goto out;
-	}
+	rc = 1;
 	sock = cfg.fcgi_socket[0] ? xstrdup(cfg.fcgi_socket)
 	                          : config_var_path(&cfg, "run/fcgi.sock");
 	pidfile = config_var_path(&cfg, "run/fcgi.pid");
@@ -207,7 +175,6 @@ main(int argc, char **argv)
 out:
 	free(sock);
 	free(pidfile);
-	buf_free(&err);
 	config_free(&cfg);
 	return rc;
 }

@@ -174,32 +174,13 @@ env_page_html(const struct env_view *e, const struct build_list *bl,
 void
 page_env_get(struct app *app, const struct request *req, struct response *res)
 {
-	struct env_list l = {NULL, 0};
-	struct build_list bl = {NULL, 0};
-	struct buf web = BUF_INIT;
-	double now = clock_now(app->cfg);
-	uint64_t id;
+	struct env_detail d;
 
-	if (route_id(req->path, "/env/", &id) == -1) {
-		response_text(res, 404, "not found");
-		goto out;
+	if (env_detail_load(app, req, "/env/", &d, res) == 0) {
+		res->content_type = "text/html; charset=utf-8";
+		page_headers(res);
+		env_page_html(&d.env.items[0], &d.builds,
+		              buf_str(&d.github_web), d.now, &res->body);
 	}
-	if (env_list_load_one(app->db, id, now, app->cfg->env_hourly_price,
-	                      &l) == -1 ||
-	    (l.n == 1 && build_list_load(app->db, id, &bl) == -1)) {
-		response_text(res, 503, "database unavailable");
-		goto out;
-	}
-	if (l.n == 0) {
-		response_text(res, 404, "no such environment");
-		goto out;
-	}
-	html_github_web(app->cfg->github_api_url, &web);
-	res->content_type = "text/html; charset=utf-8";
-	page_headers(res);
-	env_page_html(&l.items[0], &bl, buf_str(&web), now, &res->body);
-out:
-	env_list_free(&l);
-	build_list_free(&bl);
-	buf_free(&web);
+	env_detail_free(&d);
 }

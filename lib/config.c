@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "ephemera.h"
@@ -677,4 +678,45 @@ config_repo(const struct config *cfg, const char *name)
 		if (strcmp(cfg->repos[i].name, name) == 0)
 			return &cfg->repos[i];
 	return NULL;
+}
+
+int
+program_start(const char *name, int argc, char **argv, struct config *cfg,
+              int *rc)
+{
+	struct buf err = BUF_INIT;
+	const char *path = "config/example.conf";
+	bool check = false;
+	int ch;
+
+	/* "ephemera-fcgi" logs as "fcgi". */
+	log_init(strncmp(name, "ephemera-", 9) == 0 ? name + 9 : name,
+	         LOG_INFO);
+	while ((ch = getopt(argc, argv, "c:th")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-t] [-c config]\n", name);
+			exit(2);
+		}
+	}
+	*rc = 1;
+	if (config_load(cfg, path, &err) == -1) {
+		fprintf(stderr, "%s: %s\n", name, buf_str(&err));
+		buf_free(&err);
+		return 1;
+	}
+	buf_free(&err);
+	if (check) {
+		printf("%s: %s: configuration ok\n", name, path);
+		*rc = 0;
+		return 1;
+	}
+	*rc = 0;
+	return 0;
 }

@@ -307,6 +307,8 @@ rows_add(struct db_rows *r, char **cells)
  * Fetches every row as text: each column is bound with no buffer, so fetch
  * reports its length, then fetched into an exact-size allocation.
  */
+#define DB_SMALL_VALUE 64
+
 static int
 db_fetch_all(struct db *db, MYSQL_STMT *st, MYSQL_RES *meta,
              struct db_rows **out, const char *sql)
@@ -317,6 +319,14 @@ db_fetch_all(struct db *db, MYSQL_STMT *st, MYSQL_RES *meta,
 	unsigned long *lens = xcalloc(ncols, sizeof(*lens));
 	my_bool *nulls = xcalloc(ncols, sizeof(*nulls));
 	char **row = xcalloc(ncols, sizeof(*row));
+	/*
+	 * Every column is fetched as text into a small buffer first. Short
+	 * values (most) are taken from it; longer ones come whole through
+	 * mysql_stmt_fetch_column. Binary DOUBLE and FLOAT values are only
+	 * turned into text when a buffer is bound at fetch time: with none,
+	 * they would read back empty.
+	 */
+	char(*small)[DB_SMALL_VALUE] = xcalloc(ncols, DB_SMALL_VALUE);
 	struct db_rows *r = xcalloc(1, sizeof(*r));
 	int rc = -1, f;
 
@@ -325,6 +335,8 @@ db_fetch_all(struct db *db, MYSQL_STMT *st, MYSQL_RES *meta,
 	for (i = 0; i < ncols; i++) {
 		r->names[i] = xstrdup(fields[i].name);
 		bind[i].buffer_type = MYSQL_TYPE_STRING;
+		bind[i].buffer = small[i];
+		bind[i].buffer_length = DB_SMALL_VALUE;
 		bind[i].length = &lens[i];
 		bind[i].is_null = &nulls[i];
 	}
@@ -341,12 +353,16 @@ db_fetch_all(struct db *db, MYSQL_STMT *st, MYSQL_RES *meta,
 			if (nulls[i])
 				continue;
 			row[i] = xmalloc(lens[i] + 1);
+			if (lens[i] < DB_SMALL_VALUE) {
+				memcpy(row[i], small[i], lens[i]);
+				row[i][lens[i]] = '\0';
+				continue;
+			}
 			memset(&one, 0, sizeof(one));
 			one.buffer_type = MYSQL_TYPE_STRING;
 			one.buffer = row[i];
 			one.buffer_length = lens[i] + 1;
-			if (lens[i] > 0 &&
-			    mysql_stmt_fetch_column(st, &one, i, 0) != 0) {
+			if (mysql_stmt_fetch_column(st, &one, i, 0) != 0) {
 				db_fail(db, mysql_stmt_errno(st),
 				        mysql_stmt_error(st), sql);
 				for (;; i--) {
@@ -373,6 +389,7 @@ out:
 	free(lens);
 	free(nulls);
 	free(row);
+	free(small);
 	return rc;
 }
 
@@ -598,15 +615,15 @@ db_raw(struct db *db, const char *sql)
 }
 
 size_t
-db_rows_count(const struct db_rows *r)
-{
-	return r ? r->nrows : 0;
-}
-
-size_t
 db_rows_columns(const struct db_rows *r)
 {
 	return r ? r->ncols : 0;
+}
+
+size_t
+db_rows_count(const struct db_rows *r)
+{
+	return r ? r->nrows : 0;
 }
 
 const char *

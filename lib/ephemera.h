@@ -223,6 +223,16 @@ void config_free(struct config *);
 int config_get(const struct config *, const char *name, struct buf *out);
 /* The private runtime path `<var_dir>/<rel>`; caller frees. */
 char *config_var_path(const struct config *, const char *rel);
+
+/*
+ * The start both daemons share (config.c): logging as `name`, options
+ * `-c config` (default config/example.conf) and `-t` (check the config
+ * and exit). Exits 2 on a usage error. Returns 0 with `cfg` loaded, 1 when
+ * the caller should exit with `*rc` (a config error, printed, or -t).
+ * Free `cfg` with config_free in every case.
+ */
+int program_start(const char *name, int argc, char **argv, struct config *,
+                  int *rc);
 const struct repo_config *config_repo(const struct config *, const char *);
 
 /* ---- db.c: MariaDB access, prepared statements only --------------------
@@ -351,6 +361,9 @@ void pidfile_remove(const char *path);
  * out (64 bytes). Safe for any repository name, hostile or not.
  */
 void slug_make(const char *repo, uint64_t pr, char out[static 64]);
+/* Is s[0..n) a slug slug_make could have made? (For names read back from
+ * disk or Docker, before they become paths or project names.) */
+bool slug_valid(const char *s, size_t n);
 /*
  * The slug when slug_make's is taken by another repository: slug_make's,
  * cut to fit, then "-" and `hexlen` (1-40) hex digits of SHA-256 of the

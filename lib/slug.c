@@ -81,3 +81,18 @@ slug_make_suffixed(const char *repo, uint64_t pr, size_t hexlen,
 		out[n++] = hex[(md[i / 2] >> (i % 2 ? 0 : 4)) & 15];
 	out[n] = '\0';
 }
+
+bool
+slug_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n < 4 || n > 63 || strncmp(s, "pr-", 3) != 0 || s[3] < '0' ||
+	    s[3] > '9' || s[n - 1] == '-')
+		return false;
+	for (i = 3; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}

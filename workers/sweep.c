@@ -132,21 +132,6 @@ converge(struct worker *w)
 	return n;
 }
 
-/* Environment slugs are "pr-<n>-<name>" in [a-z0-9-] (slug.c). */
-static bool
-slug_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n < 4 || n > 63 || strncmp(s, "pr-", 3) != 0)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return false;
-	return true;
-}
-
 struct slugs {
 	char **v;
 	size_t n, cap;
@@ -157,7 +142,7 @@ slugs_add(struct slugs *s, const char *slug, size_t n)
 {
 	size_t i;
 
-	if (!slug_ok(slug, n))
+	if (!slug_valid(slug, n))
 		return;
 	for (i = 0; i < s->n; i++)
 		if (strlen(s->v[i]) == n && memcmp(s->v[i], slug, n) == 0)

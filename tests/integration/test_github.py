@@ -22,7 +22,7 @@ import uuid
 from harness import events
 from harness.github_fake import GitHubFake
 from harness.stack import ROOT, Stack, http, wait_until
-from test_local import Repo, sh
+from test_local import Repo
 
 RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "github_run")
 REPO = "octo/app"
@@ -38,21 +38,44 @@ def sha(n, pr=0):
     return hashlib.sha1(b"%d-%d" % (pr, n)).hexdigest()
 
 
+def stack_up(cls, name, settings, **kw):
+    """The fake and a stack wired to it; the fake stops if the stack fails."""
+    cls.gh = GitHubFake()
+    try:
+        cls.s = Stack(name, dict(cls.gh.settings(), **settings), **kw)
+        cls.s.up()
+    except Exception:
+        cls.gh.stop()
+        raise
+
+
+def stack_down(cls):
+    """Stops both; fails on a sanitizer report or a token in the logs or
+    anywhere under the stack's var dir. Returns the fake's last state."""
+    cls.s.down()
+    reports = cls.s.sanitizer_reports()
+    logs = cls.s.logs()
+    state = cls.gh.state()
+    cls.gh.stop()
+    leaked = subprocess.run(["grep", "-rl", "ghs_", cls.s.var], stdout=subprocess.PIPE,
+                            text=True).stdout
+    cls.s.cleanup()
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+    # No installation token or JWT ever reaches a log.
+    assert "ghs_" not in logs and "eyJ" not in logs, "a token was logged"
+    assert not leaked.strip(), "a token was written to " + leaked
+    return state
+
+
 class GitHubTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.gh = GitHubFake()
-        try:
-            # No pool: the driver is the only one running these jobs.
-            cls.s = Stack("github", dict(cls.gh.settings(), **{
-                "http.public_url": "https://ephemera.example.test",
-                "workers.count": 1,
-                "workers.backoff_base_ms": 1000,
-            }), workers=False)
-            cls.s.up()
-        except Exception:
-            cls.gh.stop()
-            raise
+        # No pool: the driver is the only one running these jobs.
+        stack_up(cls, "github", {
+            "http.public_url": "https://ephemera.example.test",
+            "workers.count": 1,
+            "workers.backoff_base_ms": 1000,
+        }, workers=False)
         cls.gh.configure(
             installations={str(INST): {"repos": [REPO, "octo/other"], "permissions": PERMS}},
             collaborators={"writer": ["write", "write"], "maint": ["write", "maintain"],
@@ -62,15 +85,7 @@ class GitHubTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.s.down()
-        reports = cls.s.sanitizer_reports()
-        logs = cls.s.logs()
-        state = cls.gh.state()
-        cls.gh.stop()
-        cls.s.cleanup()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
-        # No installation token or JWT ever reaches a log.
-        assert "ghs_" not in logs and "eyJ" not in logs, "a token was logged"
+        state = stack_down(cls)
         assert state["jwt_rejected"] == [], state["jwt_rejected"]
 
     # ---- helpers -----------------------------------------------------------
@@ -527,20 +542,14 @@ class GitHubWorkersTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.gh = GitHubFake()
-        try:
-            cls.s = Stack("ghworkers", dict(cls.gh.settings(), **{
-                "http.public_url": "https://ephemera.example.test",
-                "workers.count": 2,
-                "workers.lease_seconds": 3,
-                "workers.backoff_base_ms": 200,
-                "workers.backoff_cap_ms": 2000,
-                "workers.poll_interval_ms": 50,
-            }))
-            cls.s.up()
-        except Exception:
-            cls.gh.stop()
-            raise
+        stack_up(cls, "ghworkers", {
+            "http.public_url": "https://ephemera.example.test",
+            "workers.count": 2,
+            "workers.lease_seconds": 3,
+            "workers.backoff_base_ms": 200,
+            "workers.backoff_cap_ms": 2000,
+            "workers.poll_interval_ms": 50,
+        })
         cls.gh.configure(
             installations={str(INST): {"repos": [REPO], "permissions": PERMS}},
             collaborators={"writer": ["write", "write"], "reader": ["read", "read"]})
@@ -548,13 +557,7 @@ class GitHubWorkersTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.s.down()
-        reports = cls.s.sanitizer_reports()
-        logs = cls.s.logs()
-        cls.gh.stop()
-        cls.s.cleanup()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
-        assert "ghs_" not in logs and "eyJ" not in logs, "a token was logged"
+        stack_down(cls)
 
     new_env = GitHubTest.new_env
     pr_of = GitHubTest.pr_of
@@ -730,29 +733,14 @@ class GitHubCloneTest(unittest.TestCase):
     def setUpClass(cls):
         subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
         cls.instance = "t%06d" % random.randrange(10**6)
-        cls.gh = GitHubFake()
-        try:
-            cls.s = Stack("ghclone", dict(cls.gh.settings(), **{
-                "workers.count": 2, "environments.instance": cls.instance}))
-            cls.s.up()
-        except Exception:
-            cls.gh.stop()
-            raise
+        stack_up(cls, "ghclone", {"workers.count": 2, "environments.instance": cls.instance})
         cls.repo = Repo(cls.s.dir, REPO)
         cls.gh.configure(installations={str(INST): {"repos": [REPO], "permissions": PERMS}},
                          git={REPO: cls.repo.path})
 
     @classmethod
     def tearDownClass(cls):
-        cls.s.down()
-        reports = cls.s.sanitizer_reports()
-        logs = cls.s.logs()
-        cls.gh.stop()
-        leaked = sh("grep", "-rl", "ghs_", cls.s.var, check=False)
-        cls.s.cleanup()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
-        assert "ghs_" not in logs, "a token was logged"
-        assert not leaked.strip(), "a token was written to " + leaked
+        stack_down(cls)
 
     def env(self, pr):
         for e in self.s.get("/api/v1/environments").json():

@@ -24,6 +24,20 @@ class StackTest(unittest.TestCase):
         assert not reports, "sanitizer reports:\n" + "\n".join(reports)
         assert not leftovers, "processes left behind: %r" % leftovers
 
+    def test_db_reads_every_type_back_as_text(self):
+        """lib/db.c: binary DOUBLE and FLOAT, DECIMAL, integers, NULL, empty
+        and values longer than its first fetch buffer, as the C code sees them."""
+        out = subprocess.run(
+            [os.path.join(ROOT, "build", "asan", "tests", "tools", "db_query"), "-c",
+             self.s.config, "SELECT 1.5e0, CAST(2.25 AS DOUBLE), CAST(0.5 AS FLOAT), 3.50, "
+             "-7, NULL, '', REPEAT('x', 63), REPEAT('y', 64), REPEAT('z', 100000), "
+             "TIMESTAMPDIFF(MICROSECOND, '2026-01-01', '2026-01-01 00:00:01') / 1e6"],
+            env=self.s.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        got = [line.split(" ", 3)[3] for line in out.stdout.splitlines()]
+        self.assertEqual(got, ["1.5", "2.25", "0.5", "3.50", "-7", "NULL", "",
+                               "x" * 63, "y" * 64, "z" * 100000, "1"])
+
     def test_endpoints(self):
         r = self.s.get("/healthz")
         self.assertEqual(r.status, 200)

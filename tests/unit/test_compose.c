@@ -170,18 +170,6 @@ test_allowed_and_build_caps(void)
 	compose_result_free(&res);
 }
 
-static char *
-write_tmp(const char *text)
-{
-	char *path = xstrdup("/tmp/ephemera-repoconf-XXXXXX");
-	int fd = mkstemp(path);
-	FILE *f = fdopen(fd, "w");
-
-	fputs(text, f);
-	fclose(f);
-	return path;
-}
-
 static void
 test_repo_settings(void)
 {
@@ -205,7 +193,7 @@ test_repo_settings(void)
 	for (i = 0; i < NELEM(cases); i++) {
 		struct repo_settings rs;
 		struct buf why = BUF_INIT;
-		char *p = write_tmp(cases[i].text);
+		char *p = unit_write_tmp(cases[i].text);
 		int rc = repo_settings_load(p, &rs, &why);
 
 		if (cases[i].want == NULL) {

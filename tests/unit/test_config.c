@@ -4,24 +4,12 @@
 
 #include "unit.h"
 
-static char *
-write_tmp(const char *text)
-{
-	char *path = xstrdup("/tmp/ephemera-config-XXXXXX");
-	int fd = mkstemp(path);
-	FILE *f = fdopen(fd, "w");
-
-	fputs(text, f);
-	fclose(f);
-	return path;
-}
-
 static void
 test_defaults(void)
 {
 	struct config cfg;
 	struct buf err = BUF_INIT, v = BUF_INIT;
-	char *p = write_tmp("# nothing set\n");
+	char *p = unit_write_tmp("# nothing set\n");
 
 	CHECK(config_load(&cfg, p, &err) == 0);
 	CHECK(cfg.http_port == 8080);
@@ -75,7 +63,7 @@ test_errors(void)
 	for (i = 0; i < NELEM(cases); i++) {
 		struct config cfg;
 		struct buf err = BUF_INIT;
-		char *p = write_tmp(cases[i].text);
+		char *p = unit_write_tmp(cases[i].text);
 
 		CHECK(config_load(&cfg, p, &err) == -1);
 		/* The message starts with the file name, then :line. */
@@ -96,14 +84,14 @@ test_secret_and_repos(void)
 {
 	struct config cfg;
 	struct buf err = BUF_INIT, text = BUF_INIT;
-	char *secret = write_tmp("s3cret\n\n");
+	char *secret = unit_write_tmp("s3cret\n\n");
 	char *p;
 
 	buf_printf(&text,
 	           "github: { webhook_secret_file = \"%s\"; };\n"
 	           "repos = ( { name = \"o/r\"; source = \"/src\"; } );\n",
 	           secret);
-	p = write_tmp(buf_str(&text));
+	p = unit_write_tmp(buf_str(&text));
 	CHECK(config_load(&cfg, p, &err) == 0);
 	CHECK_STR(cfg.github_webhook_secret, "s3cret");
 	CHECK(cfg.nrepos == 1);

@@ -56,13 +56,38 @@ test_long_and_hostile_names(void)
 		for (j = 0; j < NELEM(prs); j++) {
 			slug_make(repos[i], prs[j], s);
 			CHECK(label_ok(s));
+			CHECK(slug_valid(s, strlen(s)));
 			for (h = 1; h <= 40; h += 5) {
 				slug_make_suffixed(repos[i], prs[j], h, s);
 				if (!label_ok(s))
 					fprintf(stderr, "  bad: %s\n", s);
 				CHECK(label_ok(s));
+				CHECK(slug_valid(s, strlen(s)));
 			}
 		}
 }
 
-UNIT_MAIN(TEST(test_same_name_other_owner), TEST(test_long_and_hostile_names))
+/* Names read back from disk or Docker: only what slug_make makes. */
+static void
+test_valid(void)
+{
+	static const char *const bad[] = {
+	        "",          "pr-",           "pr-x",           "PR-1-app",
+	        "pr-1-app-", "pr-1/../x",     "pr-1-a.b",       "pr-1-a b",
+	        "x-pr-1",    "pr-1-\xc3\xa9", "bench-baseline", "pr-1-app\n",
+	};
+	size_t i;
+	char s[80];
+
+	CHECK(slug_valid("pr-1", 4));
+	CHECK(slug_valid("pr-42-my-app", 12));
+	for (i = 0; i < NELEM(bad); i++)
+		CHECK(!slug_valid(bad[i], strlen(bad[i])));
+	memset(s, 'a', sizeof(s));
+	memcpy(s, "pr-1-", 5);
+	CHECK(slug_valid(s, 63));
+	CHECK(!slug_valid(s, 64));
+}
+
+UNIT_MAIN(TEST(test_same_name_other_owner), TEST(test_long_and_hostile_names),
+          TEST(test_valid))

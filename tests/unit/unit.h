@@ -45,6 +45,19 @@ struct unit_test {
 #name, name                                                    \
 	}
 
+/* A temp file holding `text`; the caller unlinks and frees the path. */
+static inline char *
+unit_write_tmp(const char *text)
+{
+	char *path = xstrdup("/tmp/ephemera-unit-XXXXXX");
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
 static inline int
 unit_run(const struct unit_test *tests, size_t n)
 {
