@@ -118,9 +118,13 @@ def main():
         print("time-to-url (%d rounds, medians, seconds)" % rounds)
         for what, (bare, eph) in res.items():
             b, e = statistics.median(bare), statistics.median(eph)
+            # Each round runs both back to back: the median of the paired
+            # differences is steadier than the difference of the medians
+            # when the machine's load drifts between rounds.
+            d = statistics.median(x - y for x, y in zip(eph, bare))
             print("  %-5s bare compose up + first 200: %.2fs   ephemera: %.2fs   "
-                  "overhead: %+.2fs (%+.0f%%)   ratio: %.2f"
-                  % (what, b, e, e - b, 100 * (e - b) / b, e / b))
+                  "overhead: %+.2fs (%+.0f%%)   paired: %+.2fs   ratio: %.2f"
+                  % (what, b, e, e - b, 100 * (e - b) / b, d, e / b))
         # Where Ephemera's time goes: each deploy step's mean.
         steps = s.sql("SELECT name, COUNT(*), AVG(TIMESTAMPDIFF(MICROSECOND, started_at, "
                       "finished_at)) / 1e6 FROM build_steps GROUP BY name ORDER BY MIN(id)")
