@@ -6,6 +6,7 @@ every sanitizer report lands in var/log/asan.* for the test to check."""
 import glob
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -70,6 +71,10 @@ class Stack:
             "http.port": self.port,
             "github.webhook_secret_file": self.secret_file,
             "workers.shutdown_timeout": 10,
+            # Its own compose project prefix: the stack's reaper sweeps
+            # (and its `down` stops) every project with its prefix, so
+            # sharing "eph" would touch `make run`'s previews.
+            "environments.instance": "t%06d" % random.randrange(10**6),
         }
         self.settings.update(settings or {})
         self.extra = extra
