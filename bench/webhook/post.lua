@@ -27,6 +27,8 @@ function init(args)
 		end
 		i = i + 1
 	end
+	-- Process CPU so far (both threads): done() subtracts the loading.
+	init_cpu = os.clock()
 end
 
 function request()
@@ -49,17 +51,19 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-	local a, o = 0, 0
+	local a, o, c = 0, 0, 0
 	for _, t in ipairs(threads) do
 		a = a + t:get("accepted")
 		o = o + t:get("other")
+		c = math.max(c, t:get("init_cpu"))
 	end
 	local secs = summary.duration / 1e6
 	io.write(string.format(
 		"RESULT accepted=%d other=%d seconds=%.3f per_s=%.1f " ..
-		"p50_ms=%.2f p99_ms=%.2f max_ms=%.2f errors=%d\n",
+		"p50_ms=%.2f p99_ms=%.2f max_ms=%.2f errors=%d cpu_s=%.3f\n",
 		a, o, secs, a / secs, latency:percentile(50) / 1000,
 		latency:percentile(99) / 1000, latency.max / 1000,
 		summary.errors.connect + summary.errors.read +
-		summary.errors.write + summary.errors.timeout))
+		summary.errors.write + summary.errors.timeout,
+		os.clock() - c))
 end
