@@ -637,13 +637,15 @@ jscan_string(const struct jscan_value *v, struct buf *out)
 bool
 jscan_int(const struct jscan_value *v, int64_t *out)
 {
-	const char *p = v->ptr, *end = v->ptr + v->len;
-	bool neg = p < end && *p == '-';
+	const char *p, *end;
 	uint64_t u = 0;
-	bool over = false;
+	bool neg, over = false;
 
 	if (v->type != JSCAN_INT)
 		return false;
+	p = v->ptr;
+	end = v->ptr + v->len;
+	neg = *p == '-';
 	for (p += neg; p < end; p++) {
 		unsigned d = (unsigned)(*p - '0');
 
