@@ -327,11 +327,61 @@ void metrics_get(struct app *, const struct request *, struct response *);
 /* ---- utf8.c: attacker text made safe to store -------------------------- */
 
 bool utf8_valid(const char *, size_t);
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not. */
+size_t utf8_seq(const char *s, size_t n);
 /*
  * A copy of [s, s+n) that is valid UTF-8 (invalid bytes become U+FFFD),
  * without NUL bytes, cut to at most max_chars code points. Caller frees.
  */
 char *utf8_clean(const char *s, size_t n, size_t max_chars);
+
+/* ---- jscan.c: JSON text → a few wanted fields, in one pass (pure) -----
+ *
+ * Validates the whole text (RFC 8259, nesting below 64) and notes, for
+ * each wanted path, where its last value is: pointers into the text, which
+ * must outlive the results. A path is dotted object keys ("a.b.c"); one
+ * step may be "name[]" with max_items > 0: then the field has one item per
+ * element of that array (the first max_items elements), absent where the
+ * element has no such member.
+ */
+enum jscan_type {
+	JSCAN_ABSENT,
+	JSCAN_NULL,
+	JSCAN_FALSE,
+	JSCAN_TRUE,
+	JSCAN_INT,    /* no fraction or exponent */
+	JSCAN_NUMBER, /* any other number */
+	JSCAN_STRING,
+	JSCAN_OBJECT,
+	JSCAN_ARRAY
+};
+
+struct jscan_value {
+	enum jscan_type type;
+	const char *ptr; /* STRING: between the quotes, still escaped */
+	size_t len;
+	bool escaped; /* STRING: holds a backslash */
+};
+
+struct jscan_field {
+	const char *path;
+	size_t max_items;
+};
+
+struct jscan_result {
+	struct jscan_value value;  /* plain paths */
+	struct jscan_value *items; /* "[]" paths; owned, jscan_results_free */
+	size_t nitems, cap;
+};
+
+/* 0, or -1 with a static reason; out[n] is filled either way. */
+int jscan_parse(struct slice json, const struct jscan_field *, size_t n,
+                struct jscan_result *out, const char **why);
+/* A STRING's text with its escapes decoded (appended to out). */
+void jscan_string(const struct jscan_value *, struct buf *out);
+/* An INT's value (saturated to the int64 range); false for other types. */
+bool jscan_int(const struct jscan_value *, int64_t *);
+void jscan_results_free(struct jscan_result *, size_t n);
 
 /* ---- signature.c: X-Hub-Signature-256 ---------------------------------- */
 

@@ -1,6 +1,6 @@
 /*
  * delivery.c - the MariaDB side of one webhook delivery, all in one
- * transaction (db_tx): lock the environment row, ask decide() what to do,
+ * transaction (db_tx_self): lock the environment row, ask decide() what to do,
  * record the delivery with that outcome (its GUID is UNIQUE, so a
  * duplicate stops there and changes nothing), write the environment and
  * queue at most one reconcile per environment. Nothing is visible until
@@ -12,8 +12,16 @@
  * reads of a missing environment take no gap lock, so two first
  * deliveries of one PR do not deadlock; the second's insert waits for the
  * first and fails as a duplicate, and delivery_record runs it again
- * against the row that now exists. In steady state a delivery is five
- * round trips: START, SELECT ... FOR UPDATE, INSERT, UPDATE, COMMIT.
+ * against the row that now exists.
+ *
+ * Round trips are what a delivery costs on a small machine (each is a
+ * wake-up and a few system calls on both sides), so the usual case, an
+ * existing environment, is two: CALL delivery_lock (START TRANSACTION and
+ * the locking read), decide() here, then CALL delivery_apply (record,
+ * update, queue, COMMIT); see sql/migrations/007_delivery_calls.sql. The
+ * rare cases (a new environment, a command, an uninstall) record the
+ * delivery with the same call, do the rest statement by statement, and
+ * db_tx_self commits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +36,7 @@ struct tx {
 	bool env_dup; /* a concurrent first insert won: run again */
 };
 
+/* The environment row, locked, in a transaction the call opens. */
 static int
 env_load(struct db *db, const char *repo, uint64_t pr, struct env_state *st,
          bool *found)
@@ -37,12 +46,7 @@ env_load(struct db *db, const char *repo, uint64_t pr, struct env_state *st,
 
 	*found = false;
 	memset(st, 0, sizeof(*st));
-	if (db_query(db, &r,
-	             "SELECT id, desired, COALESCE(desired_sha, ''), "
-	             "DATE_FORMAT(pr_updated_at, '%Y-%m-%dT%H:%i:%sZ'), "
-	             "COALESCE(last_delivery_id, 0), approved_by IS NOT NULL "
-	             "FROM environments WHERE repo = ? AND pr = ? FOR UPDATE",
-	             "su", repo, pr) == -1)
+	if (db_query(db, &r, "CALL delivery_lock(?, ?)", "su", repo, pr) == -1)
 		return -1;
 	if (db_rows_count(r) == 1) {
 		*found = true;
@@ -163,35 +167,6 @@ out:
 	return rc;
 }
 
-static int
-env_update(struct db *db, struct delivery *d)
-{
-	const struct event *ev = d->ev;
-	const struct change *ch = &d->change;
-	struct buf labels = BUF_INIT;
-	char when[21];
-	int rc;
-
-	labels_json(ev, &labels);
-	rc = db_exec(db,
-	             "UPDATE environments SET installation_id = "
-	             "COALESCE(NULLIF(?, 0), installation_id), title = ?, "
-	             "author = ?, author_association = ?, head_ref = ?, "
-	             "head_repo = ?, base_ref = ?, clone_url = ?, "
-	             "desired = COALESCE(?, desired), desired_sha = "
-	             "COALESCE(?, desired_sha), trusted = ?, draft = ?, "
-	             "labels = ?, pr_updated_at = ?, last_delivery_id = ? "
-	             "WHERE id = ?",
-	             "usssssssssiissuu", ev->installation_id, ev->title,
-	             ev->author, ev->author_association, ev->head_ref,
-	             ev->head_repo, ev->base_ref, ev->clone_url, ch->desired,
-	             ch->set_sha ? ev->head_sha : NULL, (int64_t)ch->trusted,
-	             (int64_t)ev->draft, buf_str(&labels), sql_time(ev, when),
-	             d->id, d->env_id);
-	buf_free(&labels);
-	return rc;
-}
-
 /* A command for a worker to authorise, and the job that makes it look. */
 static int
 command_insert(struct db *db, struct delivery *d)
@@ -305,6 +280,65 @@ delivery_note(struct db *db, const struct delivery *d)
 	               d->id);
 }
 
+/*
+ * Records the delivery and, in the same call, writes an existing
+ * environment and queues its reconcile as the change asks; `commit` when
+ * that is all the delivery does (the usual path).
+ */
+static int
+delivery_apply(struct db *db, struct delivery *d, bool commit)
+{
+	const struct event *ev = d->ev;
+	const struct change *ch = &d->change;
+	bool existing = !ch->create &&
+	                (ch->op == CHANGE_ENV || ch->op == CHANGE_COMMAND);
+	bool update = existing && ch->metadata;
+	bool reconcile = existing && ch->reconcile;
+	struct buf labels = BUF_INIT;
+	struct db_rows *r = NULL;
+	char when[21];
+	int rc = -1;
+
+	if (update)
+		labels_json(ev, &labels);
+	if (db_query(db, &r,
+	             "CALL delivery_apply(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	             "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	             "ssssuuss"
+	             "iusssssss"
+	             "ssiiss"
+	             "iii",
+	             d->guid, ev->name, ev->action, ev->repo, ev->pr, d->env_id,
+	             ch->result, ch->reason, (int64_t)update,
+	             ev->installation_id, ev->title, ev->author,
+	             ev->author_association, ev->head_ref, ev->head_repo,
+	             ev->base_ref, ev->clone_url, ch->desired,
+	             ch->set_sha ? ev->head_sha : NULL, (int64_t)ch->trusted,
+	             (int64_t)ev->draft, update ? buf_str(&labels) : NULL,
+	             update ? sql_time(ev, when) : NULL, (int64_t)reconcile,
+	             (int64_t)d->max_attempts, (int64_t)commit) == -1) {
+		if (db_error(db) == DB_DUPLICATE) {
+			/* Seen before (or a twin committed first). */
+			d->duplicate = true;
+			rc = 0;
+		}
+		goto out;
+	}
+	if (db_rows_count(r) != 1 ||
+	    parse_uint64(db_rows_get(r, 0, 0), &d->id) == -1) {
+		log_error("delivery_apply", "reason=no_id guid=%s",
+		          log_q(d->guid));
+		goto out;
+	}
+	if (reconcile)
+		d->reconciles++;
+	rc = 0;
+out:
+	db_rows_free(r);
+	buf_free(&labels);
+	return rc;
+}
+
 static int
 delivery_tx(struct db *db, void *arg)
 {
@@ -314,16 +348,19 @@ delivery_tx(struct db *db, void *arg)
 	struct change *ch = &d->change;
 	const char *result;
 	struct env_state cur;
-	bool found = false;
+	bool found = false, all;
 
 	d->id = d->env_id = d->command_id = 0;
 	d->reconciles = 0;
 	d->duplicate = false;
 	if (ev->repo != NULL && ev->pr != 0 &&
 	    (ev->kind == EVENT_PULL_REQUEST ||
-	     ev->kind == EVENT_ISSUE_COMMENT) &&
-	    env_load(db, ev->repo, ev->pr, &cur, &found) == -1)
+	     ev->kind == EVENT_ISSUE_COMMENT)) {
+		if (env_load(db, ev->repo, ev->pr, &cur, &found) == -1)
+			return -1;
+	} else if (db_raw(db, "START TRANSACTION") == -1) {
 		return -1;
+	}
 	/*
 	 * Deliveries for one environment are decided one at a time, in the
 	 * order they lock its row, and each gets its id after the lock: so
@@ -334,19 +371,13 @@ delivery_tx(struct db *db, void *arg)
 	if (found)
 		d->env_id = cur.id;
 	result = ch->result;
-	if (db_exec(db,
-	            "INSERT INTO deliveries (guid, event, action, repo, pr, "
-	            "env_id, result, reason) VALUES (?, ?, ?, ?, NULLIF(?, 0), "
-	            "NULLIF(?, 0), ?, ?)",
-	            "ssssuuss", d->guid, ev->name, ev->action, ev->repo, ev->pr,
-	            d->env_id, ch->result, ch->reason) == -1) {
-		if (db_error(db) != DB_DUPLICATE)
-			return -1;
-		/* Seen before (or a twin committed first): change nothing. */
-		d->duplicate = true;
+	/* The usual path: nothing to do that the call cannot. */
+	all = ch->op == CHANGE_IGNORE || ch->op == CHANGE_PING ||
+	      (ch->op == CHANGE_ENV && !ch->create && ch->command == NULL);
+	if (delivery_apply(db, d, all) == -1)
+		return -1;
+	if (d->duplicate || all)
 		return 0;
-	}
-	d->id = db_insert_id(db);
 	switch (ch->op) {
 	case CHANGE_IGNORE:
 	case CHANGE_PING:
@@ -355,9 +386,8 @@ delivery_tx(struct db *db, void *arg)
 	case CHANGE_COMMAND:
 		if (ch->create && env_insert(db, t) == -1)
 			return -1;
-		if (!ch->create && ch->metadata && env_update(db, d) == -1)
-			return -1;
-		if (ch->reconcile) {
+		/* An existing environment was written by delivery_apply. */
+		if (ch->create && ch->reconcile) {
 			if (queue_enqueue(db, "reconcile", d->env_id, 0, NULL,
 			                  d->max_attempts) == -1)
 				return -1;
@@ -384,7 +414,7 @@ delivery_record(struct db *db, struct delivery *d)
 
 	for (attempt = 0; attempt < 3; attempt++) {
 		t.env_dup = false;
-		if (db_tx(db, delivery_tx, &t, DELIVERY_TX_TRIES) == 0)
+		if (db_tx_self(db, delivery_tx, &t, DELIVERY_TX_TRIES) == 0)
 			return d->duplicate ? DELIVERY_DUPLICATE
 			                    : DELIVERY_DONE;
 		if (!t.env_dup)

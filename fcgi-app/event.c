@@ -1,22 +1,18 @@
 /*
  * event.c - a webhook payload (JSON text) → struct event, plain owned C
- * strings. Pure: no I/O. Everything is copied out of the json-c tree and
+ * strings. Pure: no I/O. The text is validated and the wanted fields found
+ * in one pass by jscan.c (no tree: see why there); each is copied out and
  * made safe on the way (utf8_clean, length caps that match the database
- * columns), so nothing downstream ever sees json-c or raw attacker bytes.
+ * columns), so nothing downstream ever sees raw attacker bytes.
  *
- * json-c ownership, once: json_tokener_parse_ex hands us the one reference
- * to the root; every object reached through json_object_object_get_ex or
- * json_object_array_get_idx is borrowed from it and dies with it. The root
- * is put before event_parse returns.
+ * tests/reference/event_jsonc.c is the json-c parser this replaced;
+ * test_jscan.c and fuzz_webhook.c check that both give the same event.
  */
-#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 
-/* Enough for any GitHub payload (they nest about 6 deep), and bounded. */
-#define EVENT_JSON_DEPTH 64
 #define EVENT_MAX_LABELS 100
 #define EVENT_MAX_REPOS 10000
 
@@ -31,6 +27,87 @@ static const struct {
         {"installation_repositories", EVENT_INSTALLATION_REPOS},
 };
 
+/* Every field any kind of event reads; one scan finds them all. */
+enum field {
+	F_ACTION,
+	F_REPO,
+	F_INSTALLATION,
+	F_SENDER,
+	F_PR,
+	F_PR_NUMBER,
+	F_PR_TITLE,
+	F_PR_AUTHOR,
+	F_PR_ASSOCIATION,
+	F_PR_STATE,
+	F_PR_DRAFT,
+	F_PR_MERGED,
+	F_PR_HEAD_REF,
+	F_PR_HEAD_SHA,
+	F_PR_HEAD_REPO,
+	F_PR_CLONE_URL,
+	F_PR_BASE_REF,
+	F_PR_BASE_REPO,
+	F_PR_UPDATED,
+	F_PR_LABELS,
+	F_LABEL,
+	F_CHANGES_BASE,
+	F_ISSUE_PR,
+	F_ISSUE_NUMBER,
+	F_ISSUE_TITLE,
+	F_ISSUE_AUTHOR,
+	F_ISSUE_ASSOCIATION,
+	F_ISSUE_STATE,
+	F_ISSUE_LABELS,
+	F_COMMENT_ID,
+	F_COMMENT_BODY,
+	F_COMMENT_AUTHOR,
+	F_COMMENT_ASSOCIATION,
+	F_COMMENT_TYPE,
+	F_REPOS,
+	F_REPOS_REMOVED,
+	F_COUNT
+};
+
+static const struct jscan_field fields[F_COUNT] = {
+        [F_ACTION] = {"action", 0},
+        [F_REPO] = {"repository.full_name", 0},
+        [F_INSTALLATION] = {"installation.id", 0},
+        [F_SENDER] = {"sender.login", 0},
+        [F_PR] = {"pull_request", 0},
+        [F_PR_NUMBER] = {"pull_request.number", 0},
+        [F_PR_TITLE] = {"pull_request.title", 0},
+        [F_PR_AUTHOR] = {"pull_request.user.login", 0},
+        [F_PR_ASSOCIATION] = {"pull_request.author_association", 0},
+        [F_PR_STATE] = {"pull_request.state", 0},
+        [F_PR_DRAFT] = {"pull_request.draft", 0},
+        [F_PR_MERGED] = {"pull_request.merged", 0},
+        [F_PR_HEAD_REF] = {"pull_request.head.ref", 0},
+        [F_PR_HEAD_SHA] = {"pull_request.head.sha", 0},
+        [F_PR_HEAD_REPO] = {"pull_request.head.repo.full_name", 0},
+        [F_PR_CLONE_URL] = {"pull_request.head.repo.clone_url", 0},
+        [F_PR_BASE_REF] = {"pull_request.base.ref", 0},
+        [F_PR_BASE_REPO] = {"pull_request.base.repo.full_name", 0},
+        [F_PR_UPDATED] = {"pull_request.updated_at", 0},
+        [F_PR_LABELS] = {"pull_request.labels[].name", EVENT_MAX_LABELS},
+        [F_LABEL] = {"label.name", 0},
+        [F_CHANGES_BASE] = {"changes.base", 0},
+        [F_ISSUE_PR] = {"issue.pull_request", 0},
+        [F_ISSUE_NUMBER] = {"issue.number", 0},
+        [F_ISSUE_TITLE] = {"issue.title", 0},
+        [F_ISSUE_AUTHOR] = {"issue.user.login", 0},
+        [F_ISSUE_ASSOCIATION] = {"issue.author_association", 0},
+        [F_ISSUE_STATE] = {"issue.state", 0},
+        [F_ISSUE_LABELS] = {"issue.labels[].name", EVENT_MAX_LABELS},
+        [F_COMMENT_ID] = {"comment.id", 0},
+        [F_COMMENT_BODY] = {"comment.body", 0},
+        [F_COMMENT_AUTHOR] = {"comment.user.login", 0},
+        [F_COMMENT_ASSOCIATION] = {"comment.author_association", 0},
+        [F_COMMENT_TYPE] = {"comment.user.type", 0},
+        [F_REPOS] = {"repositories[].full_name", EVENT_MAX_REPOS},
+        [F_REPOS_REMOVED] = {"repositories_removed[].full_name",
+                             EVENT_MAX_REPOS},
+};
+
 enum event_kind
 event_kind_of(const char *name)
 {
@@ -42,72 +119,71 @@ event_kind_of(const char *name)
 	return EVENT_OTHER;
 }
 
-/* Follows a dotted path of object keys; NULL if any step is missing. */
-static struct json_object *
-jget(struct json_object *o, const char *path)
-{
-	char key[64];
-	const char *p = path, *dot;
-	size_t n;
-
-	while (o != NULL && *p) {
-		dot = strchr(p, '.');
-		n = dot ? (size_t)(dot - p) : strlen(p);
-		if (n >= sizeof(key) ||
-		    !json_object_is_type(o, json_type_object))
-			return NULL;
-		memcpy(key, p, n);
-		key[n] = '\0';
-		if (!json_object_object_get_ex(o, key, &o))
-			return NULL;
-		p += n + (dot != NULL);
-	}
-	return o;
-}
-
-/* A string field, cleaned and capped; NULL if absent, null or not text. */
+/* A string value, cleaned and capped; NULL if absent, null or not text. */
 static char *
-jstr(struct json_object *root, const char *path, size_t max_chars)
+text_of(const struct jscan_value *v, size_t max_chars)
 {
-	struct json_object *o = jget(root, path);
+	struct buf b = BUF_INIT;
+	char *s;
 
-	if (o == NULL || !json_object_is_type(o, json_type_string))
+	if (v->type != JSCAN_STRING)
 		return NULL;
-	return utf8_clean(json_object_get_string(o),
-	                  (size_t)json_object_get_string_len(o), max_chars);
+	if (!v->escaped)
+		return utf8_clean(v->ptr, v->len, max_chars);
+	jscan_string(v, &b);
+	s = utf8_clean(buf_str(&b), b.len, max_chars);
+	buf_free(&b);
+	return s;
 }
 
 static char *
-jstr_or_empty(struct json_object *root, const char *path, size_t max_chars)
+fstr(const struct jscan_result *r, enum field f, size_t max_chars)
 {
-	char *s = jstr(root, path, max_chars);
+	return text_of(&r[f].value, max_chars);
+}
+
+static char *
+fstr_or_empty(const struct jscan_result *r, enum field f, size_t max_chars)
+{
+	char *s = fstr(r, f, max_chars);
 
 	return s ? s : xstrdup("");
 }
 
 /* A positive integer field within [1, max]; false if absent or mistyped. */
 static bool
-juint(struct json_object *root, const char *path, uint64_t max, uint64_t *out)
+fuint(const struct jscan_result *r, enum field f, uint64_t max, uint64_t *out)
 {
-	struct json_object *o = jget(root, path);
 	int64_t v;
 
-	if (o == NULL || !json_object_is_type(o, json_type_int))
-		return false;
-	v = json_object_get_int64(o);
-	if (v <= 0 || (uint64_t)v > max)
+	if (!jscan_int(&r[f].value, &v) || v <= 0 || (uint64_t)v > max)
 		return false;
 	*out = (uint64_t)v;
 	return true;
 }
 
 static bool
-jbool(struct json_object *root, const char *path)
+ftrue(const struct jscan_result *r, enum field f)
 {
-	struct json_object *o = jget(root, path);
+	return r[f].value.type == JSCAN_TRUE;
+}
 
-	return o != NULL && json_object_is_type(o, json_type_boolean) &&
-	       json_object_get_boolean(o);
+/* The string items of a listed field ("labels[].name"). */
+static char **
+fnames(const struct jscan_result *r, enum field f, size_t max_chars, size_t *n)
+{
+	char **out;
+	size_t i;
+
+	*n = 0;
+	out = xcalloc(r[f].nitems + 1, sizeof(*out));
+	for (i = 0; i < r[f].nitems; i++) {
+		char *s = text_of(&r[f].items[i], max_chars);
+
+		if (s != NULL)
+			out[(*n)++] = s;
+	}
+	return out;
 }
 
 /* Keeps [a-z0-9_] only: actions go into an ASCII column and the logs. */
@@ -136,62 +212,36 @@ sha_valid(const char *s)
 	return s && i == 40;
 }
 
-/* The `key` string of each object in the array at `path`. */
-static char **
-jnames(struct json_object *root, const char *path, const char *key,
-       size_t max_items, size_t max_chars, size_t *n)
-{
-	struct json_object *a = jget(root, path);
-	size_t len, i;
-	char **out;
-
-	*n = 0;
-	if (a == NULL || !json_object_is_type(a, json_type_array))
-		return NULL;
-	len = json_object_array_length(a);
-	if (len > max_items)
-		len = max_items;
-	out = xcalloc(len + 1, sizeof(*out));
-	for (i = 0; i < len; i++) {
-		char *s = jstr(json_object_array_get_idx(a, i), key, max_chars);
-
-		if (s != NULL)
-			out[(*n)++] = s;
-	}
-	return out;
-}
-
 static void
-pull_request_parse(struct event *ev, struct json_object *root)
+pull_request_parse(struct event *ev, const struct jscan_result *r)
 {
-	struct json_object *pr = jget(root, "pull_request");
+	enum jscan_type base = r[F_CHANGES_BASE].value.type;
 	char *t;
 
-	ev->title = jstr_or_empty(pr, "title", 1024);
-	ev->author = jstr_or_empty(pr, "user.login", 255);
-	ev->author_association = jstr_or_empty(pr, "author_association", 32);
-	ev->state = jstr_or_empty(pr, "state", 16);
-	ev->draft = jbool(pr, "draft");
-	ev->merged = jbool(pr, "merged");
-	ev->head_ref = jstr_or_empty(pr, "head.ref", 255);
-	ev->head_repo = jstr_or_empty(pr, "head.repo.full_name", 255);
-	ev->base_ref = jstr_or_empty(pr, "base.ref", 255);
-	ev->base_repo = jstr_or_empty(pr, "base.repo.full_name", 255);
-	ev->clone_url = jstr_or_empty(pr, "head.repo.clone_url", 1024);
-	ev->labels = jnames(pr, "labels", "name", EVENT_MAX_LABELS, 100,
-	                    &ev->nlabels);
-	ev->label = jstr(root, "label.name", 100);
-	ev->base_changed = jget(root, "changes.base") != NULL;
+	ev->title = fstr_or_empty(r, F_PR_TITLE, 1024);
+	ev->author = fstr_or_empty(r, F_PR_AUTHOR, 255);
+	ev->author_association = fstr_or_empty(r, F_PR_ASSOCIATION, 32);
+	ev->state = fstr_or_empty(r, F_PR_STATE, 16);
+	ev->draft = ftrue(r, F_PR_DRAFT);
+	ev->merged = ftrue(r, F_PR_MERGED);
+	ev->head_ref = fstr_or_empty(r, F_PR_HEAD_REF, 255);
+	ev->head_repo = fstr_or_empty(r, F_PR_HEAD_REPO, 255);
+	ev->base_ref = fstr_or_empty(r, F_PR_BASE_REF, 255);
+	ev->base_repo = fstr_or_empty(r, F_PR_BASE_REPO, 255);
+	ev->clone_url = fstr_or_empty(r, F_PR_CLONE_URL, 1024);
+	ev->labels = fnames(r, F_PR_LABELS, 100, &ev->nlabels);
+	ev->label = fstr(r, F_LABEL, 100);
+	ev->base_changed = base != JSCAN_ABSENT && base != JSCAN_NULL;
 	ev->is_pr = true;
-	ev->head_sha = jstr(pr, "head.sha", 64);
-	t = jstr(pr, "updated_at", 40);
+	ev->head_sha = fstr(r, F_PR_HEAD_SHA, 64);
+	t = fstr(r, F_PR_UPDATED, 40);
 	ev->has_updated_at = t && parse_iso8601(t, &ev->updated_at) == 0;
 	free(t);
 	if (ev->repo == NULL)
 		ev->missing = "repository.full_name";
-	else if (pr == NULL || !json_object_is_type(pr, json_type_object))
+	else if (r[F_PR].value.type != JSCAN_OBJECT)
 		ev->missing = "pull_request";
-	else if (!juint(pr, "number", UINT32_MAX, &ev->pr))
+	else if (!fuint(r, F_PR_NUMBER, UINT32_MAX, &ev->pr))
 		ev->missing = "pull_request.number";
 	else if (!sha_valid(ev->head_sha))
 		ev->missing = "pull_request.head.sha";
@@ -200,46 +250,40 @@ pull_request_parse(struct event *ev, struct json_object *root)
 }
 
 static void
-issue_comment_parse(struct event *ev, struct json_object *root)
+issue_comment_parse(struct event *ev, const struct jscan_result *r)
 {
-	struct json_object *issue = jget(root, "issue");
-	struct json_object *p = jget(issue, "pull_request");
+	char *type;
 
-	ev->is_pr = p != NULL && json_object_is_type(p, json_type_object);
-	ev->title = jstr_or_empty(issue, "title", 1024);
-	ev->author = jstr_or_empty(issue, "user.login", 255);
-	ev->author_association = jstr_or_empty(issue, "author_association", 32);
-	ev->state = jstr_or_empty(issue, "state", 16);
-	ev->labels = jnames(issue, "labels", "name", EVENT_MAX_LABELS, 100,
-	                    &ev->nlabels);
+	ev->is_pr = r[F_ISSUE_PR].value.type == JSCAN_OBJECT;
+	ev->title = fstr_or_empty(r, F_ISSUE_TITLE, 1024);
+	ev->author = fstr_or_empty(r, F_ISSUE_AUTHOR, 255);
+	ev->author_association = fstr_or_empty(r, F_ISSUE_ASSOCIATION, 32);
+	ev->state = fstr_or_empty(r, F_ISSUE_STATE, 16);
+	ev->labels = fnames(r, F_ISSUE_LABELS, 100, &ev->nlabels);
 	/* Commands sit in the first lines; a huge body is cut, not refused. */
-	ev->comment_body = jstr_or_empty(root, "comment.body", 4096);
-	ev->commenter = jstr_or_empty(root, "comment.user.login", 255);
-	ev->commenter_association =
-	        jstr_or_empty(root, "comment.author_association", 32);
-	{
-		char *type = jstr(root, "comment.user.type", 32);
-
-		ev->commenter_bot = type && strcmp(type, "Bot") == 0;
-		free(type);
-	}
+	ev->comment_body = fstr_or_empty(r, F_COMMENT_BODY, 4096);
+	ev->commenter = fstr_or_empty(r, F_COMMENT_AUTHOR, 255);
+	ev->commenter_association = fstr_or_empty(r, F_COMMENT_ASSOCIATION, 32);
+	type = fstr(r, F_COMMENT_TYPE, 32);
+	ev->commenter_bot = type && strcmp(type, "Bot") == 0;
+	free(type);
 	if (ev->repo == NULL)
 		ev->missing = "repository.full_name";
-	else if (!juint(issue, "number", UINT32_MAX, &ev->pr))
+	else if (!fuint(r, F_ISSUE_NUMBER, UINT32_MAX, &ev->pr))
 		ev->missing = "issue.number";
-	else if (!juint(root, "comment.id", INT64_MAX, &ev->comment_id))
+	else if (!fuint(r, F_COMMENT_ID, INT64_MAX, &ev->comment_id))
 		ev->missing = "comment.id";
 }
 
 static void
-installation_parse(struct event *ev, struct json_object *root)
+installation_parse(struct event *ev, const struct jscan_result *r)
 {
-	const char *list = ev->kind == EVENT_INSTALLATION
-	                           ? "repositories"
-	                           : "repositories_removed";
+	enum field list =
+	        ev->kind == EVENT_INSTALLATION ? F_REPOS : F_REPOS_REMOVED;
 
-	ev->repos = jnames(root, list, "full_name", EVENT_MAX_REPOS, 255,
-	                   &ev->nrepos);
+	/* Absent or not an array: no list, as before. */
+	if (r[list].nitems > 0)
+		ev->repos = fnames(r, list, 255, &ev->nrepos);
 	if (ev->installation_id == 0)
 		ev->missing = "installation.id";
 }
@@ -272,58 +316,37 @@ int
 event_parse(struct event *ev, const char *name, struct slice json,
             struct buf *err)
 {
-	struct json_tokener *tok;
-	struct json_object *root;
-	enum json_tokener_error jerr;
+	struct jscan_result r[F_COUNT];
+	const char *why;
 	int rc = -1;
 
 	memset(ev, 0, sizeof(*ev));
 	ev->name = word_clean(name);
 	ev->kind = event_kind_of(ev->name);
-	tok = json_tokener_new_ex(EVENT_JSON_DEPTH);
-	if (tok == NULL)
-		fatal("out_of_memory", "what=json_tokener");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	                                    JSON_TOKENER_VALIDATE_UTF8);
-	root = json.len > (size_t)INT32_MAX
-	               ? NULL
-	               : json_tokener_parse_ex(tok, json.ptr, (int)json.len);
-	jerr = json_tokener_get_error(tok);
-	if (root == NULL || jerr != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != json.len) {
-		buf_printf(err, "invalid JSON: %s",
-		           root == NULL && jerr == json_tokener_success
-		                   ? "empty"
-		           : jerr == json_tokener_continue ? "truncated"
-		           : jerr == json_tokener_success
-		                   ? "trailing bytes"
-		                   : json_tokener_error_desc(jerr));
-		goto out;
-	}
-	if (!json_object_is_type(root, json_type_object)) {
-		buf_puts(err, "invalid JSON: not an object");
+	if (jscan_parse(json, fields, F_COUNT, r, &why) == -1) {
+		buf_printf(err, "invalid JSON: %s", why);
 		goto out;
 	}
 	{
-		char *action = jstr(root, "action", 64);
+		char *action = fstr(r, F_ACTION, 64);
 
 		ev->action = word_clean(action);
 		free(action);
 	}
-	ev->repo = jstr(root, "repository.full_name", 255);
-	if (!juint(root, "installation.id", INT64_MAX, &ev->installation_id))
+	ev->repo = fstr(r, F_REPO, 255);
+	if (!fuint(r, F_INSTALLATION, INT64_MAX, &ev->installation_id))
 		ev->installation_id = 0;
-	ev->sender = jstr_or_empty(root, "sender.login", 255);
+	ev->sender = fstr_or_empty(r, F_SENDER, 255);
 	switch (ev->kind) {
 	case EVENT_PULL_REQUEST:
-		pull_request_parse(ev, root);
+		pull_request_parse(ev, r);
 		break;
 	case EVENT_ISSUE_COMMENT:
-		issue_comment_parse(ev, root);
+		issue_comment_parse(ev, r);
 		break;
 	case EVENT_INSTALLATION:
 	case EVENT_INSTALLATION_REPOS:
-		installation_parse(ev, root);
+		installation_parse(ev, r);
 		break;
 	case EVENT_PING:
 	case EVENT_OTHER:
@@ -332,8 +355,7 @@ event_parse(struct event *ev, const char *name, struct slice json,
 	empty_fill(ev);
 	rc = 0;
 out:
-	json_object_put(root);
-	json_tokener_free(tok);
+	jscan_results_free(r, F_COUNT);
 	return rc;
 }
 

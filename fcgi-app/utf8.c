@@ -9,10 +9,10 @@
 
 #include "app.h"
 
-/* Length of the valid sequence at s (1-4), or 0 if it is not valid. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
+size_t
+utf8_seq(const char *str, size_t n)
 {
+	const unsigned char *s = (const unsigned char *)str;
 	unsigned c = s[0];
 	size_t len, i;
 	unsigned cp;
@@ -51,7 +51,7 @@ utf8_valid(const char *s, size_t n)
 	size_t i = 0, k;
 
 	while (i < n) {
-		k = utf8_seq((const unsigned char *)s + i, n - i);
+		k = utf8_seq(s + i, n - i);
 		if (k == 0)
 			return false;
 		i += k;
@@ -67,7 +67,7 @@ utf8_clean(const char *s, size_t n, size_t max_chars)
 
 	buf_append(&b, "", 0);
 	while (i < n && chars < max_chars) {
-		k = utf8_seq((const unsigned char *)s + i, n - i);
+		k = utf8_seq(s + i, n - i);
 		if (k == 0) {
 			buf_puts(&b, "\xef\xbf\xbd");
 			k = 1;

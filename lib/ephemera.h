@@ -290,6 +290,12 @@ void db_rows_free(struct db_rows *);
  */
 typedef int (*db_tx_fn)(struct db *, void *);
 int db_tx(struct db *, db_tx_fn, void *, int tries);
+/*
+ * The same, but fn's first statement opens the transaction itself (a
+ * procedure beginning with START TRANSACTION, or db_raw) and its last may
+ * commit it; whatever is still open when fn returns 0 is committed.
+ */
+int db_tx_self(struct db *, db_tx_fn, void *, int tries);
 /* For tests: make the next n statements fail with MariaDB error `code`. */
 void db_inject_error(struct db *, unsigned code, int n);
 

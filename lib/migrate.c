@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ephemera.h"
 
@@ -36,32 +37,80 @@ blank_statement(const char *s, size_t n)
 	return true;
 }
 
-/* A statement ends at a ';' that is the last non-blank byte of its line. */
+/*
+ * "DELIMITER $$" alone on a line switches the terminator, as in the mariadb
+ * client, so a procedure body can hold ';'. The line itself is not sent.
+ */
+static bool
+delimiter_line(const char *s, size_t n, const char **d, size_t *dlen,
+               size_t *line)
+{
+	size_t i, e;
+
+	*line = n;
+	for (i = 0; i < n; i++)
+		if (s[i] == '\n') {
+			*line = i + 1;
+			break;
+		}
+	if (n < 10 || strncasecmp(s, "DELIMITER ", 10) != 0)
+		return false;
+	for (i = 10; i < *line && strchr(" \t", s[i]); i++)
+		;
+	for (e = i; e < *line && !strchr(" \t\r\n", s[e]); e++)
+		;
+	if (e == i || e - i > 8)
+		return false;
+	*d = s + i;
+	*dlen = e - i;
+	return true;
+}
+
+static void
+statement_add(const char *s, size_t n, char ***stmts, size_t *count,
+              size_t *cap)
+{
+	if (blank_statement(s, n))
+		return;
+	if (*count == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		*stmts = xrealloc(*stmts, *cap * sizeof(char *));
+	}
+	(*stmts)[(*count)++] = xstrndup(s, n);
+}
+
+/* A statement ends at a terminator (';' unless a DELIMITER line says
+ * otherwise) that is the last non-blank text of its line. */
 int
 migrate_split(const char *sql, size_t len, char ***stmts, size_t *n)
 {
-	size_t start = 0, i, j, cap = 0;
+	const char *delim = ";";
+	size_t dlen = 1, start = 0, i, j, cap = 0, line;
 
 	*stmts = NULL;
 	*n = 0;
 	for (i = 0; i <= len; i++) {
 		bool end = i == len;
 
-		if (!end && sql[i] == ';') {
-			for (j = i + 1; j < len && strchr(" \t\r", sql[j]); j++)
+		if (!end && (i == 0 || sql[i - 1] == '\n') &&
+		    delimiter_line(sql + i, len - i, &delim, &dlen, &line)) {
+			statement_add(sql + start, i - start, stmts, n, &cap);
+			start = i + line;
+			i = start - 1;
+			continue;
+		}
+		if (!end && len - i >= dlen &&
+		    memcmp(sql + i, delim, dlen) == 0) {
+			for (j = i + dlen; j < len && strchr(" \t\r", sql[j]);
+			     j++)
 				;
 			end = j == len || sql[j] == '\n';
 		}
 		if (!end)
 			continue;
-		if (!blank_statement(sql + start, i - start)) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 8;
-				*stmts = xrealloc(*stmts, cap * sizeof(char *));
-			}
-			(*stmts)[(*n)++] = xstrndup(sql + start, i - start);
-		}
-		start = i + 1;
+		statement_add(sql + start, i - start, stmts, n, &cap);
+		start = i + dlen;
+		i = start - 1;
 	}
 	return 0;
 }

@@ -10,7 +10,7 @@ run_pkgs=(gcc make pkg-config git curl ca-certificates
 	libfcgi-dev libjson-c-dev libconfig-dev libmariadb-dev
 	libcurl4-openssl-dev libssl-dev libyaml-dev busybox-static docker-compose)
 test_pkgs=(clang clang-format shellcheck valgrind iproute2 procps psmisc
-	chromium python3-flask python3-cryptography wrk)
+	chromium python3-flask python3-cryptography wrk libclang-rt-14-dev)
 
 pkgs=("${run_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -5,7 +5,8 @@
 #   CONFIG=file scripts/stack.sh up|down|db-start|db-stop|status
 #
 # EPHEMERA_BIN selects the binaries (default bin/; the tests use the ASan
-# build). Every daemon is started in its own session (setsid) so a Ctrl-C
+# build). EPHEMERA_MARIADB_ARGS adds server options to the private
+# MariaDB (benches trying a setting; not for durability switches). Every daemon is started in its own session (setsid) so a Ctrl-C
 # in the terminal reaches only run.sh, which then stops them in order.
 set -euo pipefail
 
@@ -78,6 +79,8 @@ db_start() {
 		}
 	fi
 	alive "$(pid_of "$VAR/run/mysqld.pid")" && return 0
+	local extra=()
+	read -ra extra <<<"${EPHEMERA_MARIADB_ARGS:-}"
 	# skip-networking: only the private socket; durability stays on.
 	setsid "$MARIADBD" --no-defaults --datadir="$VAR/mysql" \
 		--socket="$DB_SOCKET" --pid-file="$VAR/run/mysqld.pid" \
@@ -87,7 +90,7 @@ db_start() {
 		--innodb-flush-log-at-trx-commit=1 \
 		--character-set-server=utf8mb4 \
 		--collation-server=utf8mb4_unicode_ci \
-		--max-connections=1000 </dev/null >/dev/null 2>&1 &
+		--max-connections=1000 "${extra[@]}" </dev/null >/dev/null 2>&1 &
 	if ! wait_for 60 db_ping; then
 		say "MariaDB did not start; see $VAR/log/mariadb.log"
 		tail -20 "$VAR/log/mariadb.log" >&2 || true

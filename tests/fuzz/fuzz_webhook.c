@@ -7,13 +7,17 @@
  *
  * Invariants checked beyond "no crash, no leak, no UB": every string the
  * event hands out is valid UTF-8, a change never asks for an unknown
- * desired state, and a stale or ignored change writes nothing.
+ * desired state, and a stale or ignored change writes nothing. And the
+ * one-pass scanner (jscan.c) agrees with the json-c parser it replaced
+ * (tests/reference/event_jsonc.c): whatever it accepts json-c accepted,
+ * with the same event.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../fcgi-app/app.h"
+#include "../reference/event_jsonc.c"
 
 static const char *const names[] = {
         "pull_request", "issue_comment",
@@ -61,8 +65,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct policy pol = {false, "preview", "preview-approved", false,
 	                     false};
 	struct env_state cur;
-	struct event ev;
+	struct event ev, ref;
 	struct change ch;
+	const char *name;
+	int rc, ref_rc;
 	struct buf err = BUF_INIT;
 	struct slice body;
 	char *form = NULL, *text, args[65];
@@ -86,8 +92,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pol.label_trigger = data[1] & 0x10;
 	pol.deploy_drafts = data[1] & 0x20;
 	pol.deploy_untrusted = data[1] & 0x40;
-	if (event_parse(&ev, names[(data[0] & 0x7f) % NELEM(names)], body,
-	                &err) == 0) {
+	name = names[(data[0] & 0x7f) % NELEM(names)];
+	rc = event_parse(&ev, name, body, &err);
+	ref_rc = ref_event_parse(&ref, name, body, &err);
+	/* Stricter than json-c (RFC 8259 only), never laxer. */
+	must(rc == -1 || ref_rc == 0);
+	if (rc == 0 && ref_rc == 0 && ref_event_diff(&ev, &ref) != NULL) {
+		fprintf(stderr, "jscan and json-c differ: %s\n",
+		        ref_event_diff(&ev, &ref));
+		abort();
+	}
+	event_free(&ref);
+	if (rc == 0) {
 		char **strs[] = {&ev.name,      &ev.action,      &ev.repo,
 		                 &ev.title,     &ev.author,      &ev.head_ref,
 		                 &ev.head_repo, &ev.base_ref,    &ev.clone_url,

@@ -118,6 +118,26 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(self.count("deliveries"), 8)
         self.assertEqual(self.count("deliveries", "result = 'stale'"), 1)
 
+    def test_push_brings_a_backed_off_reconcile_forward(self):
+        # delivery_apply (007) finds the queued reconcile with a locking
+        # read instead of colliding with it: still one job, and a retry
+        # waiting out its backoff runs now. A running one gets a successor.
+        self.assertEqual(self.deliver("pull_request", fixture("pull_request.opened.json")).status, 202)
+        self.s.sql("UPDATE jobs SET run_at = NOW(6) + INTERVAL 1 HOUR, attempts = 2")
+        p = fixture_json("pull_request.synchronize.json")
+        p["pull_request"]["head"]["sha"] = "1" * 40
+        p["pull_request"]["updated_at"] = "2019-05-15T16:00:00Z"
+        self.assertEqual(self.deliver("pull_request", p).status, 202)
+        rows = self.s.sql("SELECT attempts, run_at <= NOW(6) FROM jobs WHERE kind = 'reconcile'")
+        self.assertEqual(rows, [["2", "1"]])
+        self.s.sql("UPDATE jobs SET state = 'running'")
+        p["pull_request"]["head"]["sha"] = "2" * 40
+        p["pull_request"]["updated_at"] = "2019-05-15T17:00:00Z"
+        self.assertEqual(self.deliver("pull_request", p).status, 202)
+        self.assertEqual(self.s.sql("SELECT state FROM jobs WHERE kind = 'reconcile' ORDER BY id"),
+                         [["running"], ["queued"]])
+        self.assertEqual(self.envs()[("Codertocat/Hello-World", 2)]["sha"], "2" * 40)
+
     def test_fork_fixtures_await_approval(self):
         for name, key in (("pull_request.opened.fork.json", ("packit-service/packit", 342)),
                           ("pull_request.synchronize.fork.json",

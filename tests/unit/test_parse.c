@@ -109,5 +109,31 @@ test_migrate_split(void)
 	free(st);
 }
 
+/* A procedure body holds ';': DELIMITER lines switch the terminator. */
+static void
+test_migrate_split_delimiter(void)
+{
+	const char *sql = "CREATE TABLE a (x INT);\n"
+	                  "DELIMITER $$\n"
+	                  "CREATE PROCEDURE p()\nBEGIN\n\tSELECT 1;\n"
+	                  "\tSELECT 2;\nEND$$\n"
+	                  "delimiter ;\n"
+	                  "INSERT INTO a VALUES (1);\n";
+	char **st;
+	size_t n, i;
+
+	migrate_split(sql, strlen(sql), &st, &n);
+	CHECK(n == 3);
+	if (n == 3) {
+		CHECK_STR(st[0], "CREATE TABLE a (x INT)");
+		CHECK_STR(st[1], "CREATE PROCEDURE p()\nBEGIN\n\tSELECT 1;\n"
+		                 "\tSELECT 2;\nEND");
+		CHECK_STR(st[2], "INSERT INTO a VALUES (1)");
+	}
+	for (i = 0; i < n; i++)
+		free(st[i]);
+	free(st);
+}
+
 UNIT_MAIN(TEST(test_int64), TEST(test_iso8601), TEST(test_slug),
-          TEST(test_migrate_split))
+          TEST(test_migrate_split), TEST(test_migrate_split_delimiter))
