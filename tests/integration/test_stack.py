@@ -3,6 +3,7 @@ fcgi-app, workers), started by the same script as `make run`."""
 import os
 import signal
 import subprocess
+import threading
 import time
 import unittest
 
@@ -151,16 +152,24 @@ class MakeRunTest(unittest.TestCase):
         p = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True, text=True)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(p.stdout), daemon=True)
+        reader.start()
+        running = "running at http://127.0.0.1:%d/" % s.port
         try:
-            ok = wait_until(lambda: s.port_open() and s.get("/healthz").status == 200,
-                            timeout=120, interval=0.3)
-            self.assertTrue(ok, "make run did not come up")
+            # Up when it says so: /healthz answers a moment before
+            # run.sh has finished its own start and printed the URL.
+            ok = wait_until(lambda: any(running in l for l in lines), timeout=120,
+                            interval=0.3)
+            self.assertTrue(ok, "make run did not come up:\n" + "".join(lines))
+            self.assertEqual(s.get("/healthz").status, 200)
             self.assertEqual(s.get("/api/v1/environments").json(), [])
             self.assertTrue(s.processes())
             # Ctrl-C: SIGINT to the whole foreground process group.
             os.killpg(p.pid, signal.SIGINT)
-            out, _ = p.communicate(timeout=90)
-            self.assertIn("running at http://127.0.0.1:%d/" % s.port, out)
+            p.wait(timeout=90)
+            reader.join(timeout=10)
+            out = "".join(lines)
             self.assertIn("ephemera: stopped", out)
             self.assertTrue(wait_until(lambda: not s.processes(), timeout=5),
                             "left behind: %r" % s.processes())
