@@ -236,18 +236,6 @@ ws_skip(struct scan *s)
 		s->p++;
 }
 
-static int
-hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 hex4(const char *p, unsigned *out)
 {
@@ -255,7 +243,7 @@ hex4(const char *p, unsigned *out)
 	int i, h;
 
 	for (i = 0; i < 4; i++) {
-		h = hex_val(p[i]);
+		h = parse_hex_digit(p[i]);
 		if (h < 0)
 			return false;
 		v = v << 4 | (unsigned)h;
@@ -612,7 +600,9 @@ jscan_string(const struct jscan_value *v, struct buf *out)
 			buf_putc(out, '\t');
 			break;
 		case 'u':
-			hex4(p + 2, &cp);
+			/* The scan checked the digits; never trust that. */
+			if (!hex4(p + 2, &cp))
+				cp = 0xfffd;
 			p += 4;
 			if (cp >= 0xd800 && cp <= 0xdbff && end - p >= 8 &&
 			    p[2] == '\\' && p[3] == 'u' && hex4(p + 4, &lo) &&

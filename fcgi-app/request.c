@@ -37,17 +37,6 @@ request_header(const struct request *req, const char *name)
 	return request_param(req, key);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Percent-decodes [s, s+n), '+' as space (form encoding). */
 char *
 url_decode(const char *s, size_t n)
@@ -56,10 +45,11 @@ url_decode(const char *s, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
-			buf_putc(&b, (char)(hexval(s[i + 1]) * 16 +
-			                    hexval(s[i + 2])));
+		if (s[i] == '%' && i + 2 < n &&
+		    parse_hex_digit(s[i + 1]) >= 0 &&
+		    parse_hex_digit(s[i + 2]) >= 0) {
+			buf_putc(&b, (char)(parse_hex_digit(s[i + 1]) * 16 +
+			                    parse_hex_digit(s[i + 2])));
 			i += 2;
 		} else {
 			buf_putc(&b, s[i] == '+' ? ' ' : s[i]);

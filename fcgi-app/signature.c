@@ -42,18 +42,6 @@ signature_hex(const char *secret, struct slice body, char out[static 65])
 	out[64] = '\0';
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 enum signature_result
 signature_check(const char *secret, struct slice body, const char *header)
 {
@@ -66,8 +54,8 @@ signature_check(const char *secret, struct slice body, const char *header)
 	    strlen(header) != SIG_PREFIX_LEN + 64)
 		return SIGNATURE_MALFORMED;
 	for (i = 0; i < 32; i++) {
-		int hi = hexval(header[SIG_PREFIX_LEN + 2 * i]);
-		int lo = hexval(header[SIG_PREFIX_LEN + 2 * i + 1]);
+		int hi = parse_hex_digit(header[SIG_PREFIX_LEN + 2 * i]);
+		int lo = parse_hex_digit(header[SIG_PREFIX_LEN + 2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return SIGNATURE_MALFORMED;

@@ -79,6 +79,8 @@ char *slice_dup(struct slice);
 
 int parse_int64(const char *, int64_t min, int64_t max, int64_t *out);
 int parse_uint64(const char *, uint64_t *out);
+/* 0-15 for a hex digit of either case, else -1. */
+int parse_hex_digit(char);
 /* ISO 8601 "2019-05-15T15:20:33Z" (GitHub's form) → seconds since epoch. */
 int parse_iso8601(const char *, time_t *out);
 /* Formats into `out` (at least 21 bytes) as "YYYY-MM-DDTHH:MM:SSZ". */

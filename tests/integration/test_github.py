@@ -742,21 +742,22 @@ class GitHubCloneTest(unittest.TestCase):
     def tearDownClass(cls):
         stack_down(cls)
 
-    def env(self, pr):
+    def env(self, pr, repo=REPO):
         for e in self.s.get("/api/v1/environments").json():
-            if e["repo"] == REPO and e["pr"] == pr:
+            if e["repo"] == repo and e["pr"] == pr:
                 return e
         return None
 
-    def wait_phase(self, pr, phase):
-        e = wait_until(lambda: (self.env(pr) or {}).get("phase") == phase and self.env(pr),
-                       timeout=180, interval=0.3)
-        self.assertTrue(e, "never %s: %r\n%s" % (phase, self.env(pr), self.s.logs()[-4000:]))
+    def wait_phase(self, pr, phase, repo=REPO):
+        e = wait_until(lambda: (self.env(pr, repo) or {}).get("phase") == phase and
+                       self.env(pr, repo), timeout=180, interval=0.3)
+        self.assertTrue(e, "never %s: %r\n%s" % (phase, self.env(pr, repo),
+                                                  self.s.logs()[-4000:]))
         return e
 
-    def deliver(self, action, pr, commit):
-        p = events.pull_request(action, REPO, pr, commit)
-        url = "%s/%s.git" % (self.gh.url, REPO)
+    def deliver(self, action, pr, commit, repo=REPO):
+        p = events.pull_request(action, repo, pr, commit)
+        url = "%s/%s.git" % (self.gh.url, repo)
         p["pull_request"]["head"]["repo"]["clone_url"] = url
         p["pull_request"]["base"]["repo"]["clone_url"] = url
         p["repository"]["clone_url"] = url
@@ -786,17 +787,18 @@ class GitHubCloneTest(unittest.TestCase):
         self.wait_phase(9, "destroyed")
 
     def test_token_refused_fails_the_environment_visibly(self):
-        # The installation no longer covers the repository.
-        self.gh.configure(installations={str(INST): {"repos": [], "permissions": PERMS}})
-        try:
-            commit = self.repo.commit("refused")
-            self.deliver("opened", 10, commit)
-            e = self.wait_phase(10, "failed")
-            self.assertIn("no clone token from GitHub", e["error"])
-        finally:
-            self.gh.configure(installations={str(INST): {"repos": [REPO], "permissions": PERMS}})
-        self.deliver("closed", 10, commit)
-        self.wait_phase(10, "destroyed")
+        # A repository the installation does not cover (its own name, so
+        # no token cached for REPO by another test is involved): GitHub
+        # refuses the token with 422; the environment fails and says why.
+        other = "octo/uncovered"
+        repo = Repo(self.s.dir, other)
+        self.gh.configure(git={other: repo.path})
+        commit = repo.commit("refused")
+        self.deliver("opened", 10, commit, repo=other)
+        e = self.wait_phase(10, "failed", repo=other)
+        self.assertIn("no clone token from GitHub", e["error"])
+        self.deliver("closed", 10, commit, repo=other)
+        self.wait_phase(10, "destroyed", repo=other)
 
 
 if __name__ == "__main__":
