@@ -63,10 +63,18 @@ slot_find(uint64_t inst, const char *scope)
 void
 github_token_forget(uint64_t inst, const char *scope)
 {
-	struct token_slot *s = slot_find(inst, scope);
+	struct token_slot *s;
+	size_t i;
 
-	if (s != NULL)
-		slot_clear(s);
+	if (inst != 0) {
+		if ((s = slot_find(inst, scope)) != NULL)
+			slot_clear(s);
+		return;
+	}
+	/* Installation 0: this scope under whichever installation. */
+	for (i = 0; i < TOKEN_SLOTS; i++)
+		if (slots[i].token != NULL && scope_eq(slots[i].scope, scope))
+			slot_clear(&slots[i]);
 }
 
 /* A free slot, or the least recently used one. */

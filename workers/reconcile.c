@@ -170,6 +170,10 @@ step_fetch(struct deploy *d)
 	if (local_host_run(d->w, d->job, &c, &p) == -1) {
 		buf_printf(&d->why, "fetching %.12s failed", d->e->desired_sha);
 		rc = DEPLOY_RETRY;
+		/* The App may have lost the repository since the token was
+		 * cached: the retry asks GitHub again, and hears why. */
+		if (c.git_token != NULL)
+			github_token_forget(0, d->e->repo);
 	}
 	log_take(d, &p);
 	proc_free(&p);

@@ -313,6 +313,7 @@ int github_app_jwt(const struct config *, struct buf *jwt);
  */
 int github_token_get(struct github *, const char *clone_repo,
                      struct buf *token);
+/* Drops a cached token; installation 0: clone_repo's under any. */
 void github_token_forget(uint64_t installation, const char *clone_repo);
 /* Drops every cached token (tests, and after a fork). */
 void github_token_clear(void);

@@ -733,7 +733,9 @@ class GitHubCloneTest(unittest.TestCase):
     def setUpClass(cls):
         subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
         cls.instance = "t%06d" % random.randrange(10**6)
-        stack_up(cls, "ghclone", {"workers.count": 2, "environments.instance": cls.instance})
+        # One worker: its token cache is the one the tests reason about.
+        stack_up(cls, "ghclone", {"workers.count": 1, "environments.instance": cls.instance,
+                                  "workers.backoff_base_ms": 200})
         cls.repo = Repo(cls.s.dir, REPO)
         cls.gh.configure(installations={str(INST): {"repos": [REPO], "permissions": PERMS}},
                          git={REPO: cls.repo.path})
@@ -785,6 +787,27 @@ class GitHubCloneTest(unittest.TestCase):
         self.assertEqual(clone_tokens[0]["permissions"], {"contents": "read"})
         self.deliver("closed", 9, commit)
         self.wait_phase(9, "destroyed")
+
+    def test_access_lost_while_a_token_is_cached(self):
+        commit = self.repo.commit("cached")
+        self.deliver("opened", 11, commit)
+        self.wait_phase(11, "ready")
+        # The App loses the repository; the worker still holds a token
+        # for it, which git now refuses. The retry must ask GitHub anew
+        # and say why, not just "fetching failed" five times.
+        self.gh.configure(installations={str(INST): {"repos": [], "permissions": PERMS}})
+        try:
+            commit2 = self.repo.commit("after")
+            self.deliver("synchronize", 11, commit2)
+            e = self.wait_phase(11, "failed")
+            self.assertIn("no clone token from GitHub", e["error"])
+            self.assertIn({"repo": REPO, "service": "git-upload-pack", "auth": "denied"},
+                          self.gh.state()["git"])
+        finally:
+            self.gh.configure(installations={str(INST): {"repos": [REPO],
+                                                         "permissions": PERMS}})
+        self.deliver("closed", 11, commit2)
+        self.wait_phase(11, "destroyed")
 
     def test_token_refused_fails_the_environment_visibly(self):
         # A repository the installation does not cover (its own name, so
