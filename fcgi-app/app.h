@@ -454,6 +454,12 @@ void event_free(struct event *);
 bool event_has_label(const struct event *, const char *);
 /* Head repository is the base and the author OWNER/MEMBER/COLLABORATOR. */
 bool event_trusted(const struct event *);
+/* event_parse's steps after the JSON, shared with the json-c reference
+ * parser the tests compare the scanner against: [a-z0-9_] only, at most
+ * 64 (owned); 40 lower-case hex; "" for every text field left NULL. */
+char *event_word_clean(const char *);
+bool event_sha_valid(const char *);
+void event_fill_empty(struct event *);
 
 /* ---- decide.c: (event, environment, order, policy) → change, pure ------ */
 

@@ -187,8 +187,8 @@ fnames(const struct jscan_result *r, enum field f, size_t max_chars, size_t *n)
 }
 
 /* Keeps [a-z0-9_] only: actions go into an ASCII column and the logs. */
-static char *
-word_clean(const char *s)
+char *
+event_word_clean(const char *s)
 {
 	struct buf b = BUF_INIT;
 
@@ -200,8 +200,8 @@ word_clean(const char *s)
 	return buf_detach(&b);
 }
 
-static bool
-sha_valid(const char *s)
+bool
+event_sha_valid(const char *s)
 {
 	size_t i;
 
@@ -243,7 +243,7 @@ pull_request_parse(struct event *ev, const struct jscan_result *r)
 		ev->missing = "pull_request";
 	else if (!fuint(r, F_PR_NUMBER, UINT32_MAX, &ev->pr))
 		ev->missing = "pull_request.number";
-	else if (!sha_valid(ev->head_sha))
+	else if (!event_sha_valid(ev->head_sha))
 		ev->missing = "pull_request.head.sha";
 	else if (!ev->has_updated_at)
 		ev->missing = "pull_request.updated_at";
@@ -289,8 +289,8 @@ installation_parse(struct event *ev, const struct jscan_result *r)
 }
 
 /* The fields app.h promises are never NULL, for every kind of event. */
-static void
-empty_fill(struct event *ev)
+void
+event_fill_empty(struct event *ev)
 {
 	char **f[] = {&ev->sender,
 	              &ev->title,
@@ -321,7 +321,7 @@ event_parse(struct event *ev, const char *name, struct slice json,
 	int rc = -1;
 
 	memset(ev, 0, sizeof(*ev));
-	ev->name = word_clean(name);
+	ev->name = event_word_clean(name);
 	ev->kind = event_kind_of(ev->name);
 	if (jscan_parse(json, fields, F_COUNT, r, &why) == -1) {
 		buf_printf(err, "invalid JSON: %s", why);
@@ -330,7 +330,7 @@ event_parse(struct event *ev, const char *name, struct slice json,
 	{
 		char *action = fstr(r, F_ACTION, 64);
 
-		ev->action = word_clean(action);
+		ev->action = event_word_clean(action);
 		free(action);
 	}
 	ev->repo = fstr(r, F_REPO, 255);
@@ -352,7 +352,7 @@ event_parse(struct event *ev, const char *name, struct slice json,
 	case EVENT_OTHER:
 		break;
 	}
-	empty_fill(ev);
+	event_fill_empty(ev);
 	rc = 0;
 out:
 	jscan_results_free(r, F_COUNT);

@@ -51,7 +51,11 @@ host_call_init(struct host_call *c, const char *action, const char *project,
 	c->build = true;
 }
 
-/* What runs, from Docker's labels; the route and work dir from disk. */
+/*
+ * What runs, from Docker's labels; the route and work dir from disk. When
+ * everything should be gone, the question is rather whether any object of
+ * the project is left, running or not (which includes running ones).
+ */
 static int
 observe(struct worker *w, const struct job *job, const struct env *e,
         struct facts *f)
@@ -62,29 +66,27 @@ observe(struct worker *w, const struct job *job, const struct env *e,
 	char project[80];
 	char *dir = local_env_dir(w->cfg, e->slug);
 	struct stat st;
+	bool gone = strcmp(e->desired, "destroyed") == 0;
 	int rc = -1;
 
 	memset(f, 0, sizeof(*f));
 	local_project_name(w->cfg, e->slug, project);
-	host_call_init(&c, "status", project, NULL);
+	host_call_init(&c, gone ? "leftovers" : "status", project, NULL);
 	proc_init(&p);
 	if (local_host_run(w, job, &c, &p) == -1)
 		goto out;
-	arr = json_tokener_parse(buf_str(&p.out));
-	f->running = arr != NULL && json_object_is_type(arr, json_type_array) &&
-	             json_object_array_length(arr) > 0;
-	json_object_put(arr);
+	if (gone) {
+		f->leftover = strtol(buf_str(&p.out), NULL, 10) > 0;
+	} else {
+		arr = json_tokener_parse(buf_str(&p.out));
+		f->running = arr != NULL &&
+		             json_object_is_type(arr, json_type_array) &&
+		             json_object_array_length(arr) > 0;
+		json_object_put(arr);
+	}
 	f->route = exposure_local_exists(w->cfg, e->slug);
 	f->workdir = stat(dir, &st) == 0;
 	rc = 0;
-	if (strcmp(e->desired, "destroyed") == 0) {
-		proc_free(&p);
-		proc_init(&p);
-		c.action = "leftovers";
-		if (local_host_run(w, job, &c, &p) == -1)
-			rc = -1;
-		f->leftover = strtol(buf_str(&p.out), NULL, 10) > 0;
-	}
 out:
 	proc_free(&p);
 	free(dir);

@@ -37,6 +37,17 @@ struct env_tx {
 };
 
 static int
+reconcile_tx(struct db *db, void *arg)
+{
+	struct env_tx *t = arg;
+
+	t->changed = true;
+	return queue_enqueue(db, "reconcile", t->env_id, 0, NULL,
+	                     (int)t->w->cfg->workers_max_attempts);
+}
+
+/* Still idle under the row lock the UPDATE takes: then stop it. */
+static int
 idle_stop_tx(struct db *db, void *arg)
 {
 	struct env_tx *t = arg;
@@ -47,21 +58,7 @@ idle_stop_tx(struct db *db, void *arg)
 	            "AND " IDLE_WHERE,
 	            "ui", t->env_id, t->w->cfg->env_idle_stop_minutes) == -1)
 		return -1;
-	if (db_affected(db) == 0)
-		return 0;
-	t->changed = true;
-	return queue_enqueue(db, "reconcile", t->env_id, 0, NULL,
-	                     (int)t->w->cfg->workers_max_attempts);
-}
-
-static int
-reconcile_tx(struct db *db, void *arg)
-{
-	struct env_tx *t = arg;
-
-	t->changed = true;
-	return queue_enqueue(db, "reconcile", t->env_id, 0, NULL,
-	                     (int)t->w->cfg->workers_max_attempts);
+	return db_affected(db) == 0 ? 0 : reconcile_tx(db, arg);
 }
 
 /* Runs `fn` for every environment id the query returns; -1 on error. */

@@ -545,8 +545,9 @@ struct facts {
 	bool running; /* containers of the project are running */
 	bool route;   /* the proxy route exists */
 	bool workdir; /* the work dir exists */
-	/* Any Docker object of the project, running or not: looked at only
-	 * when everything should be gone (desired destroyed). */
+	/* Any Docker object of the project, running or not: looked at,
+	 * instead of `running`, when everything should be gone (desired
+	 * destroyed). */
 	bool leftover;
 };
 

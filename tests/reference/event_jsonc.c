@@ -91,32 +91,6 @@ ref_jbool(struct json_object *root, const char *path)
 	       json_object_get_boolean(o);
 }
 
-/* Keeps [a-z0-9_] only: actions go into an ASCII column and the logs. */
-static char *
-ref_word_clean(const char *s)
-{
-	struct buf b = BUF_INIT;
-
-	buf_append(&b, "", 0);
-	for (; s && *s && b.len < 64; s++)
-		if ((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		    *s == '_')
-			buf_putc(&b, *s);
-	return buf_detach(&b);
-}
-
-static bool
-ref_sha_valid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; s && s[i]; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		      (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s && i == 40;
-}
-
 /* The `key` string of each object in the array at `path`. */
 static char **
 ref_jnames(struct json_object *root, const char *path, const char *key,
@@ -176,7 +150,7 @@ ref_pull_request_parse(struct event *ev, struct json_object *root)
 		ev->missing = "pull_request";
 	else if (!ref_juint(pr, "number", UINT32_MAX, &ev->pr))
 		ev->missing = "pull_request.number";
-	else if (!ref_sha_valid(ev->head_sha))
+	else if (!event_sha_valid(ev->head_sha))
 		ev->missing = "pull_request.head.sha";
 	else if (!ev->has_updated_at)
 		ev->missing = "pull_request.updated_at";
@@ -228,30 +202,6 @@ ref_installation_parse(struct event *ev, struct json_object *root)
 		ev->missing = "installation.id";
 }
 
-/* The fields app.h promises are never NULL, for every kind of event. */
-static void
-ref_empty_fill(struct event *ev)
-{
-	char **f[] = {&ev->sender,
-	              &ev->title,
-	              &ev->author,
-	              &ev->author_association,
-	              &ev->state,
-	              &ev->head_ref,
-	              &ev->head_repo,
-	              &ev->base_ref,
-	              &ev->base_repo,
-	              &ev->clone_url,
-	              &ev->comment_body,
-	              &ev->commenter,
-	              &ev->commenter_association};
-	size_t i;
-
-	for (i = 0; i < NELEM(f); i++)
-		if (*f[i] == NULL)
-			*f[i] = xstrdup("");
-}
-
 static int
 ref_event_parse(struct event *ev, const char *name, struct slice json,
                 struct buf *err)
@@ -262,7 +212,7 @@ ref_event_parse(struct event *ev, const char *name, struct slice json,
 	int rc = -1;
 
 	memset(ev, 0, sizeof(*ev));
-	ev->name = ref_word_clean(name);
+	ev->name = event_word_clean(name);
 	ev->kind = event_kind_of(ev->name);
 	tok = json_tokener_new_ex(REF_JSON_DEPTH);
 	if (tok == NULL)
@@ -291,7 +241,7 @@ ref_event_parse(struct event *ev, const char *name, struct slice json,
 	{
 		char *action = ref_jstr(root, "action", 64);
 
-		ev->action = ref_word_clean(action);
+		ev->action = event_word_clean(action);
 		free(action);
 	}
 	ev->repo = ref_jstr(root, "repository.full_name", 255);
@@ -314,7 +264,7 @@ ref_event_parse(struct event *ev, const char *name, struct slice json,
 	case EVENT_OTHER:
 		break;
 	}
-	ref_empty_fill(ev);
+	event_fill_empty(ev);
 	rc = 0;
 out:
 	json_object_put(root);
