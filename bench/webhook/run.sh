@@ -141,7 +141,7 @@ try:
     print("webhook: body %d bytes, %d connections, %ss each, innodb_flush_log_at_trx_commit=%s, "
           "fcgi.processes=%s" % (size, conns, secs, flush, fcgi or "default"))
     print("webhook: /webhook      %8.0f accepted/s  p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  "
-          "non-202 %d  socket errors %d" % (hook["per_s"], hook["p50_ms"], hook["p99_ms"],
+          "non-2xx %d  socket errors %d" % (hook["per_s"], hook["p50_ms"], hook["p99_ms"],
                                             hook["max_ms"], hook["other"], hook["errors"]))
     print("webhook: nginx 202     %8.0f /s          p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms" %
           (base["per_s"], base["p50_ms"], base["p99_ms"], base["max_ms"]))
