@@ -9,11 +9,11 @@
 CC      ?= cc
 PKGS    := libconfig json-c libcurl openssl libmariadb yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 \
 	   -Wno-format-nonliteral
-DEFS    := -D_GNU_SOURCE
+DEFS    := -D_GNU_SOURCE -pthread
 CFLAGS  ?= -O2 -g
 ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined

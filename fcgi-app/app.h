@@ -17,6 +17,7 @@ struct app {
 	struct config *cfg;
 	struct db *db;
 	unsigned long requests;
+	struct batch *batch; /* NULL: one thread, each delivery alone */
 };
 
 /* ---- request.c: one FastCGI request as plain data ---------------------- */
@@ -530,9 +531,41 @@ struct delivery {
 	unsigned reconciles; /* reconcile jobs queued or coalesced */
 	struct change change;
 	bool duplicate;
+	/* batch.c: waiting in its queue; the batch left it to delivery_record */
+	struct delivery *next;
+	bool waiting, direct;
 };
 
 enum delivery_outcome delivery_record(struct db *, struct delivery *);
+/* The labels as a JSON array of strings (the labels column). */
+void event_labels_json(const struct event *, struct buf *);
+/* "YYYY-MM-DD HH:MM:SS" of updated_at for a DATETIME column, or NULL. */
+const char *event_sql_time(const struct event *, char out[static 21]);
+
+/* ---- delivery_batch.c: several deliveries, one transaction -------------
+ *
+ * Records what it can of ds[0..n) together, in that order, exactly as
+ * delivery_record would one by one; marks the rest `direct` (a new
+ * environment, a command, an uninstall, and any later delivery for the
+ * same environment; all of them when the batch fails), for the caller
+ * to record one at a time after this returns. Never answers duplicate.
+ */
+void delivery_batch_record(struct db *, struct delivery **ds, size_t n);
+
+/* ---- batch.c: group commit across the fcgi-app's threads ---------------
+ *
+ * A thread with a delivery queues it; the first thread to find no batch
+ * running takes everything queued and records it for all of them
+ * (delivery_batch_record), while the next deliveries queue behind it. So
+ * the batch grows with the load and a lone delivery waits for nobody.
+ */
+struct batch;
+struct batch *batch_new(const struct config *);
+void batch_free(struct batch *);
+/* delivery_record's answer; `own` is the caller's connection, for what
+ * the batch leaves to it. */
+enum delivery_outcome batch_record(struct batch *, struct db *own,
+                                   struct delivery *);
 
 /* ---- webhook.c: POST /webhook ------------------------------------------ */
 

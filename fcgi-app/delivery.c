@@ -99,8 +99,8 @@ slug_pick(struct db *db, const char *repo, uint64_t pr, char out[static 64])
 	return -1;
 }
 
-static void
-labels_json(const struct event *ev, struct buf *b)
+void
+event_labels_json(const struct event *ev, struct buf *b)
 {
 	size_t i;
 
@@ -113,9 +113,8 @@ labels_json(const struct event *ev, struct buf *b)
 	buf_putc(b, ']');
 }
 
-/* "YYYY-MM-DD HH:MM:SS" for a DATETIME column, or NULL. */
-static const char *
-sql_time(const struct event *ev, char out[static 21])
+const char *
+event_sql_time(const struct event *ev, char out[static 21])
 {
 	if (!ev->has_updated_at)
 		return NULL;
@@ -137,7 +136,7 @@ env_insert(struct db *db, struct tx *t)
 
 	if (slug_pick(db, ev->repo, ev->pr, slug) == -1)
 		goto out;
-	labels_json(ev, &labels);
+	event_labels_json(ev, &labels);
 	if (db_exec(db,
 	            "INSERT INTO environments (repo, pr, slug, "
 	            "installation_id, title, author, author_association, "
@@ -155,8 +154,8 @@ env_insert(struct db *db, struct tx *t)
 	            ev->author, ev->author_association, ev->head_ref,
 	            ev->head_repo, ev->base_ref, ev->clone_url, ch->desired,
 	            ch->set_sha ? ev->head_sha : NULL, (int64_t)ch->trusted,
-	            (int64_t)ev->draft, buf_str(&labels), sql_time(ev, when),
-	            d->id) == -1) {
+	            (int64_t)ev->draft, buf_str(&labels),
+	            event_sql_time(ev, when), d->id) == -1) {
 		t->env_dup = db_error(db) == DB_DUPLICATE;
 		goto out;
 	}
@@ -300,7 +299,7 @@ delivery_apply(struct db *db, struct delivery *d, bool commit)
 	int rc = -1;
 
 	if (update)
-		labels_json(ev, &labels);
+		event_labels_json(ev, &labels);
 	if (db_query(db, &r,
 	             "CALL delivery_apply(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
 	             "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -315,8 +314,9 @@ delivery_apply(struct db *db, struct delivery *d, bool commit)
 	             ev->base_ref, ev->clone_url, ch->desired,
 	             ch->set_sha ? ev->head_sha : NULL, (int64_t)ch->trusted,
 	             (int64_t)ev->draft, update ? buf_str(&labels) : NULL,
-	             update ? sql_time(ev, when) : NULL, (int64_t)reconcile,
-	             (int64_t)d->max_attempts, (int64_t)commit) == -1) {
+	             update ? event_sql_time(ev, when) : NULL,
+	             (int64_t)reconcile, (int64_t)d->max_attempts,
+	             (int64_t)commit) == -1) {
 		if (db_error(db) == DB_DUPLICATE) {
 			/* Seen before (or a twin committed first). */
 			d->duplicate = true;

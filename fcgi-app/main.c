@@ -2,11 +2,24 @@
  * main.c - ephemera-fcgi: the FastCGI program behind nginx.
  *
  * The supervisor opens the unix socket once and forks a prefork pool; each
- * child accepts on the shared socket, owns one database connection, and
- * answers one request at a time. Nothing here calls a remote service: the
- * slow work is the workers'.
+ * child runs fcgi.threads threads that accept on the shared socket, each
+ * owning one database connection and answering one request at a time.
+ * Threads rather than more processes so that webhook deliveries arriving
+ * together can share a transaction (batch.c). Nothing here calls a remote
+ * service: the slow work is the workers'.
+ *
+ * Signals: only the child's main thread takes SIGTERM. It sets `stop`,
+ * which a thread reads before each accept, and interrupts the threads
+ * with SIGUSR1 (FCGI_FAIL_ACCEPT_ON_INTR makes a blocked accept return),
+ * again every 20 ms until all are done: a thread takes SIGUSR1 only while
+ * it waits in accept, so no request's reads or writes see EINTR (but for
+ * one just accepted as the stop comes, whose connection nginx sees
+ * closed, as it would any left in the backlog of a stopping pool).
  */
 #include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +31,21 @@
 struct fcgi_ctx {
 	struct config *cfg;
 	int listen_fd;
+};
+
+/* One child process: its threads and what they share. */
+struct fcgi_proc {
+	struct fcgi_ctx *ctx;
+	struct batch *batch;
+	pthread_t main_thread;
+	atomic_bool stop;
+	atomic_ulong requests;
+};
+
+struct fcgi_thread {
+	struct fcgi_proc *proc;
+	pthread_t id;
+	atomic_bool done;
 };
 
 /* Signal context: make a blocked FCGX_Accept_r return. */
@@ -107,32 +135,133 @@ out:
 	response_free(&res);
 }
 
-static int
-fcgi_child(int slot, void *arg)
+static void
+on_interrupt(int sig)
 {
-	struct fcgi_ctx *ctx = arg;
-	struct app app = {ctx->cfg, NULL, 0};
-	FCGX_Request fr;
+	(void)sig; /* only to make a blocking call return EINTR */
+}
 
-	supervisor_child_signals(fcgi_on_stop);
-	app.db = db_open(ctx->cfg);
+static void *
+fcgi_thread_main(void *arg)
+{
+	struct fcgi_thread *t = arg;
+	struct fcgi_proc *p = t->proc;
+	struct config *cfg = p->ctx->cfg;
+	struct app app = {cfg, NULL, 0, p->batch};
+	unsigned long max = (unsigned long)cfg->fcgi_max_requests;
+	FCGX_Request fr;
+	sigset_t usr1;
+	int rc;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	app.db = db_open(cfg);
 	db_read_committed(app.db); /* see delivery.c */
-	/* Connect lazily: with MariaDB down, /healthz must still say 503. */
-	if (db_connect(app.db, 0) == -1)
-		log_warn("db_unavailable_at_start", "slot=%d", slot);
-	FCGX_InitRequest(&fr, ctx->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
-	while (!supervisor_stopping()) {
-		if (FCGX_Accept_r(&fr) < 0)
+	FCGX_InitRequest(&fr, p->ctx->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+	while (!atomic_load(&p->stop)) {
+		/* Interruptible only here: never a request's reads and writes. */
+		pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+		rc = FCGX_Accept_r(&fr);
+		pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+		if (rc < 0)
 			break;
 		request_serve(&app, &fr);
 		FCGX_Finish_r(&fr);
-		app.requests++;
-		if (ctx->cfg->fcgi_max_requests > 0 &&
-		    app.requests >= (unsigned long)ctx->cfg->fcgi_max_requests)
-			break;
+		/* Recycle the process after max_requests (bounds leaks). */
+		if (max > 0 && atomic_fetch_add(&p->requests, 1) + 1 >= max) {
+			atomic_store(&p->stop, true);
+			pthread_kill(p->main_thread, SIGUSR1);
+		}
 	}
 	FCGX_Free(&fr, 1);
 	db_close(app.db);
+	atomic_store(&t->done, true);
+	pthread_kill(p->main_thread, SIGUSR1);
+	return NULL;
+}
+
+/* Interrupts every thread still running until all are done. */
+static void
+threads_stop(struct fcgi_thread *ts, size_t n)
+{
+	struct timespec pause = {0, 20 * 1000 * 1000};
+	size_t i, left;
+
+	do {
+		left = 0;
+		for (i = 0; i < n; i++)
+			if (!atomic_load(&ts[i].done)) {
+				pthread_kill(ts[i].id, SIGUSR1);
+				left++;
+			}
+		if (left > 0)
+			nanosleep(&pause, NULL);
+	} while (left > 0);
+	for (i = 0; i < n; i++)
+		pthread_join(ts[i].id, NULL);
+}
+
+static int
+fcgi_child(int slot, void *arg)
+{
+	struct fcgi_proc p = {.ctx = arg};
+	size_t n = (size_t)p.ctx->cfg->fcgi_threads, i, started = 0;
+	struct fcgi_thread *ts = xcalloc(n, sizeof(*ts));
+	struct sigaction sa;
+	sigset_t term, none;
+	struct db *probe;
+
+	supervisor_child_signals(fcgi_on_stop);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt; /* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	/* Say so at start if MariaDB is down; /healthz must still answer. */
+	probe = db_open(p.ctx->cfg);
+	if (db_connect(probe, 0) == -1)
+		log_warn("db_unavailable_at_start", "slot=%d", slot);
+	db_close(probe);
+	/* A lone thread has nothing to share a transaction with. */
+	if (n > 1)
+		p.batch = batch_new(p.ctx->cfg);
+	p.main_thread = pthread_self();
+	atomic_init(&p.stop, false);
+	atomic_init(&p.requests, 0);
+	/* The threads inherit a mask with SIGTERM blocked: it comes here. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	for (i = 0; i < n; i++) {
+		ts[i].proc = &p;
+		atomic_init(&ts[i].done, false);
+		if (pthread_create(&ts[i].id, NULL, fcgi_thread_main, &ts[i]) !=
+		    0) {
+			log_error("fcgi_thread", "slot=%d errno=%m", slot);
+			break;
+		}
+		started++;
+	}
+	/*
+	 * Here both stay blocked but inside sigsuspend, so that one arriving
+	 * between the checks and the wait is not lost.
+	 */
+	sigaddset(&term, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	sigemptyset(&none);
+	/* Until told to stop, or a thread ended (recycling, or an error). */
+	while (!supervisor_stopping() && !atomic_load(&p.stop) &&
+	       started == n) {
+		for (i = 0; i < n && !atomic_load(&ts[i].done); i++)
+			;
+		if (i < n)
+			break;
+		sigsuspend(&none);
+	}
+	atomic_store(&p.stop, true);
+	threads_stop(ts, started);
+	batch_free(p.batch);
+	free(ts);
 	return 0;
 }
 

@@ -167,7 +167,8 @@ webhook_post(struct app *app, const struct request *req, struct response *res)
 	d.ev = &ev;
 	d.policy = &pol;
 	d.max_attempts = (int)app->cfg->workers_max_attempts;
-	switch (delivery_record(app->db, &d)) {
+	switch (app->batch ? batch_record(app->batch, app->db, &d)
+	                   : delivery_record(app->db, &d)) {
 	case DELIVERY_FAILED:
 		log_error("webhook_not_recorded", "delivery=%s event=%s",
 		          log_q(guid), ev.name);

@@ -745,8 +745,18 @@ db_tx_run(struct db *db, db_tx_fn fn, void *arg, int tries, bool self)
 			goto retry;
 		}
 		why = db->last;
-		if (db->conn != NULL)
-			mysql_rollback(db->conn);
+		/*
+		 * A rollback that fails (a call that broke off inside a
+		 * result set leaves the connection out of sync) would leave
+		 * the transaction's row locks held until this connection's
+		 * next statement, which may never come: close it instead,
+		 * and the server rolls back.
+		 */
+		if (db->conn != NULL && mysql_rollback(db->conn) != 0) {
+			log_warn("db_rollback_failed", "errno=%u",
+			         mysql_errno(db->conn));
+			db_disconnect(db);
+		}
 		if (why != DB_RETRY && why != DB_GONE)
 			return -1;
 	retry:

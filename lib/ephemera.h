@@ -160,6 +160,7 @@ struct config {
 	/* fcgi */
 	char *fcgi_socket; /* "" : <var_dir>/run/fcgi.sock */
 	int64_t fcgi_processes;
+	int64_t fcgi_threads;
 	int64_t fcgi_max_requests;
 
 	/* workers */

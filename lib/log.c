@@ -108,8 +108,9 @@ fatal(const char *event, const char *fmt, ...)
 const char *
 log_qn(const char *s, size_t n)
 {
-	static char ring[8][256];
-	static unsigned next;
+	/* Per thread: the fcgi-app's threads log at once. */
+	static _Thread_local char ring[8][256];
+	static _Thread_local unsigned next;
 	char *out = ring[next++ % 8];
 	size_t i, o = 0;
 	unsigned char c;

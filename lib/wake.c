@@ -23,7 +23,8 @@ wake_socket_path(const struct config *cfg)
 void
 wake_notify(const struct config *cfg)
 {
-	static int fd = -1;
+	/* One per thread (the fcgi-app's threads), kept open. */
+	static _Thread_local int fd = -1;
 	struct sockaddr_un sa;
 	char *path = wake_socket_path(cfg);
 

@@ -14,6 +14,7 @@ cd "$(dirname "$0")/../.."
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-32}
 FCGI=${BENCH_FCGI_PROCESSES:-}
+THREADS=${BENCH_FCGI_THREADS:-}
 
 command -v wrk >/dev/null || {
 	echo "webhook: wrk is not installed (scripts/deps.sh --test)" >&2
@@ -21,16 +22,18 @@ command -v wrk >/dev/null || {
 }
 [ -x bin/ephemera-fcgi ] || make -s all
 
-exec python3 - "$SECS" "$CONNS" "$FCGI" <<'PY'
+exec python3 - "$SECS" "$CONNS" "$FCGI" "$THREADS" <<'PY'
 import hashlib, hmac, json, os, re, signal, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
 from harness.stack import Stack, free_port, wait_until, ROOT
 
-secs, conns, fcgi = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+secs, conns, fcgi, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 fixtures = os.environ.get("EPHEMERA_FIXTURES", os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
 settings = {"workers.count": 1}
 if fcgi:
     settings["fcgi.processes"] = int(fcgi)
+if threads:
+    settings["fcgi.threads"] = int(threads)
 s = Stack("bench-webhook", settings, asan=False)
 try:
     s.up()
@@ -58,35 +61,51 @@ try:
         tmpl = json.load(f)
     t0 = 1767225600  # 2026-01-01T00:00:00Z
 
-    def write_bodies(path, repo, count):
+    def write_requests(path, repo, count, nthreads, run):
+        """Whole HTTP requests, "<length>\n<bytes>" each, one file per wrk
+        thread (path.1, path.2...): thread t sends deliveries t, t+T...,
+        its own PRs' pushes in order. Formatted here, not in wrk's init():
+        wrk starts its first thread before the second's init() and its
+        clock after the last, so a slow init() (loading the requests)
+        ran the first thread early, uncounted, and inflated every rate:
+        post.lua reads them as it sends."""
         tmpl["repository"]["full_name"] = repo
         for side in ("head", "base"):
             tmpl["pull_request"][side]["repo"]["full_name"] = repo
-        with open(path, "w") as out:
-            for i in range(count):
-                pr, k = i % 500 + 1, i // 500
-                tmpl["action"] = "opened" if k == 0 else "synchronize"
-                tmpl["number"] = tmpl["pull_request"]["number"] = pr
-                tmpl["pull_request"]["head"]["sha"] = hashlib.sha1(b"%d-%d" % (pr, k)).hexdigest()
-                tmpl["pull_request"]["updated_at"] = time.strftime(
-                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 60 * k))
-                b = json.dumps(tmpl, separators=(",", ":")).encode()
-                sig = "sha256=" + hmac.new(s.secret.encode(), b, hashlib.sha256).hexdigest()
-                out.write(sig + "\t" + b.decode() + "\n")
+        outs = [open("%s.%d" % (path, t + 1), "wb") for t in range(nthreads)]
+        for i in range(count):
+            pr, k = i % 500 + 1, i // 500
+            tmpl["action"] = "opened" if k == 0 else "synchronize"
+            tmpl["number"] = tmpl["pull_request"]["number"] = pr
+            tmpl["pull_request"]["head"]["sha"] = hashlib.sha1(b"%d-%d" % (pr, k)).hexdigest()
+            tmpl["pull_request"]["updated_at"] = time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 60 * k))
+            b = json.dumps(tmpl, separators=(",", ":")).encode()
+            sig = "sha256=" + hmac.new(s.secret.encode(), b, hashlib.sha256).hexdigest()
+            t = i % nthreads
+            req = ("POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Content-Type: application/json\r\nX-GitHub-Event: pull_request\r\n"
+                   "X-GitHub-Delivery: %s-%d-%d\r\nX-Hub-Signature-256: %s\r\n"
+                   "Content-Length: %d\r\n\r\n" % (run, t + 1, i // nthreads + 1, sig, len(b))
+                   ).encode() + b
+            outs[t].write(b"%d\n" % len(req) + req)
+        for out in outs:
+            out.close()
         return len(b)
 
-    bodies = os.path.join(s.dir, "bodies.txt")
-    warm_bodies = os.path.join(s.dir, "warm.txt")
-    # Enough bodies that none is sent twice at 4,000/s: a body sent again
+    bodies = os.path.join(s.dir, "requests")
+    warm_bodies = os.path.join(s.dir, "warm")
+    # Enough bodies that none is sent twice at 6,000/s: a body sent again
     # is older than its PR's state, so it is "stale" and much cheaper, and
-    # the figures would flatter a fast build.
-    nbodies = int(os.environ.get("BENCH_BODIES_N", str(max(8000, 4000 * int(secs)))))
-    size = write_bodies(bodies, "bench/app", nbodies)
-    write_bodies(warm_bodies, "bench/warm", 1000)
+    # the figures would flatter a fast build. (wrk's two threads do not
+    # share the load evenly: one may send two thirds of it.)
+    nbodies = int(os.environ.get("BENCH_BODIES_N", str(max(8000, 6000 * int(secs)))))
+    size = write_requests(bodies, "bench/app", nbodies, 2, "bench")
+    write_requests(warm_bodies, "bench/warm", 1000, 1, "warm")
     lua = os.path.join(ROOT, "bench", "webhook", "post.lua")
 
     def wrk(port, run, **extra):
-        env = dict(os.environ, BENCH_BODIES=bodies, BENCH_RUN=run, **extra)
+        env = dict(os.environ, BENCH_BODIES=bodies, **extra)
         r = subprocess.run(["wrk", "-t2", "-c%d" % conns, "-d%ss" % secs, "-s", lua,
                             "--timeout", "10s", "http://127.0.0.1:%d/webhook" % port],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -97,8 +116,7 @@ try:
 
     # Warm up (connections, buffer pool, first inserts), then measure.
     subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", lua, "http://127.0.0.1:%d/webhook" % s.port],
-                   env=dict(os.environ, BENCH_BODIES=warm_bodies, BENCH_RUN="warm",
-                            BENCH_THREADS="1"),
+                   env=dict(os.environ, BENCH_BODIES=warm_bodies),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     def cpu_seconds():
         """CPU time so far of fcgi-app, MariaDB and nginx (all processes):
@@ -123,6 +141,10 @@ try:
     before = int(s.sql("SELECT COUNT(*) FROM deliveries")[0][0])
     cpu0 = cpu_seconds()
     hook = wrk(s.port, "bench")
+    # The durable rate: rows over the span their commits took.
+    span, durable = s.sql("SELECT TIMESTAMPDIFF(MICROSECOND, MIN(received_at), MAX(received_at)), "
+                          "COUNT(*) FROM deliveries WHERE guid LIKE 'bench-%'")[0]
+    hook["per_s"] = int(durable) / max(int(span) / 1e6, 1e-6)
     cpu1 = cpu_seconds()
     rows = int(s.sql("SELECT COUNT(*) FROM deliveries")[0][0]) - before
     base = wrk(base_port, "base")
@@ -139,7 +161,8 @@ try:
         load = f.read().split()[0]
     flush = s.sql("SELECT @@innodb_flush_log_at_trx_commit")[0][0]
     print("webhook: body %d bytes, %d connections, %ss each, innodb_flush_log_at_trx_commit=%s, "
-          "fcgi.processes=%s" % (size, conns, secs, flush, fcgi or "default"))
+          "fcgi.processes=%s fcgi.threads=%s" % (size, conns, secs, flush, fcgi or "default",
+                                    threads or "default"))
     print("webhook: /webhook      %8.0f accepted/s  p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  "
           "non-2xx %d  socket errors %d" % (hook["per_s"], hook["p50_ms"], hook["p99_ms"],
                                             hook["max_ms"], hook["other"], hook["errors"]))
@@ -156,9 +179,10 @@ try:
     if rows < hook["accepted"]:
         print("webhook: DURABILITY FAILED: %d answers 202 without a deliveries row" %
               (hook["accepted"] - rows))
-    if hook["accepted"] + hook["other"] > nbodies:
+    again = int(s.sql("SELECT COUNT(*) FROM deliveries WHERE guid LIKE 'bench-%-again-%'")[0][0])
+    if again:
         print("webhook: WARNING: %d bodies were sent again (stale, cheaper); raise BENCH_BODIES_N" %
-              (hook["accepted"] + hook["other"] - nbodies))
+              again)
     print("webhook: CPU ms per delivery: fcgi-app %.3f, MariaDB %.3f, nginx %.3f (total %.3f; "
           "nginx per baseline request %.3f); %d cores, load average %s" %
           (per["fcgi"], per["mariadb"], per["nginx"], sum(per.values()), per_base,

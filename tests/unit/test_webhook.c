@@ -50,7 +50,7 @@ static void
 test_refusals(void)
 {
 	struct config cfg;
-	struct app app = {&cfg, NULL, 0};
+	struct app app = {&cfg, NULL, 0, NULL};
 	char hex[65], sig[80], form_sig[80];
 	const char *body = "{\"zen\":\"x\"}";
 	const char *form = "a=1&payload=%7B+%22zen%22%3A1+%7D&b=2";

@@ -1,0 +1,201 @@
+"""Issue 2: deliveries that arrive together share one transaction
+(fcgi-app/batch.c, delivery_batch.c). Each must still get exactly what it
+would have got alone: decided in order against the row as the batch's
+earlier deliveries left it, recorded once, one reconcile per environment;
+what the batch cannot do (a new environment, a command, a duplicate id)
+is recorded one at a time, after it."""
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import threading
+import time
+import unittest
+import uuid
+
+from harness.stack import ROOT, Stack
+
+FIXTURES = os.environ.get("EPHEMERA_FIXTURES",
+                          os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
+HOOKS = os.path.join(FIXTURES, "github", "webhooks")
+
+
+def fixture_json(name):
+    with open(os.path.join(HOOKS, name), "rb") as f:
+        return json.loads(f.read())
+
+
+def push(pr, k, repo="Codertocat/Hello-World"):
+    """PR `pr`'s k-th push: a new head commit, updated k minutes later."""
+    p = fixture_json("pull_request.opened.json")
+    p["action"] = "opened" if k == 0 else "synchronize"
+    p["number"] = p["pull_request"]["number"] = pr
+    p["repository"]["full_name"] = repo
+    for side in ("head", "base"):
+        p["pull_request"][side]["repo"]["full_name"] = repo
+    p["pull_request"]["head"]["sha"] = hashlib.sha1(b"%d-%d" % (pr, k)).hexdigest()
+    p["pull_request"]["updated_at"] = "2026-01-01T%02d:%02d:00Z" % (k // 60, k % 60)
+    return p
+
+
+class WebhookBatchTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # One process, so that concurrent deliveries meet in its batch.
+        cls.s = Stack("webhook-batch", {"workers.count": 1, "fcgi.processes": 1,
+                                        "fcgi.threads": 16}, workers=False)
+        cls.s.up()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.down()
+        reports = cls.s.sanitizer_reports()
+        cls.s.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+    def setUp(self):
+        for t in ("commands", "jobs", "deliveries", "environments"):
+            self.s.sql("DELETE FROM %s" % t)
+
+    def post_all(self, deliveries):
+        """Posts (event, payload, guid) all at once, one connection each;
+        answers [(status, text)] in the same order."""
+        out = [None] * len(deliveries)
+        barrier = threading.Barrier(len(deliveries))
+
+        def post(i, event, payload, guid):
+            body = json.dumps(payload).encode()
+            sig = "sha256=" + hmac.new(self.s.secret.encode(), body,
+                                       hashlib.sha256).hexdigest()
+            c = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=60)
+            try:
+                c.connect()
+                barrier.wait()
+                c.request("POST", "/webhook", body, {
+                    "Content-Type": "application/json", "X-GitHub-Event": event,
+                    "X-GitHub-Delivery": guid, "X-Hub-Signature-256": sig})
+                r = c.getresponse()
+                out[i] = (r.status, r.read().decode())
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=post, args=(i,) + d)
+                   for i, d in enumerate(deliveries)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return out
+
+    def sql(self, q):
+        return self.s.sql(q)
+
+    def shared_commits(self):
+        """Deliveries recorded by one statement share its received_at."""
+        n, distinct = self.sql("SELECT COUNT(*), COUNT(DISTINCT received_at) FROM deliveries")[0]
+        return int(n) - int(distinct)
+
+    def test_pushes_to_one_pr_keep_their_order_inside_a_batch(self):
+        """Twelve pushes to one PR at once, in any order: applied only when
+        newer than what the batch applied before them, the row ends at the
+        newest, written by it, with one queued reconcile."""
+        shas = {}
+        for attempt in range(5):
+            self.setUp()
+            self.assertEqual(self.post_all([("pull_request", push(7, 0), str(uuid.uuid4()))]),
+                             [(202, "accepted: deploy\n")])
+            batch = []
+            for k in range(1, 13):
+                guid = "push-%d-%d" % (attempt, k)
+                shas[guid] = (k, push(7, k)["pull_request"]["head"]["sha"])
+                batch.append(("pull_request", push(7, k), guid))
+            answers = self.post_all(batch)
+            for status, text in answers:
+                self.assertEqual(status, 202, text)
+            if self.shared_commits() > 0:
+                break
+        else:
+            self.fail("twelve concurrent deliveries never shared a commit")
+        rows = self.sql("SELECT id, guid, result FROM deliveries "
+                        "WHERE guid LIKE 'push-%' ORDER BY id")
+        self.assertEqual(len(rows), 12)
+        newest = 0
+        for _, guid, result in rows:
+            k = shas[guid][0]
+            self.assertEqual(result, "applied" if k > newest else "stale", (guid, rows))
+            newest = max(newest, k)
+        last = [r for r in rows if shas[r[1]][0] == 12][0]
+        env = self.sql("SELECT desired, desired_sha, pr_updated_at, last_delivery_id "
+                       "FROM environments WHERE pr = 7")
+        self.assertEqual(env, [["running", shas[last[1]][1], "2026-01-01 00:12:00.000000",
+                                last[0]]])
+        self.assertEqual(self.sql("SELECT COUNT(*) FROM jobs WHERE kind = 'reconcile' "
+                                  "AND state = 'queued'"), [["1"]])
+
+    def test_what_a_batch_cannot_do_is_done_after_it(self):
+        """A new PR, pushes to existing ones, a command, a ping, an
+        ignored event and a delivery id sent twice, all at once: each is
+        answered as it would be alone, and recorded once."""
+        for pr in (1, 2, 3):
+            self.assertEqual(self.post_all([("pull_request", push(pr, 0), "open-%d" % pr)])[0][0],
+                             202)
+        # A command on PR 3: recorded one at a time, and so is PR 3's push
+        # if it comes later in the batch.
+        comment = fixture_json("issue_comment.created.pull_request.app.json")
+        comment["repository"]["full_name"] = "Codertocat/Hello-World"
+        comment["issue"]["number"] = 3
+        comment["comment"]["body"] = "/preview redeploy"
+        batch = [("pull_request", push(1, 1), "p1"), ("pull_request", push(2, 1), "p2"),
+                 ("pull_request", push(3, 1), "p3"), ("pull_request", push(9, 0), "new-9"),
+                 ("pull_request", push(2, 2), "dup"), ("pull_request", push(2, 2), "dup"),
+                 ("ping", {"zen": "Keep it logically awesome.", "hook_id": 1}, "ping-1"),
+                 ("star", {"action": "created"}, "star-1"),
+                 ("issue_comment", comment, "cmd-1")]
+        answers = dict()
+        for (event, _, guid), a in zip(batch, self.post_all(batch)):
+            answers.setdefault(guid, []).append(a)
+        self.assertEqual(answers["p1"], [(202, "accepted: deploy\n")])
+        self.assertEqual(answers["p3"], [(202, "accepted: deploy\n")])
+        self.assertEqual(answers["new-9"], [(202, "accepted: deploy\n")])
+        self.assertEqual(sorted(answers["dup"]), [(200, "duplicate\n"), (202, "accepted: deploy\n")])
+        self.assertEqual(answers["ping-1"], [(200, "pong\n")])
+        self.assertEqual(answers["star-1"][0][0], 202)
+        self.assertTrue(answers["star-1"][0][1].startswith("ignored"), answers["star-1"])
+        guids = [g for _, _, g in batch]
+        self.assertEqual(self.sql("SELECT COUNT(*), COUNT(DISTINCT guid) FROM deliveries "
+                                  "WHERE guid NOT LIKE 'open-%'"),
+                         [[str(len(set(guids)))] * 2])
+        # p2 and dup are two pushes to PR 2; whichever came first, the row
+        # ends at the newer one.
+        self.assertEqual(self.sql("SELECT pr, desired_sha FROM environments ORDER BY pr"),
+                         [[str(pr), push(pr, k)["pull_request"]["head"]["sha"]]
+                          for pr, k in ((1, 1), (2, 2), (3, 1), (9, 0))])
+        self.assertEqual(self.sql("SELECT COUNT(*), COUNT(DISTINCT env_id) FROM jobs "
+                                  "WHERE kind = 'reconcile' AND state = 'queued'"),
+                         [["4", "4"]])
+        self.assertEqual(answers["cmd-1"], [(202, "accepted: command recorded\n")])
+        self.assertEqual(self.sql("SELECT command, source FROM commands"),
+                         [["redeploy", "comment"]])
+        self.assertEqual(self.sql("SELECT COUNT(*) FROM jobs WHERE kind = 'command'"), [["1"]])
+
+    def test_stop_lets_every_thread_finish(self):
+        """TERM to the fcgi-app: its threads, blocked in accept or not,
+        end, and the process exits by itself (not by the supervisor's
+        KILL after its timeout)."""
+        pid = self.s.pid("fcgi")
+        child = self.s.children(pid)[0]
+        os.kill(child, 15)
+        deadline = time.time() + 30
+        while time.time() < deadline and os.path.exists("/proc/%d" % child):
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % child))
+        log = self.s.log("fcgi")
+        self.assertRegex(log, r"child_exit[^\n]*child=%d[^\n]*status=0" % child)
+        # The supervisor starts another, which answers.
+        r = self.s.get("/healthz")
+        self.assertEqual(r.status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
