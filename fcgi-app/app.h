@@ -531,9 +531,8 @@ struct delivery {
 	unsigned reconciles; /* reconcile jobs queued or coalesced */
 	struct change change;
 	bool duplicate;
-	/* batch.c: waiting in its queue; the batch left it to delivery_record */
-	struct delivery *next;
-	bool waiting, direct;
+	/* delivery_batch.c: left to delivery_record, after the batch */
+	bool direct;
 };
 
 enum delivery_outcome delivery_record(struct db *, struct delivery *);

@@ -7,8 +7,8 @@
  *
  * No timer and no extra thread: a thread queues its delivery, and if no
  * batch is running it becomes the leader, takes everything queued, and
- * records it on the batch's own connection while the others wait on the
- * condition. Deliveries arriving meanwhile queue for the next batch, so
+ * records it on the batch's own connection while the others wait.
+ * Deliveries arriving meanwhile queue for the next batch, so
  * a batch is as large as the load makes it and a lone delivery goes
  * straight through. Every delivery is answered only after the COMMIT
  * that holds it (or after its own, when the batch left it direct).
@@ -21,12 +21,21 @@
 /* Enough to share a commit widely; small enough for one packet. */
 #define BATCH_MAX 32
 
+/* A thread waiting for its delivery, on its own condition: a batch wakes
+ * only the threads it answers, and the next leader; on this machine a
+ * wake-up costs more than a delivery's rows, so no broadcast. */
+struct waiter {
+	pthread_cond_t wake;
+	struct delivery *d;
+	bool done;
+	struct waiter *next;
+};
+
 struct batch {
 	pthread_mutex_t mu;
-	pthread_cond_t done;
-	struct delivery *head, **tail; /* FIFO of waiting deliveries */
-	bool busy;                     /* a leader is recording a batch */
-	struct db *db;                 /* the leader's, one at a time */
+	struct waiter *head, **tail; /* FIFO of waiting deliveries */
+	bool busy;                   /* a leader is recording a batch */
+	struct db *db;               /* the leader's, one at a time */
 };
 
 struct batch *
@@ -35,7 +44,6 @@ batch_new(const struct config *cfg)
 	struct batch *b = xcalloc(1, sizeof(*b));
 
 	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->done, NULL);
 	b->tail = &b->head;
 	b->db = db_open(cfg);
 	db_read_committed(b->db); /* see delivery.c */
@@ -48,20 +56,22 @@ batch_free(struct batch *b)
 	if (b == NULL)
 		return;
 	db_close(b->db);
-	pthread_cond_destroy(&b->done);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
 
 /* Called with b->mu held and no batch running; returns with it held. */
 static void
-batch_lead(struct batch *b)
+batch_lead(struct batch *b, struct waiter *self)
 {
+	struct waiter *ws[BATCH_MAX];
 	struct delivery *ds[BATCH_MAX];
 	size_t n = 0, i;
 
 	while (b->head != NULL && n < BATCH_MAX) {
-		ds[n++] = b->head;
+		ws[n] = b->head;
+		ds[n] = b->head->d;
+		n++;
 		b->head = b->head->next;
 	}
 	if (b->head == NULL)
@@ -71,28 +81,35 @@ batch_lead(struct batch *b)
 	delivery_batch_record(b->db, ds, n);
 	pthread_mutex_lock(&b->mu);
 	/* The results were written above; the mutex publishes them. */
-	for (i = 0; i < n; i++)
-		ds[i]->waiting = false;
+	for (i = 0; i < n; i++) {
+		ws[i]->done = true;
+		if (ws[i] != self)
+			pthread_cond_signal(&ws[i]->wake);
+	}
 	b->busy = false;
-	pthread_cond_broadcast(&b->done);
+	/* What queued meanwhile: its first thread leads the next batch. */
+	if (b->head != NULL)
+		pthread_cond_signal(&b->head->wake);
 }
 
 enum delivery_outcome
 batch_record(struct batch *b, struct db *own, struct delivery *d)
 {
-	pthread_mutex_lock(&b->mu);
-	d->next = NULL;
-	d->waiting = true;
+	struct waiter w = {.d = d};
+
+	pthread_cond_init(&w.wake, NULL);
 	d->direct = false;
-	*b->tail = d;
-	b->tail = &d->next;
-	while (d->waiting) {
+	pthread_mutex_lock(&b->mu);
+	*b->tail = &w;
+	b->tail = &w.next;
+	while (!w.done) {
 		if (b->busy)
-			pthread_cond_wait(&b->done, &b->mu);
+			pthread_cond_wait(&w.wake, &b->mu);
 		else
-			batch_lead(b);
+			batch_lead(b, &w);
 	}
 	pthread_mutex_unlock(&b->mu);
+	pthread_cond_destroy(&w.wake);
 	if (d->direct)
 		return delivery_record(own, d);
 	return DELIVERY_DONE;

@@ -73,8 +73,8 @@ static const struct setting settings[] = {
         INT("database.connect_timeout", db_connect_timeout, 10, 1, 600),
 
         STR("fcgi.socket", fcgi_socket, ""),
-        INT("fcgi.processes", fcgi_processes, 4, 1, 256),
-        INT("fcgi.threads", fcgi_threads, 8, 1, 256),
+        INT("fcgi.processes", fcgi_processes, 1, 1, 256),
+        INT("fcgi.threads", fcgi_threads, 24, 1, 256),
         INT("fcgi.max_requests", fcgi_max_requests, 0, 0, 100000000),
 
         INT("workers.count", workers_count, 2, 1, 64),

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "ephemera.h"
@@ -47,6 +48,7 @@ struct db {
 	unsigned inject_code;
 	int inject_n;
 	bool read_committed; /* session isolation, kept across reconnects */
+	bool in_tx; /* inside db_tx: a broken statement is not retried */
 };
 
 struct db_rows {
@@ -605,6 +607,31 @@ out:
 	return rc;
 }
 
+/*
+ * A read outside a transaction that finds the connection gone (MariaDB
+ * restarted, or closed it after wait_timeout) runs once more on a new one.
+ * The fcgi-app keeps a connection per thread, and most sit idle: without
+ * this, each would fail its first status-page read after an outage. Only
+ * reads: a write that broke off may have happened.
+ */
+static int
+db_run_again(struct db *db, struct db_rows **rows, const char *sql,
+             const char *fmt, va_list ap)
+{
+	va_list again;
+	int rc;
+
+	va_copy(again, ap);
+	rc = db_run(db, rows, sql, fmt, ap);
+	if (rc == -1 && db->last == DB_GONE && !db->in_tx &&
+	    strncasecmp(sql, "SELECT", 6) == 0) {
+		log_info("db_retry", "reason=connection_gone");
+		rc = db_run(db, rows, sql, fmt, again);
+	}
+	va_end(again);
+	return rc;
+}
+
 int
 db_exec(struct db *db, const char *sql, const char *fmt, ...)
 {
@@ -625,7 +652,7 @@ db_query(struct db *db, struct db_rows **rows, const char *sql, const char *fmt,
 	int rc;
 
 	va_start(ap, fmt);
-	rc = db_run(db, rows, sql, fmt, ap);
+	rc = db_run_again(db, rows, sql, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -777,11 +804,21 @@ db_tx_run(struct db *db, db_tx_fn fn, void *arg, int tries, bool self)
 int
 db_tx(struct db *db, db_tx_fn fn, void *arg, int tries)
 {
-	return db_tx_run(db, fn, arg, tries, false);
+	int rc;
+
+	db->in_tx = true;
+	rc = db_tx_run(db, fn, arg, tries, false);
+	db->in_tx = false;
+	return rc;
 }
 
 int
 db_tx_self(struct db *db, db_tx_fn fn, void *arg, int tries)
 {
-	return db_tx_run(db, fn, arg, tries, true);
+	int rc;
+
+	db->in_tx = true;
+	rc = db_tx_run(db, fn, arg, tries, true);
+	db->in_tx = false;
+	return rc;
 }

@@ -102,6 +102,10 @@ class StackTest(unittest.TestCase):
         self.assertTrue(wait_until(lambda: self.s.get("/healthz").status == 200, timeout=10))
         for _ in range(8):
             self.assertEqual(self.s.get("/healthz").status, 200)
+        # Threads that held a connection from before the outage and did
+        # not see it: their first read reconnects instead of failing.
+        for _ in range(60):
+            self.assertEqual(self.s.get("/api/v1/environments").status, 200)
 
     def test_zz_supervisor_term(self):
         sup = self.s.pid("workers")
