@@ -211,6 +211,7 @@ fcgi_child(int slot, void *arg)
 	struct sigaction sa;
 	sigset_t term, none;
 	struct db *probe;
+	int err;
 
 	supervisor_child_signals(fcgi_on_stop);
 	memset(&sa, 0, sizeof(sa));
@@ -235,9 +236,10 @@ fcgi_child(int slot, void *arg)
 	for (i = 0; i < n; i++) {
 		ts[i].proc = &p;
 		atomic_init(&ts[i].done, false);
-		if (pthread_create(&ts[i].id, NULL, fcgi_thread_main, &ts[i]) !=
-		    0) {
-			log_error("fcgi_thread", "slot=%d errno=%m", slot);
+		err = pthread_create(&ts[i].id, NULL, fcgi_thread_main, &ts[i]);
+		if (err != 0) {
+			log_error("fcgi_thread", "slot=%d error=%s", slot,
+			          log_q(strerror(err)));
 			break;
 		}
 		started++;
