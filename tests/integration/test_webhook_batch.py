@@ -179,6 +179,22 @@ class WebhookBatchTest(unittest.TestCase):
                          [["redeploy", "comment"]])
         self.assertEqual(self.sql("SELECT COUNT(*) FROM jobs WHERE kind = 'command'"), [["1"]])
 
+    def test_batch_left_with_nothing_releases_its_rows(self):
+        """A command alone on an existing environment: the batch locks the
+        row, leaves the command to its thread, and must end its
+        transaction first, or that thread waits for the row until the
+        lock times out (nginx answers 504 before)."""
+        self.assertEqual(self.post_all([("pull_request", push(3, 0), "open-3")])[0][0], 202)
+        comment = fixture_json("issue_comment.created.pull_request.app.json")
+        comment["repository"]["full_name"] = "Codertocat/Hello-World"
+        comment["issue"]["number"] = 3
+        comment["comment"]["body"] = "/preview stop"
+        for i in range(3):
+            comment["comment"]["id"] = 1000 + i
+            self.assertEqual(self.post_all([("issue_comment", comment, "cmd-%d" % i)]),
+                             [(202, "accepted: command recorded\n")])
+        self.assertEqual(self.sql("SELECT COUNT(*) FROM commands"), [["3"]])
+
     def test_stop_lets_every_thread_finish(self):
         """TERM to the fcgi-app: its threads, blocked in accept or not,
         end, and the process exits by itself (not by the supervisor's
