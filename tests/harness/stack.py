@@ -130,6 +130,14 @@ class Stack:
         self.down()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def finish(self):
+        """A test class's end: stops the stack, removes its files, and
+        fails if a sanitizer reported anything meanwhile."""
+        self.down()
+        reports = self.sanitizer_reports()
+        self.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 

@@ -231,10 +231,7 @@ class StatusTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.s.down()
-        reports = cls.s.sanitizer_reports()
-        cls.s.cleanup()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        cls.s.finish()
 
     def golden(self, path, name):
         r = self.s.get(path)
@@ -491,10 +488,7 @@ class BrowserTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.b.close()
-        cls.s.down()
-        reports = cls.s.sanitizer_reports()
-        cls.s.cleanup()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        cls.s.finish()
 
     def test_collector_catches_errors(self):
         """The error collector must be able to fail: a page that throws,

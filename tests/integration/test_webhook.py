@@ -43,10 +43,7 @@ class WebhookTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.s.down()
-        reports = cls.s.sanitizer_reports()
-        cls.s.cleanup()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        cls.s.finish()
 
     def setUp(self):
         for t in ("commands", "jobs", "deliveries", "environments"):

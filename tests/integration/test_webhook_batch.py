@@ -49,10 +49,7 @@ class WebhookBatchTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.s.down()
-        reports = cls.s.sanitizer_reports()
-        cls.s.cleanup()
-        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+        cls.s.finish()
 
     def setUp(self):
         for t in ("commands", "jobs", "deliveries", "environments"):
