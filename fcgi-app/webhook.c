@@ -2,9 +2,10 @@
  * webhook.c - POST /webhook, the adapter between HTTP and the pure core:
  * check the signature over the exact body first (nothing else about the
  * request is believed before it), then the content type and headers,
- * parse, and hand the event to delivery_record's one transaction. The
- * answer comes after COMMIT, so 202 means "durably recorded"; then the
- * local workers are nudged.
+ * parse, and hand the event to delivery_record's one transaction, or,
+ * with several threads, to batch.c, which shares one with the deliveries
+ * that arrive at the same time. The answer comes after COMMIT, so 202
+ * means "durably recorded"; then the local workers are nudged.
  *
  *   401  missing, malformed or wrong signature (nothing recorded)
  *   415  neither application/json nor application/x-www-form-urlencoded
