@@ -234,26 +234,24 @@ batch_decide(struct batch_tx *t)
 static void
 deliveries_json(const struct batch_tx *t, struct buf *b)
 {
-	size_t i;
+	size_t i, j;
 	bool first = true;
 
 	buf_putc(b, '[');
 	for (i = 0; i < t->n; i++) {
 		const struct delivery *d = t->ds[i];
 		const struct event *ev = d->ev;
+		const char *text[] = {d->guid, ev->name, ev->action, ev->repo};
 
 		if (d->direct)
 			continue;
 		buf_puts(b, first ? "[" : ",[");
 		first = false;
-		json_str(b, d->guid);
-		buf_putc(b, ',');
-		json_str(b, ev->name);
-		buf_putc(b, ',');
-		json_str(b, ev->action);
-		buf_putc(b, ',');
-		json_str(b, ev->repo);
-		buf_printf(b, ",%llu,%llu,", (unsigned long long)ev->pr,
+		for (j = 0; j < NELEM(text); j++) {
+			json_str(b, text[j]);
+			buf_putc(b, ',');
+		}
+		buf_printf(b, "%llu,%llu,", (unsigned long long)ev->pr,
 		           (unsigned long long)d->env_id);
 		json_str(b, d->change.result);
 		buf_putc(b, ',');

@@ -33,6 +33,12 @@ def fixture_json(name):
     return json.loads(fixture(name))
 
 
+def rows_clear(stack):
+    """Every row a webhook writes, gone: each test starts from none."""
+    for t in ("commands", "jobs", "deliveries", "environments"):
+        stack.sql("DELETE FROM %s" % t)
+
+
 class WebhookTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -46,8 +52,7 @@ class WebhookTest(unittest.TestCase):
         cls.s.finish()
 
     def setUp(self):
-        for t in ("commands", "jobs", "deliveries", "environments"):
-            self.s.sql("DELETE FROM %s" % t)
+        rows_clear(self.s)
 
     # -- helpers ---------------------------------------------------------
 

@@ -14,16 +14,8 @@ import time
 import unittest
 import uuid
 
-from harness.stack import ROOT, Stack
-
-FIXTURES = os.environ.get("EPHEMERA_FIXTURES",
-                          os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
-HOOKS = os.path.join(FIXTURES, "github", "webhooks")
-
-
-def fixture_json(name):
-    with open(os.path.join(HOOKS, name), "rb") as f:
-        return json.loads(f.read())
+from harness.stack import Stack
+from test_webhook import fixture_json, rows_clear
 
 
 def push(pr, k, repo="Codertocat/Hello-World"):
@@ -52,8 +44,7 @@ class WebhookBatchTest(unittest.TestCase):
         cls.s.finish()
 
     def setUp(self):
-        for t in ("commands", "jobs", "deliveries", "environments"):
-            self.s.sql("DELETE FROM %s" % t)
+        rows_clear(self.s)
 
     def post_all(self, deliveries):
         """Posts (event, payload, guid) all at once, one connection each;
@@ -99,7 +90,7 @@ class WebhookBatchTest(unittest.TestCase):
         newest, written by it, with one queued reconcile."""
         shas = {}
         for attempt in range(5):
-            self.setUp()
+            rows_clear(self.s)
             self.assertEqual(self.post_all([("pull_request", push(7, 0), str(uuid.uuid4()))]),
                              [(202, "accepted: deploy\n")])
             batch = []
