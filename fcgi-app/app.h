@@ -536,6 +536,12 @@ struct delivery {
 };
 
 enum delivery_outcome delivery_record(struct db *, struct delivery *);
+/* Whether the delivery concerns one environment (a PR, or its comment). */
+bool event_env_scoped(const struct event *);
+/* An env_state from the columns delivery_lock answers, from `col` on:
+ * id, desired, sha, pr_updated_at, last_delivery_id, approved. */
+void env_state_read(const struct db_rows *, size_t row, size_t col,
+                    struct env_state *);
 /* The labels as a JSON array of strings (the labels column). */
 void event_labels_json(const struct event *, struct buf *);
 /* "YYYY-MM-DD HH:MM:SS" of updated_at for a DATETIME column, or NULL. */

@@ -36,13 +36,38 @@ struct tx {
 	bool env_dup; /* a concurrent first insert won: run again */
 };
 
+void
+env_state_read(const struct db_rows *r, size_t row, size_t col,
+               struct env_state *st)
+{
+	const char *v = db_rows_get(r, row, col + 3);
+
+	memset(st, 0, sizeof(*st));
+	parse_uint64(db_rows_get(r, row, col), &st->id);
+	snprintf(st->desired, sizeof(st->desired), "%s",
+	         db_rows_get(r, row, col + 1));
+	snprintf(st->desired_sha, sizeof(st->desired_sha), "%s",
+	         db_rows_get(r, row, col + 2));
+	st->has_updated_at =
+	        v != NULL && parse_iso8601(v, &st->pr_updated_at) == 0;
+	parse_uint64(db_rows_get(r, row, col + 4), &st->last_delivery_id);
+	st->approved = strcmp(db_rows_get(r, row, col + 5), "1") == 0;
+}
+
+bool
+event_env_scoped(const struct event *ev)
+{
+	return ev->repo != NULL && ev->pr != 0 &&
+	       (ev->kind == EVENT_PULL_REQUEST ||
+	        ev->kind == EVENT_ISSUE_COMMENT);
+}
+
 /* The environment row, locked, in a transaction the call opens. */
 static int
 env_load(struct db *db, const char *repo, uint64_t pr, struct env_state *st,
          bool *found)
 {
 	struct db_rows *r = NULL;
-	const char *v;
 
 	*found = false;
 	memset(st, 0, sizeof(*st));
@@ -50,16 +75,7 @@ env_load(struct db *db, const char *repo, uint64_t pr, struct env_state *st,
 		return -1;
 	if (db_rows_count(r) == 1) {
 		*found = true;
-		parse_uint64(db_rows_get(r, 0, 0), &st->id);
-		snprintf(st->desired, sizeof(st->desired), "%s",
-		         db_rows_get(r, 0, 1));
-		snprintf(st->desired_sha, sizeof(st->desired_sha), "%s",
-		         db_rows_get(r, 0, 2));
-		v = db_rows_get(r, 0, 3);
-		st->has_updated_at =
-		        v != NULL && parse_iso8601(v, &st->pr_updated_at) == 0;
-		parse_uint64(db_rows_get(r, 0, 4), &st->last_delivery_id);
-		st->approved = strcmp(db_rows_get(r, 0, 5), "1") == 0;
+		env_state_read(r, 0, 0, st);
 	}
 	db_rows_free(r);
 	return 0;
@@ -353,9 +369,7 @@ delivery_tx(struct db *db, void *arg)
 	d->id = d->env_id = d->command_id = 0;
 	d->reconciles = 0;
 	d->duplicate = false;
-	if (ev->repo != NULL && ev->pr != 0 &&
-	    (ev->kind == EVENT_PULL_REQUEST ||
-	     ev->kind == EVENT_ISSUE_COMMENT)) {
+	if (event_env_scoped(ev)) {
 		if (env_load(db, ev->repo, ev->pr, &cur, &found) == -1)
 			return -1;
 	} else if (db_raw(db, "START TRANSACTION") == -1) {

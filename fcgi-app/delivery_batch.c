@@ -57,21 +57,12 @@ env_cmp(const void *a, const void *b)
 	return x->pr < y->pr ? -1 : x->pr > y->pr;
 }
 
-/* Deliveries that concern an environment, as delivery_tx decides. */
-static bool
-env_scoped(const struct event *ev)
-{
-	return ev->repo != NULL && ev->pr != 0 &&
-	       (ev->kind == EVENT_PULL_REQUEST ||
-	        ev->kind == EVENT_ISSUE_COMMENT);
-}
-
 static struct batch_env *
 env_find(struct batch_tx *t, const struct event *ev)
 {
 	struct batch_env key = {.repo = ev->repo, .pr = ev->pr};
 
-	if (!env_scoped(ev))
+	if (!event_env_scoped(ev))
 		return NULL;
 	return bsearch(&key, t->envs, t->nenvs, sizeof(key), env_cmp);
 }
@@ -87,7 +78,7 @@ envs_collect(struct batch_tx *t)
 	for (i = 0; i < t->n; i++) {
 		const struct event *ev = t->ds[i]->ev;
 
-		if (!env_scoped(ev))
+		if (!event_env_scoped(ev))
 			continue;
 		t->envs[t->nenvs].repo = ev->repo;
 		t->envs[t->nenvs].pr = ev->pr;
@@ -131,24 +122,13 @@ envs_lock(struct db *db, struct batch_tx *t)
 		goto out;
 	for (i = 0; i < db_rows_count(r); i++) {
 		struct batch_env *e;
-		const char *v;
 
 		if (parse_uint64(db_rows_get(r, i, 0), &n) == -1 || n == 0 ||
 		    n > t->nenvs)
 			continue;
 		e = &t->envs[n - 1];
 		e->found = true;
-		parse_uint64(db_rows_get(r, i, 1), &e->st.id);
-		snprintf(e->st.desired, sizeof(e->st.desired), "%s",
-		         db_rows_get(r, i, 2));
-		snprintf(e->st.desired_sha, sizeof(e->st.desired_sha), "%s",
-		         db_rows_get(r, i, 3));
-		v = db_rows_get(r, i, 4);
-		e->st.has_updated_at =
-		        v != NULL &&
-		        parse_iso8601(v, &e->st.pr_updated_at) == 0;
-		parse_uint64(db_rows_get(r, i, 5), &e->st.last_delivery_id);
-		e->st.approved = strcmp(db_rows_get(r, i, 6), "1") == 0;
+		env_state_read(r, i, 1, &e->st);
 		parse_uint64(db_rows_get(r, i, 7), &e->installation);
 	}
 	/*
@@ -356,14 +336,10 @@ batch_tx_run(struct db *db, void *arg)
 	struct batch_tx *t = arg;
 	size_t i;
 
-	for (i = 0; i < t->nenvs; i++) {
-		struct batch_env *e = &t->envs[i];
-
-		memset(&e->st, 0, sizeof(e->st));
-		e->found = e->direct = e->reconcile = false;
-		e->installation = 0;
-		e->last = NULL;
-	}
+	/* A retry starts from the keys alone. */
+	for (i = 0; i < t->nenvs; i++)
+		t->envs[i] = (struct batch_env){.repo = t->envs[i].repo,
+		                                .pr = t->envs[i].pr};
 	if (t->nenvs > 0 && envs_lock(db, t) == -1)
 		return -1;
 	/* Nothing left for the batch: end the transaction, release the rows. */

@@ -48,8 +48,8 @@ END$$
 -- locked and exist, so every row takes the update branch, and a
 -- single-table statement over JSON_TABLE costs a third of a multi-table
 -- UPDATE, which sorts its targets through a temporary table. desired and
--- sha are the final values, never NULL: the caller read the row under
--- the lock and applied the batch's changes in order. Reconciles are
+-- sha are final values ('' for no sha), not "keep": the caller read the
+-- row under the lock and applied the batch's changes in order. Reconciles are
 -- queued as in 007's delivery_apply: a locking read of the queued job
 -- first, then an insert or bringing a backed-off one forward.
 CREATE PROCEDURE IF NOT EXISTS delivery_apply_batch(IN p_deliveries LONGTEXT,

@@ -33,6 +33,36 @@ def fixture_json(name):
     return json.loads(fixture(name))
 
 
+def post_all(stack, deliveries):
+    """Posts (event, payload, guid) all at once, one connection each (a
+    payload is bytes, or JSON to encode); answers [(status, text)] in the
+    same order."""
+    out = [None] * len(deliveries)
+    barrier = threading.Barrier(len(deliveries))
+
+    def post(i, event, payload, guid):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        sig = "sha256=" + hmac.new(stack.secret.encode(), body, hashlib.sha256).hexdigest()
+        c = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
+        try:
+            c.connect()
+            barrier.wait()
+            c.request("POST", "/webhook", body, {
+                "Content-Type": "application/json", "X-GitHub-Event": event,
+                "X-GitHub-Delivery": guid, "X-Hub-Signature-256": sig})
+            r = c.getresponse()
+            out[i] = (r.status, r.read().decode())
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=post, args=(i,) + d) for i, d in enumerate(deliveries)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def rows_clear(stack):
     """Every row a webhook writes, gone: each test starts from none."""
     for t in ("commands", "jobs", "deliveries", "environments"):
@@ -298,32 +328,9 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(self.envs()[("Codertocat/Hello-World", 2)]["desired"], "running")
 
     def test_duplicate_posted_50_times_concurrently(self):
-        body = fixture("pull_request.opened.json")
         guid = str(uuid.uuid4())
-        sig = self.sign(body)
-        statuses, lock = [], threading.Lock()
-        barrier = threading.Barrier(50)
-
-        def post():
-            c = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=60)
-            try:
-                c.connect()
-                barrier.wait()
-                c.request("POST", "/webhook", body, {
-                    "Content-Type": "application/json", "X-GitHub-Event": "pull_request",
-                    "X-GitHub-Delivery": guid, "X-Hub-Signature-256": sig})
-                r = c.getresponse()
-                text = r.read().decode()
-                with lock:
-                    statuses.append((r.status, text))
-            finally:
-                c.close()
-
-        threads = [threading.Thread(target=post) for _ in range(50)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        statuses = post_all(self.s, [("pull_request", fixture("pull_request.opened.json"),
+                                      guid)] * 50)
         self.assertEqual(len(statuses), 50)
         self.assertEqual(sorted(set(statuses)),
                          [(200, "duplicate\n"), (202, "accepted: deploy\n")])
@@ -336,30 +343,8 @@ class WebhookTest(unittest.TestCase):
         """Twenty different deliveries of one new PR at once: every one is
         recorded, one environment, one queued reconcile, nobody 503s."""
         body = fixture("pull_request.opened.json")
-        sig = self.sign(body)
-        statuses, lock = [], threading.Lock()
-        barrier = threading.Barrier(20)
-
-        def post():
-            c = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=60)
-            try:
-                c.connect()
-                barrier.wait()
-                c.request("POST", "/webhook", body, {
-                    "Content-Type": "application/json", "X-GitHub-Event": "pull_request",
-                    "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": sig})
-                r = c.getresponse()
-                r.read()
-                with lock:
-                    statuses.append(r.status)
-            finally:
-                c.close()
-
-        threads = [threading.Thread(target=post) for _ in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        statuses = [status for status, _ in post_all(
+            self.s, [("pull_request", body, str(uuid.uuid4())) for _ in range(20)])]
         self.assertEqual(statuses, [202] * 20)
         self.assertEqual(self.count("deliveries"), 20)
         self.assertEqual(self.count("environments"), 1)

@@ -5,17 +5,13 @@ earlier deliveries left it, recorded once, one reconcile per environment;
 what the batch cannot do (a new environment, a command, a duplicate id)
 is recorded one at a time, after it."""
 import hashlib
-import hmac
-import http.client
-import json
 import os
-import threading
 import time
 import unittest
 import uuid
 
 from harness.stack import Stack
-from test_webhook import fixture_json, rows_clear
+from test_webhook import fixture_json, post_all, rows_clear
 
 
 def push(pr, k, repo="Codertocat/Hello-World"):
@@ -47,34 +43,7 @@ class WebhookBatchTest(unittest.TestCase):
         rows_clear(self.s)
 
     def post_all(self, deliveries):
-        """Posts (event, payload, guid) all at once, one connection each;
-        answers [(status, text)] in the same order."""
-        out = [None] * len(deliveries)
-        barrier = threading.Barrier(len(deliveries))
-
-        def post(i, event, payload, guid):
-            body = json.dumps(payload).encode()
-            sig = "sha256=" + hmac.new(self.s.secret.encode(), body,
-                                       hashlib.sha256).hexdigest()
-            c = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=60)
-            try:
-                c.connect()
-                barrier.wait()
-                c.request("POST", "/webhook", body, {
-                    "Content-Type": "application/json", "X-GitHub-Event": event,
-                    "X-GitHub-Delivery": guid, "X-Hub-Signature-256": sig})
-                r = c.getresponse()
-                out[i] = (r.status, r.read().decode())
-            finally:
-                c.close()
-
-        threads = [threading.Thread(target=post, args=(i,) + d)
-                   for i, d in enumerate(deliveries)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return out
+        return post_all(self.s, deliveries)
 
     def sql(self, q):
         return self.s.sql(q)
