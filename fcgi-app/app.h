@@ -533,6 +533,7 @@ struct delivery {
 	bool duplicate;
 	/* delivery_batch.c: left to delivery_record, after the batch */
 	bool direct;
+	bool env_new; /* delivery_batch.c: its environment is the batch's new one */
 };
 
 enum delivery_outcome delivery_record(struct db *, struct delivery *);

@@ -10,14 +10,17 @@
  * in the order the batch holds them: the environment rows are locked
  * first, decide() runs for each delivery in turn against the row as the
  * batch's earlier deliveries left it, and every environment is written
- * once with its final state. Only the usual case is done here (ping,
- * ignored, a change to an existing environment); a delivery that needs
- * more (a new environment, a command, an uninstall) is marked `direct`,
- * and so is every later one for the same environment: after this batch
- * commits, its thread records it one at a time with delivery_record.
- * When the batch fails as a whole (a duplicate delivery id among them, a
- * broken connection), all of it is direct: a delivery that did commit
- * then reads as a duplicate, never twice.
+ * once with its final state. A PR's first delivery creates its
+ * environment here too, under the slug slug_make gives, when no other
+ * environment holds that slug (checked under the lock, and among the
+ * batch's own new ones). A delivery that needs more (a suffixed slug, a
+ * command, an uninstall) is marked `direct`, and so is every later one
+ * for the same environment: after this batch commits, its thread records
+ * it one at a time with delivery_record. When the batch fails as a whole
+ * (a duplicate delivery id among them, an environment or slug another
+ * connection created meanwhile, a broken connection), all of it is
+ * direct: a delivery that did commit then reads as a duplicate, never
+ * twice.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +34,10 @@
 struct batch_env {
 	const char *repo;
 	uint64_t pr;
-	bool found;
+	char slug[64];       /* the one it is created with, if it is */
+	bool slug_taken;     /* by another environment, when locked */
+	bool found;          /* it exists, or the batch creates it */
+	bool created;        /* the batch creates it */
 	bool direct;         /* its deliveries from here on go one at a time */
 	struct env_state st; /* as locked, then as the batch changes it */
 	uint64_t installation;
@@ -82,6 +88,7 @@ envs_collect(struct batch_tx *t)
 			continue;
 		t->envs[t->nenvs].repo = ev->repo;
 		t->envs[t->nenvs].pr = ev->pr;
+		slug_make(ev->repo, ev->pr, t->envs[t->nenvs].slug);
 		t->nenvs++;
 	}
 	qsort(t->envs, t->nenvs, sizeof(*t->envs), env_cmp);
@@ -114,10 +121,12 @@ envs_lock(struct db *db, struct batch_tx *t)
 	for (i = 0; i < t->nenvs; i++) {
 		buf_puts(&keys, i ? ",[" : "[");
 		json_str(&keys, t->envs[i].repo);
-		buf_printf(&keys, ",%llu]", (unsigned long long)t->envs[i].pr);
+		buf_printf(&keys, ",%llu,", (unsigned long long)t->envs[i].pr);
+		json_str(&keys, t->envs[i].slug);
+		buf_putc(&keys, ']');
 	}
 	buf_putc(&keys, ']');
-	if (db_query(db, &r, "CALL delivery_lock_batch(?)", "s",
+	if (db_query(db, &r, "CALL delivery_batch_lock(?)", "s",
 	             buf_str(&keys)) == -1)
 		goto out;
 	for (i = 0; i < db_rows_count(r); i++) {
@@ -127,6 +136,13 @@ envs_lock(struct db *db, struct batch_tx *t)
 		    n > t->nenvs)
 			continue;
 		e = &t->envs[n - 1];
+		if (db_rows_get(r, i, 1) == NULL) {
+			const char *taken = db_rows_get(r, i, 8);
+
+			e->slug_taken =
+			        taken == NULL || strcmp(taken, "1") == 0;
+			continue;
+		}
 		e->found = true;
 		env_state_read(r, i, 1, &e->st);
 		parse_uint64(db_rows_get(r, i, 7), &e->installation);
@@ -148,12 +164,31 @@ out:
 	return rc;
 }
 
-/* What delivery_apply's call does alone, nothing more. */
+/* What delivery_apply's call or env_insert does, nothing more. */
 static bool
 batchable(const struct change *ch)
 {
 	return ch->op == CHANGE_IGNORE || ch->op == CHANGE_PING ||
-	       (ch->op == CHANGE_ENV && !ch->create && ch->command == NULL);
+	       (ch->op == CHANGE_ENV && ch->command == NULL);
+}
+
+/*
+ * Whether the batch may insert e under slug_make's slug: no environment
+ * held it when locked, and none of the batch's own new ones takes it
+ * ("a/app" and "b/app", or "Org/App" and "org/app", give one slug).
+ * Otherwise delivery.c's slug_pick finds a free one, after the batch.
+ */
+static bool
+env_creatable(const struct batch_tx *t, const struct batch_env *e)
+{
+	size_t i;
+
+	if (e->slug_taken)
+		return false;
+	for (i = 0; i < t->nenvs; i++)
+		if (t->envs[i].created && strcmp(t->envs[i].slug, e->slug) == 0)
+			return false;
+	return true;
 }
 
 /* decide() for each delivery in turn, against the rows as they evolve. */
@@ -171,22 +206,30 @@ batch_decide(struct batch_tx *t)
 		d->id = d->env_id = d->command_id = 0;
 		d->reconciles = 0;
 		d->duplicate = false;
+		d->env_new = false;
 		d->direct = e != NULL && e->direct;
 		if (d->direct)
 			continue;
 		decide(ev, e && e->found ? &e->st : NULL, UINT64_MAX, d->policy,
 		       ch);
 		if (!batchable(ch) ||
-		    (ch->op == CHANGE_ENV && (e == NULL || !e->found))) {
+		    (ch->create && (e == NULL || !env_creatable(t, e)))) {
 			d->direct = true;
 			if (e != NULL)
 				e->direct = true;
 			continue;
 		}
 		kept++;
+		if (ch->create) {
+			/* From here on, as if it had been found; the row's id
+			 * is known only once delivery_batch_apply inserts it. */
+			e->found = e->created = true;
+			memset(&e->st, 0, sizeof(e->st));
+		}
 		if (e == NULL || !e->found)
 			continue;
 		d->env_id = e->st.id;
+		d->env_new = e->created;
 		if (ch->op != CHANGE_ENV)
 			continue;
 		if (ch->metadata) {
@@ -236,7 +279,7 @@ deliveries_json(const struct batch_tx *t, struct buf *b)
 		json_str(b, d->change.result);
 		buf_putc(b, ',');
 		json_str(b, d->change.reason);
-		buf_putc(b, ']');
+		buf_printf(b, ",%d]", d->env_new ? 1 : 0);
 	}
 	buf_putc(b, ']');
 }
@@ -267,7 +310,11 @@ env_json(const struct batch_env *e, struct buf *b)
 	json_str(b, buf_str(&labels));
 	buf_putc(b, ',');
 	json_str(b, event_sql_time(ev, when));
-	buf_printf(b, ",%d,1]", e->reconcile ? 1 : 0);
+	buf_printf(b, ",%d,1,", e->reconcile ? 1 : 0);
+	json_str(b, e->repo);
+	buf_printf(b, ",%llu,", (unsigned long long)e->pr);
+	json_str(b, e->slug);
+	buf_putc(b, ']');
 	buf_free(&labels);
 }
 
@@ -290,10 +337,11 @@ envs_json(const struct batch_tx *t, struct buf *b)
 			env_json(e, b);
 			continue;
 		}
-		/* A reconcile without a write: only [16] is read. */
+		/* A reconcile without a write (of a row that exists): only
+		 * [16] is read. */
 		buf_printf(b,
 		           "[%llu,null,0,null,null,null,null,null,null,"
-		           "null,null,null,0,0,null,null,1,0]",
+		           "null,null,null,0,0,null,null,1,0,null,0,null]",
 		           (unsigned long long)e->st.id);
 	}
 	buf_putc(b, ']');
@@ -309,18 +357,22 @@ batch_apply(struct db *db, struct batch_tx *t)
 
 	deliveries_json(t, &dels);
 	envs_json(t, &envs);
-	if (db_query(db, &r, "CALL delivery_apply_batch(?, ?, ?)", "ssi",
+	if (db_query(db, &r, "CALL delivery_batch_apply(?, ?, ?)", "ssi",
 	             buf_str(&dels), buf_str(&envs),
 	             (int64_t)t->ds[0]->max_attempts) == -1)
 		goto out;
 	for (i = 0; i < db_rows_count(r); i++) {
 		const char *guid = db_rows_get(r, i, 1);
 
-		for (j = 0; j < t->n; j++)
-			if (!t->ds[j]->direct &&
-			    strcmp(t->ds[j]->guid, guid) == 0)
-				parse_uint64(db_rows_get(r, i, 0),
-				             &t->ds[j]->id);
+		for (j = 0; j < t->n; j++) {
+			struct delivery *d = t->ds[j];
+
+			if (d->direct || strcmp(d->guid, guid) != 0)
+				continue;
+			parse_uint64(db_rows_get(r, i, 0), &d->id);
+			if (d->env_new)
+				parse_uint64(db_rows_get(r, i, 2), &d->env_id);
+		}
 	}
 	rc = 0;
 out:
@@ -337,9 +389,13 @@ batch_tx_run(struct db *db, void *arg)
 	size_t i;
 
 	/* A retry starts from the keys alone. */
-	for (i = 0; i < t->nenvs; i++)
-		t->envs[i] = (struct batch_env){.repo = t->envs[i].repo,
-		                                .pr = t->envs[i].pr};
+	for (i = 0; i < t->nenvs; i++) {
+		struct batch_env key = {.repo = t->envs[i].repo,
+		                        .pr = t->envs[i].pr};
+
+		memcpy(key.slug, t->envs[i].slug, sizeof(key.slug));
+		t->envs[i] = key;
+	}
 	if (t->nenvs > 0 && envs_lock(db, t) == -1)
 		return -1;
 	/* Nothing left for the batch: end the transaction, release the rows. */
@@ -356,7 +412,13 @@ delivery_batch_record(struct db *db, struct delivery **ds, size_t n)
 
 	envs_collect(&t);
 	if (db_tx_self(db, batch_tx_run, &t, BATCH_TX_TRIES) == -1) {
-		if (db_error(db) != DB_DUPLICATE)
+		/* A duplicate is GitHub redelivering, or a race lost to
+		 * another connection's insert: expected, but every delivery
+		 * of the batch then costs its own commit, so say so. */
+		if (db_error(db) == DB_DUPLICATE)
+			log_info("delivery_batch_alone",
+			         "deliveries=%zu reason=duplicate", n);
+		else
 			log_warn("delivery_batch_failed",
 			         "deliveries=%zu errno=%u", n, db_errno(db));
 		for (i = 0; i < n; i++)

@@ -1,9 +1,10 @@
 """Issue 2: deliveries that arrive together share one transaction
 (fcgi-app/batch.c, delivery_batch.c). Each must still get exactly what it
 would have got alone: decided in order against the row as the batch's
-earlier deliveries left it, recorded once, one reconcile per environment;
-what the batch cannot do (a new environment, a command, a duplicate id)
-is recorded one at a time, after it."""
+earlier deliveries left it, recorded once, one reconcile per environment,
+a new PR's environment created under the slug it would get alone; what
+the batch cannot do (a command, a suffixed slug, a duplicate id) is
+recorded one at a time, after it."""
 import hashlib
 import os
 import time
@@ -41,6 +42,7 @@ class WebhookBatchTest(unittest.TestCase):
 
     def setUp(self):
         rows_clear(self.s)
+        self.log_seen = len(self.s.log("fcgi"))
 
     def post_all(self, deliveries):
         return post_all(self.s, deliveries)
@@ -52,6 +54,14 @@ class WebhookBatchTest(unittest.TestCase):
         """Deliveries recorded by one statement share its received_at."""
         n, distinct = self.sql("SELECT COUNT(*), COUNT(DISTINCT received_at) FROM deliveries")[0]
         return int(n) - int(distinct)
+
+    def batches_whole(self):
+        """No batch since the last call failed as a whole (a slug or an
+        environment inserted twice), leaving its deliveries to commit
+        one at a time."""
+        log = self.s.log("fcgi")
+        seen, self.log_seen = self.log_seen, len(log)
+        return "delivery_batch_" not in log[seen:]
 
     def test_pushes_to_one_pr_keep_their_order_inside_a_batch(self):
         """Twelve pushes to one PR at once, in any order: applied only when
@@ -89,6 +99,80 @@ class WebhookBatchTest(unittest.TestCase):
                                 last[0]]])
         self.assertEqual(self.sql("SELECT COUNT(*) FROM jobs WHERE kind = 'reconcile' "
                                   "AND state = 'queued'"), [["1"]])
+
+    def test_new_prs_are_created_in_a_batch(self):
+        """Twelve new PRs at once, four of them pushed to in the same
+        burst: each gets one environment, written by its newest
+        delivery, named by slug_make, with one queued reconcile, and every
+        delivery names it; and some of the new ones shared a commit."""
+        for attempt in range(5):
+            rows_clear(self.s)
+            batch = [("pull_request", push(pr, 0), "open-%d-%d" % (attempt, pr))
+                     for pr in range(1, 13)]
+            batch += [("pull_request", push(pr, 1), "push-%d-%d" % (attempt, pr))
+                      for pr in range(1, 5)]
+            for status, text in self.post_all(batch):
+                self.assertEqual(status, 202, text)
+            if self.shared_commits() > 0 and self.batches_whole():
+                break
+        else:
+            self.fail("twelve new PRs never shared a commit, or a batch fell apart")
+        envs = self.sql("SELECT e.pr, e.slug, e.desired, e.desired_sha, d.guid "
+                        "FROM environments e JOIN deliveries d ON d.id = e.last_delivery_id "
+                        "ORDER BY e.pr")
+        self.assertEqual(envs, [[str(pr), "pr-%d-hello-world" % pr, "running",
+                                 push(pr, 1 if pr < 5 else 0)["pull_request"]["head"]["sha"],
+                                 "%s-%d-%d" % ("push" if pr < 5 else "open", attempt, pr)]
+                                for pr in range(1, 13)])
+        self.assertEqual(self.sql("SELECT COUNT(*) FROM deliveries d JOIN environments e "
+                                  "ON e.id = d.env_id AND e.pr = d.pr"), [["16"]])
+        self.assertEqual(self.sql("SELECT COUNT(*), COUNT(DISTINCT env_id) FROM jobs "
+                                  "WHERE kind = 'reconcile' AND state = 'queued'"),
+                         [["12", "12"]])
+
+    def test_new_prs_sharing_a_slug(self):
+        """New PRs that slug_make names alike, at once: two repositories
+        with one name, one repository spelt in two cases (one row to the
+        collation), and a name an existing environment holds. Each gets
+        what it would alone: distinct slugs, one environment per PR."""
+        self.assertEqual(self.post_all([("pull_request", push(8, 0, "c/taken"), "open-c")])[0][0],
+                         202)
+        for attempt in range(5):
+            self.sql("DELETE FROM deliveries WHERE guid <> 'open-c'")
+            self.sql("DELETE FROM jobs")
+            self.sql("DELETE FROM environments WHERE repo <> 'c/taken'")
+            batch = [("pull_request", push(5, 0, "a/app"), "a-%d" % attempt),
+                     ("pull_request", push(5, 0, "b/app"), "b-%d" % attempt),
+                     ("pull_request", push(6, 0, "Org/Case"), "upper-%d" % attempt),
+                     ("pull_request", push(6, 1, "org/case"), "lower-%d" % attempt),
+                     ("pull_request", push(8, 0, "d/taken"), "d-%d" % attempt)]
+            batch += [("pull_request", push(pr, 0, "e/more"), "e-%d-%d" % (attempt, pr))
+                      for pr in range(1, 5)]
+            for status, text in self.post_all(batch):
+                self.assertEqual(status, 202, text)
+            if self.shared_commits() > 0 and self.batches_whole():
+                break
+        else:
+            self.fail("new PRs never shared a commit, or a batch fell apart")
+        envs = self.sql("SELECT LOWER(repo), pr, slug FROM environments "
+                        "ORDER BY LOWER(repo), pr")
+        self.assertEqual([e[:2] for e in envs],
+                         [["a/app", "5"], ["b/app", "5"], ["c/taken", "8"], ["d/taken", "8"],
+                          ["e/more", "1"], ["e/more", "2"], ["e/more", "3"], ["e/more", "4"],
+                          ["org/case", "6"]])
+        slugs = [e[2] for e in envs]
+        self.assertEqual(len(set(slugs)), len(slugs), envs)
+        self.assertEqual(sorted(s[:8] for s in slugs[:2]), ["pr-5-app", "pr-5-app"])
+        self.assertEqual(slugs[2], "pr-8-taken")
+        self.assertRegex(slugs[3], r"^pr-8-taken-[0-9a-f]{6}$")
+        self.assertEqual(slugs[8], "pr-6-case")
+        # The two spellings are one PR: the newer push is its state.
+        self.assertEqual(self.sql("SELECT desired_sha FROM environments WHERE pr = 6"),
+                         [[push(6, 1)["pull_request"]["head"]["sha"]]])
+        self.assertEqual(self.sql("SELECT COUNT(*) FROM deliveries d JOIN environments e "
+                                  "ON e.id = d.env_id AND e.pr = d.pr"), [["10"]])
+        self.assertEqual(self.sql("SELECT COUNT(DISTINCT env_id) FROM jobs "
+                                  "WHERE kind = 'reconcile' AND state = 'queued'"), [["8"]])
 
     def test_what_a_batch_cannot_do_is_done_after_it(self):
         """A new PR, pushes to existing ones, a command, a ping, an
