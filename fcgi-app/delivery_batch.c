@@ -38,6 +38,7 @@ struct batch_env {
 	bool slug_taken;     /* by another environment, when locked */
 	bool found;          /* it exists, or the batch creates it */
 	bool created;        /* the batch creates it */
+	unsigned new_place;  /* created: its place in p_new, from 1 */
 	bool direct;         /* its deliveries from here on go one at a time */
 	struct env_state st; /* as locked, then as the batch changes it */
 	uint64_t installation;
@@ -64,7 +65,7 @@ env_cmp(const void *a, const void *b)
 }
 
 static struct batch_env *
-env_find(struct batch_tx *t, const struct event *ev)
+env_find(const struct batch_tx *t, const struct event *ev)
 {
 	struct batch_env key = {.repo = ev->repo, .pr = ev->pr};
 
@@ -279,7 +280,8 @@ deliveries_json(const struct batch_tx *t, struct buf *b)
 		json_str(b, d->change.result);
 		buf_putc(b, ',');
 		json_str(b, d->change.reason);
-		buf_printf(b, ",%d]", d->env_new ? 1 : 0);
+		buf_printf(b, ",%u]",
+		           d->env_new ? env_find(t, ev)->new_place : 0);
 	}
 	buf_putc(b, ']');
 }
@@ -310,12 +312,31 @@ env_json(const struct batch_env *e, struct buf *b)
 	json_str(b, buf_str(&labels));
 	buf_putc(b, ',');
 	json_str(b, event_sql_time(ev, when));
-	buf_printf(b, ",%d,1,", e->reconcile ? 1 : 0);
-	json_str(b, e->repo);
-	buf_printf(b, ",%llu,", (unsigned long long)e->pr);
-	json_str(b, e->slug);
-	buf_putc(b, ']');
+	buf_printf(b, ",%d,1,%u]", e->reconcile ? 1 : 0, e->new_place);
 	buf_free(&labels);
+}
+
+/* The environments to create, in lock order: their places in it. */
+static void
+news_json(struct batch_tx *t, struct buf *b)
+{
+	unsigned place = 0;
+	size_t i;
+
+	buf_putc(b, '[');
+	for (i = 0; i < t->nenvs; i++) {
+		struct batch_env *e = &t->envs[i];
+
+		if (!e->created)
+			continue;
+		e->new_place = ++place;
+		buf_puts(b, place > 1 ? ",[" : "[");
+		json_str(b, e->repo);
+		buf_printf(b, ",%llu,", (unsigned long long)e->pr);
+		json_str(b, e->slug);
+		buf_putc(b, ']');
+	}
+	buf_putc(b, ']');
 }
 
 static void
@@ -341,7 +362,7 @@ envs_json(const struct batch_tx *t, struct buf *b)
 		 * [16] is read. */
 		buf_printf(b,
 		           "[%llu,null,0,null,null,null,null,null,null,"
-		           "null,null,null,0,0,null,null,1,0,null,0,null]",
+		           "null,null,null,0,0,null,null,1,0,0]",
 		           (unsigned long long)e->st.id);
 	}
 	buf_putc(b, ']');
@@ -350,15 +371,16 @@ envs_json(const struct batch_tx *t, struct buf *b)
 static int
 batch_apply(struct db *db, struct batch_tx *t)
 {
-	struct buf dels = BUF_INIT, envs = BUF_INIT;
+	struct buf news = BUF_INIT, dels = BUF_INIT, envs = BUF_INIT;
 	struct db_rows *r = NULL;
 	size_t i, j;
 	int rc = -1;
 
+	news_json(t, &news); /* first: the others name its places */
 	deliveries_json(t, &dels);
 	envs_json(t, &envs);
-	if (db_query(db, &r, "CALL delivery_batch_apply(?, ?, ?)", "ssi",
-	             buf_str(&dels), buf_str(&envs),
+	if (db_query(db, &r, "CALL delivery_batch_apply(?, ?, ?, ?)", "sssi",
+	             buf_str(&news), buf_str(&dels), buf_str(&envs),
 	             (int64_t)t->ds[0]->max_attempts) == -1)
 		goto out;
 	for (i = 0; i < db_rows_count(r); i++) {
@@ -377,6 +399,7 @@ batch_apply(struct db *db, struct batch_tx *t)
 	rc = 0;
 out:
 	db_rows_free(r);
+	buf_free(&news);
 	buf_free(&dels);
 	buf_free(&envs);
 	return rc;
