@@ -2,9 +2,9 @@
  * delivery_batch.c - several webhook deliveries in one transaction: the
  * fcgi-app's threads hand what arrives together to one of them (batch.c),
  * which records it all in two round trips and one COMMIT (see
- * sql/migrations/009_delivery_batch.sql). On two cores a round trip and a
- * commit cost MariaDB more than a delivery's rows, so sharing them is
- * what lets ingestion keep up with a burst.
+ * sql/migrations/010_delivery_batch_create.sql). On two cores a round
+ * trip and a commit cost MariaDB more than a delivery's rows, so sharing
+ * them is what lets ingestion keep up with a burst.
  *
  * Each delivery gets exactly what delivery.c would have given it alone,
  * in the order the batch holds them: the environment rows are locked

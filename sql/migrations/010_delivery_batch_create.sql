@@ -77,7 +77,7 @@ END$$
 -- (jobs_one_queued), bringing a backed-off run_at forward. A worker
 -- claiming that job holds its index record until it commits; the insert
 -- waits for it and then queues a new one, so no change is missed.
-CREATE PROCEDURE IF NOT EXISTS delivery_batch_apply(IN p_new TEXT,
+CREATE PROCEDURE IF NOT EXISTS delivery_batch_apply(IN p_new LONGTEXT,
 	IN p_deliveries LONGTEXT, IN p_envs LONGTEXT,
 	IN p_max_attempts INT UNSIGNED)
 BEGIN

@@ -151,9 +151,10 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(self.count("deliveries", "result = 'stale'"), 1)
 
     def test_push_brings_a_backed_off_reconcile_forward(self):
-        # delivery_apply (007) finds the queued reconcile with a locking
-        # read instead of colliding with it: still one job, and a retry
-        # waiting out its backoff runs now. A running one gets a successor.
+        # The delivery coalesces into the queued reconcile (010's insert
+        # on jobs_one_queued; 007's locking read when recorded alone):
+        # still one job, and a retry waiting out its backoff runs now. A
+        # running one gets a successor.
         self.assertEqual(self.deliver("pull_request", fixture("pull_request.opened.json")).status, 202)
         self.s.sql("UPDATE jobs SET run_at = NOW(6) + INTERVAL 1 HOUR, attempts = 2")
         p = fixture_json("pull_request.synchronize.json")
