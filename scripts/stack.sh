@@ -45,7 +45,16 @@ wait_for() {
 }
 
 pid_of() { [ -s "$1" ] && cat "$1" 2>/dev/null; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# A zombie is not alive: it has exited, and whoever reaps orphans here
+# (the container's PID 1) may take its time; kill -0 still finds it, and a
+# killed daemon would then never be started again.
+alive() {
+	local st
+	[ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 1
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "${st%% *}" != Z ]
+}
+dead() { ! alive "$1"; }
 
 # stop NAME PIDFILE SIGNAL TIMEOUT: signal, wait, then KILL.
 stop() {
@@ -53,10 +62,10 @@ stop() {
 	pid=$(pid_of "$pidfile") || return 0
 	alive "$pid" || { rm -f "$pidfile"; return 0; }
 	kill "-$sig" "$pid" 2>/dev/null || true
-	if ! wait_for "$timeout" bash -c "! kill -0 $pid"; then
+	if ! wait_for "$timeout" dead "$pid"; then
 		say "$name did not stop in ${timeout}s; killing it"
 		kill -KILL "$pid" 2>/dev/null || true
-		wait_for 5 bash -c "! kill -0 $pid" || true
+		wait_for 5 dead "$pid" || true
 	fi
 	rm -f "$pidfile"
 }

@@ -658,7 +658,10 @@ class ShutdownTest(unittest.TestCase):
     def test_max_jobs_respawns(self):
         sup = self.s.pid("workers")
         before = set(self.s.children(sup))
-        ids = self.s.add_jobs(40)
+        # 50 ms each: long enough that both workers (the second polls
+        # within poll_max_ms) take their 7; instant jobs were all done by
+        # the first and its successors on a fast machine.
+        ids = self.s.add_jobs(40, {"sleep_ms": 50})
         self.assertTrue(wait_until(lambda: self.s.all_done(ids), timeout=60))
         self.assertEqual(self.s.duplicates(ids), [])
         self.assertEqual(self.s.missing(ids), [])
