@@ -180,6 +180,12 @@ try:
     jobs = s.sql("SELECT COUNT(*) FROM jobs")[0][0]
     print("webhook: durable check: %d accepted, %d new deliveries rows (%s); %s jobs rows" %
           (hook["accepted"], rows, results, jobs))
+    # A batch that fails as a whole leaves each of its deliveries to its
+    # own commit: a slow tail with nothing lost. Say when it happened.
+    fell = len(re.findall(r"event=delivery_batch_(?:alone|failed)", s.log("fcgi")))
+    if fell:
+        print("webhook: %d batches failed as a whole and were recorded one at a time "
+              "(fcgi log: delivery_batch_alone, delivery_batch_failed)" % fell)
     if rows < hook["accepted"]:
         print("webhook: DURABILITY FAILED: %d answers 202 without a deliveries row" %
               (hook["accepted"] - rows))
