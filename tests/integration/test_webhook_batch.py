@@ -63,27 +63,39 @@ class WebhookBatchTest(unittest.TestCase):
         seen, self.log_seen = self.log_seen, len(log)
         return "delivery_batch_" not in log[seen:]
 
+    def post_batched(self, make_batch, reset=None):
+        """Posts make_batch(attempt) all at once, each answered 202, until
+        some deliveries shared a commit and no batch fell apart: whether
+        they meet in one batch is up to the scheduler, so five tries,
+        each after reset() (default: no rows). Answers the attempt."""
+        for attempt in range(5):
+            (reset or (lambda: rows_clear(self.s)))()
+            for status, text in self.post_all(make_batch(attempt)):
+                self.assertEqual(status, 202, text)
+            if self.shared_commits() > 0 and self.batches_whole():
+                return attempt
+        self.fail("the deliveries never shared a commit, or a batch fell apart")
+
     def test_pushes_to_one_pr_keep_their_order_inside_a_batch(self):
         """Twelve pushes to one PR at once, in any order: applied only when
         newer than what the batch applied before them, the row ends at the
         newest, written by it, with one queued reconcile."""
         shas = {}
-        for attempt in range(5):
+
+        def opened():
             rows_clear(self.s)
             self.assertEqual(self.post_all([("pull_request", push(7, 0), str(uuid.uuid4()))]),
                              [(202, "accepted: deploy\n")])
+
+        def pushes(attempt):
             batch = []
             for k in range(1, 13):
                 guid = "push-%d-%d" % (attempt, k)
                 shas[guid] = (k, push(7, k)["pull_request"]["head"]["sha"])
                 batch.append(("pull_request", push(7, k), guid))
-            answers = self.post_all(batch)
-            for status, text in answers:
-                self.assertEqual(status, 202, text)
-            if self.shared_commits() > 0:
-                break
-        else:
-            self.fail("twelve concurrent deliveries never shared a commit")
+            return batch
+
+        self.post_batched(pushes, opened)
         rows = self.sql("SELECT id, guid, result FROM deliveries "
                         "WHERE guid LIKE 'push-%' ORDER BY id")
         self.assertEqual(len(rows), 12)
@@ -105,18 +117,9 @@ class WebhookBatchTest(unittest.TestCase):
         burst: each gets one environment, written by its newest
         delivery, named by slug_make, with one queued reconcile, and every
         delivery names it; and some of the new ones shared a commit."""
-        for attempt in range(5):
-            rows_clear(self.s)
-            batch = [("pull_request", push(pr, 0), "open-%d-%d" % (attempt, pr))
-                     for pr in range(1, 13)]
-            batch += [("pull_request", push(pr, 1), "push-%d-%d" % (attempt, pr))
-                      for pr in range(1, 5)]
-            for status, text in self.post_all(batch):
-                self.assertEqual(status, 202, text)
-            if self.shared_commits() > 0 and self.batches_whole():
-                break
-        else:
-            self.fail("twelve new PRs never shared a commit, or a batch fell apart")
+        attempt = self.post_batched(lambda attempt: [
+            ("pull_request", push(pr, k), "%s-%d-%d" % ("push" if k else "open", attempt, pr))
+            for pr, k in [(pr, 0) for pr in range(1, 13)] + [(pr, 1) for pr in range(1, 5)]])
         envs = self.sql("SELECT e.pr, e.slug, e.desired, e.desired_sha, d.guid "
                         "FROM environments e JOIN deliveries d ON d.id = e.last_delivery_id "
                         "ORDER BY e.pr")
@@ -137,23 +140,19 @@ class WebhookBatchTest(unittest.TestCase):
         what it would alone: distinct slugs, one environment per PR."""
         self.assertEqual(self.post_all([("pull_request", push(8, 0, "c/taken"), "open-c")])[0][0],
                          202)
-        for attempt in range(5):
+        def keep_c():
             self.sql("DELETE FROM deliveries WHERE guid <> 'open-c'")
             self.sql("DELETE FROM jobs")
             self.sql("DELETE FROM environments WHERE repo <> 'c/taken'")
-            batch = [("pull_request", push(5, 0, "a/app"), "a-%d" % attempt),
-                     ("pull_request", push(5, 0, "b/app"), "b-%d" % attempt),
-                     ("pull_request", push(6, 0, "Org/Case"), "upper-%d" % attempt),
-                     ("pull_request", push(6, 1, "org/case"), "lower-%d" % attempt),
-                     ("pull_request", push(8, 0, "d/taken"), "d-%d" % attempt)]
-            batch += [("pull_request", push(pr, 0, "e/more"), "e-%d-%d" % (attempt, pr))
-                      for pr in range(1, 5)]
-            for status, text in self.post_all(batch):
-                self.assertEqual(status, 202, text)
-            if self.shared_commits() > 0 and self.batches_whole():
-                break
-        else:
-            self.fail("new PRs never shared a commit, or a batch fell apart")
+
+        def burst(attempt):
+            return [("pull_request", push(pr, k, repo),
+                     "%s-%d-%d-%d" % (repo.replace("/", "-"), pr, k, attempt))
+                    for repo, pr, k in [("a/app", 5, 0), ("b/app", 5, 0), ("Org/Case", 6, 0),
+                                        ("org/case", 6, 1), ("d/taken", 8, 0)] +
+                    [("e/more", pr, 0) for pr in range(1, 5)]]
+
+        self.post_batched(burst, keep_c)
         envs = self.sql("SELECT LOWER(repo), pr, slug FROM environments "
                         "ORDER BY LOWER(repo), pr")
         self.assertEqual([e[:2] for e in envs],
