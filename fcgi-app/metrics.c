@@ -229,7 +229,10 @@ metrics_render(struct db *db, struct buf *b)
 
 	if (counts(db, b, "ephemera_deliveries_total", "counter",
 	           "Webhook deliveries recorded, by event and result.",
-	           "SELECT event, result, COUNT(*) FROM deliveries"
+	           /* The log is pruned; what it counted is kept. */
+	           "SELECT event, result, SUM(n) FROM (SELECT event, result,"
+	           " n FROM delivery_totals UNION ALL SELECT event, result,"
+	           " COUNT(*) FROM deliveries GROUP BY event, result) t"
 	           " GROUP BY event, result ORDER BY event, result",
 	           ev_res, 2) == -1 ||
 	    counts(db, b, "ephemera_jobs", "gauge",

@@ -96,6 +96,8 @@ static const struct setting settings[] = {
             60, 1, 86400),
         INT("workers.keep_finished_hours", workers_keep_finished_hours, 168, 0,
             87600),
+        INT("workers.keep_deliveries_days", workers_keep_deliveries_days, 30, 1,
+            36500),
 
         SECRET("github.webhook_secret_file", github_webhook_secret_file,
                github_webhook_secret),

@@ -177,6 +177,7 @@ struct config {
 	int64_t workers_prune_interval_seconds; /* the recurring prune job */
 	int64_t workers_sweep_interval_seconds; /* idle stop, orphans */
 	int64_t workers_keep_finished_hours;    /* done/cancelled jobs kept */
+	int64_t workers_keep_deliveries_days;   /* the delivery log kept */
 
 	/* github */
 	char *github_webhook_secret_file;

@@ -442,6 +442,34 @@ class StepTest(unittest.TestCase):
         self.assertEqual(self.s.job(old_dead)[0], "dead")
         self.assertEqual(self.s.job(new_done)[0], "done")
 
+    def test_prune_moves_old_deliveries_into_totals(self):
+        """Deliveries older than keep_deliveries_days go, in batches of a
+        thousand; ephemera_deliveries_total counts them still."""
+        def totals():
+            text = self.s.get("/metrics").text
+            return {m.group(1, 2): int(m.group(3)) for m in re.finditer(
+                r'^ephemera_deliveries_total\{event="([^"]*)",result="([^"]*)"\} (\d+)$',
+                text, re.M)}
+
+        self.s.sql("DELETE FROM deliveries")
+        self.s.sql("DELETE FROM delivery_totals")
+        self.s.sql("INSERT INTO deliveries (guid, event, result, received_at) "
+                   "SELECT CONCAT('old-', seq), IF(seq % 3, 'pull_request', 'ping'), "
+                   "IF(seq % 3, 'applied', 'pong'), NOW(6) - INTERVAL 31 DAY "
+                   "FROM seq_1_to_1500")
+        self.s.sql("INSERT INTO deliveries (guid, event, result, received_at) VALUES "
+                   "('new-1', 'pull_request', 'applied', NOW(6) - INTERVAL 29 DAY), "
+                   "('new-2', 'ping', 'pong', NOW(6))")
+        before = totals()
+        self.assertEqual(before, {("ping", "pong"): 501, ("pull_request", "applied"): 1001})
+        self.assertEqual(self.s.driver("enqueue", "prune", 0, 0, ""), "ok")
+        self.assertIn("ran=1 ", self.s.driver("run", 1, "rc", "none"))
+        self.assertEqual(self.s.sql("SELECT guid FROM deliveries ORDER BY guid"),
+                         [["new-1"], ["new-2"]])
+        self.assertEqual(totals(), before)
+        self.assertEqual(self.s.sql("SELECT event, result, n FROM delivery_totals ORDER BY event"),
+                         [["ping", "pong", "500"], ["pull_request", "applied", "1000"]])
+
     def test_scheduled_job_waits_for_run_at(self):
         self.assertEqual(self.s.driver("enqueue", "noop", 0, 4000, ""), "ok")
         jid = int(self.s.one("SELECT MAX(id) FROM jobs"))
