@@ -5,8 +5,6 @@
  * retries or cancels them), and deliveries older than
  * workers.keep_deliveries_days, whose counts move to delivery_totals.
  */
-#include <stdlib.h>
-
 #include "workers.h"
 
 #define PRUNE_BATCH 1000
