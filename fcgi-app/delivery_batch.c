@@ -89,7 +89,6 @@ envs_collect(struct batch_tx *t)
 			continue;
 		t->envs[t->nenvs].repo = ev->repo;
 		t->envs[t->nenvs].pr = ev->pr;
-		slug_make(ev->repo, ev->pr, t->envs[t->nenvs].slug);
 		t->nenvs++;
 	}
 	qsort(t->envs, t->nenvs, sizeof(*t->envs), env_cmp);
@@ -221,12 +220,10 @@ batch_decide(struct batch_tx *t)
 			continue;
 		}
 		kept++;
-		if (ch->create) {
-			/* From here on, as if it had been found; the row's id
-			 * is known only once delivery_batch_apply inserts it. */
+		/* From here on, as if found (e->st is still blank); the
+		 * row's id is known only once delivery_batch_apply inserts it. */
+		if (ch->create)
 			e->found = e->created = true;
-			memset(&e->st, 0, sizeof(e->st));
-		}
 		if (e == NULL || !e->found)
 			continue;
 		d->env_id = e->st.id;
@@ -411,13 +408,12 @@ batch_tx_run(struct db *db, void *arg)
 	struct batch_tx *t = arg;
 	size_t i;
 
-	/* A retry starts from the keys alone. */
+	/* Each try starts from the keys alone. */
 	for (i = 0; i < t->nenvs; i++) {
-		struct batch_env key = {.repo = t->envs[i].repo,
-		                        .pr = t->envs[i].pr};
+		struct batch_env *e = &t->envs[i];
 
-		memcpy(key.slug, t->envs[i].slug, sizeof(key.slug));
-		t->envs[i] = key;
+		*e = (struct batch_env){.repo = e->repo, .pr = e->pr};
+		slug_make(e->repo, e->pr, e->slug);
 	}
 	if (t->nenvs > 0 && envs_lock(db, t) == -1)
 		return -1;

@@ -750,7 +750,7 @@ db_in_transaction(struct db *db)
  * two round trips of BEGIN and COMMIT on the webhook's hot path.
  */
 static int
-db_tx_run(struct db *db, db_tx_fn fn, void *arg, int tries, bool self)
+db_tx_tries(struct db *db, db_tx_fn fn, void *arg, int tries, bool self)
 {
 	int attempt, rc;
 	enum db_error why;
@@ -801,24 +801,26 @@ db_tx_run(struct db *db, db_tx_fn fn, void *arg, int tries, bool self)
 	return -1;
 }
 
-int
-db_tx(struct db *db, db_tx_fn fn, void *arg, int tries)
+/* in_tx: db_run_again never runs a statement of the transaction again. */
+static int
+db_tx_run(struct db *db, db_tx_fn fn, void *arg, int tries, bool self)
 {
 	int rc;
 
 	db->in_tx = true;
-	rc = db_tx_run(db, fn, arg, tries, false);
+	rc = db_tx_tries(db, fn, arg, tries, self);
 	db->in_tx = false;
 	return rc;
 }
 
 int
+db_tx(struct db *db, db_tx_fn fn, void *arg, int tries)
+{
+	return db_tx_run(db, fn, arg, tries, false);
+}
+
+int
 db_tx_self(struct db *db, db_tx_fn fn, void *arg, int tries)
 {
-	int rc;
-
-	db->in_tx = true;
-	rc = db_tx_run(db, fn, arg, tries, true);
-	db->in_tx = false;
-	return rc;
+	return db_tx_run(db, fn, arg, tries, true);
 }

@@ -9,21 +9,34 @@
 
 #define PRUNE_BATCH 1000
 
+/* One batch of up to PRUNE_BATCH rows; *n: how many went. */
+typedef int (*prune_step)(struct worker *, uint64_t *n);
+
+/* Batch after batch until one comes short, telling the lease we live. */
 static int
-jobs_prune(struct worker *w, const struct job *job, uint64_t *total)
+prune_batches(struct worker *w, const struct job *job, prune_step step,
+              uint64_t *total)
 {
-	for (;;) {
-		if (db_exec(w->db,
-		            "DELETE FROM jobs WHERE state IN ('done', "
-		            "'cancelled') AND finished_at < NOW(6) - INTERVAL ? "
-		            "HOUR LIMIT 1000",
-		            "i", w->cfg->workers_keep_finished_hours) == -1)
+	uint64_t n;
+
+	do {
+		if (step(w, &n) == -1)
 			return -1;
-		*total += db_affected(w->db);
-		if (db_affected(w->db) < PRUNE_BATCH ||
-		    job_heartbeat(w, job) == -1)
-			return 0;
-	}
+		*total += n;
+	} while (n >= PRUNE_BATCH && job_heartbeat(w, job) == 0);
+	return 0;
+}
+
+static int
+jobs_prune(struct worker *w, uint64_t *n)
+{
+	if (db_exec(w->db,
+	            "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND "
+	            "finished_at < NOW(6) - INTERVAL ? HOUR LIMIT 1000",
+	            "i", w->cfg->workers_keep_finished_hours) == -1)
+		return -1;
+	*n = db_affected(w->db);
+	return 0;
 }
 
 struct deliveries_prune {
@@ -55,26 +68,29 @@ deliveries_prune_tx(struct db *db, void *arg)
 	             "FOR UPDATE SKIP LOCKED",
 	             "i", p->days) == -1)
 		goto out;
+	if (db_rows_count(r) == 0) {
+		rc = 0;
+		goto out;
+	}
 	buf_putc(&ids, '[');
 	for (i = 0; i < db_rows_count(r); i++)
 		buf_printf(&ids, "%s%s", i ? "," : "", db_rows_get(r, i, 0));
 	buf_putc(&ids, ']');
-	if (db_rows_count(r) > 0 &&
-	    (db_exec(db,
-	             "INSERT INTO delivery_totals (event, result, n) "
-	             "SELECT d.event, d.result, COUNT(*) FROM JSON_TABLE(?, "
-	             "'$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) k "
-	             "STRAIGHT_JOIN deliveries d ON d.id = k.id "
-	             "GROUP BY d.event, d.result "
-	             "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
-	             "s", buf_str(&ids)) == -1 ||
-	     db_exec(db,
-	             "DELETE d FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT "
-	             "UNSIGNED PATH '$')) k STRAIGHT_JOIN deliveries d "
-	             "ON d.id = k.id",
-	             "s", buf_str(&ids)) == -1))
+	if (db_exec(db,
+	            "INSERT INTO delivery_totals (event, result, n) "
+	            "SELECT d.event, d.result, COUNT(*) FROM JSON_TABLE(?, "
+	            "'$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) k "
+	            "STRAIGHT_JOIN deliveries d ON d.id = k.id "
+	            "GROUP BY d.event, d.result "
+	            "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
+	            "s", buf_str(&ids)) == -1 ||
+	    db_exec(db,
+	            "DELETE d FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT "
+	            "UNSIGNED PATH '$')) k STRAIGHT_JOIN deliveries d "
+	            "ON d.id = k.id",
+	            "s", buf_str(&ids)) == -1)
 		goto out;
-	p->deleted = db_rows_count(r) > 0 ? db_affected(db) : 0;
+	p->deleted = db_affected(db);
 	rc = 0;
 out:
 	db_rows_free(r);
@@ -83,17 +99,14 @@ out:
 }
 
 static int
-deliveries_prune(struct worker *w, const struct job *job, uint64_t *total)
+deliveries_prune(struct worker *w, uint64_t *n)
 {
 	struct deliveries_prune p = {w->cfg->workers_keep_deliveries_days, 0};
 
-	for (;;) {
-		if (db_tx(w->db, deliveries_prune_tx, &p, 3) == -1)
-			return -1;
-		*total += p.deleted;
-		if (p.deleted < PRUNE_BATCH || job_heartbeat(w, job) == -1)
-			return 0;
-	}
+	if (db_tx(w->db, deliveries_prune_tx, &p, 3) == -1)
+		return -1;
+	*n = p.deleted;
+	return 0;
 }
 
 void
@@ -101,8 +114,8 @@ prune_run(struct worker *w, const struct job *job, struct job_result *res)
 {
 	uint64_t jobs = 0, deliveries = 0;
 
-	if (jobs_prune(w, job, &jobs) == -1 ||
-	    deliveries_prune(w, job, &deliveries) == -1) {
+	if (prune_batches(w, job, jobs_prune, &jobs) == -1 ||
+	    prune_batches(w, job, deliveries_prune, &deliveries) == -1) {
 		res->outcome = JOB_RETRY;
 		buf_puts(&res->error, "prune: database error");
 		return;
