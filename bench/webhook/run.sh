@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
 from harness.stack import Stack, free_port, wait_until, ROOT
 
 secs, conns, fcgi, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-fixtures = os.environ.get("EPHEMERA_FIXTURES", os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
+fixtures = os.environ.get("EPHEMERA_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
 settings = {"workers.count": 1}
 if fcgi:
     settings["fcgi.processes"] = int(fcgi)

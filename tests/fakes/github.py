@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake of the GitHub REST API, for the points Ephemera depends on.
 
-Shaped on the recordings in ../shared/fixtures/github/api/: the same status
+Shaped on the recordings in tests/fixtures/github/api/: the same status
 codes (201 on create, 200 on edit, 404/422 bodies with `message` and
 `documentation_url`), `Link` pagination with absolute URLs, rate-limit
 headers, and installation tokens that expire.

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-FIXTURES=${EPHEMERA_FIXTURES:-../shared/fixtures}
+FIXTURES=${EPHEMERA_FIXTURES:-tests/fixtures}
 CC=${FUZZ_CC:-clang}
 OUT=build/fuzz
 mkdir -p "$OUT"

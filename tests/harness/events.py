@@ -1,5 +1,5 @@
 """GitHub-shaped webhook deliveries for tests: built like the recorded
-fixtures in ../shared/fixtures/github/webhooks/, signed like GitHub signs
+fixtures in tests/fixtures/github/webhooks/, signed like GitHub signs
 (X-Hub-Signature-256 = HMAC-SHA256 of the exact body with the secret)."""
 import datetime
 import hashlib

@@ -529,7 +529,7 @@ class GitHubTest(unittest.TestCase):
 
 
 FIXTURES = os.environ.get("EPHEMERA_FIXTURES",
-                          os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
+                          os.path.join(ROOT, "tests", "fixtures"))
 
 
 def hook(name):

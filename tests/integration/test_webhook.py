@@ -1,5 +1,5 @@
 """Issue 2: webhook ingestion against the real stack (nginx, fcgi-app,
-MariaDB). Every recorded delivery in ../shared/fixtures, signed with the
+MariaDB). Every recorded delivery in tests/fixtures, signed with the
 stack's secret, must leave the expected rows behind, visible through
 /api/v1/environments; forged, duplicated, late and hostile deliveries must
 not."""
@@ -17,7 +17,7 @@ import uuid
 from harness.stack import ROOT, Stack, wait_until
 
 FIXTURES = os.environ.get("EPHEMERA_FIXTURES",
-                          os.path.join(os.path.dirname(ROOT), "shared", "fixtures"))
+                          os.path.join(ROOT, "tests", "fixtures"))
 HOOKS = os.path.join(FIXTURES, "github", "webhooks")
 # The secret GitHub used for the captured deliveries in webhooks/signed/
 # (published with them), so those are posted byte for byte, headers and all.

@@ -1,6 +1,6 @@
 /*
  * fixture.h - reading the shared recorded payloads in unit tests. They
- * live outside the repository (../shared/fixtures, never edited); set
+ * live in tests/fixtures (recorded third-party data, each with its source); set
  * EPHEMERA_FIXTURES to point elsewhere. A missing file fails the test.
  */
 #ifndef EPHEMERA_FIXTURE_H
@@ -16,7 +16,7 @@ fixture_dir(void)
 {
 	const char *d = getenv("EPHEMERA_FIXTURES");
 
-	return d && d[0] ? d : "../shared/fixtures";
+	return d && d[0] ? d : "tests/fixtures";
 }
 
 /* Reads fixtures/<rel> into b; -1 (and a failed CHECK) if it cannot. */
