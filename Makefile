@@ -106,3 +106,62 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ==== Installation and deployment (issue 13: infra/, packer/, dist/) ========
+# Kept in one block; see docs/deploy.md. `make install` honours PREFIX and
+# DESTDIR (and the directories below); it never overwrites an existing
+# ephemera.conf, creates no user (dist/sysusers.conf does, at boot or with
+# systemd-sysusers) and starts nothing.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBEXECDIR  ?= $(PREFIX)/libexec/ephemera
+DATADIR     ?= $(PREFIX)/share/ephemera
+SYSCONFDIR  ?= /etc
+STATEDIR    ?= /var/lib/ephemera
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(SYSCONFDIR)/sysusers.d
+NGINX       ?= /usr/sbin/nginx
+
+UNITS := $(wildcard dist/systemd/*.service dist/systemd/*.target)
+
+# $(call subst_paths,SRC,DEST,MODE): installs SRC with @DIR@ placeholders
+# filled in.
+subst_paths = install -D -m $(3) /dev/null $(2) && sed \
+	-e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' \
+	-e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
+	-e 's|@NGINX@|$(NGINX)|g' $(1) >$(2)
+
+.PHONY: install test-infra setup tf-init tf-plan tf-apply tf-destroy \
+	ami-build deploy destroy test-e2e
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+		$(DESTDIR)$(LIBEXECDIR)/host $(DESTDIR)$(DATADIR)/migrations \
+		$(DESTDIR)$(DATADIR)/web $(DESTDIR)$(DATADIR)/nginx \
+		$(DESTDIR)$(UNITDIR)
+	install -m 755 bin/ephemera $(DESTDIR)$(BINDIR)/ephemera
+	install -m 755 bin/ephemera-fcgi bin/ephemera-workers $(DESTDIR)$(SBINDIR)/
+	install -m 755 host/* $(DESTDIR)$(LIBEXECDIR)/host/
+	install -m 644 sql/migrations/*.sql $(DESTDIR)$(DATADIR)/migrations/
+	cp -R web/. $(DESTDIR)$(DATADIR)/web/
+	install -m 644 nginx/site.conf nginx/nginx.conf.tmpl $(DESTDIR)$(DATADIR)/nginx/
+	install -m 644 README.md $(DESTDIR)$(DATADIR)/README.md
+	$(call subst_paths,dist/ephemera-nginx-conf,$(DESTDIR)$(LIBEXECDIR)/ephemera-nginx-conf,755)
+	$(foreach u,$(UNITS),$(call subst_paths,$(u),$(DESTDIR)$(UNITDIR)/$(notdir $(u)),644) &&) true
+	install -D -m 644 dist/systemd/ephemera-workers.service.d/local-docker.conf \
+		$(DESTDIR)$(DATADIR)/systemd/ephemera-workers.service.d/local-docker.conf
+	install -D -m 644 dist/sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/ephemera.conf
+	install -d -m 755 $(DESTDIR)$(SYSCONFDIR)/ephemera
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/ephemera/ephemera.conf ]; then \
+		echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/ephemera/ephemera.conf"; \
+	else \
+		$(call subst_paths,dist/ephemera.conf.in,$(DESTDIR)$(SYSCONFDIR)/ephemera/ephemera.conf,644); \
+	fi
+
+# Checks of infra/ and packer/ that need neither providers nor packer.
+test-infra:
+	@python3 tests/infra/check.py
+
+test: test-infra

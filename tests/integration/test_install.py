@@ -1,0 +1,124 @@
+"""make install and the systemd units: the installed tree, `systemd-analyze
+verify` and `security` on the units, and the installed units' commands
+bringing up a working stack in a temp root (tests/infra/installed-stack.sh)."""
+
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+from harness.installed import Installed, delivery_script, in_namespace, results, run_stack
+
+SERVICES = ["ephemera-fcgi.service", "ephemera-migrate.service",
+            "ephemera-nginx.service", "ephemera-workers.service"]
+
+
+def unit_settings(path):
+    out = {}
+    for line in open(path):
+        k, sep, v = line.strip().partition("=")
+        if sep and not k.startswith("#"):
+            out.setdefault(k, []).append(v)
+    return out
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare") and shutil.which("systemd-analyze"),
+                     "needs root, unshare and systemd-analyze (mount and network namespaces)")
+class TestInstall(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Installed()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
+    def test_tree(self):
+        for p in ["usr/local/bin/ephemera", "usr/local/sbin/ephemera-fcgi",
+                  "usr/local/sbin/ephemera-workers",
+                  "usr/local/libexec/ephemera/host/ephemera-host",
+                  "usr/local/libexec/ephemera/ephemera-nginx-conf",
+                  "usr/local/share/ephemera/migrations/001_init.sql",
+                  "usr/local/share/ephemera/nginx/site.conf",
+                  "usr/local/share/ephemera/web/style.css",
+                  "etc/ephemera/ephemera.conf", "etc/sysusers.d/ephemera.conf"]:
+            self.assertTrue(os.path.exists(self.inst.path(p)), p)
+        conf = open(self.inst.path("etc/ephemera/ephemera.conf")).read()
+        self.assertNotIn("@", conf.replace("ephemera@localhost", ""), "a placeholder left")
+        for u in self.inst.units():
+            self.assertNotRegex(open(u).read(), r"@[A-Z]+@", u)
+
+    def test_config_kept(self):
+        """A second install keeps the admin's configuration."""
+        p = self.inst.path("etc/ephemera/ephemera.conf")
+        with open(p, "a") as f:
+            f.write("# mine\n")
+        subprocess.run(["make", "-s", "install", "DESTDIR=" + self.inst.dest],
+                       check=True, stdout=subprocess.PIPE)
+        self.assertTrue(open(p).read().endswith("# mine\n"))
+
+    def test_hardening(self):
+        for name in SERVICES:
+            s = unit_settings(self.inst.path(os.path.join("usr/local/lib/systemd/system", name)))
+            self.assertEqual(s.get("User"), ["ephemera"], name)
+            for k, v in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
+                         ("PrivateTmp", "yes"), ("ProtectHome", "yes")]:
+                self.assertEqual(s.get(k), [v], "%s: %s" % (name, k))
+            # Writable: the state dir only.
+            self.assertNotIn("ReadWritePaths", s, name)
+            self.assertEqual(s.get("StateDirectory"), ["ephemera ephemera/run"], name)
+            if s.get("Type") != ["oneshot"]:
+                self.assertEqual(s.get("Restart"), ["on-failure"], name)
+            self.assertNotIn("StandardOutput", s, name)  # the journal
+        fcgi = unit_settings(self.inst.path("usr/local/lib/systemd/system/ephemera-fcgi.service"))
+        self.assertIn("ephemera-fcgi", fcgi["ExecStart"][0])
+        workers = unit_settings(self.inst.path("usr/local/lib/systemd/system/ephemera-workers.service"))
+        self.assertIn("ephemera-workers", workers["ExecStart"][0])
+
+    def verify_script(self, verb):
+        units = " ".join("/usr/local/lib/systemd/system/" + os.path.basename(u)
+                         for u in self.inst.units() if not u.endswith(".target") or verb == "verify")
+        return ("mount --bind %s /usr/local && systemd-analyze %s %s"
+                % (self.inst.path("usr/local"), verb, units))
+
+    def test_systemd_verify(self):
+        r = in_namespace(self.verify_script("verify"))
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(r.stdout.strip(), "", "systemd-analyze verify: " + r.stdout)
+
+    def test_systemd_security(self):
+        scores = {}
+        for name in SERVICES:
+            r = in_namespace("mount --bind %s /usr/local && systemd-analyze security "
+                             "--offline=yes /usr/local/lib/systemd/system/%s"
+                             % (self.inst.path("usr/local"), name))
+            m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout)
+            self.assertTrue(m, r.stdout)
+            scores[name] = float(m.group(1))
+        print("systemd-analyze security: " +
+              ", ".join("%s %.1f" % kv for kv in sorted(scores.items())))
+        for name, score in scores.items():
+            self.assertLess(score, 2.0, "%s exposure %.1f" % (name, score))
+
+    def test_installed_stack(self):
+        """The installed units' Exec lines, run as the dedicated user in a
+        read-only temp root, answer /healthz and verify a signed delivery."""
+        secret = self.inst.path("etc/ephemera/webhook-secret")
+        with open(secret, "w") as f:
+            f.write("installed-secret\n")
+        try:
+            rc, out = run_stack(self.inst.dest, delivery_script("installed-secret"))
+        finally:
+            os.unlink(secret)
+        res = results(out)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("installed-stack: healthz: 200", out)
+        self.assertEqual(res.get("ping"), "200", out)
+        self.assertEqual(res.get("good"), "202", out)
+        self.assertEqual(res.get("bad"), "401", out)
+        self.assertEqual(res.get("deliveries"), "2", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
