@@ -159,6 +159,8 @@ install: all
 	else \
 		$(call subst_paths,dist/ephemera.conf.in,$(DESTDIR)$(SYSCONFDIR)/ephemera/ephemera.conf,644); \
 	fi
+	@[ -e $(DESTDIR)$(SYSCONFDIR)/ephemera/github.conf ] || \
+		install -m 644 dist/github.conf $(DESTDIR)$(SYSCONFDIR)/ephemera/github.conf
 
 # Checks of infra/ and packer/ that need neither providers nor packer.
 test-infra:

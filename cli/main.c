@@ -8,6 +8,7 @@
  *   ephemera [-c config] jobs list|show|retry|cancel ...  (see jobs.c)
  *   ephemera [-c config] deliver EVENT FILE
  *   ephemera [-c config] resync
+ *   ephemera [-c config] github-app create --webhook-url URL ...
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -26,7 +27,9 @@ usage(void)
 	                "       ephemera [-c config] jobs show|retry|cancel "
 	                "ID\n"
 	                "       ephemera [-c config] deliver EVENT FILE\n"
-	                "       ephemera [-c config] resync\n");
+	                "       ephemera [-c config] resync\n"
+	                "       ephemera [-c config] github-app create "
+	                "--webhook-url URL ...\n");
 	exit(2);
 }
 
@@ -80,7 +83,8 @@ main(int argc, char **argv)
 	int ch, rc = 1;
 
 	log_init("ephemera", LOG_INFO);
-	while ((ch = getopt(argc, argv, "c:h")) != -1) {
+	/* "+": options after the command are the command's own. */
+	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -93,6 +97,9 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		usage();
+	/* Before the configuration: it writes the github group of it. */
+	if (strcmp(argv[0], "github-app") == 0)
+		return github_app_command(path, argc, argv);
 	if (config_load(&cfg, path, &err) == -1) {
 		fprintf(stderr, "ephemera: %s\n", buf_str(&err));
 		goto out;

@@ -652,7 +652,106 @@ def make_app(state):
                 "git": state.git,
             })
 
+    manifest_routes(app, state, err, ok)
     return app
+
+
+# ---- the App manifest flow (`ephemera github-app create`) -------------------
+# Self-contained: make_app calls manifest_routes() once. GitHub's side of
+# https://docs.github.com/apps/sharing-github-apps/registering-a-github-app-from-a-manifest:
+# the form post to /settings/apps/new (or an organisation's) that, once the
+# user confirms, creates the App and redirects to the manifest's
+# redirect_url with a one-time `code` and the caller's `state`; and
+# POST /app-manifests/{code}/conversions, which answers 201 with the App's
+# id, private key (pem), webhook secret and client credentials once, then
+# 404 for that code (as for an unknown or expired one, after an hour).
+# The created App becomes the one whose JWTs the fake verifies.
+
+MANIFEST_PERMISSION_LEVELS = {"read", "write", "admin"}
+
+
+def manifest_routes(app, state, err, ok):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from flask import redirect
+
+    with state.lock:
+        state.manifest_codes = {}   # code -> (manifest, owner, expires)
+        state.manifest_apps = []    # what was created, without secrets
+
+    def new_app(org):
+        try:
+            m = json.loads(request.form.get("manifest", ""))
+        except ValueError:
+            return err(422, "Invalid manifest: not JSON")
+        if not isinstance(m, dict):
+            return err(422, "Invalid manifest")
+        hook = m.get("hook_attributes") or {}
+        if not m.get("url") or not isinstance(hook, dict) or not hook.get("url"):
+            return err(422, "Invalid manifest: url and hook_attributes.url are required")
+        perms = m.get("default_permissions") or {}
+        if not isinstance(perms, dict) or \
+                any(v not in MANIFEST_PERMISSION_LEVELS for v in perms.values()):
+            return err(422, "Invalid manifest: default_permissions")
+        if not isinstance(m.get("default_events", []), list):
+            return err(422, "Invalid manifest: default_events")
+        target = m.get("redirect_url")
+        if not target:
+            return err(422, "Invalid manifest: redirect_url is required here")
+        code = secrets.token_hex(10)
+        with state.lock:
+            state.manifest_codes[code] = (m, org or "octocat", time.time() + 3600)
+        sep = "&" if "?" in target else "?"
+        q = "code=" + code
+        if request.args.get("state") is not None:
+            from urllib.parse import quote
+            q += "&state=" + quote(request.args["state"], safe="")
+        return redirect(target + sep + q, 302)
+
+    @app.post("/settings/apps/new")
+    def manifest_new_user_app():
+        return new_app(None)
+
+    @app.post("/organizations/<org>/settings/apps/new")
+    def manifest_new_org_app(org):
+        return new_app(org)
+
+    @app.post("/app-manifests/<code>/conversions")
+    def manifest_conversion(code):
+        with state.lock:
+            entry = state.manifest_codes.pop(code, None)
+        if entry is None or entry[2] < time.time():
+            return err(404, "Not Found")
+        m, owner, _ = entry
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()
+        name = m.get("name") or "ephemera"
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        with state.lock:
+            app_id = state.new_id()
+            state.app_id = app_id
+            state.public_key = key.public_key()
+            state.manifest_apps.append({"id": app_id, "slug": slug, "owner": owner,
+                                        "manifest": m})
+        return ok({
+            "id": app_id, "slug": slug, "node_id": "A_%d" % app_id, "name": name,
+            "owner": {"login": owner, "id": 1, "type": "Organization"},
+            "description": m.get("description"), "external_url": m["url"],
+            "html_url": "https://github.com/apps/%s" % slug,
+            "created_at": iso(time.time()), "updated_at": iso(time.time()),
+            "permissions": m.get("default_permissions", {}),
+            "events": m.get("default_events", []),
+            "client_id": "Iv1.%s" % secrets.token_hex(8),
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": m.get("hook_attributes", {}).get("secret") or secrets.token_hex(20),
+            "pem": pem,
+        }, 201)
+
+    @app.get("/_fake/manifest_apps")
+    def manifest_apps():
+        with state.lock:
+            return ok(state.manifest_apps)
 
 
 def main():

@@ -75,6 +75,7 @@ ip link set lo up
 
 inroot() { chroot "$R" "$@"; }
 # User=ephemera, a clean environment (systemd passes none of ours).
+# shellcheck disable=SC2034 # used by the eval in run_unit
 asuser=(chroot --userspec="$EPH_UID:$EPH_UID" "$R" env -i
 	HOME=/var/lib/ephemera PATH=/usr/local/bin:/usr/bin:/usr/sbin)
 
@@ -102,7 +103,9 @@ pids=()
 run_unit() {
 	local unit=$1 line d
 	# StateDirectory=: systemd makes each, owned by User=, before starting.
-	for d in $(sed -n 's/^StateDirectory=//p' "$R$UNITS/$unit"); do
+	local dirs=()
+	read -ra dirs < <(sed -n 's/^StateDirectory=//p' "$R$UNITS/$unit")
+	for d in "${dirs[@]}"; do
 		inroot install -d -o "$EPH_UID" -g "$EPH_UID" -m 750 "/var/lib/$d"
 	done
 	while IFS= read -r line; do
@@ -120,6 +123,7 @@ run_unit() {
 	done < <(execs "$unit" ExecStart)
 }
 
+# shellcheck disable=SC2317 # called by the trap
 stop_all() {
 	local p
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -130,7 +134,6 @@ stop_all() {
 	[ -s "$R/run/mysqld/mysqld.pid" ] && kill -TERM "$(cat "$R/run/mysqld/mysqld.pid")" 2>/dev/null
 	for _ in $(seq 100); do [ -s "$R/run/mysqld/mysqld.pid" ] || break; sleep 0.1; done
 }
-# shellcheck disable=SC2317 # called by the trap
 trap stop_all EXIT
 
 # The order systemd derives from the units' After=/Requires=.

@@ -42,10 +42,11 @@ class TestInstall(unittest.TestCase):
                   "usr/local/share/ephemera/migrations/001_init.sql",
                   "usr/local/share/ephemera/nginx/site.conf",
                   "usr/local/share/ephemera/web/style.css",
-                  "etc/ephemera/ephemera.conf", "etc/sysusers.d/ephemera.conf"]:
+                  "etc/ephemera/ephemera.conf", "etc/ephemera/github.conf",
+                  "etc/sysusers.d/ephemera.conf"]:
             self.assertTrue(os.path.exists(self.inst.path(p)), p)
         conf = open(self.inst.path("etc/ephemera/ephemera.conf")).read()
-        self.assertNotIn("@", conf.replace("ephemera@localhost", ""), "a placeholder left")
+        self.assertNotRegex(conf, r"@[A-Z]+@", "a placeholder left")
         for u in self.inst.units():
             self.assertNotRegex(open(u).read(), r"@[A-Z]+@", u)
 
@@ -104,13 +105,19 @@ class TestInstall(unittest.TestCase):
     def test_installed_stack(self):
         """The installed units' Exec lines, run as the dedicated user in a
         read-only temp root, answer /healthz and verify a signed delivery."""
-        secret = self.inst.path("etc/ephemera/webhook-secret")
-        with open(secret, "w") as f:
+        etc = self.inst.path("etc/ephemera")
+        with open(os.path.join(etc, "webhook-secret"), "w") as f:
             f.write("installed-secret\n")
+        github_conf = os.path.join(etc, "github.conf")
+        default = open(github_conf).read()
+        with open(github_conf, "w") as f:
+            f.write('github: { webhook_secret_file = "/etc/ephemera/webhook-secret"; };\n')
         try:
             rc, out = run_stack(self.inst.dest, delivery_script("installed-secret"))
         finally:
-            os.unlink(secret)
+            os.unlink(os.path.join(etc, "webhook-secret"))
+            with open(github_conf, "w") as f:
+                f.write(default)
         res = results(out)
         self.assertEqual(rc, 0, out)
         self.assertIn("installed-stack: healthz: 200", out)
