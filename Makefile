@@ -167,3 +167,32 @@ test-infra:
 	@python3 tests/infra/check.py
 
 test: test-infra
+
+# The cloud deployment, in the order docs/deploy.md follows. Settings come
+# from infra/deploy.env and infra/*/terraform.tfvars (make setup makes
+# them from their examples).
+setup:
+	@scripts/setup.sh
+
+tf-init tf-plan tf-apply tf-destroy:
+	@scripts/tf.sh $(patsubst tf-%,%,$@)
+
+ami-build:
+	@command -v packer >/dev/null || { echo "ami-build: packer is not installed (make setup)"; exit 1; }
+	@. ./infra/deploy.env && packer init packer/environment.pkr.hcl && \
+		AWS_PROFILE=$$AWS_PROFILE packer build -var "region=$$AWS_REGION" \
+		-var "instance=$$INSTANCE" packer/environment.pkr.hcl
+
+# The control plane onto its host (REF=branch|tag|commit, default
+# SOURCE_REF): configuration and secrets through Parameter Store, the
+# install through SSM.
+deploy:
+	@REF=$(REF) scripts/deploy.sh
+
+destroy:
+	@scripts/destroy.sh
+
+# The full PR lifecycle against real GitHub, AWS and Cloudflare; without
+# their credentials it says what it needs and is skipped (exit 0).
+test-e2e:
+	@python3 tests/e2e/lifecycle.py

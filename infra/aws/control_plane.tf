@@ -22,11 +22,12 @@ resource "aws_instance" "control_plane" {
   vpc_security_group_ids = [aws_security_group.control_plane.id]
   iam_instance_profile   = aws_iam_instance_profile.control_plane.name
   user_data = templatefile("${path.module}/control-plane-init.sh.tftpl", {
-    source_url    = var.source_url
-    source_ref    = var.source_ref
-    region        = var.region
-    secret_prefix = local.control_ssm_prefix
-    database_host = var.use_rds ? aws_db_instance.main[0].address : ""
+    source_url      = var.source_url
+    source_ref      = var.source_ref
+    region          = var.region
+    secret_prefix   = local.control_ssm_prefix
+    database_host   = var.use_rds ? aws_db_instance.main[0].address : ""
+    database_secret = var.use_rds ? aws_db_instance.main[0].master_user_secret[0].secret_arn : ""
   })
   user_data_replace_on_change = false
 

@@ -101,6 +101,21 @@ resource "aws_iam_role_policy" "control_plane_host" {
   })
 }
 
+# RDS only: the MariaDB password RDS keeps in Secrets Manager.
+resource "aws_iam_role_policy" "control_plane_database" {
+  count = var.use_rds ? 1 : 0
+  name  = "control-plane-database"
+  role  = aws_iam_role.control_plane.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = "secretsmanager:GetSecretValue"
+      Resource = aws_db_instance.main[0].master_user_secret[0].secret_arn
+    }]
+  })
+}
+
 resource "aws_iam_instance_profile" "control_plane" {
   name = "${local.name}-control-plane"
   role = aws_iam_role.control_plane.name

@@ -27,6 +27,11 @@ output "control_plane_secret_prefix" {
   value       = local.control_ssm_prefix
 }
 
+output "database_host" {
+  description = "RDS only: the MariaDB endpoint (database.host); empty with MariaDB on the host."
+  value       = var.use_rds ? aws_db_instance.main[0].address : ""
+}
+
 output "database_secret_arn" {
   description = "RDS only: the Secrets Manager secret holding the MariaDB password."
   value       = var.use_rds ? aws_db_instance.main[0].master_user_secret[0].secret_arn : ""

@@ -286,6 +286,42 @@ def check_packer(_=None):
     assert not errors, "\n".join(errors)
 
 
+@check("scripts/tf_config.py: Terraform's config maps become the control plane's settings")
+def check_tf_config(_=None):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import tf_config
+    aws = {"config": {"value": {"compute.provider": "ec2", "environments.instance": "eph",
+                                "aws.region": "eu-west-1", "ec2.subnet_ids": ["s-1", "s-2"],
+                                "ec2.launch_template": "lt"}}}
+    cf = {"config": {"value": {"exposure.provider": "cloudflare", "cloudflare.zone": "p.example",
+                               "cloudflare.access": True, "http.public_url": "https://e.p.example"}}}
+    text = tf_config.render(aws, cf)
+    groups = dict(re.findall(r"^(\w+): \{\n(.*?)^\};", text, re.M | re.S))
+    for key, want in [("compute.provider", '"ec2"'), ("aws.region", '"eu-west-1"'),
+                      ("ec2.subnet_ids", '"s-1,s-2"'), ("cloudflare.access", "true"),
+                      ("http.public_url", '"https://e.p.example"'), ("http.port", "8080"),
+                      ("environments.preview_domain", '"p.example"'),
+                      ("database.socket", '"/run/mysqld/mysqld.sock"')]:
+        g, k = key.split(".", 1)
+        assert re.search(r"^\t%s = %s;$" % (k, re.escape(want)), groups.get(g, ""), re.M), \
+            "%s is not %s in:\n%s" % (key, want, text)
+    assert len(re.findall(r"^http: \{", text, re.M)) == 1, "a group twice"
+    rds = tf_config.render(aws, cf, "db.example")
+    assert 'host = "db.example";' in rds and "socket" not in rds
+
+
+@check("make test-e2e without credentials: skipped with what it needs, exit 0")
+def check_e2e_skip(_=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "CF_", "CLOUDFLARE_", "E2E_", "EPHEMERA_E2E"))}
+    env["AWS_SHARED_CREDENTIALS_FILE"] = env["AWS_CONFIG_FILE"] = "/nonexistent"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tests/e2e/lifecycle.py")], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    assert "test-e2e: skipped" in r.stdout and "EPHEMERA_E2E_GITHUB_TOKEN" in r.stdout, r.stdout
+    assert r.stdout.rstrip().endswith("e2e: 0 passed, 0 failed, 1 skipped"), r.stdout
+
+
 def main():
     check_fmt()
     check_packer_fmt()
@@ -294,6 +330,8 @@ def main():
             fn()
     check_policies()
     check_packer()
+    check_tf_config()
+    check_e2e_skip()
     failed = 0
     for status, name, detail in results:
         print("%-4s %s" % (status, name))
