@@ -45,7 +45,7 @@ variable "preview_volume_gb" {
 }
 
 variable "control_plane_instance_type" {
-  description = "The control-plane host: nginx, the FastCGI app, the workers and MariaDB measured at about 300 MB resident (docs/deploy.md); 1 GiB fits."
+  description = "The control-plane host. Measured (docs/deploy.md): nginx, the FastCGI app and the workers 49 MB resident, MariaDB 112 MB; with Debian, the SSM agent and cloudflared about 450 MB, so 1 GiB (t4g.micro) fits and 0.5 GiB (t4g.nano) does not."
   type        = string
   default     = "t4g.micro"
 }

@@ -117,7 +117,9 @@ run_unit() {
 		if grep -q '^Type=oneshot' "$R$UNITS/$unit"; then
 			eval "\"\${asuser[@]}\" $line" >>"$WORK/$unit.log" 2>&1 || { say "$unit failed"; return 1; }
 		else
-			eval "setsid \"\${asuser[@]}\" $line" >>"$WORK/$unit.log" 2>&1 </dev/null &
+			# exec: $! is then the service's main process itself (setsid,
+			# chroot and env all exec), as systemd's MainPID would be.
+			eval "exec setsid \"\${asuser[@]}\" $line" >>"$WORK/$unit.log" 2>&1 </dev/null &
 			pids+=($!)
 		fi
 	done < <(execs "$unit" ExecStart)
@@ -125,11 +127,23 @@ run_unit() {
 
 # shellcheck disable=SC2317 # called by the trap
 stop_all() {
-	local p
+	local p f
+	# The main processes, and what their pidfiles name (the same, unless
+	# one was restarted): TERM, wait, KILL, as systemd stops a unit.
+	for f in "$WORK"/state/run/*.pid; do
+		[ -s "$f" ] && pids+=("$(cat "$f")")
+	done
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do
 		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null || true
+	done
+	# Whatever is still running inside this temp root (a child whose
+	# supervisor was killed) goes too; nothing outside it is touched.
+	for f in /proc/[0-9]*; do
+		[ "$(readlink "$f/root" 2>/dev/null)" = "$R" ] || continue
+		[ "$(cat "$R/run/mysqld/mysqld.pid" 2>/dev/null)" = "${f#/proc/}" ] && continue
+		kill -KILL "${f#/proc/}" 2>/dev/null || true
 	done
 	[ -s "$R/run/mysqld/mysqld.pid" ] && kill -TERM "$(cat "$R/run/mysqld/mysqld.pid")" 2>/dev/null
 	for _ in $(seq 100); do [ -s "$R/run/mysqld/mysqld.pid" ] || break; sleep 0.1; done
