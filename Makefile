@@ -162,6 +162,12 @@ install: all
 	@[ -e $(DESTDIR)$(SYSCONFDIR)/ephemera/github.conf ] || \
 		install -m 644 dist/github.conf $(DESTDIR)$(SYSCONFDIR)/ephemera/github.conf
 
+# cli/manifest.c's unit test links it with the library (the pattern rule
+# above links the two programs' cores, not the CLI's).
+build/asan/tests/unit/test_manifest: build/asan/tests/unit/test_manifest.o \
+		$(call objs,asan,$(LIB_SRC) cli/manifest.c)
+	$(CC) $(ASAN) -o $@ $^ $(PKG_LIBS)
+
 # Checks of infra/ and packer/ that need neither providers nor packer.
 test-infra:
 	@python3 tests/infra/check.py

@@ -49,20 +49,15 @@ resource "aws_launch_template" "preview" {
     cpu_credits = "standard"
   }
 
+  # ephemera:env (the slug) differs per preview: RunInstances adds it.
   tag_specifications {
     resource_type = "instance"
-    tags = {
-      "ephemera:instance" = var.instance
-      "ephemera:env"      = ""
-    }
+    tags          = { "ephemera:instance" = var.instance }
   }
 
   tag_specifications {
     resource_type = "volume"
-    tags = {
-      "ephemera:instance" = var.instance
-      "ephemera:env"      = ""
-    }
+    tags          = { "ephemera:instance" = var.instance }
   }
 
   tags = { Name = "${local.name}-preview" }

@@ -21,7 +21,7 @@ flags=(-std=c11 -Wall -Wextra -Werror -g -O1 -D_GNU_SOURCE
 	-fno-sanitize-recover=undefined)
 core=()
 # Everything but the two programs' main.c, so a harness may reach any core.
-for f in lib/*.c fcgi-app/*.c workers/*.c; do
+for f in lib/*.c fcgi-app/*.c workers/*.c cli/manifest.c; do
 	case $f in */main.c) ;; *) core+=("$f") ;; esac
 done
 
