@@ -86,13 +86,15 @@ source "amazon-ebs" "environment" {
     http_put_response_hop_limit = 2
   }
 
+  # ephemera:installation, not ephemera:instance: that tag is what the
+  # workers' sweep owns.
   tags = {
-    "ephemera:image"    = "environment"
-    "ephemera:instance" = var.instance
-    docker              = var.docker_version
-    compose             = var.compose_version
-    cloudflared         = var.cloudflared_version
-    ssm_agent           = var.ssm_agent_version
+    "ephemera:image"        = "environment"
+    "ephemera:installation" = var.instance
+    docker                  = var.docker_version
+    compose                 = var.compose_version
+    cloudflared             = var.cloudflared_version
+    ssm_agent               = var.ssm_agent_version
   }
 }
 

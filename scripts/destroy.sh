@@ -4,7 +4,7 @@
 # preview instances tagged ephemera:instance=$INSTANCE with an
 # ephemera:env tag, parameters under /$INSTANCE/, tunnels named
 # "$INSTANCE-<slug>" with the DNS records that point at them, images
-# tagged ephemera:image=environment and ephemera:instance=$INSTANCE; then
+# tagged ephemera:image=environment and ephemera:installation=$INSTANCE; then
 # both Terraform stacks. Asks for the instance name unless CONFIRM=$INSTANCE.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,16 +31,20 @@ if [ ${#ids[@]} -gt 0 ]; then
 	aws ec2 wait instance-terminated --instance-ids "${ids[@]}"
 fi
 
-# 2. Environments' parameters (the marker _ephemera is Terraform's).
+# 2. Environments' parameters, and what deploy.sh put in the control
+# plane's tree (the rest of that tree is Terraform's).
 mapfile -t params < <(aws ssm get-parameters-by-path --path "/$I/" --recursive \
-	--query 'Parameters[].Name' --output text | tr '\t' '\n' | grep -v "^/$I/_ephemera$" | grep . || true)
+	--query 'Parameters[].Name' --output text | tr '\t' '\n' | grep . || true)
 for ((n = 0; n < ${#params[@]}; n += 10)); do
 	aws ssm delete-parameters --names "${params[@]:n:10}" >/dev/null
 done
 [ ${#params[@]} -eq 0 ] || say "deleted ${#params[@]} parameters under /$I/"
-mapfile -t own < <(aws ssm get-parameters-by-path --path "/ephemera-control/$I/" \
-	--query 'Parameters[].Name' --output text | tr '\t' '\n' | grep . || true)
-[ ${#own[@]} -eq 0 ] || aws ssm delete-parameters --names "${own[@]}" >/dev/null
+own=()
+for n in ephemera.conf github.conf repos.conf github-app.pem webhook-secret \
+	cloudflare-token tunnel-token; do
+	own+=("/ephemera-control/$I/$n")
+done
+aws ssm delete-parameters --names "${own[@]}" >/dev/null
 
 # 3. Previews' tunnels and DNS records (the control plane's are Terraform's).
 if [ -s infra/out/cloudflare.json ] && [ -n "${CLOUDFLARE_API_TOKEN:-}" ]; then
@@ -68,7 +72,7 @@ scripts/tf.sh destroy
 
 # 5. Environment images and their snapshots.
 aws ec2 describe-images --owners self \
-	--filters "Name=tag:ephemera:image,Values=environment" "Name=tag:ephemera:instance,Values=$I" \
+	--filters "Name=tag:ephemera:image,Values=environment" "Name=tag:ephemera:installation,Values=$I" \
 	--query 'Images[].[ImageId, BlockDeviceMappings[0].Ebs.SnapshotId]' --output text |
 	while read -r ami snap; do
 		aws ec2 deregister-image --image-id "$ami"

@@ -11,6 +11,14 @@ data "aws_ami" "preview" {
     name   = var.preview_ami_id != "" ? "image-id" : "tag:ephemera:image"
     values = [var.preview_ami_id != "" ? var.preview_ami_id : "environment"]
   }
+  # Our own images: built by `make ami-build` for this installation.
+  dynamic "filter" {
+    for_each = var.preview_ami_id == "" ? [var.instance] : []
+    content {
+      name   = "tag:ephemera:installation"
+      values = [filter.value]
+    }
+  }
 }
 
 resource "aws_launch_template" "preview" {
@@ -64,11 +72,12 @@ resource "aws_launch_template" "preview" {
 }
 
 # The Parameter Store tree previews read from: /<instance>/<slug>/...,
-# written and deleted by the workers. This marker makes the path visible
-# (and owned) from the first apply; it holds no secret.
+# written and deleted by the workers (ec2.ssm_parameter_prefix). This
+# record of it lives in the control plane's own tree, so nothing under the
+# previews' prefix is Terraform's and no sweep can take it for a preview's.
 resource "aws_ssm_parameter" "prefix" {
-  name        = "${local.ssm_prefix}_ephemera"
-  description = "Marks ${local.ssm_prefix} as Ephemera's (instance ${var.instance}); environments' secrets live below it"
+  name        = "${local.control_ssm_prefix}parameter-prefix"
+  description = "Ephemera instance ${var.instance}: environments' secrets live under this prefix"
   type        = "String"
-  value       = "ephemera parameters for instance ${var.instance}"
+  value       = local.ssm_prefix
 }

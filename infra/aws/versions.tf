@@ -14,10 +14,13 @@ terraform {
 
 provider "aws" {
   region = var.region
+  # Not ephemera:instance: that tag marks what the workers own and their
+  # sweep may terminate or delete (previews); Terraform's resources, the
+  # control plane first, must never look like an orphaned preview.
   default_tags {
     tags = {
-      "ephemera:instance" = var.instance
-      "ephemera:managed"  = "terraform"
+      "ephemera:installation" = var.instance
+      "ephemera:managed"      = "terraform"
     }
   }
 }
