@@ -2,7 +2,9 @@
 """Checks of infra/ and packer/ that run without providers or packer.
 
 What this proves (and `make test` prints it): every .tf and .pkr.hcl file
-is HCL that `terraform fmt` accepts unchanged; within each module every
+is HCL that `terraform fmt` accepts unchanged; Terraform's own
+configuration loader (`terraform providers`, offline) accepts both stacks'
+structure; within each module every
 var./local./data./resource reference names something declared, every
 variable is used, counted resources are indexed and others are not, each
 resource's provider is pinned in required_providers; templatefile() gets
@@ -92,6 +94,21 @@ def check_fmt(_=None):
                        cwd=ROOT, env=tf_env(), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
     assert r.returncode == 0, "terraform fmt wants changes:\n" + r.stdout
+
+
+@check("terraform providers: Terraform's own configuration loader accepts both stacks (offline)")
+def check_tf_loader(_=None):
+    """`terraform providers` needs no download: it decodes every module
+    into Terraform's configuration model, which rejects unknown block
+    types, duplicate declarations, count with for_each, bad variable
+    validations and the like (not references or provider schemas)."""
+    if not shutil.which("terraform"):
+        return "terraform is not installed"
+    for mod in ("aws", "cloudflare"):
+        r = subprocess.run(["terraform", "-chdir=infra/" + mod, "providers", "-no-color"],
+                           cwd=ROOT, env=tf_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        assert r.returncode == 0, "infra/%s:\n%s" % (mod, r.stdout)
 
 
 @check("packer template parses as HCL (terraform fmt on a copy; packer is not installable here)")
@@ -324,6 +341,7 @@ def check_e2e_skip(_=None):
 
 def main():
     check_fmt()
+    check_tf_loader()
     check_packer_fmt()
     for mod in ("aws", "cloudflare"):
         for fn in check_module(mod):
