@@ -112,8 +112,9 @@ dir_walk(struct walk *w, const char *dir, int depth)
 		    (depth == 0 && strcmp(de->d_name, ".git") == 0))
 			continue;
 		if (++w->entries > CHECKOUT_MAX_ENTRIES) {
-			buf_printf(w->why, "the repository holds more than %d "
-			                   "files",
+			buf_printf(w->why,
+			           "the repository holds more than %d "
+			           "files",
 			           CHECKOUT_MAX_ENTRIES);
 			rc = -1;
 			break;
@@ -156,12 +157,14 @@ checkout_read(const char *src, const char *rel, size_t max, struct buf *out,
 	}
 	fd = open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		buf_printf(why, "%.200s is not a regular file in the repository",
+		buf_printf(why,
+		           "%.200s is not a regular file in the repository",
 		           rel);
 		goto out;
 	}
 	if ((size_t)st.st_size > max) {
-		buf_printf(why, "%.200s is larger than %zu KiB", rel, max / 1024);
+		buf_printf(why, "%.200s is larger than %zu KiB", rel,
+		           max / 1024);
 		goto out;
 	}
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {

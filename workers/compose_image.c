@@ -92,21 +92,26 @@ build_args(struct gate *g, struct json_object *v, struct json_object *ob)
 	if (json_object_is_type(v, json_type_object)) {
 		json_object_object_foreach(v, k, val)
 		{
-			const char *s = val ? json_object_get_string(val) : NULL;
+			const char *s =
+			        val ? json_object_get_string(val) : NULL;
 
-			if (s == NULL || json_object_is_type(val, json_type_object) ||
+			if (s == NULL ||
+			    json_object_is_type(val, json_type_object) ||
 			    json_object_is_type(val, json_type_array))
-				return gate_refuse(g, "build.args",
-				                   "%.64s needs a value (rule: "
-				                   "nothing is read from the host's "
-				                   "environment)",
-				                   k);
-			json_object_object_add(args, k, json_object_new_string(s));
+				return gate_refuse(
+				        g, "build.args",
+				        "%.64s needs a value (rule: "
+				        "nothing is read from the host's "
+				        "environment)",
+				        k);
+			json_object_object_add(args, k,
+			                       json_object_new_string(s));
 		}
 		return 0;
 	}
 	if (!json_object_is_type(v, json_type_array))
-		return gate_refuse(g, "build.args", "must be a mapping or list");
+		return gate_refuse(g, "build.args",
+		                   "must be a mapping or list");
 	for (i = 0; i < json_object_array_length(v); i++) {
 		const char *s = str_of(json_object_array_get_idx(v, i));
 		const char *eq = s ? strchr(s, '=') : NULL;
@@ -163,11 +168,12 @@ build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
 		ctx += 2;
 	real = checkout_path(g->pol->src_dir, ctx);
 	if (real == NULL || stat(real, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		gate_refuse(g, "build.context",
-		            "\"%.200s\" is not a directory inside the repository "
-		            "(rule: builds read only the checkout, symlinks "
-		            "resolved)",
-		            ctx);
+		gate_refuse(
+		        g, "build.context",
+		        "\"%.200s\" is not a directory inside the repository "
+		        "(rule: builds read only the checkout, symlinks "
+		        "resolved)",
+		        ctx);
 		goto out;
 	}
 	if (df[0] == '/' || strlen(df) > 512 || !ref_chars_ok(df)) {
@@ -175,8 +181,9 @@ build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
 		            "must be a relative path inside the build context");
 		goto out;
 	}
-	buf_printf(&p, "%s/%s", real + strlen(g->pol->src_dir) +
-	                                (real[strlen(g->pol->src_dir)] == '/'),
+	buf_printf(&p, "%s/%s",
+	           real + strlen(g->pol->src_dir) +
+	                   (real[strlen(g->pol->src_dir)] == '/'),
 	           df);
 	dreal = checkout_path(g->pol->src_dir, buf_str(&p));
 	if (dreal == NULL || stat(dreal, &st) == -1 || !S_ISREG(st.st_mode)) {
@@ -217,10 +224,11 @@ service_image(struct gate *g, const char *name, struct json_object *svc,
 
 		json_object_object_add(o, "build", ob);
 		if (!g->pol->allow_build)
-			return gate_refuse(g, "build",
-			                   "this installation does not build "
-			                   "images (rule: environments.allow_build"
-			                   " or the repository's build = false)");
+			return gate_refuse(
+			        g, "build",
+			        "this installation does not build "
+			        "images (rule: environments.allow_build"
+			        " or the repository's build = false)");
 		if (build_gate(g, b, ob) == -1)
 			return -1;
 		/* Whatever image: the PR named, the built one is ours. */
@@ -240,16 +248,16 @@ service_image(struct gate *g, const char *name, struct json_object *svc,
 	    strncmp(ref, g->pol->project, strlen(g->pol->project)) == 0 ||
 	    !prefix_allowed(g->pol->allowed_images, ref)) {
 		buf_free(&t);
-		return gate_refuse(g, "image",
-		                   "\"%.200s\" is not an allowed image (rule: "
-		                   "images the project builds, or under "
-		                   "environments.allowed_images / the repository's"
-		                   " allowed_images: %s)",
-		                   ref,
-		                   g->pol->allowed_images &&
-		                                   g->pol->allowed_images[0]
-		                           ? g->pol->allowed_images
-		                           : "none");
+		return gate_refuse(
+		        g, "image",
+		        "\"%.200s\" is not an allowed image (rule: "
+		        "images the project builds, or under "
+		        "environments.allowed_images / the repository's"
+		        " allowed_images: %s)",
+		        ref,
+		        g->pol->allowed_images && g->pol->allowed_images[0]
+		                ? g->pol->allowed_images
+		                : "none");
 	}
 	buf_free(&t);
 	json_object_object_add(o, "image", json_object_get(img));
@@ -327,16 +335,18 @@ deploy_limits(struct gate *g, struct json_object *d, struct json_object **mem,
 	json_object_object_foreach(r, rk, rv)
 	{
 		(void)rv;
-		if (strcmp(rk, "limits") != 0 && strcmp(rk, "reservations") != 0)
+		if (strcmp(rk, "limits") != 0 &&
+		    strcmp(rk, "reservations") != 0)
 			return gate_refuse(g, "deploy.resources",
 			                   "%.64s is not allowed (allowed: "
 			                   "limits)",
 			                   rk);
 	}
 	if (json_object_object_get_ex(r, "reservations", &l))
-		return gate_refuse(g, "deploy.resources.reservations",
-		                   "not allowed (rule: devices and reservations "
-		                   "are the host's; allowed: limits)");
+		return gate_refuse(
+		        g, "deploy.resources.reservations",
+		        "not allowed (rule: devices and reservations "
+		        "are the host's; allowed: limits)");
 	if (!json_object_object_get_ex(r, "limits", &l))
 		return 0;
 	if (!json_object_is_type(l, json_type_object))
@@ -351,10 +361,11 @@ deploy_limits(struct gate *g, struct json_object *d, struct json_object **mem,
 		else if (strcmp(lk, "pids") == 0)
 			*pids = lv;
 		else
-			return gate_refuse(g, "deploy.resources.limits",
-			                   "%.64s is not allowed (allowed: memory,"
-			                   " cpus, pids)",
-			                   lk);
+			return gate_refuse(
+			        g, "deploy.resources.limits",
+			        "%.64s is not allowed (allowed: memory,"
+			        " cpus, pids)",
+			        lk);
 	}
 	return 0;
 }
@@ -398,18 +409,22 @@ service_limits(struct gate *g, struct json_object *svc, struct json_object *o)
 	if (cpus != NULL) {
 		c = number_of(cpus);
 		if (!(c > 0) || c > pol->cpus_max)
-			return gate_refuse(g, "cpus",
-			                   "must be above 0 and at most %g (rule: "
-			                   "environments.cpus_max)",
-			                   pol->cpus_max);
+			return gate_refuse(
+			        g, "cpus",
+			        "must be above 0 and at most %g (rule: "
+			        "environments.cpus_max)",
+			        pol->cpus_max);
 	}
 	if (m > 0)
-		json_object_object_add(o, "mem_limit", json_object_new_int64(m));
+		json_object_object_add(o, "mem_limit",
+		                       json_object_new_int64(m));
 	if (p > 0)
-		json_object_object_add(o, "pids_limit", json_object_new_int64(p));
+		json_object_object_add(o, "pids_limit",
+		                       json_object_new_int64(p));
 	if (c > 0) {
 		snprintf(text, sizeof(text), "%g", c);
-		json_object_object_add(o, "cpus", json_object_new_double_s(c, text));
+		json_object_object_add(o, "cpus",
+		                       json_object_new_double_s(c, text));
 	}
 	return 0;
 }

@@ -75,15 +75,17 @@ strings_copy(struct gate *g, const char *key, struct json_object *v,
 	}
 	if (!json_object_is_type(v, json_type_array) ||
 	    (n = json_object_array_length(v)) > 256)
-		return gate_refuse(g, key, "must be a string or a list of "
-		                           "strings");
+		return gate_refuse(g, key,
+		                   "must be a string or a list of "
+		                   "strings");
 	*out = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		const char *s = scalar_of(json_object_array_get_idx(v, i));
 
 		if (s == NULL || !text_ok(s, 8192))
-			return gate_refuse(g, key, "must be a string or a "
-			                           "list of strings");
+			return gate_refuse(g, key,
+			                   "must be a string or a "
+			                   "list of strings");
 		json_object_array_add(*out, json_object_new_string(s));
 	}
 	return 0;
@@ -154,17 +156,19 @@ kv_take(struct gate *g, const char *key, struct json_object *v,
 		json_object_object_foreach(v, k, val)
 		{
 			if (val != NULL && scalar_of(val) == NULL)
-				return gate_refuse(g, key, "%.64s is not a "
-				                           "scalar",
+				return gate_refuse(g, key,
+				                   "%.64s is not a "
+				                   "scalar",
 				                   k);
 			if (env_put(g, into, k, val ? scalar_of(val) : NULL) ==
 			    -1)
-				return gate_refuse(g, key,
-				                   "%.64s: a name with a value "
-				                   "is required (rule: nothing is "
-				                   "read from the host's "
-				                   "environment)",
-				                   k);
+				return gate_refuse(
+				        g, key,
+				        "%.64s: a name with a value "
+				        "is required (rule: nothing is "
+				        "read from the host's "
+				        "environment)",
+				        k);
 		}
 		return 0;
 	}
@@ -205,9 +209,10 @@ key_env_file(struct gate *g, const char *key, struct json_object *v,
 	                      : 1;
 
 	for (i = 0; i < n && i < 16; i++) {
-		struct json_object *e = json_object_is_type(v, json_type_array)
-		                                ? json_object_array_get_idx(v, i)
-		                                : v;
+		struct json_object *e =
+		        json_object_is_type(v, json_type_array)
+		                ? json_object_array_get_idx(v, i)
+		                : v;
 		struct json_object *p;
 		struct buf text = BUF_INIT, why = BUF_INIT;
 		const char *path = str_of(e);
@@ -296,18 +301,20 @@ key_ports(struct gate *g, const char *key, struct json_object *v,
 
 	if (!json_object_is_type(v, json_type_array) ||
 	    (n = json_object_array_length(v)) > 64)
-		return gate_refuse(g, key, "must be a list of at most 64 ports");
+		return gate_refuse(g, key,
+		                   "must be a list of at most 64 ports");
 	list = json_object_new_array();
 	json_object_object_add(o, slot, list);
 	for (i = 0; i < n; i++) {
 		int p = port_of(json_object_array_get_idx(v, i));
 
 		if (p <= 0)
-			return gate_refuse(g, key,
-			                   "entry %zu is not a port (forms: 80, "
-			                   "\"80/tcp\", \"8080:80\", {target: 80}; "
-			                   "no ranges)",
-			                   i);
+			return gate_refuse(
+			        g, key,
+			        "entry %zu is not a port (forms: 80, "
+			        "\"80/tcp\", \"8080:80\", {target: 80}; "
+			        "no ranges)",
+			        i);
 		expose_add(list, p);
 	}
 	return 0;
@@ -324,10 +331,12 @@ expose_finish(struct json_object *o)
 		if (!json_object_object_get_ex(o, slots[i], &l))
 			continue;
 		for (j = 0; j < json_object_array_length(l); j++)
-			expose_add(out, (int)strtol(json_object_get_string(
-			                                    json_object_array_get_idx(
-			                                            l, j)),
-			                            NULL, 10));
+			expose_add(
+			        out,
+			        (int)strtol(json_object_get_string(
+			                            json_object_array_get_idx(
+			                                    l, j)),
+			                    NULL, 10));
 		json_object_object_del(o, slots[i]);
 	}
 	if (json_object_array_length(out) > 0)
@@ -358,7 +367,8 @@ key_healthcheck(struct gate *g, const char *key, struct json_object *v,
 		struct json_object *c = NULL;
 
 		if (strcmp(k, "test") == 0) {
-			if (strings_copy(g, "healthcheck.test", val, &c) == -1) {
+			if (strings_copy(g, "healthcheck.test", val, &c) ==
+			    -1) {
 				json_object_put(c);
 				return -1;
 			}
@@ -379,11 +389,12 @@ key_healthcheck(struct gate *g, const char *key, struct json_object *v,
 		           json_object_is_type(val, json_type_boolean)) {
 			json_object_object_add(h, k, json_object_get(val));
 		} else {
-			return gate_refuse(g, "healthcheck",
-			                   "%.64s is not allowed (allowed: test, "
-			                   "interval, timeout, start_period, "
-			                   "retries, disable)",
-			                   k);
+			return gate_refuse(
+			        g, "healthcheck",
+			        "%.64s is not allowed (allowed: test, "
+			        "interval, timeout, start_period, "
+			        "retries, disable)",
+			        k);
 		}
 	}
 	return 0;
@@ -416,8 +427,9 @@ key_depends_on(struct gate *g, const char *key, struct json_object *v,
 
 			if (s == NULL || dep_check(g, s) == -1)
 				return s ? -1
-				         : gate_refuse(g, key, "must name "
-				                               "services");
+				         : gate_refuse(g, key,
+				                       "must name "
+				                       "services");
 			e = json_object_new_object();
 			json_object_object_add(d, s, e);
 			json_object_object_add(
@@ -438,8 +450,9 @@ key_depends_on(struct gate *g, const char *key, struct json_object *v,
 			return -1;
 		if (spec != NULL) {
 			if (!json_object_is_type(spec, json_type_object))
-				return gate_refuse(g, key, "%.64s: must be a "
-				                           "mapping",
+				return gate_refuse(g, key,
+				                   "%.64s: must be a "
+				                   "mapping",
 				                   name);
 			json_object_object_foreach(spec, sk, sv)
 			{
@@ -447,7 +460,8 @@ key_depends_on(struct gate *g, const char *key, struct json_object *v,
 				if (strcmp(sk, "condition") != 0 &&
 				    !((strcmp(sk, "required") == 0 ||
 				       strcmp(sk, "restart") == 0) &&
-				      json_object_is_type(sv, json_type_boolean)))
+				      json_object_is_type(sv,
+				                          json_type_boolean)))
 					return gate_refuse(
 					        g, key,
 					        "%.64s.%.64s is not allowed "
@@ -462,11 +476,12 @@ key_depends_on(struct gate *g, const char *key, struct json_object *v,
 			if (strcmp(cond, conds[i]) == 0)
 				break;
 		if (i == NELEM(conds))
-			return gate_refuse(g, key,
-			                   "%.64s: condition must be "
-			                   "service_started, service_healthy or "
-			                   "service_completed_successfully",
-			                   name);
+			return gate_refuse(
+			        g, key,
+			        "%.64s: condition must be "
+			        "service_started, service_healthy or "
+			        "service_completed_successfully",
+			        name);
 		json_object_object_add(ent, "condition",
 		                       json_object_new_string(conds[i]));
 	}
@@ -533,21 +548,24 @@ volume_one(struct gate *g, struct json_object *v, struct json_object *out)
 			         json_object_object_length(val) == 0)
 				continue; /* compose v2 prints volume: {} */
 			else
-				return gate_refuse(g, "volumes",
-				                   "%.64s is not allowed (allowed: "
-				                   "type, source, target, "
-				                   "read_only)",
-				                   k);
+				return gate_refuse(
+				        g, "volumes",
+				        "%.64s is not allowed (allowed: "
+				        "type, source, target, "
+				        "read_only)",
+				        k);
 		}
 		if (strcmp(type, "volume") != 0 && strcmp(type, "tmpfs") != 0)
-			return gate_refuse(g, "volumes",
-			                   "type %.32s is not allowed (rule: a "
-			                   "preview mounts its own named volumes "
-			                   "or tmpfs, never a host path)",
-			                   type);
+			return gate_refuse(
+			        g, "volumes",
+			        "type %.32s is not allowed (rule: a "
+			        "preview mounts its own named volumes "
+			        "or tmpfs, never a host path)",
+			        type);
 	} else {
-		return gate_refuse(g, "volumes", "entries are strings or "
-		                                 "mappings");
+		return gate_refuse(g, "volumes",
+		                   "entries are strings or "
+		                   "mappings");
 	}
 	if (!container_path_ok(dst))
 		return gate_refuse(g, "volumes",
@@ -555,17 +573,18 @@ volume_one(struct gate *g, struct json_object *v, struct json_object *out)
 		                   "path without \"..\"");
 	if (src != NULL && strcmp(type, "tmpfs") == 0)
 		return gate_refuse(g, "volumes", "a tmpfs has no source");
-	if (src != NULL &&
-	    !json_object_object_get_ex(g->volumes, src, NULL))
-		return gate_refuse(g, "volumes",
-		                   "\"%.200s\" is not a volume declared in this "
-		                   "file's top-level volumes (rule: a preview "
-		                   "never mounts a host path or another "
-		                   "project's volume)",
-		                   src);
+	if (src != NULL && !json_object_object_get_ex(g->volumes, src, NULL))
+		return gate_refuse(
+		        g, "volumes",
+		        "\"%.200s\" is not a volume declared in this "
+		        "file's top-level volumes (rule: a preview "
+		        "never mounts a host path or another "
+		        "project's volume)",
+		        src);
 	json_object_object_add(e, "type", json_object_new_string(type));
 	if (src != NULL)
-		json_object_object_add(e, "source", json_object_new_string(src));
+		json_object_object_add(e, "source",
+		                       json_object_new_string(src));
 	json_object_object_add(e, "target", json_object_new_string(dst));
 	if (ro)
 		json_object_object_add(e, "read_only",
@@ -618,7 +637,8 @@ key_working_dir(struct gate *g, const char *key, struct json_object *v,
                 struct json_object *o)
 {
 	if (!container_path_ok(str_of(v)))
-		return gate_refuse(g, key, "must be an absolute container path");
+		return gate_refuse(g, key,
+		                   "must be an absolute container path");
 	json_object_object_add(o, key, json_object_get(v));
 	return 0;
 }
@@ -703,8 +723,9 @@ key_restart(struct gate *g, const char *key, struct json_object *v,
 	if (s == NULL ||
 	    (strcmp(s, "no") != 0 && strcmp(s, "always") != 0 &&
 	     strcmp(s, "on-failure") != 0 && strcmp(s, "unless-stopped") != 0))
-		return gate_refuse(g, key, "must be no, always, on-failure or "
-		                           "unless-stopped");
+		return gate_refuse(g, key,
+		                   "must be no, always, on-failure or "
+		                   "unless-stopped");
 	json_object_object_add(o, key, json_object_get(v));
 	return 0;
 }
@@ -726,8 +747,9 @@ key_stop(struct gate *g, const char *key, struct json_object *v,
 	const char *s = scalar_of(v);
 
 	if (s == NULL || !chars_ok(s, ".", 32))
-		return gate_refuse(g, key, "must be a duration or a signal "
-		                           "name");
+		return gate_refuse(g, key,
+		                   "must be a duration or a signal "
+		                   "name");
 	json_object_object_add(o, key, json_object_new_string(s));
 	return 0;
 }
@@ -747,10 +769,11 @@ key_networks(struct gate *g, const char *key, struct json_object *v,
 
 			if (s == NULL ||
 			    !json_object_object_get_ex(g->networks, s, NULL))
-				return gate_refuse(g, key,
-				                   "entry %zu is not a network of "
-				                   "this file",
-				                   i);
+				return gate_refuse(
+				        g, key,
+				        "entry %zu is not a network of "
+				        "this file",
+				        i);
 			json_object_object_add(out, s, NULL);
 		}
 		return 0;
@@ -763,11 +786,12 @@ key_networks(struct gate *g, const char *key, struct json_object *v,
 
 		json_object_object_add(out, name, ne);
 		if (!json_object_object_get_ex(g->networks, name, NULL))
-			return gate_refuse(g, key,
-			                   "\"%.64s\" is not a network of this "
-			                   "file (rule: a preview joins only its "
-			                   "own networks)",
-			                   name);
+			return gate_refuse(
+			        g, key,
+			        "\"%.64s\" is not a network of this "
+			        "file (rule: a preview joins only its "
+			        "own networks)",
+			        name);
 		if (spec == NULL)
 			continue;
 		if (!json_object_is_type(spec, json_type_object))
@@ -784,16 +808,18 @@ key_networks(struct gate *g, const char *key, struct json_object *v,
 		}
 		if (json_object_object_get_ex(spec, "aliases", &al)) {
 			if (!json_object_is_type(al, json_type_array))
-				return gate_refuse(g, key, "aliases must be a "
-				                           "list");
+				return gate_refuse(g, key,
+				                   "aliases must be a "
+				                   "list");
 			for (i = 0; i < json_object_array_length(al); i++) {
-				const char *s =
-				        str_of(json_object_array_get_idx(al, i));
+				const char *s = str_of(
+				        json_object_array_get_idx(al, i));
 
 				if (s == NULL || !chars_ok(s, ".-_", 63))
-					return gate_refuse(g, key,
-					                   "aliases must be host "
-					                   "names");
+					return gate_refuse(
+					        g, key,
+					        "aliases must be host "
+					        "names");
 			}
 			json_object_object_add(ne, "aliases",
 			                       json_object_get(al));
@@ -902,10 +928,11 @@ service_gate(struct gate *g, const char *name, struct json_object *svc,
 		if (strncmp(key, "x-", 2) == 0)
 			continue;
 		if (i == NELEM(service_keys))
-			return gate_refuse(g, key,
-			                   "not a key previews may use (allowed: "
-			                   "%s)",
-			                   allowed_keys_text);
+			return gate_refuse(
+			        g, key,
+			        "not a key previews may use (allowed: "
+			        "%s)",
+			        allowed_keys_text);
 		if (v == NULL && service_keys[i].fn != NULL)
 			continue;
 		if (service_keys[i].fn != NULL &&
@@ -921,9 +948,10 @@ service_gate(struct gate *g, const char *name, struct json_object *svc,
 	res->port = 0;
 	if (json_object_object_get_ex(o, "expose", &expose) &&
 	    json_object_array_length(expose) > 0)
-		res->port = (int)strtol(json_object_get_string(
-		                                json_object_array_get_idx(expose, 0)),
-		                        NULL, 10);
+		res->port = (int)strtol(
+		        json_object_get_string(
+		                json_object_array_get_idx(expose, 0)),
+		        NULL, 10);
 	g->svc = NULL;
 	return 0;
 }

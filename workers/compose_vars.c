@@ -138,7 +138,8 @@ json_interpolate(struct json_object *in, const char *const *vars,
 	case json_type_array:
 		out = json_object_new_array();
 		for (i = 0; i < json_object_array_length(in); i++) {
-			struct json_object *item = json_object_array_get_idx(in, i),
+			struct json_object *item = json_object_array_get_idx(in,
+			                                                     i),
 			                   *c = NULL;
 
 			if (item != NULL &&
@@ -189,7 +190,8 @@ json_dollar_escape(struct json_object *o)
 			if (has_dollar(v))
 				json_object_object_add(
 				        o, k,
-				        dollar_doubled(json_object_get_string(v)));
+				        dollar_doubled(
+				                json_object_get_string(v)));
 			else
 				json_dollar_escape(v);
 		}
@@ -200,7 +202,8 @@ json_dollar_escape(struct json_object *o)
 			if (has_dollar(v))
 				json_object_array_put_idx(
 				        o, i,
-				        dollar_doubled(json_object_get_string(v)));
+				        dollar_doubled(
+				                json_object_get_string(v)));
 			else
 				json_dollar_escape(v);
 		}
@@ -222,14 +225,16 @@ env_file_parse(const char *text, struct json_object *env, struct buf *why)
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
 		struct buf k = BUF_INIT, v = BUF_INIT;
 
-		while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		while (len > 0 &&
+		       (line[len - 1] == '\r' || line[len - 1] == ' '))
 			len--;
 		if (len > 0 && line[0] != '#') {
 			eq = memchr(line, '=', len);
 			if (eq == NULL || eq == line) {
-				buf_puts(why, "env_file: a line has no NAME=value "
-				              "(rule: values are never read from "
-				              "the host's environment)");
+				buf_puts(why,
+				         "env_file: a line has no NAME=value "
+				         "(rule: values are never read from "
+				         "the host's environment)");
 				return -1;
 			}
 			buf_append(&k, line, (size_t)(eq - line));
@@ -252,17 +257,14 @@ env_file_parse(const char *text, struct json_object *env, struct buf *why)
 	return 0;
 }
 
-static const char *const host_roots[] = {
-        "/etc/", "/root", "/home/", "/var/", "/run/", "/proc/", "/sys/",
-        "/usr/", "/tmp/", "/opt/", "/srv/",  "/mnt/", "/dev/",  "/boot/",
-        "/work/", "/lib", "/bin", "/sbin", "/media/", "/snap/"};
-
 /*
  * Compose's and Docker's output on its way to the build log, the status
- * page and the PR: the work dir becomes ".", any other host path becomes
- * "<host path>", control characters go, and a line is cut at 400 bytes.
- * Nothing outside the checkout is read any more, so this is the second
- * line, not the first.
+ * page and the PR: the work dir (which names the host's layout) becomes
+ * ".", control characters go (terminal escapes), and a line is cut at 400
+ * bytes. It cannot quote a host file because compose and Docker read none:
+ * compose gets only compose.json, builds only contexts inside the checkout
+ * (a container path such as /etc/app.conf in a build step is the image's,
+ * and stays readable).
  */
 void
 log_filter(const char *in, size_t len, const char *workdir, struct buf *out)
@@ -271,7 +273,6 @@ log_filter(const char *in, size_t len, const char *workdir, struct buf *out)
 
 	while (i < len) {
 		char c = in[i];
-		size_t k;
 
 		if (c == '\n' || c == '\r') {
 			buf_putc(out, c);
@@ -283,29 +284,11 @@ log_filter(const char *in, size_t len, const char *workdir, struct buf *out)
 			i++;
 			continue;
 		}
-		if (wl > 0 && len - i >= wl && memcmp(in + i, workdir, wl) == 0) {
+		if (wl > 0 && len - i >= wl &&
+		    memcmp(in + i, workdir, wl) == 0) {
 			buf_putc(out, '.');
 			i += wl, col++;
 			continue;
-		}
-		if (c == '/' && (i == 0 || in[i - 1] == ' ' || in[i - 1] == '"' ||
-		                 in[i - 1] == '\'' || in[i - 1] == ':' ||
-		                 in[i - 1] == '=' || in[i - 1] == '(')) {
-			for (k = 0; k < NELEM(host_roots); k++) {
-				size_t n = strlen(host_roots[k]);
-
-				if (len - i >= n &&
-				    memcmp(in + i, host_roots[k], n) == 0)
-					break;
-			}
-			if (k < NELEM(host_roots)) {
-				buf_puts(out, "<host path>");
-				col += 11;
-				while (i < len && in[i] != ' ' && in[i] != '\n' &&
-				       in[i] != '"' && in[i] != '\'')
-					i++;
-				continue;
-			}
 		}
 		if ((unsigned char)c < 0x20 && c != '\t')
 			c = ' ';

@@ -346,10 +346,44 @@ class GateStackTest(LocalProviderBase):
         self.assertEqual(labels["io.ephemera.project"], proj)
         img = sh("docker", "image", "inspect", "-f", "{{json .Config.Labels}}", proj + "/s-web")
         self.assertEqual(json.loads(img)["io.ephemera.project"], proj)
-        self.deliver("pull_request", events.pull_request("closed", "acme/real", 4, sha))
-        self.wait_phase("acme/real", 4, "destroyed")
-        for kind in ("container", "network", "volume", "image"):
-            self.assertEqual(docker_ids(kind, proj), [], kind)
+        # An image that only shares a built image's ID is not ours: it
+        # keeps its tag when the PR closes (teardown goes by our tags).
+        twin = "ephemera-twin-%06d:1" % random.randrange(10**6)
+        sh("docker", "tag", proj + "/s-web", twin)
+        try:
+            self.deliver("pull_request", events.pull_request("closed", "acme/real", 4, sha))
+            self.wait_phase("acme/real", 4, "destroyed")
+            for kind in ("container", "network", "volume", "image"):
+                self.assertEqual(docker_ids(kind, proj), [], kind)
+            sh("docker", "image", "inspect", twin)
+        finally:
+            subprocess.run(["docker", "rmi", twin], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+    def test_network_named_like_ours_is_not_joined(self):
+        repo = self.repos["acme/real"]
+        sha = repo.commit("squat")
+        slug = "pr-6-real"
+        net = "%s_default" % self.project(slug)
+        sh("docker", "network", "create", net)
+        try:
+            self.deliver("pull_request", events.pull_request("opened", "acme/real", 6, sha))
+            e = self.wait_phase("acme/real", 6, "failed")
+            self.assertEqual(e["slug"], slug)
+            log = self.s.sql("SELECT log_tail FROM builds WHERE env_id = %d" % e["id"]
+                             if "id" in e else
+                             "SELECT b.log_tail FROM builds b JOIN environments e ON "
+                             "e.id = b.env_id WHERE e.slug = '%s'" % slug)[-1][0]
+            self.assertIn("named like this project's exists", log)
+            self.assertEqual(json.loads(sh("docker", "network", "inspect", "-f",
+                                           "{{json .Containers}}", net)), {})
+            self.deliver("pull_request", events.pull_request("closed", "acme/real", 6, sha))
+            self.wait_phase("acme/real", 6, "destroyed")
+            # Not ours: teardown by label leaves it alone.
+            sh("docker", "network", "inspect", net)
+        finally:
+            subprocess.run(["docker", "network", "rm", net], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

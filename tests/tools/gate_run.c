@@ -76,9 +76,11 @@ main(int argc, char **argv)
 		if (rc == -1 && i == 0)
 			fprintf(stderr, "refused: %s\n", buf_str(&why));
 		if (rc == 0 && i == rounds - 1)
-			printf("%s\n", json_object_to_json_string_ext(
-			                       out, JSON_C_TO_STRING_PRETTY |
-			                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+			printf("%s\n",
+			       json_object_to_json_string_ext(
+			               out,
+			               JSON_C_TO_STRING_PRETTY |
+			                       JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(out);
 		compose_result_free(&res);
 		repo_settings_free(&rs);

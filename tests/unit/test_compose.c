@@ -485,7 +485,16 @@ test_log_filter(void)
 
 	log_filter(in, strlen(in), "/var/lib/x/envs/pr-1", &out);
 	CHECK_STR(buf_str(&out), "step 1\rstep 2\nERROR: open ./src/a: no\n"
-	                         "cat: can't open '<host path>' [0m\n");
+	                         "cat: can't open '/etc/shadow' [0m\n");
+	buf_reset(&out);
+	{
+		char line[1000];
+
+		memset(line, 'x', sizeof(line) - 1);
+		line[sizeof(line) - 1] = '\0';
+		log_filter(line, strlen(line), NULL, &out);
+		CHECK(out.len == 400);
+	}
 	buf_free(&out);
 }
 
