@@ -360,6 +360,21 @@ class GateStackTest(LocalProviderBase):
             subprocess.run(["docker", "rmi", twin], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
 
+    def test_dotenv_of_the_pr_is_not_read(self):
+        # A .env (a regular file) would set compose's project, file and
+        # variables; compose is never given it, so the deploy is ours.
+        repo = self.repos["acme/real"]
+        sha = repo.commit("dotenv", {".env": "COMPOSE_PROJECT_NAME=victim\n"
+                                     "COMPOSE_FILE=/etc/passwd\nEPHEMERA_COMMIT=forged\n"})
+        self.deliver("pull_request", events.pull_request("opened", "acme/real", 8, sha))
+        e = self.wait_phase("acme/real", 8, "ready", sha=sha)
+        self.assertIn(sha, self.fetch(e["slug"]).text)
+        self.assertEqual(len(docker_ids("container", self.project(e["slug"]))), 2)
+        self.assertEqual(sh("docker", "ps", "-aq", "--filter",
+                            "label=com.docker.compose.project=victim"), "")
+        self.deliver("pull_request", events.pull_request("closed", "acme/real", 8, sha))
+        self.wait_phase("acme/real", 8, "destroyed")
+
     def test_network_named_like_ours_is_not_joined(self):
         repo = self.repos["acme/real"]
         sha = repo.commit("squat")
