@@ -124,6 +124,16 @@ static const struct setting settings[] = {
         INT("environments.max_services", env_max_services, 20, 1, 200),
         BOOL("environments.allow_build", env_allow_build, true),
         STR("environments.instance", env_instance, "eph"),
+        STR("environments.allowed_images", env_allowed_images, ""),
+        INT("environments.max_networks", env_max_networks, 3, 1, 30),
+        INT("environments.max_volumes", env_max_volumes, 8, 0, 100),
+        INT("environments.memory_default_mb", env_memory_default_mb, 512, 4,
+            1048576),
+        INT("environments.memory_max_mb", env_memory_max_mb, 2048, 4, 1048576),
+        INT("environments.pids_default", env_pids_default, 512, 1, 1000000),
+        INT("environments.pids_max", env_pids_max, 4096, 1, 1000000),
+        DBL("environments.cpus_default", env_cpus_default, 1, 0.01, 1024),
+        DBL("environments.cpus_max", env_cpus_max, 2, 0.01, 1024),
 
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
@@ -131,8 +141,9 @@ static const struct setting settings[] = {
 
 /* In the order of struct repo_config's fields, all strings. */
 static const char *const repo_keys[] = {
-        "name",         "source",          "secrets_file",
-        "compose_file", "primary_service", "allowed_services"};
+        "name",          "source",          "secrets_file",
+        "compose_file",  "primary_service", "allowed_services",
+        "allowed_images"};
 
 static void *
 field(struct config *cfg, size_t off)
@@ -404,7 +415,7 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 				             "allowed are string settings name,"
 				             " source, secrets_file, "
 				             "compose_file, primary_service, "
-				             "allowed_services",
+				             "allowed_services, allowed_images",
 				             slot ? "non-string" : "unknown",
 				             key, i);
 				return -1;
@@ -628,6 +639,7 @@ config_free(struct config *cfg)
 		free(cfg->repos[i].compose_file);
 		free(cfg->repos[i].primary_service);
 		free(cfg->repos[i].allowed_services);
+		free(cfg->repos[i].allowed_images);
 	}
 	free(cfg->repos);
 	free(cfg->path);

@@ -129,6 +129,7 @@ struct repo_config {
 	char *compose_file; /* NULL: the repository's own choice */
 	char *primary_service;
 	char *allowed_services; /* "web,api": the only services it may run */
+	char *allowed_images; /* image prefixes, added to the installation's */
 };
 
 struct config {
@@ -207,6 +208,13 @@ struct config {
 	int64_t env_max_services;
 	bool env_allow_build;
 	char *env_instance; /* compose project prefix: <instance>-<slug> */
+	char *env_allowed_images; /* "postgres:,redis:": prefixes of images
+	                             a compose file may run without building */
+	int64_t env_max_networks;
+	int64_t env_max_volumes;
+	int64_t env_memory_default_mb, env_memory_max_mb;
+	int64_t env_pids_default, env_pids_max;
+	double env_cpus_default, env_cpus_max;
 
 	/* status pages (issue 6) */
 	char *status_clock; /* "": the real clock; ISO 8601 pins it (tests) */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,13 +94,17 @@ out:
 	return rc;
 }
 
-/* Build progress redraws lines with \r; keep each state as a line. */
+/*
+ * Build progress redraws lines with \r; keep each state as a line. The
+ * host's output passes log_filter() (compose_vars.c) first: it is shown on
+ * the status page and quoted to the PR.
+ */
 static void
 log_take(struct deploy *d, const struct proc *p)
 {
 	size_t i, start = d->log.len;
 
-	buf_append(&d->log, p->err.data ? p->err.data : "", p->err.len);
+	log_filter(p->err.data ? p->err.data : "", p->err.len, d->dir, &d->log);
 	for (i = start; i < d->log.len; i++)
 		if (d->log.data[i] == '\r')
 			d->log.data[i] = '\n';
@@ -186,45 +191,46 @@ step_fetch(struct deploy *d)
 	return rc;
 }
 
-/* Copies the admin's secrets file into the checkout as .env (trusted). */
+/*
+ * The variables the compose file may use: EPHEMERA_COMMIT, and for a
+ * trusted environment the admin's secrets file (NAME=value lines). The
+ * gate interpolates them itself; compose gets no .env and no environment
+ * of ours to read.
+ */
 static int
-secrets_write(struct deploy *d)
+vars_load(struct deploy *d, struct buf *text, char ***vars)
 {
-	struct buf path = BUF_INIT, text = BUF_INIT;
+	size_t n = 1, i = 0;
+	char *line, *save = NULL;
+	FILE *in;
 	char chunk[4096];
-	size_t n;
-	FILE *in = NULL, *out = NULL;
-	int rc = -1;
+	size_t got;
 
-	in = fopen(d->admin->secrets_file, "r");
-	if (in == NULL) {
-		log_error("secrets_read", "repo=%s errno=%m",
-		          log_q(d->e->repo));
-		buf_puts(&d->why, "the repository's secrets file cannot be "
-		                  "read (see the worker log)");
-		goto out;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
-		buf_append(&text, chunk, n);
-	buf_printf(&path, "%s/.env", d->src);
-	unlink(buf_str(&path));
-	out = fopen(buf_str(&path), "wx");
-	if (out == NULL || fwrite(text.data, 1, text.len, out) != text.len) {
-		log_error("secrets_write", "env=%llu errno=%m",
-		          (unsigned long long)d->e->id);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (in)
+	buf_printf(text, "EPHEMERA_COMMIT=%s\n", d->e->desired_sha);
+	if (d->admin && d->admin->secrets_file &&
+	    (d->e->trusted || d->w->cfg->policy_untrusted_secrets)) {
+		in = fopen(d->admin->secrets_file, "r");
+		if (in == NULL) {
+			log_error("secrets_read", "repo=%s errno=%m",
+			          log_q(d->e->repo));
+			buf_puts(&d->why,
+			         "the repository's secrets file cannot "
+			         "be read (see the worker log)");
+			return -1;
+		}
+		while ((got = fread(chunk, 1, sizeof(chunk), in)) > 0)
+			buf_append(text, chunk, got);
 		fclose(in);
-	if (out && fclose(out) != 0)
-		rc = -1;
-	if (text.data)
-		explicit_bzero(text.data, text.len);
-	buf_free(&text);
-	buf_free(&path);
-	return rc;
+		explicit_bzero(chunk, sizeof(chunk));
+	}
+	for (got = 0; got < text->len; got++)
+		n += text->data[got] == '\n';
+	*vars = xcalloc(n + 1, sizeof(char *));
+	for (line = strtok_r(text->data, "\n", &save); line && i < n;
+	     line = strtok_r(NULL, "\n", &save))
+		if (line[0] != '#' && strchr(line, '=') != NULL)
+			(*vars)[i++] = line;
+	return 0;
 }
 
 /* The primary service: asked for, configured, "web", or the first. */
@@ -304,10 +310,14 @@ compose_write(struct deploy *d, struct json_object *model)
 	        model,
 	        JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	FILE *f;
-	int rc = -1;
+	int fd, rc = -1;
 
+	/* 0600: it may hold the admin's secrets, interpolated. */
 	buf_printf(&path, "%s/compose.json", d->dir);
-	f = fopen(buf_str(&path), "w");
+	unlink(buf_str(&path));
+	fd = open(buf_str(&path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	          0600);
+	f = fd == -1 ? NULL : fdopen(fd, "w");
 	if (f != NULL && fputs(text, f) >= 0 && fclose(f) == 0)
 		rc = 0;
 	else
@@ -317,58 +327,82 @@ compose_write(struct deploy *d, struct json_object *model)
 	return rc;
 }
 
+static void
+policy_fill(struct deploy *d, struct compose_policy *pol, const char *src,
+            struct buf *images)
+{
+	const struct config *cfg = d->w->cfg;
+
+	buf_puts(images, cfg->env_allowed_images);
+	if (d->admin && d->admin->allowed_images)
+		buf_printf(images, ",%s", d->admin->allowed_images);
+	memset(pol, 0, sizeof(*pol));
+	pol->project = d->project;
+	pol->instance = local_instance(cfg);
+	pol->env_id = d->e->id;
+	pol->src_dir = src;
+	pol->allowed_services = d->admin ? d->admin->allowed_services : NULL;
+	pol->allowed_images = buf_str(images);
+	pol->max_services = (int)cfg->env_max_services;
+	pol->max_networks = (int)cfg->env_max_networks;
+	pol->max_volumes = (int)cfg->env_max_volumes;
+	pol->allow_build = cfg->env_allow_build && d->rs.build;
+	pol->mem_default = cfg->env_memory_default_mb << 20;
+	pol->mem_max = cfg->env_memory_max_mb << 20;
+	pol->pids_default = cfg->env_pids_default;
+	pol->pids_max = cfg->env_pids_max;
+	pol->cpus_default = cfg->env_cpus_default;
+	pol->cpus_max = cfg->env_cpus_max;
+}
+
+/*
+ * The gate reads the PR's files itself (compose_load_gate); compose is not
+ * started here, and later reads only the compose.json written from the
+ * gate's output.
+ */
 static enum deploy_rc
 step_configure(struct deploy *d)
 {
-	struct buf conf = BUF_INIT;
-	struct host_call c;
-	struct proc p;
+	struct buf conf = BUF_INIT, vtext = BUF_INIT, images = BUF_INIT;
 	struct json_object *model = NULL;
 	struct compose_policy pol;
+	struct compose_load load;
+	char **vars = NULL, *src = realpath(d->src, NULL);
 	enum deploy_rc rc = DEPLOY_FAILED;
+	double t0 = now_mono();
 
-	proc_init(&p);
-	buf_printf(&conf, "%s/.ephemera.conf", d->src);
-	if (repo_settings_load(buf_str(&conf), &d->rs, &d->why) == -1)
-		goto out;
-	host_call_init(&c, "config", d->project, d->dir);
-	c.sha = d->e->desired_sha;
-	c.compose_file = d->rs.compose_file
-	                         ? d->rs.compose_file
-	                         : (d->admin ? d->admin->compose_file : NULL);
-	if (local_host_run(d->w, d->job, &c, &p) == -1) {
-		log_take(d, &p);
-		buf_puts(&d->why, "the compose file is not valid");
+	if (src == NULL) {
+		buf_puts(&d->why, "the checkout is missing");
+		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	model = yaml_to_json(p.out.data ? p.out.data : "", p.out.len, &d->why);
-	if (model == NULL)
+	if (repo_settings_load(src, &d->rs, &d->why) == -1 ||
+	    vars_load(d, &vtext, &vars) == -1)
 		goto out;
-	memset(&pol, 0, sizeof(pol));
-	pol.project = d->project;
-	pol.instance = d->w->cfg->env_instance;
-	pol.env_id = d->e->id;
-	pol.src_dir = d->src;
-	pol.allowed_services = d->admin ? d->admin->allowed_services : NULL;
-	pol.max_services = (int)d->w->cfg->env_max_services;
-	pol.allow_build = d->w->cfg->env_allow_build && d->rs.build;
-	if (compose_sanitize(model, &pol, &d->cr, &d->why) == -1 ||
+	policy_fill(d, &pol, src, &images);
+	load.compose_file =
+	        d->rs.compose_file ? d->rs.compose_file
+	                           : (d->admin ? d->admin->compose_file : NULL);
+	load.vars = (const char *const *)vars;
+	if (compose_load_gate(&load, &pol, &model, &d->cr, &d->why) == -1 ||
 	    targets_choose(d) == -1)
 		goto out;
 	if (compose_write(d, model) == -1) {
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	/* Secrets only ever reach trusted environments. */
-	if (d->admin && d->admin->secrets_file &&
-	    (d->e->trusted || d->w->cfg->policy_untrusted_secrets) &&
-	    secrets_write(d) == -1)
-		goto out;
 	rc = DEPLOY_OK;
 out:
+	log_info("gate", "env=%llu ok=%d ms=%.1f", (unsigned long long)d->e->id,
+	         rc == DEPLOY_OK, (now_mono() - t0) * 1000);
 	json_object_put(model);
-	proc_free(&p);
+	free(vars);
+	if (vtext.data)
+		explicit_bzero(vtext.data, vtext.len);
+	buf_free(&vtext);
+	buf_free(&images);
 	buf_free(&conf);
+	free(src);
 	return rc;
 }
 

@@ -2,8 +2,12 @@
  * repo_conf.c - a repository's own .ephemera.conf (libconfig syntax): which
  * compose file, which service is primary, which are exposed, the health
  * path, build or prebuilt images. It is read from the PR's checkout, so it
- * is attacker-controlled: every value is checked, unknown settings are
- * errors, and the admin's configuration caps the rest (compose.c).
+ * is attacker-controlled: it is read by us from inside the checkout (a
+ * symlink leaving it is refused, the size is capped), `@include` is
+ * refused before libconfig sees the text (libconfig 1.5 cannot turn it
+ * off, and would read any host file it names), every value is checked,
+ * unknown settings are errors, and the admin's configuration caps the
+ * rest (compose.c). Errors name the line and setting, never file contents.
  */
 #include <errno.h>
 #include <libconfig.h>
@@ -41,24 +45,41 @@ string_get(config_setting_t *s, const char *name, char **out, struct buf *why)
 }
 
 int
-repo_settings_load(const char *path, struct repo_settings *rs, struct buf *why)
+repo_settings_load(const char *src, struct repo_settings *rs, struct buf *why)
 {
 	config_t cf;
 	config_setting_t *root, *s;
+	struct buf text = BUF_INIT, err = BUF_INIT;
+	struct buf path = BUF_INIT;
 	struct stat st;
 	int i, n, rc = -1;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->build = true;
 	rs->health_path = xstrdup("/");
-	if (stat(path, &st) == -1)
+	buf_printf(&path, "%s/.ephemera.conf", src);
+	if (lstat(buf_str(&path), &st) == -1) {
+		buf_free(&path);
 		return errno == ENOENT ? 0 : -1;
-	if (st.st_size > 64 * 1024) {
-		buf_puts(why, ".ephemera.conf is larger than 64 KiB");
-		return -1;
 	}
+	buf_free(&path);
 	config_init(&cf);
-	if (config_read_file(&cf, path) != CONFIG_TRUE) {
+	if (checkout_read(src, ".ephemera.conf", 64 * 1024, &text, &err) ==
+	    -1) {
+		buf_printf(
+		        why,
+		        ".ephemera.conf: %s (rule: a regular file inside the "
+		        "repository, at most 64 KiB)",
+		        buf_str(&err));
+		goto out;
+	}
+	if (memchr(text.data ? text.data : "", '@', text.len) != NULL ||
+	    memchr(text.data ? text.data : "", '\0', text.len) != NULL) {
+		buf_puts(why, ".ephemera.conf: @include is not allowed (rule: "
+		              "the file may not contain '@' or NUL bytes)");
+		goto out;
+	}
+	if (config_read_string(&cf, buf_str(&text)) != CONFIG_TRUE) {
 		buf_printf(why, ".ephemera.conf:%d: %s", config_error_line(&cf),
 		           config_error_text(&cf));
 		goto out;
@@ -140,6 +161,8 @@ repo_settings_load(const char *path, struct repo_settings *rs, struct buf *why)
 	rc = 0;
 out:
 	config_destroy(&cf);
+	buf_free(&text);
+	buf_free(&err);
 	return rc;
 }
 

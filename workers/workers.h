@@ -459,19 +459,27 @@ void proc_free(struct proc *);
 
 /* ---- yaml.c ------------------------------------------------------------ */
 
+#define YAML_MAX_BYTES (1024 * 1024)
+
 struct json_object;
 struct json_object *yaml_to_json(const char *, size_t, struct buf *err);
 
-/* ---- compose.c: the policy gate for a repository's compose project ---- */
+/* ---- compose.c: the allow-list gate for a PR's compose project ------- */
 
 struct compose_policy {
-	const char *project;  /* eph-<slug> */
+	const char *project;  /* <instance>-<slug> */
 	const char *instance; /* environments.instance, a label for stops */
 	uint64_t env_id;
-	const char *src_dir;          /* the checkout, absolute */
+	const char *src_dir;          /* the checkout, absolute and real */
 	const char *allowed_services; /* "a,b" or NULL: any */
+	const char *allowed_images;   /* "prefix,prefix" or NULL: built only */
 	int max_services;
+	int max_networks; /* the default network counts */
+	int max_volumes;
 	bool allow_build;
+	int64_t mem_default, mem_max; /* bytes */
+	int64_t pids_default, pids_max;
+	double cpus_default, cpus_max;
 };
 
 struct compose_service {
@@ -484,12 +492,73 @@ struct compose_result {
 	size_t n;
 };
 
+/* One run of the gate (compose.c, compose_service.c, compose_image.c). */
+struct gate {
+	const struct compose_policy *pol;
+	struct json_object *in_services;
+	struct json_object *networks; /* the output's, for service checks */
+	struct json_object *volumes;
+	struct buf *why;
+	const char *svc; /* the service being read, for messages */
+};
+
 bool compose_name_valid(const char *);
-int compose_sanitize(struct json_object *, const struct compose_policy *,
-                     struct compose_result *, struct buf *why);
+/*
+ * `in` is the PR's file as yaml_to_json() read it, variables already
+ * interpolated (json_interpolate); `*out` the model compose runs.
+ */
+int compose_gate(struct json_object *in, const struct compose_policy *,
+                 struct json_object **out, struct compose_result *,
+                 struct buf *why);
 const struct compose_service *
 compose_service_find(const struct compose_result *, const char *);
 void compose_result_free(struct compose_result *);
+/* "services.<svc>.<key>: <rule>"; always -1. */
+int gate_refuse(struct gate *, const char *key, const char *fmt, ...)
+        PRINTFLIKE(3, 4);
+void gate_labels(struct gate *, struct json_object *labels);
+int service_gate(struct gate *, const char *name, struct json_object *svc,
+                 struct json_object **out, struct compose_service *);
+int service_image(struct gate *, const char *name, struct json_object *svc,
+                  struct json_object *out);
+int service_limits(struct gate *, struct json_object *svc,
+                   struct json_object *out);
+
+/* ---- compose_fs.c: the checkout as the gate reads it ------------------ */
+
+bool path_under(const char *path, const char *dir);
+/* realpath of src/rel if inside src (malloc'd), else NULL. */
+char *checkout_path(const char *src, const char *rel);
+/* -1 with the reason if any symlink in the checkout leaves it. */
+int checkout_check(const char *src, struct buf *why);
+int checkout_read(const char *src, const char *rel, size_t max, struct buf *out,
+                  struct buf *why);
+
+/* ---- compose_vars.c: interpolation, escaping, env files, log filter --- */
+
+int vars_interpolate(const char *, const char *const *vars, struct buf *out,
+                     struct buf *why);
+struct json_object *json_interpolate(struct json_object *,
+                                     const char *const *vars, struct buf *why);
+void json_dollar_escape(struct json_object *);
+int env_file_parse(const char *text, struct json_object *env, struct buf *why);
+void log_filter(const char *in, size_t len, const char *workdir,
+                struct buf *out);
+
+/* ---- compose_load.c: from a checkout to the model compose runs -------- */
+
+struct compose_load {
+	const char *compose_file; /* NULL: the usual names */
+	const char *const *vars;  /* "NAME=value", NULL-terminated */
+};
+
+/*
+ * Checks the checkout's symlinks, reads the compose file (or the usual
+ * names), interpolates and gates it. 0, or -1 with `why`.
+ */
+int compose_load_gate(const struct compose_load *,
+                      const struct compose_policy *, struct json_object **out,
+                      struct compose_result *, struct buf *why);
 
 /* ---- repo_conf.c: the repository's .ephemera.conf ---------------------- */
 
@@ -502,7 +571,7 @@ struct repo_settings {
 	bool build;
 };
 
-int repo_settings_load(const char *path, struct repo_settings *,
+int repo_settings_load(const char *src_dir, struct repo_settings *,
                        struct buf *why);
 void repo_settings_free(struct repo_settings *);
 

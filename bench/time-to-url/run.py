@@ -6,8 +6,10 @@ same run. Then the same for a push. Prints medians and the overhead.
 
     python3 bench/time-to-url/run.py [rounds]
 """
+import glob
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -77,6 +79,33 @@ def ephemera_round(s, action, repo_name, pr, sha, slug):
         time.sleep(0.02)
 
 
+def gate_report(s):
+    """The gate's own time per build: from the workers' `gate` log lines
+    (this app, release build), and for a 20-service file through the
+    gate_run driver (the ASan build: an upper bound)."""
+    text = ""
+    for p in glob.glob(os.path.join(s.var, "log", "*")):
+        with open(p, errors="replace") as f:
+            text += f.read()
+    ms = [float(m) for m in re.findall(r"gate\b[^\n]*?\bms=([0-9.]+)", text)]
+    tool = os.path.join(ROOT, "build", "asan", "tests", "tools", "gate_run")
+    twenty = None
+    if os.path.exists(tool):
+        src = tempfile.mkdtemp(prefix="eph-bench-gate-")
+        shutil.copytree(HELLO, src, dirs_exist_ok=True)
+        shutil.copytree(os.path.join(ROOT, "tests", "harmless", "twenty"), src,
+                        dirs_exist_ok=True)
+        err = subprocess.run([tool, "-n", "50", src], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0")).stderr
+        m = re.search(r"gate_ms=([0-9.]+)", err)
+        twenty = float(m.group(1)) if m else None
+        shutil.rmtree(src, ignore_errors=True)
+    print("  gate (own time per build): this app %s   20 services %s   (goal < 50 ms)"
+          % ("%.1f ms (mean of %d)" % (statistics.mean(ms), len(ms)) if ms else "n/a",
+             "%.1f ms (ASan gate_run, mean of 50)" % twenty if twenty else "n/a"))
+
+
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
@@ -129,6 +158,7 @@ def main():
         steps = s.sql("SELECT name, COUNT(*), AVG(TIMESTAMPDIFF(MICROSECOND, started_at, "
                       "finished_at)) / 1e6 FROM build_steps GROUP BY name ORDER BY MIN(id)")
         print("  steps (mean s): " + "  ".join("%s %.2f" % (n, float(t)) for n, _, t in steps))
+        gate_report(s)
     finally:
         time.sleep(3)
         s.cleanup()

@@ -1,85 +1,253 @@
 /* test_compose.c - the compose policy gate, .ephemera.conf, route text. */
 #include <json.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "unit.h"
 #include "../../workers/workers.h"
 
-static const struct compose_policy pol = {
+static struct compose_policy pol = {
         .project = "eph-pr-1-app",
         .instance = "eph",
         .env_id = 7,
-        .src_dir = "/w/src",
         .allowed_services = NULL,
+        .allowed_images = "ephemera/busybox:,postgres:",
         .max_services = 5,
+        .max_networks = 3,
+        .max_volumes = 4,
         .allow_build = true,
+        .mem_default = 512 << 20,
+        .mem_max = 1024 << 20,
+        .pids_default = 256,
+        .pids_max = 1024,
+        .cpus_default = 1,
+        .cpus_max = 2,
 };
+
+static char src[64];
+
+/* A checkout: web/ and api/ with Dockerfiles, an env file, a symlink. */
+static void
+checkout_make(void)
+{
+	char p[128];
+	FILE *f;
+
+	snprintf(src, sizeof(src), "/tmp/ephemera-unit-gate-XXXXXX");
+	if (mkdtemp(src) == NULL)
+		abort();
+	snprintf(p, sizeof(p), "%s/web", src), mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/api", src), mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/web/Dockerfile", src);
+	f = fopen(p, "w"), fputs("FROM scratch\n", f), fclose(f);
+	snprintf(p, sizeof(p), "%s/api/Dockerfile", src);
+	f = fopen(p, "w"), fputs("FROM scratch\n", f), fclose(f);
+	snprintf(p, sizeof(p), "%s/app.env", src);
+	f = fopen(p, "w"), fputs("# c\nB=2\nA=env-file-loses\n", f), fclose(f);
+	snprintf(p, sizeof(p), "%s/inside", src);
+	if (symlink("web", p) != 0)
+		abort();
+	pol.src_dir = src;
+}
+
+static void
+checkout_remove(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", src);
+	if (system(cmd) != 0)
+		abort();
+}
+
+static char *
+subst(const char *text)
+{
+	struct buf b = BUF_INIT;
+	const char *at;
+
+	while ((at = strstr(text, "@SRC@")) != NULL) {
+		buf_append(&b, text, (size_t)(at - text));
+		buf_puts(&b, src);
+		text = at + 5;
+	}
+	buf_puts(&b, text);
+	return buf_detach(&b);
+}
 
 /* Runs the gate over YAML; returns the reason ("" when accepted). */
 static char *
 gate(const char *yaml, const struct compose_policy *p,
      struct json_object **model_out, struct compose_result *res)
 {
+	static const char *const vars[] = {"EPHEMERA_COMMIT=abc", "X=1", NULL};
 	struct buf why = BUF_INIT;
-	struct json_object *m = yaml_to_json(yaml, strlen(yaml), &why);
+	char *text = subst(yaml);
+	struct json_object *m = yaml_to_json(text, strlen(text), &why), *in,
+	                   *out = NULL;
 
 	memset(res, 0, sizeof(*res));
-	if (m != NULL && compose_sanitize(m, p, res, &why) == 0)
+	in = m ? json_interpolate(m, vars, &why) : NULL;
+	if (in != NULL && compose_gate(in, p, &out, res, &why) == 0)
 		buf_reset(&why);
+	json_object_put(m);
+	json_object_put(in);
 	if (model_out)
-		*model_out = m;
+		*model_out = out;
 	else
-		json_object_put(m);
+		json_object_put(out);
+	free(text);
 	if (why.len == 0)
 		buf_puts(&why, "");
 	return buf_detach(&why);
+}
+
+static const char *
+at(struct json_object *m, const char *path)
+{
+	char key[64];
+	const char *dot;
+	struct json_object *o = m;
+
+	while (o != NULL && *path) {
+		dot = strchr(path, '.');
+		snprintf(key, sizeof(key), "%.*s",
+		         (int)(dot ? dot - path : (long)strlen(path)), path);
+		if (!json_object_object_get_ex(o, key, &o))
+			return NULL;
+		path = dot ? dot + 1 : path + strlen(path);
+	}
+	return o ? json_object_to_json_string_ext(
+	                   o, JSON_C_TO_STRING_PLAIN |
+	                              JSON_C_TO_STRING_NOSLASHESCAPE)
+	         : NULL;
 }
 
 static void
 test_accept_and_rewrite(void)
 {
 	const char *yaml =
+	        "x-base: &base\n  restart: always\n"
 	        "services:\n"
 	        "  web:\n"
-	        "    build:\n      context: /w/src/web\n"
+	        "    <<: *base\n"
+	        "    build:\n      context: ./inside\n      args: {C: "
+	        "\"${EPHEMERA_COMMIT:-dev}\"}\n"
 	        "    ports:\n    - published: 8080\n      target: 80\n"
-	        "    - \"3000:3001\"\n"
-	        "    volumes:\n    - data:/data\n"
-	        "  api:\n    image: x\n    expose:\n    - \"9000\"\n"
+	        "    - \"3000:3001\"\n    - \"127.0.0.1:9000:80\"\n"
+	        "    expose: [\"80\", 3001, 5000]\n"
+	        "    volumes:\n    - data:/data\n    - /anon\n"
+	        "    command: [\"sh\", \"-c\", \"echo $$HOME ${X}\"]\n"
+	        "    environment: [\"A=1\"]\n    env_file: app.env\n"
 	        "    labels:\n      a: b\n"
-	        "  worker:\n    image: x\n"
+	        "    depends_on:\n      db:\n        condition: service_healthy\n"
+	        "  db:\n    image: postgres:16\n    profiles: [full]\n"
+	        "    mem_limit: 1g\n    pids_limit: 100\n    cpus: 0.5\n"
+	        "    healthcheck:\n      test: [\"CMD\", \"true\"]\n"
+	        "      interval: 1s\n      retries: 3\n"
 	        "volumes:\n  data: {}\n";
-	struct json_object *m, *v;
+	struct json_object *m;
 	struct compose_result res;
 	char *why = gate(yaml, &pol, &m, &res);
-	const char *text;
+	char want[256];
 
 	CHECK_STR(why, "");
-	CHECK(res.n == 3);
+	CHECK(res.n == 2);
 	CHECK(compose_service_find(&res, "web")->port == 80);
-	CHECK(compose_service_find(&res, "api")->port == 9000);
-	CHECK(compose_service_find(&res, "worker")->port == 0);
-	text = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
-	/* No published port survives; labels and build labels are ours. */
-	CHECK(strstr(text, "\"ports\"") == NULL);
-	CHECK(strstr(text, "\"published\"") == NULL);
-	json_object_object_get_ex(json_object_object_get(m, "services"), "web",
-	                          &v);
-	CHECK_STR(
-	        json_object_to_json_string(json_object_object_get(v, "expose")),
-	        "[ \"80\", \"3001\" ]");
-	CHECK(strstr(text, "\"io.ephemera.project\":\"eph-pr-1-app\"") != NULL);
-	CHECK(strstr(text, "\"io.ephemera.env\":\"7\"") != NULL);
-	CHECK(strstr(text, "\"io.ephemera.instance\":\"eph\"") != NULL);
-	/* Built images are named in the project's own namespace (json-c
-	 * may escape the slash). */
-	CHECK(strstr(text, "\"image\":\"eph-pr-1-app\\/s-web\"") != NULL ||
-	      strstr(text, "\"image\":\"eph-pr-1-app/s-web\"") != NULL);
-	CHECK(strstr(text, "\"a\":\"b\"") != NULL);
+	CHECK(compose_service_find(&res, "db")->port == 0);
+	/* Published first, each port once (compose refuses duplicates). */
+	CHECK_STR(at(m, "services.web.expose"), "[\"80\",\"3001\",\"5000\"]");
+	CHECK(at(m, "services.web.ports") == NULL);
+	CHECK_STR(at(m, "services.web.restart"), "\"always\"");
+	CHECK_STR(at(m, "services.web.image"), "\"eph-pr-1-app/s-web\"");
+	snprintf(want, sizeof(want), "\"%s/web\"", src);
+	CHECK_STR(at(m, "services.web.build.context"), want);
+	CHECK_STR(at(m, "services.web.build.dockerfile"), "\"Dockerfile\"");
+	CHECK_STR(at(m, "services.web.build.args.C"), "\"abc\"");
+	CHECK_STR(at(m, "services.web.build.labels.io.ephemera.project"), NULL);
+	CHECK(strstr(at(m, "services.web.build.labels"),
+	             "\"io.ephemera.instance\":\"eph\"") != NULL);
+	/* `$` doubled: compose interpolates nothing of ours. */
+	CHECK_STR(at(m, "services.web.command"),
+	          "[\"sh\",\"-c\",\"echo $$HOME 1\"]");
+	CHECK_STR(at(m, "services.web.environment"),
+	          "{\"A\":\"1\",\"B\":\"2\"}");
+	CHECK_STR(at(m, "services.web.mem_limit"), "536870912");
+	CHECK_STR(at(m, "services.db.mem_limit"), "1073741824");
+	CHECK_STR(at(m, "services.db.pids_limit"), "100");
+	CHECK_STR(at(m, "services.db.cpus"), "0.5");
+	CHECK_STR(at(m, "services.web.depends_on"),
+	          "{\"db\":{\"condition\":\"service_healthy\"}}");
+	CHECK_STR(at(m, "volumes.data.name"), "\"eph-pr-1-app_data\"");
+	CHECK_STR(at(m, "networks.default.name"), "\"eph-pr-1-app_default\"");
+	CHECK(strstr(at(m, "networks.default.labels"),
+	             "\"io.ephemera.env\":\"7\"") != NULL);
+	CHECK(strstr(at(m, "services.web.labels"), "\"a\":\"b\"") != NULL);
+	CHECK(strstr(at(m, "services.web.labels"),
+	             "\"io.ephemera.project\":\"eph-pr-1-app\"") != NULL);
+	CHECK(at(m, "x-base") == NULL);
 	json_object_put(m);
 	compose_result_free(&res);
 	free(why);
+}
+
+/*
+ * What `docker-compose config` (v1.29, recorded here) and `docker compose
+ * config` (v2) print for the same project: users paste either, so the
+ * gate takes both, absolute contexts included when they resolve inside.
+ */
+static void
+test_normalised_forms(void)
+{
+	static const char *const files[] = {
+	        /* compose v1 1.29.2 */
+	        "services:\n  api:\n    build:\n      args:\n        COMMIT: "
+	        "dev\n      context: @SRC@/api\n    depends_on:\n      web:\n"
+	        "        condition: service_healthy\n    environment:\n      A: "
+	        "'1'\n    expose:\n    - '80'\n    volumes:\n    - "
+	        "data:/data:rw\n  web:\n    build:\n      context: @SRC@/web\n"
+	        "    ports:\n    - published: 8080\n      target: 80\n"
+	        "version: '3.8'\nvolumes:\n  data: {}\n",
+	        /* compose v2 */
+	        "name: p1\nservices:\n  api:\n    build:\n      context: "
+	        "@SRC@/api\n      dockerfile: Dockerfile\n      args:\n        "
+	        "COMMIT: dev\n    depends_on:\n      web:\n        condition: "
+	        "service_healthy\n        required: true\n    environment:\n"
+	        "      A: \"1\"\n    expose:\n      - \"80\"\n    networks:\n"
+	        "      default: null\n    volumes:\n      - type: volume\n"
+	        "        source: data\n        target: /data\n        volume: "
+	        "{}\n  web:\n    build:\n      context: @SRC@/web\n      "
+	        "dockerfile: Dockerfile\n    networks:\n      default: null\n"
+	        "    ports:\n      - mode: ingress\n        target: 80\n       "
+	        " published: \"8080\"\n        protocol: tcp\nnetworks:\n  "
+	        "default:\n    name: p1_default\nvolumes:\n  data:\n    name: "
+	        "p1_data\n",
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(files); i++) {
+		struct json_object *m;
+		struct compose_result res;
+		char *why = gate(files[i], &pol, &m, &res);
+
+		/* v2's own `name:` for networks and volumes is refused: the
+		 * Docker name is ours to make. */
+		if (i == 1) {
+			CHECK(strstr(why,
+			             "networks.default.name: not allowed") !=
+			      NULL);
+		} else {
+			CHECK_STR(why, "");
+			CHECK(compose_service_find(&res, "web")->port == 80);
+			CHECK_STR(at(m, "services.api.volumes"),
+			          "[{\"type\":\"volume\",\"source\":\"data\","
+			          "\"target\":\"/data\"}]");
+		}
+		json_object_put(m);
+		compose_result_free(&res);
+		free(why);
+	}
 }
 
 static void
@@ -88,47 +256,77 @@ test_refusals(void)
 	static const struct {
 		const char *yaml, *want;
 	} cases[] = {
-	        {"services:\n  a:\n    image: x\n    volumes:\n    - /etc:/h\n",
-	         "mounts a host path"},
-	        {"services:\n  a:\n    image: x\n    volumes:\n    - type: bind\n"
-	         "      source: /\n      target: /h\n",
-	         "mounts a host path"},
-	        {"services:\n  a:\n    image: x\n    volumes:\n    - ./x:/h\n",
-	         "mounts a host path"},
-	        {"services:\n  a:\n    image: x\n    privileged: true\n",
-	         "sets \"privileged\""},
-	        {"services:\n  a:\n    image: x\n    network_mode: host\n",
-	         "network_mode \"host\""},
-	        {"services:\n  a:\n    image: x\n    pid: host\n", "\"pid\""},
-	        {"services:\n  a:\n    image: x\n    cap_add: [SYS_ADMIN]\n",
-	         "\"cap_add\""},
-	        {"services:\n  a:\n    image: x\n    devices: [\"/dev/sda\"]\n",
-	         "\"devices\""},
-	        {"services:\n  a:\n    image: x\n    container_name: fixed\n",
-	         "\"container_name\""},
+	        {"services:\n  a:\n    image: postgres:1\n    volumes:\n    - "
+	         "/etc:/h\n",
+	         "services.a.volumes: \"/etc\" is not a volume declared"},
+	        {"services:\n  a:\n    image: postgres:1\n    volumes:\n    - type: "
+	         "bind\n      source: /\n      target: /h\n",
+	         "services.a.volumes: type bind is not allowed"},
+	        {"services:\n  a:\n    image: postgres:1\n    privileged: true\n",
+	         "services.a.privileged: not a key previews may use"},
+	        {"services:\n  a:\n    image: postgres:1\n    logging: {driver: "
+	         "syslog}\n",
+	         "services.a.logging: not a key"},
+	        {"services:\n  a:\n    build:\n      context: .\n      network: "
+	         "host\n",
+	         "services.a.build.network: not allowed"},
 	        {"services:\n  a:\n    build:\n      context: /etc\n",
-	         "builds from outside"},
-	        {"services:\n  a:\n    build:\n      context: /w/src/../../etc\n",
-	         "builds from outside"},
-	        {"services:\n  a:\n    build:\n      context: /w/srcx\n",
-	         "builds from outside"},
-	        {"services:\n  a:\n    image: x\n    env_file: /etc/shadow\n",
-	         "env_file from outside"},
-	        {"services:\n  a:\n    image: x\nvolumes:\n  v:\n    driver_opts:\n"
-	         "      type: none\n      o: bind\n      device: /\n",
-	         "outside the project"},
-	        {"services:\n  a:\n    image: x\nnetworks:\n  n:\n    external: "
-	         "true\n",
-	         "outside the project"},
-	        {"services:\n  a:\n    image: x\nsecrets:\n  s:\n    file: /root/k\n",
-	         "reads a file outside"},
+	         "services.a.build.context: \"/etc\" is not a directory inside"},
+	        {"services:\n  a:\n    build:\n      context: web/../..\n",
+	         "services.a.build.context"},
+	        {"services:\n  a:\n    image: postgres:1\n    env_file: /etc/shadow\n",
+	         "services.a.env_file: /etc/shadow is not a file inside"},
+	        {"services:\n  a:\n    image: postgres:1\n    env_file: "
+	         "../../etc/passwd\n",
+	         "services.a.env_file"},
+	        {"services:\n  a:\n    image: postgres:1\n    environment: [HOME]\n",
+	         "services.a.environment: entry 0 is not NAME=value"},
+	        {"services:\n  a:\n    image: postgres:1\n    extends: {file: "
+	         "/etc/x, service: y}\n",
+	         "services.a.extends: not a key"},
+	        {"services:\n  a:\n    image: eph-pr-2-app/s-web\n",
+	         "services.a.image: \"eph-pr-2-app/s-web\" is not an allowed"},
+	        {"services:\n  a:\n    image: alpine\n",
+	         "services.a.image: \"alpine\" is not an allowed"},
+	        {"services:\n  a:\n    image: postgres:1\nvolumes:\n  v:\n    "
+	         "name: eph-pr-2-app_data\n",
+	         "volumes.v.name: not allowed"},
+	        {"services:\n  a:\n    image: postgres:1\nnetworks:\n  n:\n    "
+	         "external: true\n",
+	         "networks.n.external: not allowed"},
+	        {"services:\n  a:\n    image: postgres:1\nsecrets:\n  s:\n    "
+	         "file: /root/k\n",
+	         "secrets: not a key previews may use"},
+	        {"services:\n  a:\n    image: postgres:1\n    mem_limit: 64g\n",
+	         "services.a.mem_limit: must be a size from 4m up to 1024m"},
+	        {"services:\n  a:\n    image: postgres:1\n    pids_limit: -1\n",
+	         "services.a.pids_limit"},
+	        {"services:\n  a:\n    image: postgres:1\n    cpus: 64\n",
+	         "services.a.cpus"},
+	        {"services:\n  a:\n    image: postgres:1\n    deploy:\n      "
+	         "resources:\n        reservations:\n          devices: "
+	         "[{capabilities: [gpu]}]\n",
+	         "services.a.deploy.resources.reservations: not allowed"},
+	        {"services:\n  a:\n    image: postgres:1\nnetworks:\n  a: {}\n  "
+	         "b: {}\n  c: {}\n",
+	         "networks: more than 3"},
+	        {"services:\n  a:\n    image: postgres:1\n    labels:\n      "
+	         "io.ephemera.project: eph-x\n",
+	         "services.a.labels: io.ephemera.project is in a namespace"},
+	        {"services:\n  a:\n    image: postgres:1\n    command: \"$(id) "
+	         "$\"\n",
+	         "is not a variable"},
 	        {"services:\n  \"a b\":\n    image: x\n", "characters outside"},
 	        {"services: {}\n", "defines no services"},
 	        {"services:\n  a: {image: x}\n  b: {image: x}\n  c: {image: x}\n"
 	         "  d: {image: x}\n  e: {image: x}\n  f: {image: x}\n",
 	         "the limit is 5"},
 	        {"services: [\n", "YAML error"},
-	        {"a: &a [*a, *a]\n", ""},
+	        {"services:\n  a: {image: x}\n  a: {image: y}\n",
+	         "given twice"},
+	        {"a: &a [*a, *a]\n", "too deep"},
+	        {"services:\n  a:\n    image: postgres:1\n---\nservices: {}\n",
+	         "more than one YAML document"},
 	};
 	size_t i;
 
@@ -136,15 +334,47 @@ test_refusals(void)
 		struct compose_result res;
 		char *why = gate(cases[i].yaml, &pol, NULL, &res);
 
-		if (cases[i].want[0] == '\0'
-		            ? why[0] == '\0'
-		            : strstr(why, cases[i].want) == NULL) {
+		if (strstr(why, cases[i].want) == NULL || why[0] == '\0') {
 			fprintf(stderr, "  case %zu: \"%s\"\n", i, why);
 			CHECK(!"refusal");
 		}
 		compose_result_free(&res);
 		free(why);
 	}
+}
+
+static void
+test_symlinks_and_bombs(void)
+{
+	struct buf why = BUF_INIT, text = BUF_INIT;
+	char p[128];
+	int i;
+
+	CHECK(checkout_check(src, &why) == 0);
+	snprintf(p, sizeof(p), "%s/web/secret", src);
+	CHECK(symlink("/etc/passwd", p) == 0);
+	CHECK(checkout_check(src, &why) == -1);
+	CHECK(strstr(buf_str(&why), "web/secret is a symlink") != NULL);
+	unlink(p);
+	CHECK(symlink("../../..", p) == 0);
+	buf_reset(&why);
+	CHECK(checkout_check(src, &why) == -1);
+	CHECK(strstr(buf_str(&why), "leaves the repository") != NULL);
+	unlink(p);
+	/* 9^7: nine aliases a level, refused when the expansion passes the
+	 * node limit, long before the ~4.8 million nodes it asks for. */
+	buf_puts(&text, "a0: &a0 [x,x,x,x,x,x,x,x,x]\n");
+	for (i = 1; i <= 7; i++)
+		buf_printf(&text,
+		           "a%d: &a%d [*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,"
+		           "*a%d]\n",
+		           i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1,
+		           i - 1, i - 1, i - 1);
+	buf_reset(&why);
+	CHECK(yaml_to_json(text.data, text.len, &why) == NULL);
+	CHECK(strstr(buf_str(&why), "too deep or too large") != NULL);
+	buf_free(&text);
+	buf_free(&why);
 }
 
 static void
@@ -155,19 +385,33 @@ test_allowed_and_build_caps(void)
 	char *why;
 
 	p.allowed_services = "web, api";
-	why = gate("services:\n  web: {image: x}\n  miner: {image: x}\n", &p,
-	           NULL, &res);
+	why = gate(
+	        "services:\n  web: {image: \"postgres:1\"}\n  miner: {image: x}\n",
+	        &p, NULL, &res);
 	CHECK(strstr(why, "\"miner\" is not in this repository's allowed") !=
 	      NULL);
 	free(why);
 	compose_result_free(&res);
 	p.allowed_services = NULL;
 	p.allow_build = false;
-	why = gate("services:\n  web:\n    build: {context: /w/src}\n", &p,
-	           NULL, &res);
-	CHECK(strstr(why, "does not allow") != NULL);
+	why = gate("services:\n  web:\n    build: web\n", &p, NULL, &res);
+	CHECK(strstr(why, "services.web.build: this installation does not "
+	                  "build") != NULL);
 	free(why);
 	compose_result_free(&res);
+}
+
+static void
+conf_write(const char *text)
+{
+	char p[128];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/.ephemera.conf", src);
+	unlink(p);
+	f = fopen(p, "w");
+	fputs(text, f);
+	fclose(f);
 }
 
 static void
@@ -187,15 +431,18 @@ test_repo_settings(void)
 	        {"build = \"yes\";\n", "true or false"},
 	        {"primary_service = 3;\n", "must be a string"},
 	        {"this is not libconfig\n", ".ephemera.conf:1:"},
+	        {"@include \"/etc/passwd\"\n", "@include is not allowed"},
 	};
 	size_t i;
+	char p[128];
 
 	for (i = 0; i < NELEM(cases); i++) {
 		struct repo_settings rs;
 		struct buf why = BUF_INIT;
-		char *p = unit_write_tmp(cases[i].text);
-		int rc = repo_settings_load(p, &rs, &why);
+		int rc;
 
+		conf_write(cases[i].text);
+		rc = repo_settings_load(src, &rs, &why);
 		if (cases[i].want == NULL) {
 			CHECK(rc == 0);
 			CHECK_STR(rs.primary_service, "web");
@@ -208,20 +455,47 @@ test_repo_settings(void)
 		}
 		repo_settings_free(&rs);
 		buf_free(&why);
-		unlink(p);
-		free(p);
 	}
+	snprintf(p, sizeof(p), "%s/.ephemera.conf", src);
+	unlink(p);
 	{
 		struct repo_settings rs;
 		struct buf why = BUF_INIT;
 
-		/* No file: defaults. */
-		CHECK(repo_settings_load("/nonexistent/x", &rs, &why) == 0);
+		/* No file: defaults. A symlink out: refused. */
+		CHECK(repo_settings_load(src, &rs, &why) == 0);
 		CHECK(rs.build && rs.expose == NULL);
 		CHECK_STR(rs.health_path, "/");
 		repo_settings_free(&rs);
+		CHECK(symlink("/etc/hostname", p) == 0);
+		CHECK(repo_settings_load(src, &rs, &why) == -1);
+		CHECK(strstr(buf_str(&why), "not a file inside") != NULL);
+		repo_settings_free(&rs);
+		unlink(p);
 		buf_free(&why);
 	}
+}
+
+static void
+test_log_filter(void)
+{
+	const char *in = "step 1\rstep 2\nERROR: open /var/lib/x/envs/pr-1/src"
+	                 "/a: no\ncat: can't open '/etc/shadow'\x1b[0m\n";
+	struct buf out = BUF_INIT;
+
+	log_filter(in, strlen(in), "/var/lib/x/envs/pr-1", &out);
+	CHECK_STR(buf_str(&out), "step 1\rstep 2\nERROR: open ./src/a: no\n"
+	                         "cat: can't open '/etc/shadow' [0m\n");
+	buf_reset(&out);
+	{
+		char line[1000];
+
+		memset(line, 'x', sizeof(line) - 1);
+		line[sizeof(line) - 1] = '\0';
+		log_filter(line, strlen(line), NULL, &out);
+		CHECK(out.len == 400);
+	}
+	buf_free(&out);
 }
 
 static void
@@ -250,6 +524,20 @@ test_route_render(void)
 	buf_free(&b);
 }
 
-UNIT_MAIN(TEST(test_accept_and_rewrite), TEST(test_refusals),
-          TEST(test_allowed_and_build_caps), TEST(test_repo_settings),
-          TEST(test_route_render))
+static void
+test_setup(void)
+{
+	checkout_make();
+}
+
+static void
+test_teardown(void)
+{
+	checkout_remove();
+}
+
+UNIT_MAIN(TEST(test_setup), TEST(test_accept_and_rewrite),
+          TEST(test_normalised_forms), TEST(test_refusals),
+          TEST(test_symlinks_and_bombs), TEST(test_allowed_and_build_caps),
+          TEST(test_repo_settings), TEST(test_log_filter),
+          TEST(test_route_render), TEST(test_teardown))
