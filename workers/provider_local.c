@@ -90,6 +90,8 @@ local_host_run(struct worker *w, const struct job *job,
 	env_add(envp, &n, "LANG", "C.UTF-8");
 	env_add(envp, &n, "EPH_PROJECT", c->project);
 	env_add(envp, &n, "EPH_PREFIX", c->prefix);
+	/* The label and work-dir marker that say "this installation's". */
+	env_add(envp, &n, "EPH_INSTANCE", local_instance(w->cfg));
 	env_add(envp, &n, "EPH_DIR", c->dir);
 	env_add(envp, &n, "EPH_SOURCE", c->source);
 	env_add(envp, &n, "EPH_SHA", c->sha);
