@@ -94,6 +94,8 @@ static const struct setting settings[] = {
             3600, 1, 604800),
         INT("workers.sweep_interval_seconds", workers_sweep_interval_seconds,
             60, 1, 86400),
+        INT("workers.sweep_grace_seconds", workers_sweep_grace_seconds, 300, 0,
+            86400),
         INT("workers.keep_finished_hours", workers_keep_finished_hours, 168, 0,
             87600),
         INT("workers.keep_deliveries_days", workers_keep_deliveries_days, 30, 1,
@@ -123,7 +125,7 @@ static const struct setting settings[] = {
         DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
         INT("environments.max_services", env_max_services, 20, 1, 200),
         BOOL("environments.allow_build", env_allow_build, true),
-        STR("environments.instance", env_instance, "eph"),
+        STR("environments.instance", env_instance, ""),
 
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
@@ -507,6 +509,62 @@ secrets_load(struct config *cfg, config_t *cf, const char *file,
 	return rc;
 }
 
+static bool
+instance_valid(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n >= 1 && n <= 15 &&
+	       strspn(v, "abcdefghijklmnopqrstuvwxyz"
+	                 "0123456789") == n;
+}
+
+/*
+ * The installation's identity: configured, or else the one `make run`
+ * generated at first start into <var_dir>/instance. Unset is allowed
+ * here (the CLI reads settings before there is one); the workers refuse
+ * to start without it.
+ */
+static int
+instance_load(struct config *cfg, config_t *cf, const char *file,
+              struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "environments.instance");
+	struct buf why = BUF_INIT;
+	char *path = NULL, *v;
+	struct stat st;
+	int rc = 0;
+
+	if (cfg->env_instance[0] == '\0') {
+		path = config_var_path(cfg, "instance");
+		if (stat(path, &st) == 0) {
+			v = secret_read(path, &why);
+			if (v == NULL) {
+				config_error(err, file, 0,
+				             "environments.instance", "%s",
+				             buf_str(&why));
+				rc = -1;
+				goto out;
+			}
+			free(cfg->env_instance);
+			cfg->env_instance = v;
+		}
+	}
+	if (cfg->env_instance[0] != '\0' &&
+	    !instance_valid(cfg->env_instance)) {
+		config_error(err, file,
+		             cs ? (int)config_setting_source_line(cs) : 0,
+		             "environments.instance",
+		             "must be 1 to 15 of [a-z0-9]%s%s",
+		             path ? ", in " : "", path ? path : "");
+		rc = -1;
+	}
+out:
+	free(path);
+	buf_free(&why);
+	return rc;
+}
+
 /*
  * With GitHub enabled the workers sign JWTs as the App, so the App id and
  * the key file must be there; the key itself is read by the workers only
@@ -596,6 +654,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	if (github_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (secrets_load(cfg, &cf, path, err) == -1)
+		goto out;
+	if (instance_load(cfg, &cf, path, err) == -1)
 		goto out;
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);

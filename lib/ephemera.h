@@ -176,6 +176,7 @@ struct config {
 	char *workers_wake_socket; /* "" : <var_dir>/run/wake.sock */
 	int64_t workers_prune_interval_seconds; /* the recurring prune job */
 	int64_t workers_sweep_interval_seconds; /* idle stop, orphans */
+	int64_t workers_sweep_grace_seconds;    /* younger orphans are left */
 	int64_t workers_keep_finished_hours;    /* done/cancelled jobs kept */
 	int64_t workers_keep_deliveries_days;   /* the delivery log kept */
 
@@ -206,7 +207,10 @@ struct config {
 	double env_hourly_price;
 	int64_t env_max_services;
 	bool env_allow_build;
-	char *env_instance; /* compose project prefix: <instance>-<slug> */
+	/* The installation's identity: configured or <var_dir>/instance;
+	 * its compose projects are <instance>-<slug>, and its Docker objects,
+	 * work dirs and routes carry it. */
+	char *env_instance;
 
 	/* status pages (issue 6) */
 	char *status_clock; /* "": the real clock; ISO 8601 pins it (tests) */

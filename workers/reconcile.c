@@ -85,7 +85,10 @@ observe(struct worker *w, const struct job *job, const struct env *e,
 		json_object_put(arr);
 	}
 	f->route = exposure_local_exists(w->cfg, e->slug);
-	f->workdir = stat(dir, &st) == 0;
+	/* A work dir counts only with this installation's marker: nothing
+	 * else is ours to remove (ephemera-host down refuses it too). */
+	f->workdir =
+	        stat(dir, &st) == 0 && local_workdir_ours(w->cfg, e->slug, 0);
 	rc = 0;
 out:
 	proc_free(&p);
@@ -630,7 +633,10 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	    exposure_local_remove(w->cfg, e->slug) == -1)
 		goto out;
 	host_call_init(&c, step == STEP_STOP ? "stop" : "down", project,
-	               step == STEP_STOP ? NULL : dir);
+	               step == STEP_STOP ||
+	                               !local_workdir_ours(w->cfg, e->slug, 0)
+	                       ? NULL
+	                       : dir);
 	if (local_host_run(w, job, &c, &p) == -1) {
 		buf_printf(&res->error, "%s failed: %s", c.action,
 		           buf_str(&p.err));
@@ -680,8 +686,46 @@ queued_notify(struct worker *w, const struct env *e)
 	buf_free(&msg);
 }
 
+static void reconcile_turns(struct worker *, const struct job *,
+                            struct job_result *);
+
+/*
+ * Every turn runs under the environment's lock (provider_local.c), which
+ * the sweep takes too before it removes an orphan of the same slug: so a
+ * teardown never runs under this fetch or `up`. The sweep holds it for
+ * one `down` at most; a reconcile that cannot have it soon is retried.
+ */
 void
 reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
+{
+	struct env e;
+	int lock, r = env_load(w->db, job->env_id, &e);
+
+	res->outcome = JOB_DONE;
+	if (r == 1)
+		return; /* gone: nothing to reconcile */
+	if (r == -1) {
+		buf_puts(&res->error, "cannot load the environment");
+		res->outcome = JOB_RETRY;
+		return;
+	}
+	/* Slugs are made valid (slug.c); the test keeps the lock path ours. */
+	lock = e.slug && slug_valid(e.slug, strlen(e.slug))
+	               ? local_env_lock(w->cfg, e.slug, 10)
+	               : -1;
+	env_free(&e);
+	if (lock == -1) {
+		buf_puts(&res->error, "the environment is busy (the sweep "
+		                      "holds its lock)");
+		res->outcome = JOB_RETRY;
+		return;
+	}
+	reconcile_turns(w, job, res);
+	local_env_unlock(lock);
+}
+
+static void
+reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 {
 	struct env e;
 	struct facts f;
@@ -689,7 +733,6 @@ reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
 	int turn, r;
 	bool observed = false;
 
-	res->outcome = JOB_DONE;
 	for (turn = 0; turn < RECONCILE_MAX_TURNS; turn++) {
 		r = env_load(w->db, job->env_id, &e);
 		if (r == 1)
