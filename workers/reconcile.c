@@ -320,6 +320,50 @@ compose_write(struct deploy *d, struct json_object *model)
 	return rc;
 }
 
+/*
+ * Whether a host step failed because of the host or of us rather than of
+ * the repository: the step was killed (timeout, lost lease), the checkout
+ * vanished under it (a crash, an operator, a sweep), or Docker does not
+ * answer. Then it is retried by the queue, and `why` says so: never "the
+ * compose file is not valid", never a failure that waits for a push.
+ */
+static bool
+failure_ours(struct deploy *d, const struct proc *p)
+{
+	struct host_call c;
+	struct proc q;
+	struct buf git = BUF_INIT;
+	struct stat st;
+	bool ours = true;
+
+	buf_reset(&d->why);
+	buf_printf(&git, "%s/.git", d->src);
+	proc_init(&q);
+	if (p->cancelled)
+		buf_puts(&d->why, "the job's lease was lost");
+	else if (p->exit_code < 0)
+		buf_printf(&d->why, "the host step was killed%s",
+		           p->timed_out ? " (timed out)" : "");
+	else if (stat(buf_str(&git), &st) != 0 ||
+	         !local_workdir_ours(d->w->cfg, d->e->slug, 0))
+		buf_puts(&d->why, "the work dir vanished during the deploy");
+	else {
+		host_call_init(&c, "status", d->project, NULL);
+		if (local_host_run(d->w, d->job, &c, &q) == -1)
+			buf_puts(&d->why, "Docker does not answer");
+		else
+			ours = false;
+	}
+	if (ours) {
+		buf_puts(&d->why, " (ours, not the repository's: retried)");
+		log_warn("deploy_host_failure", "env=%llu reason=%s",
+		         (unsigned long long)d->e->id, log_q(buf_str(&d->why)));
+	}
+	proc_free(&q);
+	buf_free(&git);
+	return ours;
+}
+
 static enum deploy_rc
 step_configure(struct deploy *d)
 {
@@ -341,7 +385,10 @@ step_configure(struct deploy *d)
 	                         : (d->admin ? d->admin->compose_file : NULL);
 	if (local_host_run(d->w, d->job, &c, &p) == -1) {
 		log_take(d, &p);
-		buf_puts(&d->why, "the compose file is not valid");
+		if (failure_ours(d, &p))
+			rc = DEPLOY_RETRY;
+		else
+			buf_puts(&d->why, "the compose file is not valid");
 		goto out;
 	}
 	model = yaml_to_json(p.out.data ? p.out.data : "", p.out.len, &d->why);
@@ -422,11 +469,13 @@ step_up(struct deploy *d, struct json_object **services)
 	c.build = d->rs.build;
 	proc_init(&p);
 	if (local_host_run(d->w, d->job, &c, &p) == -1) {
-		buf_puts(&d->why, p.cancelled
-		                          ? "the job's lease was lost"
-		                          : "the app did not start "
-		                            "(build or health check failed)");
-		rc = p.cancelled ? DEPLOY_RETRY : DEPLOY_FAILED;
+		if (failure_ours(d, &p)) {
+			rc = DEPLOY_RETRY;
+		} else {
+			buf_puts(&d->why, "the app did not start "
+			                  "(build or health check failed)");
+			rc = DEPLOY_FAILED;
+		}
 	} else if (addresses_take(d, buf_str(&p.out), services) == -1) {
 		rc = DEPLOY_FAILED;
 	}

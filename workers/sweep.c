@@ -10,7 +10,9 @@
  *    stop; the next push or `/preview deploy` starts it again;
  *  - converge: an environment that should be stopped or destroyed but is
  *    not, and has no job to get it there (its teardown died while Docker
- *    was down, say), gets a reconcile;
+ *    was down, say), gets a reconcile; so does one whose deploy job died
+ *    of our failures (failed, but not at a commit it attempted): it does
+ *    not wait for a push;
  *  - orphans: compose projects, routes and work dirs that carry this
  *    installation's identity (a Docker label, a marker file, a line of
  *    the route; never a name alone), are older than
@@ -118,9 +120,11 @@ converge(struct worker *w)
 	int n;
 
 	if (db_query(w->db, &r,
-	             "SELECT e.id FROM environments e WHERE e.desired IN "
+	             "SELECT e.id FROM environments e WHERE ((e.desired IN "
 	             "('stopped', 'destroyed', 'awaiting_approval') AND "
-	             "e.phase <> e.desired AND NOT EXISTS (SELECT 1 FROM "
+	             "e.phase <> e.desired) OR (e.desired = 'running' AND "
+	             "e.phase = 'failed' AND NOT e.attempted_sha <=> "
+	             "e.desired_sha)) AND NOT EXISTS (SELECT 1 FROM "
 	             "jobs j WHERE j.env_id = e.id AND j.kind = 'reconcile' "
 	             "AND (j.state IN ('queued', 'running') OR (j.state = "
 	             "'dead' AND j.finished_at > NOW(6) - INTERVAL 15 "
