@@ -97,6 +97,19 @@ class RaceTest(unittest.TestCase):
                           "JOIN build_steps s ON s.build_id = b.id WHERE b.env_id = %s "
                           "ORDER BY s.id" % env_id)
 
+    def host_down_running(self, slug):
+        want = ("EPH_PROJECT=%s-%s" % (self.instance, slug)).encode()
+        pids = subprocess.run(["pgrep", "-f", "ephemera-host down"], stdout=subprocess.PIPE,
+                              text=True).stdout.split()
+        for pid in pids:
+            try:
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    if want in f.read().split(b"\0"):
+                        return True
+            except OSError:
+                pass
+        return False
+
     def one_round(self, n):
         slug = "pr-%d-race" % n
         # What an earlier installation run left: a work dir of ours that
@@ -105,7 +118,13 @@ class RaceTest(unittest.TestCase):
         os.makedirs(os.path.join(d, "src"))
         with open(os.path.join(d, ".ephemera-instance"), "w") as f:
             f.write(self.instance + "\n")
-        time.sleep(random.uniform(0, 1.2))  # sweeps run every second
+        # Mostly the moment the sweep's teardown of this orphan starts
+        # (its `down` is running): the delivery and the deploy's fetch
+        # then land inside the teardown; otherwise any moment.
+        if random.random() < 0.75:
+            wait_until(lambda: self.host_down_running(slug), timeout=6, interval=0.02)
+        else:
+            time.sleep(random.uniform(0, 2.5))
         self.deliver("pull_request", events.pull_request("opened", "acme/race", n,
                                                          self.race_sha))
         env_id, slug2, _, _ = self.wait_phase("acme/race", n, "ready", timeout=240)
