@@ -175,6 +175,9 @@ class RaceTest(unittest.TestCase):
             self.deliver("pull_request", events.pull_request("opened", "acme/slow", pr,
                                                              self.slow_sha))
             env_id = self.wait_phase("acme/slow", pr, "ready", timeout=300, seen=seen)[0]
+        except AssertionError:
+            print(self.s.sql("SELECT status, error, RIGHT(log_tail, 1500) FROM builds"))
+            raise
         finally:
             stop.set()
             t.join()
