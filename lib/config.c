@@ -566,6 +566,30 @@ out:
 }
 
 /*
+ * EPHEMERA_HTTP_PORT (what `make run PORT=9000` sets) overrides http.port
+ * for every program of the installation alike: they all read it here.
+ */
+static int
+port_override(struct config *cfg, struct buf *err)
+{
+	const char *v = getenv("EPHEMERA_HTTP_PORT");
+	int64_t port;
+
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	if (parse_int64(v, 1, 65535, &port) == -1) {
+		buf_reset(err);
+		buf_printf(err,
+		           "EPHEMERA_HTTP_PORT (PORT): must be a port number, "
+		           "1 to 65535 (got \"%.32s\")",
+		           v);
+		return -1;
+	}
+	cfg->http_port = port;
+	return 0;
+}
+
+/*
  * With GitHub enabled the workers sign JWTs as the App, so the App id and
  * the key file must be there; the key itself is read by the workers only
  * (the fcgi-app never holds it).
@@ -656,6 +680,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	if (secrets_load(cfg, &cf, path, err) == -1)
 		goto out;
 	if (instance_load(cfg, &cf, path, err) == -1)
+		goto out;
+	if (port_override(cfg, err) == -1)
 		goto out;
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);

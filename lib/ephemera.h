@@ -345,7 +345,7 @@ void supervisor_child_signals(void (*on_stop)(void));
 /* In a child: how many TERMs arrived (a second one means "hurry"). */
 int supervisor_term_count(void);
 
-/* ---- queue.c: the jobs table (DESIGN.md section 3) ---------------------
+/* ---- queue.c: the jobs table (docs/architecture.md section 3) ---------
  *
  * queue_enqueue runs inside the caller's transaction. A reconcile for an
  * environment that already has one queued is coalesced into it (the UNIQUE

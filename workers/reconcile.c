@@ -3,7 +3,7 @@
  * desired state. Each turn observes the host, asks plan_next() for the one
  * next step, runs it, and asks again, until the plan says there is nothing
  * left to do. Every step is idempotent, so a worker killed anywhere leaves
- * a state the next reconcile finishes from (DESIGN.md section 2).
+ * a state the next reconcile finishes from (docs/architecture.md section 2).
  *
  * Outcomes: a deploy that fails because of the repository (a compose file
  * that does not build, a refused setting) is the environment's failure,

@@ -1,6 +1,6 @@
 /*
  * sweep.c - the reaper's recurring `sweep` job: what webhooks alone would
- * never clean up (DESIGN.md section 1, "idle stop, orphan sweep"). Each
+ * never clean up (docs/architecture.md section 4). Each
  * pass is safe to run twice, or beside webhooks and reconciles, because it
  * only changes desired state and enqueues reconciles, which the queue runs
  * one at a time per environment:
