@@ -116,9 +116,13 @@ class Installation:
         path = os.path.join(self.tree, "var", "event.json")
         with open(path, "w") as f:
             json.dump(payload, f)
-        subprocess.run([os.path.join(self.tree, "bin", "ephemera"), "-c", self.config,
-                        "deliver", "pull_request", path], cwd=self.tree, env=self.env(),
-                       check=True, stdout=subprocess.DEVNULL)
+        env = self.env()
+        env["EPHEMERA_HTTP_PORT"] = str(self.port)  # what make run gives its programs
+        r = subprocess.run([os.path.join(self.tree, "bin", "ephemera"), "-c", self.config,
+                            "deliver", "pull_request", path], cwd=self.tree, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise AssertionError("deliver %s failed: %s" % (action, r.stdout))
 
     def round(self):
         self.deliver("closed")
