@@ -8,6 +8,7 @@ import concurrent.futures
 import datetime
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -39,6 +40,9 @@ class Installation:
         text = open(os.path.join(self.tree, "config", "example.conf")).read()
         text = re.sub(r"sweep_interval_seconds = \d+;", "sweep_interval_seconds = 1;", text)
         text = re.sub(r"lease_seconds = \d+;", "lease_seconds = 6;", text)
+        # No grace: the sweep acts on whatever it takes for an orphan at
+        # once, so only the identity keeps it off the other's project.
+        text = re.sub(r"sweep_grace_seconds = \d+;", "sweep_grace_seconds = 0;", text)
         self.config = os.path.join(outer, name + ".conf")
         with open(self.config, "w") as f:
             f.write(text)
@@ -72,8 +76,9 @@ class Installation:
         self.run = MakeRun(self.tree, self.env())
 
     def instance(self):
-        with open(os.path.join(self.tree, "var", "instance")) as f:
-            return f.read().strip()
+        return subprocess.run([os.path.join(self.tree, "bin", "ephemera"), "-c", self.config,
+                               "config", "get", "environments.instance"], cwd=self.tree,
+                              check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
 
     def demo_env(self):
         r = http("GET", "http://127.0.0.1:%d/api/v1/environments" % self.port)
@@ -124,7 +129,8 @@ class Installation:
         if r.returncode != 0:
             raise AssertionError("deliver %s failed: %s" % (action, r.stdout))
 
-    def round(self):
+    def round(self, delay=0):
+        time.sleep(delay)  # the two out of step: one closes while the other deploys
         self.deliver("closed")
         self.wait_phase("destroyed")
         self.deliver("reopened")
@@ -161,10 +167,21 @@ class TwoInstallationsTest(unittest.TestCase):
             i.sha = git(os.path.join(i.tree, "var", "demo", "hello"), "rev-parse", "HEAD").strip()
             self.assertTrue(i.serves())
         self.assertNotEqual(a.instance(), b.instance())
+        # Each project's containers carry their installation's identity.
+        for i in self.inst:
+            ids = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose."
+                                  "project=%s-pr-1-hello" % i.instance()],
+                                 stdout=subprocess.PIPE, text=True).stdout.split()
+            self.assertTrue(ids)
+            labels = subprocess.run(["docker", "inspect", "-f",
+                                     '{{index .Config.Labels "io.ephemera.instance"}}'] + ids,
+                                    stdout=subprocess.PIPE, text=True).stdout.split()
+            self.assertEqual(set(labels), {i.instance()})
         started = time.monotonic() - t0
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             for n in range(ROUNDS):
-                for f in [pool.submit(i.round) for i in self.inst]:
+                for f in [pool.submit(i.round, random.uniform(0, 4) * k)
+                          for k, i in enumerate(self.inst)]:
                     f.result()
         for me, other in ((a, b), (b, a)):
             removed = [l for l in me.log().splitlines() if "orphan_removed" in l]
