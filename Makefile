@@ -79,8 +79,9 @@ build/asan/tests/tools/%: build/asan/tests/tools/%.o \
 deps:
 	@scripts/deps.sh
 
+# PORT=9000 (on the command line or in the environment) serves there.
 run:
-	@scripts/run.sh
+	@PORT="$(PORT)" scripts/run.sh
 
 test: test-unit test-integration
 

@@ -3,7 +3,7 @@
  * (event, current environment row, delivery order, policy) → change.
  * No I/O and no clock, so every rule below is a row in test_decide.c.
  *
- * Rules (DESIGN.md sections 2 and 5):
+ * Rules (docs/architecture.md sections 2 and 5):
  *  - Desired state, not steps: a PR event sets what the environment should
  *    be (running at the head commit, stopped, awaiting approval,
  *    destroyed); a reconcile job is queued only when that changed.

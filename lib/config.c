@@ -94,6 +94,8 @@ static const struct setting settings[] = {
             3600, 1, 604800),
         INT("workers.sweep_interval_seconds", workers_sweep_interval_seconds,
             60, 1, 86400),
+        INT("workers.sweep_grace_seconds", workers_sweep_grace_seconds, 300, 0,
+            86400),
         INT("workers.keep_finished_hours", workers_keep_finished_hours, 168, 0,
             87600),
         INT("workers.keep_deliveries_days", workers_keep_deliveries_days, 30, 1,
@@ -123,7 +125,7 @@ static const struct setting settings[] = {
         DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
         INT("environments.max_services", env_max_services, 20, 1, 200),
         BOOL("environments.allow_build", env_allow_build, true),
-        STR("environments.instance", env_instance, "eph"),
+        STR("environments.instance", env_instance, ""),
         STR("environments.allowed_images", env_allowed_images, ""),
         INT("environments.max_networks", env_max_networks, 3, 1, 30),
         INT("environments.max_volumes", env_max_volumes, 8, 0, 100),
@@ -518,6 +520,86 @@ secrets_load(struct config *cfg, config_t *cf, const char *file,
 	return rc;
 }
 
+static bool
+instance_valid(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n >= 1 && n <= 15 &&
+	       strspn(v, "abcdefghijklmnopqrstuvwxyz"
+	                 "0123456789") == n;
+}
+
+/*
+ * The installation's identity: configured, or else the one `make run`
+ * generated at first start into <var_dir>/instance. Unset is allowed
+ * here (the CLI reads settings before there is one); the workers refuse
+ * to start without it.
+ */
+static int
+instance_load(struct config *cfg, config_t *cf, const char *file,
+              struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "environments.instance");
+	struct buf why = BUF_INIT;
+	char *path = NULL, *v;
+	struct stat st;
+	int rc = 0;
+
+	if (cfg->env_instance[0] == '\0') {
+		path = config_var_path(cfg, "instance");
+		if (stat(path, &st) == 0) {
+			v = secret_read(path, &why);
+			if (v == NULL) {
+				config_error(err, file, 0,
+				             "environments.instance", "%s",
+				             buf_str(&why));
+				rc = -1;
+				goto out;
+			}
+			free(cfg->env_instance);
+			cfg->env_instance = v;
+		}
+	}
+	if (cfg->env_instance[0] != '\0' &&
+	    !instance_valid(cfg->env_instance)) {
+		config_error(err, file,
+		             cs ? (int)config_setting_source_line(cs) : 0,
+		             "environments.instance",
+		             "must be 1 to 15 of [a-z0-9]%s%s",
+		             path ? ", in " : "", path ? path : "");
+		rc = -1;
+	}
+out:
+	free(path);
+	buf_free(&why);
+	return rc;
+}
+
+/*
+ * EPHEMERA_HTTP_PORT (what `make run PORT=9000` sets) overrides http.port
+ * for every program of the installation alike: they all read it here.
+ */
+static int
+port_override(struct config *cfg, struct buf *err)
+{
+	const char *v = getenv("EPHEMERA_HTTP_PORT");
+	int64_t port;
+
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	if (parse_int64(v, 1, 65535, &port) == -1) {
+		buf_reset(err);
+		buf_printf(err,
+		           "EPHEMERA_HTTP_PORT (PORT): must be a port number, "
+		           "1 to 65535 (got \"%.32s\")",
+		           v);
+		return -1;
+	}
+	cfg->http_port = port;
+	return 0;
+}
+
 /*
  * With GitHub enabled the workers sign JWTs as the App, so the App id and
  * the key file must be there; the key itself is read by the workers only
@@ -607,6 +689,10 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	if (github_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (secrets_load(cfg, &cf, path, err) == -1)
+		goto out;
+	if (instance_load(cfg, &cf, path, err) == -1)
+		goto out;
+	if (port_override(cfg, err) == -1)
 		goto out;
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);

@@ -177,6 +177,7 @@ struct config {
 	char *workers_wake_socket; /* "" : <var_dir>/run/wake.sock */
 	int64_t workers_prune_interval_seconds; /* the recurring prune job */
 	int64_t workers_sweep_interval_seconds; /* idle stop, orphans */
+	int64_t workers_sweep_grace_seconds;    /* younger orphans are left */
 	int64_t workers_keep_finished_hours;    /* done/cancelled jobs kept */
 	int64_t workers_keep_deliveries_days;   /* the delivery log kept */
 
@@ -207,7 +208,10 @@ struct config {
 	double env_hourly_price;
 	int64_t env_max_services;
 	bool env_allow_build;
-	char *env_instance; /* compose project prefix: <instance>-<slug> */
+	/* The installation's identity: configured or <var_dir>/instance;
+	 * its compose projects are <instance>-<slug>, and its Docker objects,
+	 * work dirs and routes carry it. */
+	char *env_instance;
 	char *env_allowed_images; /* "postgres:,redis:": prefixes of images
 	                             a compose file may run without building */
 	int64_t env_max_networks;
@@ -349,7 +353,7 @@ void supervisor_child_signals(void (*on_stop)(void));
 /* In a child: how many TERMs arrived (a second one means "hurry"). */
 int supervisor_term_count(void);
 
-/* ---- queue.c: the jobs table (DESIGN.md section 3) ---------------------
+/* ---- queue.c: the jobs table (docs/architecture.md section 3) ---------
  *
  * queue_enqueue runs inside the caller's transaction. A reconcile for an
  * environment that already has one queued is coalesced into it (the UNIQUE

@@ -7,6 +7,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export CONFIG=${CONFIG:-config/example.conf}
+# `make run PORT=9000` or `PORT=9000 make run`: every program reads it
+# through the configuration loader (it overrides http.port).
+if [ -n "${PORT:-}" ]; then
+	export EPHEMERA_HTTP_PORT=$PORT
+fi
 
 scripts/deps.sh
 make -s all
@@ -33,8 +38,14 @@ if [ -z "$(bin/ephemera -c "$CONFIG" config get github.webhook_secret_file)" ] &
 	echo "ephemera: generated a webhook secret in $var/webhook-secret" >&2
 fi
 
-scripts/stack.sh up
 port=$(bin/ephemera -c "$CONFIG" config get http.port)
+# Someone else on our port: say what to do rather than let nginx fail.
+if ! scripts/stack.sh status | grep -q '^nginx running' &&
+	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+	echo "ephemera: port $port is taken; run on another one: make run PORT=9000" >&2
+	exit 1
+fi
+scripts/stack.sh up
 echo "ephemera: running at http://127.0.0.1:$port/  (Ctrl-C stops it)"
 # No GitHub App configured: show a preview of the bundled example.
 if [ "$(bin/ephemera -c "$CONFIG" config get github.enabled)" = false ] &&

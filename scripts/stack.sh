@@ -138,8 +138,23 @@ daemon() { # daemon NAME PIDFILE ARGV...
 	fi
 }
 
+# The installation's identity: with no environments.instance configured,
+# one is generated at first start and kept in var/ (like the webhook
+# secret), so two clones on one Docker engine never share one. Every
+# Docker object, work dir and route of this installation carries it.
+instance_ensure() {
+	[ -z "$(cfg environments.instance)" ] || return 0
+	[ -s "$VAR/instance" ] && return 0
+	mkdir -p "$VAR"
+	(umask 077 && printf 'e%s\n' "$(od -An -tx1 -N5 /dev/urandom | tr -d ' \n')" \
+		>"$VAR/instance.tmp" && mv -n "$VAR/instance.tmp" "$VAR/instance")
+	rm -f "$VAR/instance.tmp"
+	say "this installation's identity is $(cat "$VAR/instance") (kept in $VAR/instance)"
+}
+
 up() {
 	mkdir -p "$VAR/run" "$VAR/log"
+	instance_ensure
 	db_start
 	"$BIN/ephemera" -c "$CONFIG" migrate >>"$VAR/log/migrate.log" 2>&1 || {
 		tail -20 "$VAR/log/migrate.log" >&2

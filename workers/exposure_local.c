@@ -11,9 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "workers.h"
+
+/* The line that says whose route it is: the sweep reads it back. */
+#define ROUTE_INSTANCE "# instance: "
 
 static char *
 route_path(const struct config *cfg, const char *slug)
@@ -55,7 +60,7 @@ exposure_local_render(const struct config *cfg, const char *slug,
 
 	buf_printf(b,
 	           "# Ephemera preview route for %s; generated, do not "
-	           "edit.\nserver {\n"
+	           "edit.\n" ROUTE_INSTANCE "%s\nserver {\n"
 	           "\tlisten 127.0.0.1:%lld;\n\tserver_name %s.%s;\n"
 	           "\tproxy_http_version 1.1;\n"
 	           "\tproxy_set_header Host $host;\n"
@@ -65,8 +70,8 @@ exposure_local_render(const struct config *cfg, const char *slug,
 	           "\tproxy_set_header Upgrade $http_upgrade;\n"
 	           "\tproxy_read_timeout 300s;\n"
 	           "\tadd_header X-Ephemera-Route \"%s\" always;\n",
-	           slug, (long long)cfg->http_port, slug, cfg->preview_domain,
-	           token);
+	           slug, local_instance(cfg), (long long)cfg->http_port, slug,
+	           cfg->preview_domain, token);
 	for (i = 0; i < n; i++) {
 		if (t[i].primary) {
 			buf_printf(b,
@@ -197,4 +202,33 @@ exposure_local_exists(const struct config *cfg, const char *slug)
 
 	free(path);
 	return yes;
+}
+
+/*
+ * A route file this installation wrote (its instance line) at least
+ * `age` seconds ago: only such a file is the sweep's to remove.
+ */
+bool
+exposure_local_ours(const struct config *cfg, const char *slug, double age)
+{
+	char *path = route_path(cfg, slug);
+	struct buf want = BUF_INIT;
+	char line[256];
+	struct stat st;
+	bool ours = false;
+	FILE *f = fopen(path, "r");
+
+	buf_printf(&want, ROUTE_INSTANCE "%s\n", local_instance(cfg));
+	if (f != NULL && fstat(fileno(f), &st) == 0 &&
+	    difftime(time(NULL), st.st_mtime) >= age) {
+		/* The instance line is the second; look at the first few. */
+		for (int i = 0; i < 3 && fgets(line, sizeof(line), f); i++)
+			if (strcmp(line, buf_str(&want)) == 0)
+				ours = true;
+	}
+	if (f)
+		fclose(f);
+	buf_free(&want);
+	free(path);
+	return ours;
 }

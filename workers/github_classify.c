@@ -2,7 +2,7 @@
  * github_classify.c - what a GitHub API answer means for the job that made
  * the request. Pure: the answer, the time and the attempt number in; a
  * verdict and, for a retry, when out. The worker never sleeps on these
- * delays: the job is rescheduled with them (DESIGN.md section 3).
+ * delays: the job is rescheduled with them (docs/architecture.md section 3).
  *
  * The rules follow GitHub's "Rate limits for the REST API":
  * - primary limit: 403/429 with x-ratelimit-remaining 0 → not before

@@ -1,5 +1,5 @@
 /*
- * job.c - claiming and settling jobs (DESIGN.md section 3).
+ * job.c - claiming and settling jobs (docs/architecture.md section 3).
  *
  * The claim is one short transaction: lock the next due queued row with
  * SKIP LOCKED (rivals skip it instead of queueing behind it), mark it

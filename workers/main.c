@@ -19,6 +19,16 @@ main(int argc, char **argv)
 
 	if (program_start("ephemera-workers", argc, argv, &cfg, &rc) != 0)
 		goto out;
+	/* Without an identity the sweep could not tell our Docker objects
+	 * from another installation's: refuse rather than guess. */
+	if (cfg.env_instance[0] == '\0') {
+		log_error("config", "reason=%s",
+		          log_q("environments.instance is not set and "
+		                "<var_dir>/instance does not exist (make run "
+		                "and scripts/stack.sh up generate it)"));
+		rc = 1;
+		goto out;
+	}
 	pidfile = config_var_path(&cfg, "run/workers.pid");
 	/*
 	 * Bound before the fork so every child inherits it. Without it the

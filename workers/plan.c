@@ -1,7 +1,7 @@
 /*
- * plan.c - the pure plan function (DESIGN.md section 2): from what the
- * webhooks asked for (the environment row) and what the host shows (the
- * facts) to the one next step. No I/O here; reconcile.c executes the step
+ * plan.c - the pure plan function (docs/architecture.md section 2): from
+ * what the webhooks asked for (the environment row) and what the host
+ * shows (the facts) to the one next step. No I/O here; reconcile.c executes the step
  * and asks again, so a crash anywhere simply leads to the same question.
  */
 #include <string.h>

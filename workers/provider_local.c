@@ -4,9 +4,16 @@
  * Each input goes into the child's environment; the child's argv is only
  * the script path and a fixed action word.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "workers.h"
 
@@ -31,7 +38,7 @@ host_tick(void *arg)
 const char *
 local_instance(const struct config *cfg)
 {
-	const char *inst = cfg->env_instance;
+	const char *inst = cfg->env_instance ? cfg->env_instance : "";
 	size_t i, n = strlen(inst);
 	bool ok = n > 0 && n <= 15;
 
@@ -57,6 +64,72 @@ local_env_dir(const struct config *cfg, const char *slug)
 	buf_printf(&b, "%s/envs/%s", var ? var : cfg->var_dir, slug);
 	free(var);
 	return buf_detach(&b);
+}
+
+bool
+local_workdir_ours(const struct config *cfg, const char *slug, double age)
+{
+	char *dir = local_env_dir(cfg, slug);
+	struct buf path = BUF_INIT;
+	char line[32];
+	struct stat st;
+	bool ours = false;
+	FILE *f;
+
+	buf_printf(&path, "%s/.ephemera-instance", dir);
+	f = fopen(buf_str(&path), "r");
+	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+	    difftime(time(NULL), st.st_mtime) >= age &&
+	    fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		ours = strcmp(line, local_instance(cfg)) == 0;
+	}
+	if (f)
+		fclose(f);
+	buf_free(&path);
+	free(dir);
+	return ours;
+}
+
+int
+local_env_lock(const struct config *cfg, const char *slug, double wait_s)
+{
+	struct buf path = BUF_INIT;
+	double until = now_mono() + wait_s;
+	int fd;
+
+	buf_printf(&path, "%s/run", cfg->var_dir);
+	mkdir(buf_str(&path), 0700); /* EEXIST as a rule; open says the rest */
+	buf_printf(&path, "/env-%s.lock", slug);
+	fd = open(buf_str(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		log_error("env_lock", "path=%s errno=%m",
+		          log_q(buf_str(&path)));
+		goto out;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) ||
+		    now_mono() >= until) {
+			if (errno != EWOULDBLOCK)
+				log_error("env_lock", "path=%s errno=%m",
+				          log_q(buf_str(&path)));
+			close(fd);
+			fd = -1;
+			goto out;
+		}
+		poll(NULL, 0, 50);
+	}
+out:
+	buf_free(&path);
+	return fd;
+}
+
+void
+local_env_unlock(int fd)
+{
+	/* Closing the only descriptor of the open file releases the lock. */
+	if (fd != -1)
+		close(fd);
 }
 
 static void
@@ -90,6 +163,8 @@ local_host_run(struct worker *w, const struct job *job,
 	env_add(envp, &n, "LANG", "C.UTF-8");
 	env_add(envp, &n, "EPH_PROJECT", c->project);
 	env_add(envp, &n, "EPH_PREFIX", c->prefix);
+	/* The label and work-dir marker that say "this installation's". */
+	env_add(envp, &n, "EPH_INSTANCE", local_instance(w->cfg));
 	env_add(envp, &n, "EPH_DIR", c->dir);
 	env_add(envp, &n, "EPH_SOURCE", c->source);
 	env_add(envp, &n, "EPH_SHA", c->sha);

@@ -3,7 +3,7 @@
  * desired state. Each turn observes the host, asks plan_next() for the one
  * next step, runs it, and asks again, until the plan says there is nothing
  * left to do. Every step is idempotent, so a worker killed anywhere leaves
- * a state the next reconcile finishes from (DESIGN.md section 2).
+ * a state the next reconcile finishes from (docs/architecture.md section 2).
  *
  * Outcomes: a deploy that fails because of the repository (a compose file
  * that does not build, a refused setting) is the environment's failure,
@@ -86,7 +86,10 @@ observe(struct worker *w, const struct job *job, const struct env *e,
 		json_object_put(arr);
 	}
 	f->route = exposure_local_exists(w->cfg, e->slug);
-	f->workdir = stat(dir, &st) == 0;
+	/* A work dir counts only with this installation's marker: nothing
+	 * else is ours to remove (ephemera-host down refuses it too). */
+	f->workdir =
+	        stat(dir, &st) == 0 && local_workdir_ours(w->cfg, e->slug, 0);
 	rc = 0;
 out:
 	proc_free(&p);
@@ -360,6 +363,66 @@ policy_fill(struct deploy *d, struct compose_policy *pol, const char *src,
  * started here, and later reads only the compose.json written from the
  * gate's output.
  */
+
+/*
+ * Whether the checkout vanished under a step (a crash, an operator, a
+ * sweep): then a failure is ours, never the repository's.
+ */
+#define WORKDIR_LOST "the work dir vanished during the deploy"
+
+static bool
+workdir_lost(struct deploy *d)
+{
+	struct buf git = BUF_INIT;
+	struct stat st;
+	bool lost;
+
+	buf_printf(&git, "%s/.git", d->src);
+	lost = stat(buf_str(&git), &st) != 0 ||
+	       !local_workdir_ours(d->w->cfg, d->e->slug, 0);
+	buf_free(&git);
+	return lost;
+}
+
+/*
+ * Whether a host step failed because of the host or of us rather than of
+ * the repository: the step was killed (timeout, lost lease), the checkout
+ * vanished under it (a crash, an operator, a sweep), or Docker does not
+ * answer. Then it is retried by the queue, and `why` says so: never "the
+ * compose file is not valid", never a failure that waits for a push.
+ */
+static bool
+failure_ours(struct deploy *d, const struct proc *p)
+{
+	struct host_call c;
+	struct proc q;
+	bool ours = true;
+
+	buf_reset(&d->why);
+	proc_init(&q);
+	if (p->cancelled)
+		buf_puts(&d->why, "the job's lease was lost");
+	else if (p->exit_code < 0)
+		buf_printf(&d->why, "the host step was killed%s",
+		           p->timed_out ? " (timed out)" : "");
+	else if (workdir_lost(d))
+		buf_puts(&d->why, WORKDIR_LOST);
+	else {
+		host_call_init(&c, "status", d->project, NULL);
+		if (local_host_run(d->w, d->job, &c, &q) == -1)
+			buf_puts(&d->why, "Docker does not answer");
+		else
+			ours = false;
+	}
+	if (ours) {
+		buf_puts(&d->why, " (ours, not the repository's: retried)");
+		log_warn("deploy_host_failure", "env=%llu reason=%s",
+		         (unsigned long long)d->e->id, log_q(buf_str(&d->why)));
+	}
+	proc_free(&q);
+	return ours;
+}
+
 static enum deploy_rc
 step_configure(struct deploy *d)
 {
@@ -385,8 +448,15 @@ step_configure(struct deploy *d)
 	                           : (d->admin ? d->admin->compose_file : NULL);
 	load.vars = (const char *const *)vars;
 	if (compose_load_gate(&load, &pol, &model, &d->cr, &d->why) == -1 ||
-	    targets_choose(d) == -1)
+	    targets_choose(d) == -1) {
+		if (workdir_lost(d)) {
+			buf_reset(&d->why);
+			buf_puts(&d->why, WORKDIR_LOST " (ours, not the "
+			                  "repository's: retried)");
+			rc = DEPLOY_RETRY;
+		}
 		goto out;
+	}
 	if (compose_write(d, model) == -1) {
 		rc = DEPLOY_RETRY;
 		goto out;
@@ -453,11 +523,13 @@ step_up(struct deploy *d, struct json_object **services)
 	c.build = d->rs.build;
 	proc_init(&p);
 	if (local_host_run(d->w, d->job, &c, &p) == -1) {
-		buf_puts(&d->why, p.cancelled
-		                          ? "the job's lease was lost"
-		                          : "the app did not start "
-		                            "(build or health check failed)");
-		rc = p.cancelled ? DEPLOY_RETRY : DEPLOY_FAILED;
+		if (failure_ours(d, &p)) {
+			rc = DEPLOY_RETRY;
+		} else {
+			buf_puts(&d->why, "the app did not start "
+			                  "(build or health check failed)");
+			rc = DEPLOY_FAILED;
+		}
 	} else if (addresses_take(d, buf_str(&p.out), services) == -1) {
 		rc = DEPLOY_FAILED;
 	}
@@ -664,7 +736,10 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	    exposure_local_remove(w->cfg, e->slug) == -1)
 		goto out;
 	host_call_init(&c, step == STEP_STOP ? "stop" : "down", project,
-	               step == STEP_STOP ? NULL : dir);
+	               step == STEP_STOP ||
+	                               !local_workdir_ours(w->cfg, e->slug, 0)
+	                       ? NULL
+	                       : dir);
 	if (local_host_run(w, job, &c, &p) == -1) {
 		buf_printf(&res->error, "%s failed: %s", c.action,
 		           buf_str(&p.err));
@@ -714,8 +789,46 @@ queued_notify(struct worker *w, const struct env *e)
 	buf_free(&msg);
 }
 
+static void reconcile_turns(struct worker *, const struct job *,
+                            struct job_result *);
+
+/*
+ * Every turn runs under the environment's lock (provider_local.c), which
+ * the sweep takes too before it removes an orphan of the same slug: so a
+ * teardown never runs under this fetch or `up`. The sweep holds it for
+ * one `down` at most; a reconcile that cannot have it soon is retried.
+ */
 void
 reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
+{
+	struct env e;
+	int lock, r = env_load(w->db, job->env_id, &e);
+
+	res->outcome = JOB_DONE;
+	if (r == 1)
+		return; /* gone: nothing to reconcile */
+	if (r == -1) {
+		buf_puts(&res->error, "cannot load the environment");
+		res->outcome = JOB_RETRY;
+		return;
+	}
+	/* Slugs are made valid (slug.c); the test keeps the lock path ours. */
+	lock = e.slug && slug_valid(e.slug, strlen(e.slug))
+	               ? local_env_lock(w->cfg, e.slug, 10)
+	               : -1;
+	env_free(&e);
+	if (lock == -1) {
+		buf_puts(&res->error, "the environment is busy (the sweep "
+		                      "holds its lock)");
+		res->outcome = JOB_RETRY;
+		return;
+	}
+	reconcile_turns(w, job, res);
+	local_env_unlock(lock);
+}
+
+static void
+reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 {
 	struct env e;
 	struct facts f;
@@ -723,7 +836,6 @@ reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
 	int turn, r;
 	bool observed = false;
 
-	res->outcome = JOB_DONE;
 	for (turn = 0; turn < RECONCILE_MAX_TURNS; turn++) {
 		r = env_load(w->db, job->env_id, &e);
 		if (r == 1)

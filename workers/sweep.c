@@ -1,6 +1,6 @@
 /*
  * sweep.c - the reaper's recurring `sweep` job: what webhooks alone would
- * never clean up (DESIGN.md section 1, "idle stop, orphan sweep"). Each
+ * never clean up (docs/architecture.md section 4). Each
  * pass is safe to run twice, or beside webhooks and reconciles, because it
  * only changes desired state and enqueues reconciles, which the queue runs
  * one at a time per environment:
@@ -10,9 +10,14 @@
  *    stop; the next push or `/preview deploy` starts it again;
  *  - converge: an environment that should be stopped or destroyed but is
  *    not, and has no job to get it there (its teardown died while Docker
- *    was down, say), gets a reconcile;
- *  - orphans: compose projects, routes and work dirs of this installation
- *    that no live environment owns are removed.
+ *    was down, say), gets a reconcile; so does one whose deploy job died
+ *    of our failures (failed, but not at a commit it attempted): it does
+ *    not wait for a push;
+ *  - orphans: compose projects, routes and work dirs that carry this
+ *    installation's identity (a Docker label, a marker file, a line of
+ *    the route; never a name alone), are older than
+ *    workers.sweep_grace_seconds, and that no environment owns are
+ *    removed, each under its slug's lock (see orphan_remove).
  */
 #include <dirent.h>
 #include <stdlib.h>
@@ -115,9 +120,11 @@ converge(struct worker *w)
 	int n;
 
 	if (db_query(w->db, &r,
-	             "SELECT e.id FROM environments e WHERE e.desired IN "
+	             "SELECT e.id FROM environments e WHERE ((e.desired IN "
 	             "('stopped', 'destroyed', 'awaiting_approval') AND "
-	             "e.phase <> e.desired AND NOT EXISTS (SELECT 1 FROM "
+	             "e.phase <> e.desired) OR (e.desired = 'running' AND "
+	             "e.phase = 'failed' AND NOT e.attempted_sha <=> "
+	             "e.desired_sha)) AND NOT EXISTS (SELECT 1 FROM "
 	             "jobs j WHERE j.env_id = e.id AND j.kind = 'reconcile' "
 	             "AND (j.state IN ('queued', 'running') OR (j.state = "
 	             "'dead' AND j.finished_at > NOW(6) - INTERVAL 15 "
@@ -161,26 +168,45 @@ slugs_free(struct slugs *s)
 	free(s->v);
 }
 
-/* Entries of `dir` named <slug><suffix>. */
+/*
+ * Entries of `dir` named <slug><suffix> that `ours` says this
+ * installation made, longer than the grace period ago.
+ */
 static void
-slugs_from_dir(struct slugs *s, const char *dir, const char *suffix)
+slugs_from_dir(struct worker *w, struct slugs *s, const char *dir,
+               const char *suffix,
+               bool (*ours)(const struct config *, const char *, double))
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	size_t k = strlen(suffix);
+	double grace = (double)w->cfg->workers_sweep_grace_seconds;
 
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
+		char *slug;
 
-		if (n > k && strcmp(de->d_name + n - k, suffix) == 0)
-			slugs_add(s, de->d_name, n - k);
+		if (n <= k || strcmp(de->d_name + n - k, suffix) != 0 ||
+		    !slug_valid(de->d_name, n - k))
+			continue;
+		slug = xstrndup(de->d_name, n - k);
+		if (ours(w->cfg, slug, grace))
+			slugs_add(s, slug, n - k);
+		else
+			log_debug("orphan_skipped", "slug=%s reason=%s",
+			          log_q(slug), "not ours or too young");
+		free(slug);
 	}
 	closedir(d);
 }
 
-/* Projects named "<instance>-<slug>" that Docker still has. */
+/*
+ * Projects "<instance>-<slug>" whose Docker objects carry this
+ * installation's label (the host script lists only those, with the age
+ * of each project's newest object), past the grace period.
+ */
 static int
 slugs_from_docker(struct worker *w, const struct job *job, struct slugs *s)
 {
@@ -197,10 +223,16 @@ slugs_from_docker(struct worker *w, const struct job *job, struct slugs *s)
 	proc_init(&p);
 	if (local_host_run(w, job, &c, &p) == 0) {
 		for (line = buf_str(&p.out); *line != '\0';) {
-			size_t n = strcspn(line, "\n");
+			size_t n = strcspn(line, "\n"),
+			       name = strcspn(line, " ");
+			long age = name < n ? strtol(line + name + 1, NULL, 10)
+			                    : -1;
 
-			if (n > prefix.len)
-				slugs_add(s, line + prefix.len, n - prefix.len);
+			if (name < n && name > prefix.len &&
+			    strncmp(line, prefix.data, prefix.len) == 0 &&
+			    age >= w->cfg->workers_sweep_grace_seconds)
+				slugs_add(s, line + prefix.len,
+				          name - prefix.len);
 			line += n + (line[n] == '\n');
 		}
 		rc = 0;
@@ -210,9 +242,27 @@ slugs_from_docker(struct worker *w, const struct job *job, struct slugs *s)
 	return rc;
 }
 
+/* Whether an environment row for `slug` exists now: 1, 0, or -1. */
+static int
+env_row_exists(struct worker *w, const char *slug)
+{
+	struct db_rows *r = NULL;
+	int rc;
+
+	if (db_query(w->db, &r, "SELECT id FROM environments WHERE slug = ?",
+	             "s", slug) == -1)
+		return -1;
+	rc = db_rows_count(r) > 0;
+	db_rows_free(r);
+	return rc;
+}
+
 /*
  * No environment row at all: nothing can reconcile it, so tear it down
- * here, route first (as teardown does).
+ * here, route first (as teardown does). Under the slug's lock, and only
+ * if there is still no row once we hold it: a delivery may have created
+ * the environment since we looked, and its reconcile (which takes the
+ * same lock) must never find its work dir removed under its fetch.
  */
 static int
 orphan_remove(struct worker *w, const struct job *job, const char *slug)
@@ -220,20 +270,34 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug)
 	struct host_call c;
 	struct proc p;
 	char project[80];
-	char *dir = local_env_dir(w->cfg, slug);
-	int rc = -1;
+	char *dir = NULL;
+	int rc = -1, lock, row;
 
+	lock = local_env_lock(w->cfg, slug, 0);
+	if (lock == -1) {
+		log_info("orphan_busy", "slug=%s", log_q(slug));
+		return 0; /* its reconcile runs: not an orphan, or next time */
+	}
+	row = env_row_exists(w, slug);
+	if (row != 0) {
+		local_env_unlock(lock);
+		return row == 1 ? 0 : -1;
+	}
+	dir = local_env_dir(w->cfg, slug);
 	local_project_name(w->cfg, slug, project);
 	memset(&c, 0, sizeof(c));
 	c.action = "down";
 	c.project = project;
-	c.dir = dir;
+	/* The dir goes only with its marker (the host script checks too). */
+	c.dir = local_workdir_ours(w->cfg, slug, 0) ? dir : NULL;
 	proc_init(&p);
 	if (exposure_local_remove(w->cfg, slug) == 0 &&
 	    local_host_run(w, job, &c, &p) == 0) {
-		log_info("orphan_removed", "slug=%s", log_q(slug));
+		log_info("orphan_removed", "slug=%s project=%s", log_q(slug),
+		         project);
 		rc = 0;
 	}
+	local_env_unlock(lock);
 	proc_free(&p);
 	free(dir);
 	return rc;
@@ -280,10 +344,10 @@ orphans(struct worker *w, const struct job *job)
 	if (slugs_from_docker(w, job, &s) == -1)
 		rc = -1;
 	buf_printf(&dir, "%s/nginx/previews", w->cfg->var_dir);
-	slugs_from_dir(&s, buf_str(&dir), ".conf");
+	slugs_from_dir(w, &s, buf_str(&dir), ".conf", exposure_local_ours);
 	buf_reset(&dir);
 	buf_printf(&dir, "%s/envs", w->cfg->var_dir);
-	slugs_from_dir(&s, buf_str(&dir), "");
+	slugs_from_dir(w, &s, buf_str(&dir), "", local_workdir_ours);
 	for (i = 0; i < s.n; i++)
 		if (orphan_check(w, job, s.v[i]) == -1)
 			rc = -1;

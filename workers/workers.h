@@ -670,6 +670,20 @@ char *local_env_dir(const struct config *, const char *slug);
 /* "<instance>-<slug>"; the instance is [a-z0-9]{1,15} or "eph". */
 const char *local_instance(const struct config *);
 void local_project_name(const struct config *, const char *slug, char out[80]);
+/*
+ * The work dir's marker names this installation and is `age` s old: only
+ * such a dir is the sweep's (the host script checks it again).
+ */
+bool local_workdir_ours(const struct config *, const char *slug, double age);
+/*
+ * One environment's lock (<var_dir>/run/env-<slug>.lock): a reconcile
+ * holds it from its first look to its last step, the sweep while it
+ * re-checks and removes an orphan, so a teardown never runs under a
+ * fetch or `up` of the same slug. `wait_s` 0: try once. The fd, or -1
+ * (busy, or an error, logged).
+ */
+int local_env_lock(const struct config *, const char *slug, double wait_s);
+void local_env_unlock(int fd);
 
 /* ---- exposure_local.c: nginx routes ------------------------------------ */
 
@@ -690,6 +704,8 @@ int exposure_local_write(const struct config *, const char *slug,
                          size_t n);
 int exposure_local_remove(const struct config *, const char *slug);
 bool exposure_local_exists(const struct config *, const char *slug);
+/* The route carries this installation's identity and is `age` s old. */
+bool exposure_local_ours(const struct config *, const char *slug, double age);
 char *exposure_local_url(const struct config *, const char *slug,
                          const char *path);
 void exposure_local_render(const struct config *, const char *slug,

@@ -359,6 +359,7 @@ class CapacityTest(LocalProviderBase):
 class SweepTest(LocalProviderBase):
     """The reaper's sweep job: idle stop, stuck teardowns, orphans."""
     settings = {"workers.sweep_interval_seconds": 1,
+                "workers.sweep_grace_seconds": 2,
                 "environments.idle_stop_minutes": 60}
 
     def running(self, slug):
@@ -422,14 +423,33 @@ class SweepTest(LocalProviderBase):
         label = ["--label", "com.docker.compose.project=%s" % self.project(ghost),
                  "--label", "io.ephemera.instance=%s" % self.instance]
         sh("docker", "network", "create", "--label",
-           "com.docker.compose.project=%s" % self.project(gone["slug"]), self.project(gone["slug"]) + "_x")
+           "com.docker.compose.project=%s" % self.project(gone["slug"]), "--label",
+           "io.ephemera.instance=%s" % self.instance, self.project(gone["slug"]) + "_x")
         sh("docker", "network", "create", *label, self.project(ghost) + "_default")
         sh("docker", "run", "-d", *label, "--network", self.project(ghost) + "_default",
            "ephemera/busybox:1", "sleep", "3600")
         route = os.path.join(self.s.var, "nginx", "previews", ghost + ".conf")
         with open(route, "w") as f:
-            f.write("# left behind\n")
+            f.write("# left behind\n# instance: %s\n" % self.instance)
         os.makedirs(os.path.join(self.s.var, "envs", ghost, "src"))
+        with open(os.path.join(self.s.var, "envs", ghost, ".ephemera-instance"), "w") as f:
+            f.write(self.instance + "\n")
+        # Not ours, though named with our prefix or kept in our var/: a
+        # container labelled with another installation's identity, a
+        # route and a work dir without our identity. They stay.
+        foreign = "pr-98-foreign"
+        sh("docker", "run", "-d", "--label",
+           "com.docker.compose.project=%s" % self.project(foreign), "--label",
+           "io.ephemera.instance=other%s" % self.instance[1:], "ephemera/busybox:1",
+           "sleep", "3600")
+        self.addCleanup(lambda: subprocess.run(
+            ["docker", "rm", "-f"] + docker_ids("container", self.project(foreign)),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        foreign_route = os.path.join(self.s.var, "nginx", "previews", foreign + ".conf")
+        with open(foreign_route, "w") as f:
+            f.write("# someone else's\n")
+        foreign_dir = os.path.join(self.s.var, "envs", foreign, "src")
+        os.makedirs(foreign_dir)
 
         def clean():
             return (docker_ids("container", self.project(ghost)) == [] and
@@ -438,6 +458,14 @@ class SweepTest(LocalProviderBase):
                     not os.path.exists(route) and
                     not os.path.exists(os.path.join(self.s.var, "envs", ghost)))
         self.assertTrue(wait_until(clean, timeout=60), self.s.logs()[-4000:])
+        time.sleep(3)  # a few more sweeps, past the grace period
+        self.assertEqual(len(docker_ids("container", self.project(foreign))), 1)
+        self.assertTrue(os.path.exists(foreign_route))
+        self.assertTrue(os.path.isdir(foreign_dir))
+        with open(os.path.join(self.s.var, "log", "workers.log")) as f:
+            removed = [l for l in f if "orphan_removed" in l]
+        self.assertNotIn("pr-98-foreign", "".join(removed))
+        self.assertIn("pr-99-ghost", "".join(removed))
         # The live one is untouched, and nobody was told twice.
         self.assertEqual(self.env("acme/hello", 41)["phase"], "ready")
         self.assertIn(sha, self.fetch(live["slug"]).text)
