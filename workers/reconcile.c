@@ -451,8 +451,9 @@ step_configure(struct deploy *d)
 	    targets_choose(d) == -1) {
 		if (workdir_lost(d)) {
 			buf_reset(&d->why);
-			buf_puts(&d->why, WORKDIR_LOST " (ours, not the "
-			                  "repository's: retried)");
+			buf_puts(&d->why,
+			         WORKDIR_LOST " (ours, not the "
+			                      "repository's: retried)");
 			rc = DEPLOY_RETRY;
 		}
 		goto out;
