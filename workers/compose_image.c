@@ -200,8 +200,16 @@ build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
 	        json_object_new_string(path_under(dreal, real)
 	                                       ? dreal + strlen(real) + 1
 	                                       : dreal));
+	/*
+	 * Only the installation's identity: Docker's legacy builder turns each
+	 * build label into a step of its own (about a second each here), and
+	 * teardown finds the image by our tag, not by label.
+	 */
 	labels = json_object_new_object();
-	gate_labels(g, labels);
+	if (g->pol->instance != NULL)
+		json_object_object_add(
+		        labels, "io.ephemera.instance",
+		        json_object_new_string(g->pol->instance));
 	json_object_object_add(ob, "labels", labels);
 	rc = 0;
 out:
