@@ -20,7 +20,7 @@ ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 LIB_SRC  := $(wildcard lib/*.c)
 FCGI_SRC := $(wildcard fcgi-app/*.c)
-WORK_SRC := $(wildcard workers/*.c)
+WORK_SRC := $(wildcard workers/*.c workers/*/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -31,7 +31,7 @@ objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 
 PROGS := ephemera-fcgi ephemera-workers ephemera
 
-.PHONY: all asan run test test-unit test-integration bench fuzz \
+.PHONY: all asan run test test-unit test-integration bench fuzz sigv4-suite \
 	check-style format clean deps
 
 all: $(addprefix bin/,$(PROGS))
@@ -82,7 +82,12 @@ deps:
 run:
 	@scripts/run.sh
 
-test: test-unit test-integration
+test: test-unit sigv4-suite test-integration
+
+# AWS's SigV4 test suite (or any directory in its layout: DIR=...).
+DIR ?= tests/fixtures/aws/sigv4
+sigv4-suite: build/asan/tests/tools/sigv4_suite
+	@build/asan/tests/tools/sigv4_suite $(DIR)
 
 test-unit: $(UNIT_BINS)
 	@tests/unit/run.sh $(UNIT_BINS)
