@@ -127,6 +127,21 @@ static const struct setting settings[] = {
 
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
+
+        /* Providers and AWS (workers/aws/); checked by aws_check. */
+        ENUM("compute.provider", compute_provider, "local", "local|ec2"),
+        ENUM("exposure.provider", exposure_provider, "nginx", "nginx"),
+        STR("aws.region", aws_region, ""),
+        STR("aws.endpoint_url", aws_endpoint_url, ""),
+        STR("aws.credentials_file", aws_credentials_file, ""),
+        STR("aws.profile", aws_profile, "default"),
+        STR("ec2.ami", ec2_ami, ""),
+        STR("ec2.launch_template", ec2_launch_template, ""),
+        STR("ec2.instance_types", ec2_instance_types, "t3.small"),
+        STR("ec2.subnet_ids", ec2_subnet_ids, ""),
+        STR("ec2.security_group_ids", ec2_security_group_ids, ""),
+        STR("ec2.instance_profile", ec2_instance_profile, ""),
+        STR("ec2.ssm_parameter_prefix", ec2_ssm_parameter_prefix, ""),
 };
 
 /* In the order of struct repo_config's fields, all strings. */
@@ -542,6 +557,71 @@ github_check(struct config *cfg, config_t *cf, const char *path,
 	return 0;
 }
 
+/*
+ * The ec2 provider cannot launch anything without a region, an image (AMI
+ * or launch template), a subnet and a security group: say which is missing
+ * at compute.provider's line, not at the first launch.
+ */
+static int
+aws_check(struct config *cfg, config_t *cf, const char *path, struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "compute.provider");
+	int line = cs ? (int)config_setting_source_line(cs) : 0;
+	const char *prefix = cfg->ec2_ssm_parameter_prefix;
+	const char *url = cfg->aws_endpoint_url;
+
+	if (strcmp(cfg->compute_provider, "ec2") != 0)
+		return 0;
+	if (cfg->aws_region[0] == '\0') {
+		config_error(err, path, line, "aws.region",
+		             "must be set when compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_ami[0] == '\0' && cfg->ec2_launch_template[0] == '\0') {
+		config_error(err, path, line, "ec2.ami",
+		             "ec2.ami or ec2.launch_template must be set when "
+		             "compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_subnet_ids[0] == '\0') {
+		config_error(err, path, line, "ec2.subnet_ids",
+		             "must name at least one subnet when "
+		             "compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_security_group_ids[0] == '\0') {
+		config_error(err, path, line, "ec2.security_group_ids",
+		             "must name at least one security group when "
+		             "compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_instance_types[0] == '\0') {
+		config_error(err, path, line, "ec2.instance_types",
+		             "must name at least one instance type");
+		return -1;
+	}
+	if (prefix[0] != '\0' &&
+	    (prefix[0] != '/' || prefix[strlen(prefix) - 1] == '/')) {
+		cs = config_lookup(cf, "ec2.ssm_parameter_prefix");
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "ec2.ssm_parameter_prefix",
+		             "must start with '/' and not end with one");
+		return -1;
+	}
+	if (url[0] != '\0' && strncmp(url, "https://", 8) != 0 &&
+	    strncmp(url, "http://127.0.0.1", 16) != 0) {
+		cs = config_lookup(cf, "aws.endpoint_url");
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "aws.endpoint_url",
+		             "must be an https:// URL (or http://127.0.0.1 for "
+		             "a local emulator)");
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_load(struct config *cfg, const char *path, struct buf *err)
 {
@@ -594,6 +674,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 		goto out;
 	}
 	if (github_check(cfg, &cf, path, err) == -1)
+		goto out;
+	if (aws_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (secrets_load(cfg, &cf, path, err) == -1)
 		goto out;
