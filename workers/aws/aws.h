@@ -25,6 +25,79 @@ struct aws_credentials {
 
 /* Wipes and frees the strings; the struct itself is the caller's. */
 void aws_credentials_clear(struct aws_credentials *);
+/*
+ * Pure parsers, tested without files or network. The shared credentials
+ * file is INI: [profile] sections with aws_access_key_id,
+ * aws_secret_access_key and optionally aws_session_token. IMDS answers a
+ * JSON document {Code, AccessKeyId, SecretAccessKey, Token, Expiration}.
+ */
+int credentials_parse_ini(const char *text, const char *profile,
+                          struct aws_credentials *);
+int credentials_parse_imds(const char *json, struct aws_credentials *);
+/*
+ * The chain, first found wins: aws.credentials_file (profile aws.profile),
+ * then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, then the
+ * instance role through IMDSv2 (AWS_EC2_METADATA_SERVICE_ENDPOINT, the
+ * SDKs' variable, points it elsewhere; AWS_EC2_METADATA_DISABLED=true
+ * skips it). -1 when none is found.
+ */
+int credentials_resolve(const struct config *, struct aws_credentials *);
+/* Refresh this long before Expiration (IMDS offers new ones 5 min before). */
+#define CREDENTIALS_REFRESH_MARGIN (15 * 60)
+bool credentials_stale(const struct aws_credentials *, time_t now);
+
+/* ---- aws_http.c: signed requests over libcurl -------------------------- */
+
+/* What kind of answer came back, for the callers' decisions. */
+enum aws_error_kind {
+	AWS_OK,
+	AWS_THROTTLED, /* RequestLimitExceeded, Throttling*, 5xx: back off */
+	AWS_CAPACITY,  /* InsufficientInstanceCapacity: next type/subnet */
+	AWS_NOT_FOUND, /* InvalidInstanceID.NotFound, ParameterNotFound... */
+	AWS_DENIED,    /* UnauthorizedOperation, AccessDenied*: policy */
+	AWS_INVALID,   /* any other 4xx: our request or the setup is wrong */
+	AWS_TRANSPORT, /* no answer: connection, TLS, timeout */
+	AWS_NO_CREDENTIALS,
+};
+
+struct aws_error {
+	enum aws_error_kind kind;
+	long status;
+	char code[96];
+	char message[512];
+	char action[64]; /* the operation that failed, e.g. "RunInstances" */
+};
+
+struct aws_client {
+	const struct config *cfg;
+	struct aws_credentials creds;
+	void *curl;          /* CURL *, kept for connection reuse */
+	unsigned long calls; /* requests sent, for bench/aws */
+	long timeout;        /* seconds per request */
+};
+
+void aws_client_init(struct aws_client *, const struct config *);
+void aws_client_free(struct aws_client *);
+/* https://<service>.<region>.amazonaws.com/, or aws.endpoint_url. */
+void aws_endpoint(const struct config *, const char *service, struct buf *);
+/*
+ * One signed POST to `service` with `body` of `content_type`, plus
+ * X-Amz-Target when `target` is set (JSON protocols). Fills `status` and
+ * `resp`; -1 with err->kind AWS_TRANSPORT or AWS_NO_CREDENTIALS when no
+ * HTTP answer came back.
+ */
+int aws_post(struct aws_client *, const char *service, const char *content_type,
+             const char *target, const char *body, long *status,
+             struct buf *resp, struct aws_error *err);
+/*
+ * An unsigned request (IMDS). `headers` is NULL-terminated "Name: value"
+ * strings. 0 with the status and body, -1 on no answer.
+ */
+int http_plain(const char *method, const char *url, const char *const *headers,
+               long timeout_ms, long *status, struct buf *body);
+/* Sorts an error code into a kind (pure). */
+enum aws_error_kind aws_error_classify(long status, const char *code);
+const char *aws_error_kind_name(enum aws_error_kind);
 
 /* ---- sigv4.c: AWS Signature Version 4, a pure function -----------------
  *
