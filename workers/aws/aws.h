@@ -145,4 +145,72 @@ void sigv4_sha256_hex(const void *, size_t len, char out[static 65]);
 /* Appends `s` percent-encoded: all but A-Za-z0-9-._~ (and '/' if keep). */
 void sigv4_uri_encode(struct buf *, const char *s, size_t len, bool keep_slash);
 
+/* ---- ec2.c: the EC2 Query API (XML answers through libxml2) ------------ */
+
+#define EC2_API_VERSION "2016-11-15"
+
+struct aws_tag {
+	const char *key;
+	const char *value;
+};
+
+struct ec2_launch {
+	const char *ami;             /* NULL/"": the launch template's */
+	const char *launch_template; /* "lt-..." id or a name; may be "" */
+	const char *instance_type;
+	const char *subnet_id;
+	const char *security_group_ids; /* comma-separated */
+	const char *instance_profile;   /* name or ARN; may be "" */
+	const char *user_data;          /* raw; sent base64-encoded */
+	const struct aws_tag *tags;     /* on the instance and its volumes */
+	size_t ntags;
+	const char *client_token; /* idempotency: same token, same launch */
+};
+
+struct ec2_instance {
+	char id[32];
+	char state[16]; /* pending, running, stopping, stopped, ... */
+	char type[32];
+	char private_ip[48];
+	char launch_time[32];
+	char tag_instance[256]; /* ephemera:instance */
+	char tag_env[256];      /* ephemera:env */
+};
+
+struct ec2_instances {
+	struct ec2_instance *v;
+	size_t n;
+};
+
+void ec2_instances_free(struct ec2_instances *);
+/* Pure: the form body of one call ("Action=...&Version=...&..."). */
+void ec2_form_add(struct buf *, const char *key, const char *value);
+int ec2_launch_form(const struct ec2_launch *, struct buf *);
+/*
+ * Pure: instances of a RunInstances/DescribeInstances answer appended to
+ * `out`; the next page's token (or "") into `next`.
+ */
+int ec2_parse_instances(const char *xml, size_t len, struct ec2_instances *,
+                        struct buf *next);
+/* Pure: an error answer's code and message into `err` (kind classified). */
+void ec2_parse_error(const char *xml, size_t len, long status,
+                     struct aws_error *);
+
+int ec2_run_instances(struct aws_client *, const struct ec2_launch *,
+                      struct ec2_instance *, struct aws_error *);
+/*
+ * Tries each instance type, then each subnet, while the answer is
+ * InsufficientInstanceCapacity; any other error ends the search.
+ */
+int ec2_run_with_fallback(struct aws_client *, struct ec2_launch *,
+                          const char *types, const char *subnets,
+                          struct ec2_instance *, struct aws_error *);
+/* Every page of instances with all these tags (not terminated). */
+int ec2_describe_instances(struct aws_client *, const struct aws_tag *,
+                           size_t ntags, struct ec2_instances *,
+                           struct aws_error *);
+/* "StartInstances", "StopInstances" or "TerminateInstances" on one id. */
+int ec2_instance_action(struct aws_client *, const char *action, const char *id,
+                        struct aws_error *);
+
 #endif
