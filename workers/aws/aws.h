@@ -213,4 +213,72 @@ int ec2_describe_instances(struct aws_client *, const struct aws_tag *,
 int ec2_instance_action(struct aws_client *, const char *action, const char *id,
                         struct aws_error *);
 
+/* ---- ssm.c: Run Command and Parameter Store (JSON 1.1 through json-c) -- */
+
+enum ssm_status {
+	SSM_PENDING,
+	SSM_IN_PROGRESS,
+	SSM_DELAYED,
+	SSM_SUCCESS,
+	SSM_FAILED,
+	SSM_TIMED_OUT,
+	SSM_CANCELLED,
+	SSM_CANCELLING,
+	SSM_UNDELIVERABLE,
+	SSM_TERMINATED,
+	SSM_UNKNOWN,
+};
+
+/* GetCommandInvocation cuts each output at this many characters. */
+#define SSM_OUTPUT_LIMIT 24000
+
+struct ssm_invocation {
+	enum ssm_status status;
+	int response_code; /* the script's exit code; -1: not run */
+	struct buf out;    /* StandardOutputContent */
+	struct buf err;    /* StandardErrorContent */
+	bool truncated;    /* an output reached SSM_OUTPUT_LIMIT */
+};
+
+void ssm_invocation_init(struct ssm_invocation *);
+void ssm_invocation_free(struct ssm_invocation *);
+/* Lenient: "InProgress", "In Progress", "Delivery Timed Out"... */
+enum ssm_status ssm_status_parse(const char *status, const char *details);
+const char *ssm_status_name(enum ssm_status);
+/* True once the status can no longer change (Success, Failed, ...). */
+bool ssm_status_final(enum ssm_status);
+/* Pure: a GetCommandInvocation answer; a JSON error's __type/message. */
+int ssm_parse_invocation(const char *json, struct ssm_invocation *);
+void ssm_parse_error(const char *json, long status, struct aws_error *);
+/* Appends `arg` single-quoted for sh: nothing in it is interpreted. */
+void ssm_shell_quote(struct buf *, const char *arg);
+/*
+ * Pure: SendCommand's body running argv (each argument quoted) through
+ * AWS-RunShellScript; `exec_timeout` is the script's limit (the
+ * document's executionTimeout; TimeoutSeconds is only for delivery).
+ */
+int ssm_command_body(const char *instance_id, const char *const *argv,
+                     size_t argc, int exec_timeout, struct buf *out);
+int ssm_send_command(struct aws_client *, const char *instance_id,
+                     const char *const *argv, size_t argc, int exec_timeout,
+                     char command_id[static 64], struct aws_error *);
+/* AWS_NOT_FOUND in err: InvocationDoesNotExist (normal right after). */
+int ssm_get_invocation(struct aws_client *, const char *command_id,
+                       const char *instance_id, struct ssm_invocation *,
+                       struct aws_error *);
+/* "<ec2.ssm_parameter_prefix>/<instance>/<slug>/<key>"; -1: bad key. */
+int ssm_parameter_name(const struct config *, const char *slug, const char *key,
+                       struct buf *);
+/* A SecureString, tagged; an existing one is overwritten. */
+int ssm_put_parameter(struct aws_client *, const char *name, const char *value,
+                      const struct aws_tag *, size_t, struct aws_error *);
+int ssm_get_parameter(struct aws_client *, const char *name, struct buf *,
+                      struct aws_error *);
+/* Idempotent: a parameter already gone is success. */
+int ssm_delete_parameter(struct aws_client *, const char *name,
+                         struct aws_error *);
+/* Deletes every parameter under `path` (recursively); count in *n. */
+int ssm_delete_path(struct aws_client *, const char *path, size_t *n,
+                    struct aws_error *);
+
 #endif
