@@ -22,6 +22,7 @@ test_parse_describe(void)
 	CHECK_STR(l.v[0].state, "stopped");
 	CHECK_STR(l.v[0].type, "m1.small");
 	CHECK_STR(l.v[1].id, "i-8474834a");
+	CHECK_STR(l.v[0].owner_id, "123456789098");
 	CHECK_STR(buf_str(&next), "");
 	ec2_instances_free(&l);
 	buf_reset(&b);
@@ -31,6 +32,7 @@ test_parse_describe(void)
 	CHECK(l.n == 1);
 	CHECK_STR(l.v[0].id, "i-2baa5550");
 	CHECK_STR(l.v[0].state, "pending");
+	CHECK(l.v[0].owner_id[0] != '\0');
 	ec2_instances_free(&l);
 	buf_free(&b);
 	buf_free(&next);

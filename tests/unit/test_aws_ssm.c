@@ -109,6 +109,13 @@ test_errors(void)
 	CHECK_STR(e.code, "AccessDeniedException");
 	CHECK(e.kind == AWS_DENIED);
 	CHECK(strstr(e.message, "ssm:SendCommand"));
+	ssm_parse_error(
+	        "<?xml version=\"1.0\"?>\n<ErrorResponse><Errors><Error>"
+	        "<Code>SignatureDoesNotMatch</Code><Message>m</Message>"
+	        "</Error></Errors></ErrorResponse>",
+	        403, &e);
+	CHECK_STR(e.code, "SignatureDoesNotMatch");
+	CHECK(e.kind == AWS_DENIED);
 	ssm_parse_error("<html>", 503, &e);
 	CHECK(e.kind == AWS_THROTTLED);
 }

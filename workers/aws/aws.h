@@ -172,7 +172,9 @@ struct ec2_instance {
 	char state[16]; /* pending, running, stopping, stopped, ... */
 	char type[32];
 	char private_ip[48];
+	char subnet_id[32];
 	char launch_time[32];
+	char owner_id[16];      /* the account, for the instance's ARN */
 	char tag_instance[256]; /* ephemera:instance */
 	char tag_env[256];      /* ephemera:env */
 };

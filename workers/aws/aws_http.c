@@ -287,6 +287,8 @@ aws_error_classify(long status, const char *code)
 		return aws_error_classify(status, strrchr(code, '#') + 1);
 	if (status >= 500 || status == 429)
 		return AWS_THROTTLED;
+	if (status == 401 || status == 403)
+		return AWS_DENIED;
 	return AWS_INVALID;
 }
 

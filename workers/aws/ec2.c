@@ -180,6 +180,7 @@ instance_read(const xmlNode *item, struct ec2_instance *in)
 	child_text(item, "instanceType", in->type, sizeof(in->type));
 	child_text(item, "privateIpAddress", in->private_ip,
 	           sizeof(in->private_ip));
+	child_text(item, "subnetId", in->subnet_id, sizeof(in->subnet_id));
 	child_text(item, "launchTime", in->launch_time,
 	           sizeof(in->launch_time));
 	for (t = tags ? tags->children : NULL; t; t = t->next) {
@@ -198,9 +199,13 @@ instance_read(const xmlNode *item, struct ec2_instance *in)
 }
 
 static void
-instances_add(struct ec2_instances *l, const xmlNode *set_node)
+instances_add(struct ec2_instances *l, const xmlNode *owner,
+              const xmlNode *set_node)
 {
 	xmlNode *item;
+	char account[16];
+
+	child_text(owner, "ownerId", account, sizeof(account));
 
 	for (item = set_node ? set_node->children : NULL; item;
 	     item = item->next) {
@@ -208,6 +213,7 @@ instances_add(struct ec2_instances *l, const xmlNode *set_node)
 			continue;
 		l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
 		instance_read(item, &l->v[l->n]);
+		memcpy(l->v[l->n].owner_id, account, sizeof(account));
 		if (l->v[l->n].id[0])
 			l->n++;
 	}
@@ -239,11 +245,11 @@ ec2_parse_instances(const char *xml, size_t len, struct ec2_instances *l,
 		return -1;
 	}
 	/* RunInstances: instancesSet at the top; Describe: per reservation. */
-	instances_add(l, child(root, "instancesSet"));
+	instances_add(l, root, child(root, "instancesSet"));
 	r = child(root, "reservationSet");
 	for (r = r ? r->children : NULL; r; r = r->next)
 		if (named(r, "item"))
-			instances_add(l, child(r, "instancesSet"));
+			instances_add(l, r, child(r, "instancesSet"));
 	if (next) {
 		buf_reset(next);
 		child_text(root, "nextToken", token, sizeof(token));
@@ -362,9 +368,14 @@ ec2_run_with_fallback(struct aws_client *c, struct ec2_launch *l,
 
 	for (s = 0; list_item(subnets, s, subnet, sizeof(subnet)); s++) {
 		for (t = 0; list_item(types, t, type, sizeof(type)); t++) {
+			int rc;
+
 			l->instance_type = type;
 			l->subnet_id = subnet;
-			if (ec2_run_instances(c, l, out, err) == 0)
+			rc = ec2_run_instances(c, l, out, err);
+			/* Not left pointing at this frame's arrays. */
+			l->instance_type = l->subnet_id = NULL;
+			if (rc == 0)
 				return 0;
 			if (err->kind != AWS_CAPACITY)
 				return -1;

@@ -159,6 +159,11 @@ ssm_parse_error(const char *json, long status, struct aws_error *e)
 	const char *type = NULL, *msg = NULL;
 
 	e->status = status;
+	/* Gateways (and moto's auth layer) answer in the query protocol's XML. */
+	if (o == NULL && json && json[strspn(json, " \t\r\n")] == '<') {
+		ec2_parse_error(json, strlen(json), status, e);
+		return;
+	}
 	if (o && json_object_is_type(o, json_type_object)) {
 		type = jstr(o, "__type");
 		msg = jstr(o, "message");
@@ -474,8 +479,9 @@ ssm_delete_parameter(struct aws_client *c, const char *name,
 }
 
 /*
- * GetParametersByPath (names only, no decryption: the values are not
- * needed to delete them) page by page, each name deleted as it comes.
+ * DescribeParameters, filtered by path, lists names and never values
+ * (GetParametersByPath could decrypt every parameter under the path, a
+ * permission the workers need not hold); each name is deleted as it comes.
  */
 int
 ssm_delete_path(struct aws_client *c, const char *path, size_t *n,
@@ -488,23 +494,33 @@ ssm_delete_path(struct aws_client *c, const char *path, size_t *n,
 	*n = 0;
 	for (page = 0; page < SSM_MAX_PAGES; page++) {
 		struct json_object *q = json_object_new_object(), *o, *ps;
+		struct json_object *fl = json_object_new_array();
+		struct json_object *f = json_object_new_object();
+		struct json_object *vals = json_object_new_array();
 		const char *tok;
 
-		json_object_object_add(q, "Path", json_object_new_string(path));
-		json_object_object_add(q, "Recursive",
-		                       json_object_new_boolean(1));
-		json_object_object_add(q, "WithDecryption",
-		                       json_object_new_boolean(0));
+		json_object_array_add(vals, json_object_new_string(path));
+		json_object_object_add(f, "Key",
+		                       json_object_new_string("Path"));
+		json_object_object_add(f, "Option",
+		                       json_object_new_string("Recursive"));
+		json_object_object_add(f, "Values", vals);
+		json_object_array_add(fl, f);
+		json_object_object_add(q, "ParameterFilters", fl);
+		json_object_object_add(q, "MaxResults",
+		                       json_object_new_int(50));
 		if (next.len)
 			json_object_object_add(
 			        q, "NextToken",
 			        json_object_new_string(buf_str(&next)));
 		buf_reset(&body);
 		buf_reset(&resp);
-		buf_puts(&body, json_object_to_json_string_ext(
-		                        q, JSON_C_TO_STRING_PLAIN));
+		buf_puts(&body,
+		         json_object_to_json_string_ext(
+		                 q, JSON_C_TO_STRING_PLAIN |
+		                            JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(q);
-		if (ssm_call(c, "GetParametersByPath", buf_str(&body), &resp,
+		if (ssm_call(c, "DescribeParameters", buf_str(&body), &resp,
 		             err) == -1)
 			goto out;
 		o = json_tokener_parse(buf_str(&resp));
