@@ -145,9 +145,14 @@ static const struct setting settings[] = {
 };
 
 /* In the order of struct repo_config's fields, all strings. */
-static const char *const repo_keys[] = {
-        "name",         "source",          "secrets_file",
-        "compose_file", "primary_service", "allowed_services"};
+static const char *const repo_keys[] = {"name",
+                                        "source",
+                                        "secrets_file",
+                                        "compose_file",
+                                        "primary_service",
+                                        "allowed_services",
+                                        "compute_provider",
+                                        "exposure_provider"};
 
 static void *
 field(struct config *cfg, size_t off)
@@ -412,16 +417,18 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 					slot = (char **)r + k;
 			if (slot == NULL ||
 			    config_setting_type(e) != CONFIG_TYPE_STRING) {
-				config_error(err, file,
-				             (int)config_setting_source_line(e),
-				             "repos",
-				             "%s \"%s\" in entry %d: "
-				             "allowed are string settings name,"
-				             " source, secrets_file, "
-				             "compose_file, primary_service, "
-				             "allowed_services",
-				             slot ? "non-string" : "unknown",
-				             key, i);
+				config_error(
+				        err, file,
+				        (int)config_setting_source_line(e),
+				        "repos",
+				        "%s \"%s\" in entry %d: "
+				        "allowed are string settings name,"
+				        " source, secrets_file, "
+				        "compose_file, primary_service, "
+				        "allowed_services, compute_provider, "
+				        "exposure_provider",
+				        slot ? "non-string" : "unknown", key,
+				        i);
 				return -1;
 			}
 			free(*slot);
@@ -430,6 +437,20 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 		if (r->name == NULL || strchr(r->name, '/') == NULL) {
 			config_error(err, file, gl, "repos",
 			             "entry %d needs name = \"owner/repo\"", i);
+			return -1;
+		}
+		if ((r->compute_provider &&
+		     !enum_allows(setting_find("compute.provider")->allowed,
+		                  r->compute_provider)) ||
+		    (r->exposure_provider &&
+		     !enum_allows(setting_find("exposure.provider")->allowed,
+		                  r->exposure_provider))) {
+			config_error(
+			        err, file, gl, "repos",
+			        "entry %d: compute_provider must be one of "
+			        "\"%s\", exposure_provider one of \"%s\"",
+			        i, setting_find("compute.provider")->allowed,
+			        setting_find("exposure.provider")->allowed);
 			return -1;
 		}
 	}
@@ -570,7 +591,14 @@ aws_check(struct config *cfg, config_t *cf, const char *path, struct buf *err)
 	const char *prefix = cfg->ec2_ssm_parameter_prefix;
 	const char *url = cfg->aws_endpoint_url;
 
-	if (strcmp(cfg->compute_provider, "ec2") != 0)
+	bool ec2 = strcmp(cfg->compute_provider, "ec2") == 0;
+	size_t i;
+
+	for (i = 0; i < cfg->nrepos; i++)
+		if (cfg->repos[i].compute_provider &&
+		    strcmp(cfg->repos[i].compute_provider, "ec2") == 0)
+			ec2 = true;
+	if (!ec2)
 		return 0;
 	if (cfg->aws_region[0] == '\0') {
 		config_error(err, path, line, "aws.region",
@@ -710,6 +738,8 @@ config_free(struct config *cfg)
 		free(cfg->repos[i].compose_file);
 		free(cfg->repos[i].primary_service);
 		free(cfg->repos[i].allowed_services);
+		free(cfg->repos[i].compute_provider);
+		free(cfg->repos[i].exposure_provider);
 	}
 	free(cfg->repos);
 	free(cfg->path);

@@ -128,7 +128,9 @@ struct repo_config {
 	char *secrets_file; /* .env lines for trusted environments */
 	char *compose_file; /* NULL: the repository's own choice */
 	char *primary_service;
-	char *allowed_services; /* "web,api": the only services it may run */
+	char *allowed_services;  /* "web,api": the only services it may run */
+	char *compute_provider;  /* NULL: compute.provider */
+	char *exposure_provider; /* NULL: exposure.provider */
 };
 
 struct config {

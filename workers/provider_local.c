@@ -4,9 +4,12 @@
  * Each input goes into the child's environment; the child's argv is only
  * the script path and a fixed action word.
  */
+#include <dirent.h>
+#include <json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "workers.h"
 
@@ -118,3 +121,165 @@ local_host_run(struct worker *w, const struct job *job,
 	buf_free(&script);
 	return rc == 0 && p->exit_code == 0 && !p->cancelled ? 0 : -1;
 }
+
+/* ---- the compute_ops of `local` (see workers.h, the provider seam) ---- */
+
+static void
+call_init(struct host_call *c, const char *action, const char *project,
+          const char *dir)
+{
+	memset(c, 0, sizeof(*c));
+	c->action = action;
+	c->project = project;
+	c->dir = dir;
+	c->build = true;
+}
+
+static int
+local_leftovers(struct worker *w, const struct job *job, const char *slug,
+                bool *any)
+{
+	struct host_call c;
+	struct proc p;
+	char project[80];
+	int rc;
+
+	local_project_name(w->cfg, slug, project);
+	call_init(&c, "leftovers", project, NULL);
+	proc_init(&p);
+	rc = local_host_run(w, job, &c, &p);
+	if (rc == 0)
+		*any = strtol(buf_str(&p.out), NULL, 10) > 0;
+	proc_free(&p);
+	return rc;
+}
+
+/*
+ * What runs, from Docker's labels; the work dir from disk. When
+ * everything should be gone, the question is rather whether any object of
+ * the project is left, running or not (which includes running ones).
+ */
+static int
+local_observe(struct worker *w, const struct job *job, const struct env *e,
+              struct facts *f)
+{
+	struct host_call c;
+	struct proc p;
+	struct json_object *arr;
+	char project[80];
+	char *dir = local_env_dir(w->cfg, e->slug);
+	struct stat st;
+	int rc = -1;
+
+	f->workdir = stat(dir, &st) == 0;
+	free(dir);
+	if (strcmp(e->desired, "destroyed") == 0)
+		return local_leftovers(w, job, e->slug, &f->leftover);
+	local_project_name(w->cfg, e->slug, project);
+	call_init(&c, "status", project, NULL);
+	proc_init(&p);
+	if (local_host_run(w, job, &c, &p) == 0) {
+		arr = json_tokener_parse(buf_str(&p.out));
+		f->running = arr != NULL &&
+		             json_object_is_type(arr, json_type_array) &&
+		             json_object_array_length(arr) > 0;
+		json_object_put(arr);
+		rc = 0;
+	}
+	proc_free(&p);
+	return rc;
+}
+
+/* `stop` keeps containers and volumes; `down` removes them and the dir. */
+static int
+local_stop_or_down(struct worker *w, const struct job *job, const char *slug,
+                   bool down, struct buf *why)
+{
+	struct host_call c;
+	struct proc p;
+	char project[80];
+	char *dir = down ? local_env_dir(w->cfg, slug) : NULL;
+	int rc;
+
+	local_project_name(w->cfg, slug, project);
+	call_init(&c, down ? "down" : "stop", project, dir);
+	proc_init(&p);
+	rc = local_host_run(w, job, &c, &p);
+	if (rc == -1 && why)
+		buf_printf(why, "%s failed: %s", c.action, buf_str(&p.err));
+	proc_free(&p);
+	free(dir);
+	return rc;
+}
+
+static int
+local_stop(struct worker *w, const struct job *job, const char *slug,
+           struct buf *why)
+{
+	return local_stop_or_down(w, job, slug, false, why);
+}
+
+static int
+local_destroy(struct worker *w, const struct job *job, const char *slug,
+              struct buf *why)
+{
+	return local_stop_or_down(w, job, slug, true, why);
+}
+
+static void
+slugs_from_dir(const char *dir, slug_fn add, void *arg)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			add(arg, de->d_name, strlen(de->d_name));
+	closedir(d);
+}
+
+/* Compose projects "<instance>-<slug>" Docker has, and work dirs. */
+static int
+local_list_owned(struct worker *w, const struct job *job, slug_fn add,
+                 void *arg)
+{
+	struct buf prefix = BUF_INIT, dir = BUF_INIT;
+	struct host_call c;
+	struct proc p;
+	const char *line;
+	int rc = -1;
+
+	buf_printf(&prefix, "%s-", local_instance(w->cfg));
+	memset(&c, 0, sizeof(c));
+	c.action = "projects";
+	c.prefix = buf_str(&prefix);
+	proc_init(&p);
+	if (local_host_run(w, job, &c, &p) == 0) {
+		for (line = buf_str(&p.out); *line != '\0';) {
+			size_t n = strcspn(line, "\n");
+
+			if (n > prefix.len)
+				add(arg, line + prefix.len, n - prefix.len);
+			line += n + (line[n] == '\n');
+		}
+		rc = 0;
+	}
+	buf_printf(&dir, "%s/envs", w->cfg->var_dir);
+	slugs_from_dir(buf_str(&dir), add, arg);
+	proc_free(&p);
+	buf_free(&prefix);
+	buf_free(&dir);
+	return rc;
+}
+
+const struct compute_ops compute_local = {
+        .name = "local",
+        .observe = local_observe,
+        .deploy = local_deploy,
+        .stop = local_stop,
+        .destroy = local_destroy,
+        .leftovers = local_leftovers,
+        .list_owned = local_list_owned,
+};
