@@ -209,6 +209,9 @@ class TestAwsLifecycle(AwsBase):
             self.assertEqual(failed, step, "%s removed: %s" % (action, out))
             self.assertIn("kind=denied", out)
             self.assertIn("action=%s" % action.split(":")[1], out)
+            # The environment fails, naming the missing permission.
+            self.assertIn("outcome=fail", out)
+            self.assertIn("does not allow %s" % action, out)
 
     def test_an_action_the_policy_lacks_is_denied(self):
         rec = [("ec2", "CreateTags", {"Action": "CreateTags", "ResourceId.1": "i-1"}, 200, b"")]
@@ -311,6 +314,9 @@ class TestAwsFaults(AwsBase):
         self.proxy.faults = [Fault("RunInstances", 503, fixture("ec2/error-request-limit-exceeded.xml"))]
         p = self.run_tool(self.conf(), "launch", "thr", "1", "1", ok=False)
         self.assertIn("kind=throttled code=RequestLimitExceeded", p.stdout)
+        # Rescheduled through the queue with a backoff, not slept on.
+        self.assertIn("outcome=retry", p.stdout)
+        self.assertGreater(int(self.field(p.stdout, "retry_after_ms")), 0)
 
     def test_capacity_falls_back_to_next_type_then_subnet(self):
         cap = fixture("ec2/error-insufficient-instance-capacity.xml")
@@ -325,6 +331,7 @@ class TestAwsFaults(AwsBase):
         self.proxy.faults = [Fault("RunInstances", 500, cap, times=4)]
         p = self.run_tool(self.conf(), "launch", "cap-3", "3", "1", ok=False)
         self.assertIn("kind=capacity", p.stdout)
+        self.assertIn("outcome=retry retry_after_ms=300000", p.stdout)
 
     def test_not_found_is_reported_as_not_found(self):
         self.proxy.faults = [Fault("StartInstances", 400,

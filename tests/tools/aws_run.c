@@ -15,12 +15,14 @@
  *   aws_run -c CONF param-put SLUG KEY INSTANCE_ARN   (value on stdin)
  *   aws_run -c CONF param-get SLUG KEY
  *   aws_run -c CONF param-delete-env SLUG
+ *   aws_run -c CONF bench-describe N     (N DescribeInstances, one client)
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../workers/workers.h"
 #include "../../workers/aws/aws.h"
 
 static void
@@ -30,12 +32,21 @@ usage(void)
 	exit(2);
 }
 
+/* The error, then what a job would do with it (aws_outcome). */
 static int
 fail(const struct aws_error *e)
 {
+	static const char *const outcomes[] = {"done", "retry", "fail"};
+	struct job_result r = {JOB_DONE, 0, BUF_INIT};
+
 	printf("error action=%s kind=%s code=%s status=%ld message=%s\n",
 	       e->action[0] ? e->action : "-", aws_error_kind_name(e->kind),
 	       e->code[0] ? e->code : "-", e->status, log_q(e->message));
+	aws_outcome(e, 1, -1, 1000, 300000, 0, &r);
+	printf("outcome=%s retry_after_ms=%lld reason=%s\n",
+	       outcomes[r.outcome], (long long)r.retry_after_ms,
+	       log_q(buf_str(&r.error)));
+	buf_free(&r.error);
 	return 1;
 }
 
@@ -183,6 +194,28 @@ cmd_param(struct aws_client *c, const struct config *cfg, const char *what,
 	return rc;
 }
 
+/* N DescribeInstances on one client (one connection), timed. */
+static int
+cmd_bench(struct aws_client *c, const char *count)
+{
+	struct aws_tag tag = {"ephemera:instance", c->cfg->env_instance};
+	struct aws_error e = {0};
+	int64_t n, i;
+	double t0 = now_mono();
+
+	if (parse_int64(count, 1, 1000000, &n) == -1)
+		usage();
+	for (i = 0; i < n; i++) {
+		struct ec2_instances l = {0};
+
+		if (ec2_describe_instances(c, &tag, 1, &l, &e) == -1)
+			return fail(&e);
+		ec2_instances_free(&l);
+	}
+	printf("calls=%lld seconds=%.3f\n", (long long)n, now_mono() - t0);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -247,6 +280,8 @@ main(int argc, char **argv)
 		             : fail(&e);
 	} else if (strcmp(cmd, "invocation") == 0 && argc == 2) {
 		rc = cmd_invocation(&c, argv[0], argv[1]);
+	} else if (strcmp(cmd, "bench-describe") == 0 && argc == 1) {
+		rc = cmd_bench(&c, argv[0]);
 	} else if (strncmp(cmd, "param-", 6) == 0 && argc >= 1) {
 		rc = cmd_param(&c, &cfg, cmd, argv, argc);
 	} else {

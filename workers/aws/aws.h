@@ -66,6 +66,7 @@ struct aws_error {
 	char code[96];
 	char message[512];
 	char action[64]; /* the operation that failed, e.g. "RunInstances" */
+	char service[8]; /* "ec2", "ssm": the IAM prefix of the action */
 };
 
 struct aws_client {
@@ -282,5 +283,26 @@ int ssm_delete_parameter(struct aws_client *, const char *name,
 /* Deletes every parameter under `path` (recursively); count in *n. */
 int ssm_delete_path(struct aws_client *, const char *path, size_t *n,
                     struct aws_error *);
+
+/* ---- aws_outcome.c: what a failed call means for the job (pure) -------- */
+
+/* AWS may answer InvalidInstanceID.NotFound this long after a launch. */
+#define AWS_NOT_FOUND_GRACE 120
+/* Capacity tends to come back within minutes, not seconds. */
+#define AWS_CAPACITY_RETRY_MS (5 * 60 * 1000)
+
+struct job_result;
+
+/*
+ * Throttling, no answer and missing credentials: rescheduled with the
+ * queue's backoff (never a sleeping worker); capacity after every
+ * fallback: retried in minutes; not found within `AWS_NOT_FOUND_GRACE`
+ * seconds of the launch: retried soon; a denied call: the environment
+ * fails, naming the permission the policy lacks; anything else fails
+ * with AWS's code and message. `since_launch` < 0: no launch just now.
+ */
+void aws_outcome(const struct aws_error *, int attempt, double since_launch,
+                 int64_t base_ms, int64_t cap_ms, uint64_t rnd,
+                 struct job_result *);
 
 #endif

@@ -291,6 +291,7 @@ ec2_call(struct aws_client *c, const char *action, const struct buf *form,
 
 	memset(err, 0, sizeof(*err));
 	snprintf(err->action, sizeof(err->action), "%s", action);
+	snprintf(err->service, sizeof(err->service), "ec2");
 	if (aws_post(c, "ec2", EC2_CONTENT_TYPE, NULL, buf_str(form), &status,
 	             resp, err) == -1)
 		return -1;

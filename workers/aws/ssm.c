@@ -242,6 +242,7 @@ ssm_call(struct aws_client *c, const char *op, const char *body,
 
 	memset(err, 0, sizeof(*err));
 	snprintf(err->action, sizeof(err->action), "%s", op);
+	snprintf(err->service, sizeof(err->service), "ssm");
 	snprintf(target, sizeof(target), "AmazonSSM.%s", op);
 	if (aws_post(c, "ssm", SSM_CONTENT_TYPE, target, body, &status, resp,
 	             err) == -1)
