@@ -75,6 +75,10 @@ build/asan/tests/tools/%: build/asan/tests/tools/%.o \
 		$(call objs,asan,$(LIB_SRC) $(WORK_CORE))
 	$(CC) $(ASAN) -o $@ $^ $(PKG_LIBS)
 
+# The same tools in the release build, for benches.
+build/release/tests/tools/%: build/release/tests/tools/%.o \
+		$(call objs,release,$(LIB_SRC) $(WORK_CORE))
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 deps:
 	@scripts/deps.sh
