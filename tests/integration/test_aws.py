@@ -151,13 +151,37 @@ class TestAwsLifecycle(AwsBase):
             ssm.get_parameter(Name="/eph/o-r-7/env")
         run = self.proxy.records[start:]
         self.assertEqual([r[1] for r in run],
-                         ["RunInstances", "DescribeInstances", "PutParameter", "SendCommand",
+                         ["DescribeInstances", "RunInstances", "DescribeInstances",
+                          "PutParameter", "SendCommand",
                           "GetCommandInvocation", "StopInstances", "StartInstances",
                           "TerminateInstances", "DescribeParameters", "DeleteParameter"])
         # The unwidened policy allows every call with its real ARN and tags.
         denied = iam_eval.check_run(load_policy("worker-policy.json"), run)
         self.assertEqual(denied, [])
         type(self).recorded = run
+
+    def test_rerun_after_a_crash_adopts_the_instance(self):
+        # A worker that died after RunInstances, before its database
+        # write, reruns the launch: the tagged instance is adopted.
+        conf = self.conf()
+        first = self.run_tool(conf, "launch", "crash-1", "21", "1")
+        self.assertIn("adopted=no", first.stdout)
+        again = self.run_tool(conf, "launch", "crash-1", "21", "1")
+        self.assertIn("adopted=yes", again.stdout)
+        iid = self.field(first.stdout, "instance_id")
+        self.assertEqual(self.field(again.stdout, "instance_id"), iid)
+        # Stopped (idle) is adopted too; the caller starts it.
+        self.run_tool(conf, "stop", iid)
+        again = self.run_tool(conf, "launch", "crash-1", "21", "2")
+        self.assertEqual(self.field(again.stdout, "instance_id"), iid)
+        p = self.run_tool(conf, "describe", "crash-1")
+        self.assertIn("count=1", p.stdout)
+        # Terminated is not: the next launch makes a new one.
+        self.run_tool(conf, "terminate", iid)
+        again = self.run_tool(conf, "launch", "crash-1", "21", "3")
+        self.assertIn("adopted=no", again.stdout)
+        self.assertNotEqual(self.field(again.stdout, "instance_id"), iid)
+        self.run_tool(conf, "terminate", self.field(again.stdout, "instance_id"))
 
     def test_parameter_read_back_with_instance_credentials(self):
         conf = self.conf()
@@ -192,7 +216,7 @@ class TestAwsLifecycle(AwsBase):
         # AddTagsToResource, which AWS checks inside RunInstances and
         # PutParameter; the evaluator covers those above).
         policy = load_policy("worker-policy.json")
-        steps = {"ec2:RunInstances": "launch", "ec2:DescribeInstances": "describe",
+        steps = {"ec2:RunInstances": "launch", "ec2:DescribeInstances": "launch",
                  "ssm:PutParameter": "param-put", "ssm:SendCommand": "send",
                  "ssm:GetCommandInvocation": "invocation", "ec2:StopInstances": "stop",
                  "ec2:StartInstances": "start", "ec2:TerminateInstances": "terminate",

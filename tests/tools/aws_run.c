@@ -78,6 +78,7 @@ cmd_launch(struct aws_client *c, const struct config *cfg, char **argv,
 	struct aws_error e = {0};
 	struct buf token = BUF_INIT;
 	char *ud = NULL;
+	bool launched = false;
 	int rc;
 
 	/* The same environment and generation always send the same token. */
@@ -92,11 +93,14 @@ cmd_launch(struct aws_client *c, const struct config *cfg, char **argv,
 	l.tags = tags;
 	l.ntags = NELEM(tags);
 	l.client_token = buf_str(&token);
-	rc = ec2_run_with_fallback(c, &l, cfg->ec2_instance_types,
-	                           cfg->ec2_subnet_ids, &in, &e);
+	rc = ec2_find_or_launch(c, &l, cfg->ec2_instance_types,
+	                        cfg->ec2_subnet_ids, cfg->env_instance, argv[0],
+	                        &in, &launched, &e);
 	if (rc == 0)
-		printf("instance_id=%s state=%s type=%s subnet=%s owner=%s\n",
-		       in.id, in.state, in.type, in.subnet_id, in.owner_id);
+		printf("instance_id=%s state=%s type=%s subnet=%s owner=%s "
+		       "adopted=%s\n",
+		       in.id, in.state, in.type, in.subnet_id, in.owner_id,
+		       launched ? "no" : "yes");
 	free(ud);
 	buf_free(&token);
 	return rc == 0 ? 0 : fail(&e);

@@ -208,6 +208,17 @@ int ec2_run_instances(struct aws_client *, const struct ec2_launch *,
 int ec2_run_with_fallback(struct aws_client *, struct ec2_launch *,
                           const char *types, const char *subnets,
                           struct ec2_instance *, struct aws_error *);
+/*
+ * The environment's instance: a live one tagged ephemera:instance =
+ * `instance` and ephemera:env = `slug` is adopted (a worker that died
+ * between RunInstances and its database write must not launch a second),
+ * else one is launched with ec2_run_with_fallback. *launched says which.
+ */
+int ec2_find_or_launch(struct aws_client *, struct ec2_launch *,
+                       const char *types, const char *subnets,
+                       const char *instance, const char *slug,
+                       struct ec2_instance *, bool *launched,
+                       struct aws_error *);
 /* Every page of instances with all these tags (not terminated). */
 int ec2_describe_instances(struct aws_client *, const struct aws_tag *,
                            size_t ntags, struct ec2_instances *,

@@ -459,3 +459,51 @@ ec2_instance_action(struct aws_client *c, const char *action, const char *id,
 	buf_free(&resp);
 	return rc;
 }
+
+/* Running or on its way there beats stopped, which beats going away. */
+static int
+state_rank(const char *state)
+{
+	if (strcmp(state, "running") == 0 || strcmp(state, "pending") == 0)
+		return 0;
+	if (strcmp(state, "stopped") == 0 || strcmp(state, "stopping") == 0)
+		return 1;
+	return 2;
+}
+
+int
+ec2_find_or_launch(struct aws_client *c, struct ec2_launch *l,
+                   const char *types, const char *subnets, const char *instance,
+                   const char *slug, struct ec2_instance *out, bool *launched,
+                   struct aws_error *err)
+{
+	struct aws_tag tags[] = {{"ephemera:instance", instance},
+	                         {"ephemera:env", slug}};
+	struct ec2_instances found = {0};
+	size_t i, best = 0;
+	int rc = -1;
+
+	*launched = false;
+	if (ec2_describe_instances(c, tags, NELEM(tags), &found, err) == -1)
+		goto out;
+	for (i = 0; i < found.n; i++)
+		if (state_rank(found.v[i].state) <
+		    state_rank(found.v[best].state))
+			best = i;
+	/* shutting-down is on its way out: launch a new one beside it. */
+	if (found.n > 0 && state_rank(found.v[best].state) < 2) {
+		*out = found.v[best];
+		if (found.n > 1)
+			log_warn("ec2_adopt", "slug=%s instances=%zu kept=%s",
+			         log_q(slug), found.n, out->id);
+		log_info("ec2_adopt", "slug=%s instance_id=%s state=%s",
+		         log_q(slug), out->id, out->state);
+		rc = 0;
+		goto out;
+	}
+	rc = ec2_run_with_fallback(c, l, types, subnets, out, err);
+	*launched = rc == 0;
+out:
+	ec2_instances_free(&found);
+	return rc;
+}
