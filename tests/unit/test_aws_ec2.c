@@ -93,6 +93,17 @@ test_parse_errors(void)
 		CHECK(e.message[0] != '\0');
 		buf_free(&b);
 	}
+	{
+		static const char no_code[] =
+		        "<Response><Errors><Error><Message>"
+		        "m</Message></Error></Errors>"
+		        "</Response>";
+		struct aws_error e = {0};
+
+		ec2_parse_error(no_code, strlen(no_code), 503, &e);
+		CHECK_STR(e.code, "HTTP503");
+		CHECK(e.kind == AWS_THROTTLED);
+	}
 }
 
 static void

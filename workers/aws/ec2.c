@@ -274,9 +274,10 @@ ec2_parse_error(const char *xml, size_t len, long status, struct aws_error *err)
 	if (e) {
 		child_text(e, "Code", err->code, sizeof(err->code));
 		child_text(e, "Message", err->message, sizeof(err->message));
-	} else {
-		snprintf(err->code, sizeof(err->code), "HTTP%ld", status);
 	}
+	/* No body, not XML, or an Error without a Code (found by fuzzing). */
+	if (err->code[0] == '\0')
+		snprintf(err->code, sizeof(err->code), "HTTP%ld", status);
 	err->kind = aws_error_classify(status, err->code);
 	if (doc)
 		xmlFreeDoc(doc);
