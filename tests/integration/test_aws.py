@@ -29,8 +29,13 @@ class AwsBase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.moto = MotoServer()
-        cls.ids = cls.moto.setup()
-        cls.proxy = FaultProxy(cls.moto.port)
+        try:
+            cls.ids = cls.moto.setup()
+            cls.proxy = FaultProxy(cls.moto.port)
+        except Exception:
+            # tearDownClass does not run after a failed setUpClass.
+            cls.moto.stop()
+            raise
         cls.dir = tempfile.mkdtemp(prefix="eph-aws-")
         cls.secrets = []
         cls.creds_file = cls.write_creds({"worker": cls.ids["worker"],
