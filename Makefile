@@ -7,7 +7,7 @@
 #   make check-style  clang-format must agree with every C file
 
 CC      ?= cc
-PKGS    := libconfig json-c libcurl openssl libmariadb yaml-0.1
+PKGS    := libconfig json-c libcurl openssl libmariadb yaml-0.1 libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -20,7 +20,7 @@ ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 LIB_SRC  := $(wildcard lib/*.c)
 FCGI_SRC := $(wildcard fcgi-app/*.c)
-WORK_SRC := $(wildcard workers/*.c)
+WORK_SRC := $(wildcard workers/*.c workers/*/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -31,7 +31,7 @@ objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 
 PROGS := ephemera-fcgi ephemera-workers ephemera
 
-.PHONY: all asan run test test-unit test-integration bench fuzz \
+.PHONY: all asan run test test-unit test-integration bench fuzz sigv4-suite \
 	check-style format clean deps
 
 all: $(addprefix bin/,$(PROGS))
@@ -75,6 +75,10 @@ build/asan/tests/tools/%: build/asan/tests/tools/%.o \
 		$(call objs,asan,$(LIB_SRC) $(WORK_CORE))
 	$(CC) $(ASAN) -o $@ $^ $(PKG_LIBS)
 
+# The same tools in the release build, for benches.
+build/release/tests/tools/%: build/release/tests/tools/%.o \
+		$(call objs,release,$(LIB_SRC) $(WORK_CORE))
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 deps:
 	@scripts/deps.sh
@@ -83,7 +87,12 @@ deps:
 run:
 	@PORT="$(PORT)" scripts/run.sh
 
-test: test-unit test-integration
+test: test-unit sigv4-suite test-integration
+
+# AWS's SigV4 test suite (or any directory in its layout: DIR=...).
+DIR ?= tests/fixtures/aws/sigv4
+sigv4-suite: build/asan/tests/tools/sigv4_suite
+	@build/asan/tests/tools/sigv4_suite $(DIR)
 
 test-unit: $(UNIT_BINS)
 	@tests/unit/run.sh $(UNIT_BINS)

@@ -139,13 +139,28 @@ static const struct setting settings[] = {
 
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
+
+        /* Providers and AWS (workers/aws/); checked by aws_check. */
+        ENUM("compute.provider", compute_provider, "local", "local|ec2"),
+        ENUM("exposure.provider", exposure_provider, "nginx", "nginx"),
+        STR("aws.region", aws_region, ""),
+        STR("aws.endpoint_url", aws_endpoint_url, ""),
+        STR("aws.credentials_file", aws_credentials_file, ""),
+        STR("aws.profile", aws_profile, "default"),
+        STR("ec2.ami", ec2_ami, ""),
+        STR("ec2.launch_template", ec2_launch_template, ""),
+        STR("ec2.instance_types", ec2_instance_types, "t3.small"),
+        STR("ec2.subnet_ids", ec2_subnet_ids, ""),
+        STR("ec2.security_group_ids", ec2_security_group_ids, ""),
+        STR("ec2.instance_profile", ec2_instance_profile, ""),
+        STR("ec2.ssm_parameter_prefix", ec2_ssm_parameter_prefix, ""),
 };
 
 /* In the order of struct repo_config's fields, all strings. */
 static const char *const repo_keys[] = {
-        "name",          "source",          "secrets_file",
-        "compose_file",  "primary_service", "allowed_services",
-        "allowed_images"};
+        "name",           "source",           "secrets_file",
+        "compose_file",   "primary_service",  "allowed_services",
+        "allowed_images", "compute_provider", "exposure_provider"};
 
 static void *
 field(struct config *cfg, size_t off)
@@ -410,16 +425,19 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 					slot = (char **)r + k;
 			if (slot == NULL ||
 			    config_setting_type(e) != CONFIG_TYPE_STRING) {
-				config_error(err, file,
-				             (int)config_setting_source_line(e),
-				             "repos",
-				             "%s \"%s\" in entry %d: "
-				             "allowed are string settings name,"
-				             " source, secrets_file, "
-				             "compose_file, primary_service, "
-				             "allowed_services, allowed_images",
-				             slot ? "non-string" : "unknown",
-				             key, i);
+				config_error(
+				        err, file,
+				        (int)config_setting_source_line(e),
+				        "repos",
+				        "%s \"%s\" in entry %d: "
+				        "allowed are string settings name,"
+				        " source, secrets_file, "
+				        "compose_file, primary_service, "
+				        "allowed_services, allowed_images, "
+				        "compute_provider, "
+				        "exposure_provider",
+				        slot ? "non-string" : "unknown", key,
+				        i);
 				return -1;
 			}
 			free(*slot);
@@ -428,6 +446,20 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 		if (r->name == NULL || strchr(r->name, '/') == NULL) {
 			config_error(err, file, gl, "repos",
 			             "entry %d needs name = \"owner/repo\"", i);
+			return -1;
+		}
+		if ((r->compute_provider &&
+		     !enum_allows(setting_find("compute.provider")->allowed,
+		                  r->compute_provider)) ||
+		    (r->exposure_provider &&
+		     !enum_allows(setting_find("exposure.provider")->allowed,
+		                  r->exposure_provider))) {
+			config_error(
+			        err, file, gl, "repos",
+			        "entry %d: compute_provider must be one of "
+			        "\"%s\", exposure_provider one of \"%s\"",
+			        i, setting_find("compute.provider")->allowed,
+			        setting_find("exposure.provider")->allowed);
 			return -1;
 		}
 	}
@@ -635,6 +667,78 @@ github_check(struct config *cfg, config_t *cf, const char *path,
 	return 0;
 }
 
+/*
+ * The ec2 provider cannot launch anything without a region, an image (AMI
+ * or launch template), a subnet and a security group: say which is missing
+ * at compute.provider's line, not at the first launch.
+ */
+static int
+aws_check(struct config *cfg, config_t *cf, const char *path, struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "compute.provider");
+	int line = cs ? (int)config_setting_source_line(cs) : 0;
+	const char *prefix = cfg->ec2_ssm_parameter_prefix;
+	const char *url = cfg->aws_endpoint_url;
+
+	bool ec2 = strcmp(cfg->compute_provider, "ec2") == 0;
+	size_t i;
+
+	for (i = 0; i < cfg->nrepos; i++)
+		if (cfg->repos[i].compute_provider &&
+		    strcmp(cfg->repos[i].compute_provider, "ec2") == 0)
+			ec2 = true;
+	if (!ec2)
+		return 0;
+	if (cfg->aws_region[0] == '\0') {
+		config_error(err, path, line, "aws.region",
+		             "must be set when compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_ami[0] == '\0' && cfg->ec2_launch_template[0] == '\0') {
+		config_error(err, path, line, "ec2.ami",
+		             "ec2.ami or ec2.launch_template must be set when "
+		             "compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_subnet_ids[0] == '\0') {
+		config_error(err, path, line, "ec2.subnet_ids",
+		             "must name at least one subnet when "
+		             "compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_security_group_ids[0] == '\0') {
+		config_error(err, path, line, "ec2.security_group_ids",
+		             "must name at least one security group when "
+		             "compute.provider is \"ec2\"");
+		return -1;
+	}
+	if (cfg->ec2_instance_types[0] == '\0') {
+		config_error(err, path, line, "ec2.instance_types",
+		             "must name at least one instance type");
+		return -1;
+	}
+	if (prefix[0] != '\0' &&
+	    (prefix[0] != '/' || prefix[strlen(prefix) - 1] == '/')) {
+		cs = config_lookup(cf, "ec2.ssm_parameter_prefix");
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "ec2.ssm_parameter_prefix",
+		             "must start with '/' and not end with one");
+		return -1;
+	}
+	if (url[0] != '\0' && strncmp(url, "https://", 8) != 0 &&
+	    strncmp(url, "http://127.0.0.1", 16) != 0) {
+		cs = config_lookup(cf, "aws.endpoint_url");
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "aws.endpoint_url",
+		             "must be an https:// URL (or http://127.0.0.1 for "
+		             "a local emulator)");
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_load(struct config *cfg, const char *path, struct buf *err)
 {
@@ -688,6 +792,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	}
 	if (github_check(cfg, &cf, path, err) == -1)
 		goto out;
+	if (aws_check(cfg, &cf, path, err) == -1)
+		goto out;
 	if (secrets_load(cfg, &cf, path, err) == -1)
 		goto out;
 	if (instance_load(cfg, &cf, path, err) == -1)
@@ -726,6 +832,8 @@ config_free(struct config *cfg)
 		free(cfg->repos[i].primary_service);
 		free(cfg->repos[i].allowed_services);
 		free(cfg->repos[i].allowed_images);
+		free(cfg->repos[i].compute_provider);
+		free(cfg->repos[i].exposure_provider);
 	}
 	free(cfg->repos);
 	free(cfg->path);

@@ -130,6 +130,8 @@ struct repo_config {
 	char *primary_service;
 	char *allowed_services; /* "web,api": the only services it may run */
 	char *allowed_images; /* image prefixes, added to the installation's */
+	char *compute_provider;  /* NULL: compute.provider */
+	char *exposure_provider; /* NULL: exposure.provider */
 };
 
 struct config {
@@ -223,6 +225,21 @@ struct config {
 	/* status pages (issue 6) */
 	char *status_clock; /* "": the real clock; ISO 8601 pins it (tests) */
 	int64_t status_refresh_seconds; /* 0: the page does not refresh */
+
+	/* providers and AWS (issue 10; workers/aws/) */
+	char *compute_provider;  /* "local" | "ec2" */
+	char *exposure_provider; /* "nginx" */
+	char *aws_region;
+	char *aws_endpoint_url;     /* "": the real regional endpoints */
+	char *aws_credentials_file; /* "": skip the shared file */
+	char *aws_profile;
+	char *ec2_ami;
+	char *ec2_launch_template; /* id "lt-..." or name */
+	char *ec2_instance_types;  /* "t3.small,t3a.small": first preferred */
+	char *ec2_subnet_ids;      /* comma-separated, tried in order */
+	char *ec2_security_group_ids;   /* comma-separated */
+	char *ec2_instance_profile;     /* name or ARN */
+	char *ec2_ssm_parameter_prefix; /* "" or "/x": before /<instance>/ */
 
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;

@@ -6,6 +6,7 @@
  * master). Service names are checked by compose.c and addresses come from
  * Docker, so nothing in the file can come from a pull request unchecked.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -232,3 +233,49 @@ exposure_local_ours(const struct config *cfg, const char *slug, double age)
 	free(path);
 	return ours;
 }
+
+/*
+ * Routes <var_dir>/nginx/previews/<slug>.conf that this installation wrote
+ * longer than the sweep's grace period ago: nothing else is ours to remove.
+ */
+static int
+nginx_list_owned(const struct config *cfg, slug_fn add, void *arg)
+{
+	struct buf dir = BUF_INIT;
+	struct dirent *de;
+	DIR *d;
+
+	buf_printf(&dir, "%s/nginx/previews", cfg->var_dir);
+	d = opendir(buf_str(&dir));
+	buf_free(&dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		char *slug;
+
+		if (n <= 5 || de->d_name[0] == '.' ||
+		    strcmp(de->d_name + n - 5, ".conf") != 0)
+			continue;
+		slug = xstrndup(de->d_name, n - 5);
+		if (slug_valid(slug, n - 5) &&
+		    exposure_local_ours(
+		            cfg, slug,
+		            (double)cfg->workers_sweep_grace_seconds))
+			add(arg, slug, n - 5);
+		free(slug);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* The exposure_ops of `nginx` (see workers.h, the provider seam). */
+const struct exposure_ops exposure_nginx = {
+        .name = "nginx",
+        .route = exposure_local_write,
+        .unroute = exposure_local_remove,
+        .exists = exposure_local_exists,
+        .url = exposure_local_url,
+        .list_owned = nginx_list_owned,
+};

@@ -4,8 +4,10 @@
  * Each input goes into the child's environment; the child's argv is only
  * the script path and a fixed action word.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,3 +195,188 @@ local_host_run(struct worker *w, const struct job *job,
 	buf_free(&script);
 	return rc == 0 && p->exit_code == 0 && !p->cancelled ? 0 : -1;
 }
+
+/* ---- the compute_ops of `local` (see workers.h, the provider seam) ---- */
+
+static void
+call_init(struct host_call *c, const char *action, const char *project,
+          const char *dir)
+{
+	memset(c, 0, sizeof(*c));
+	c->action = action;
+	c->project = project;
+	c->dir = dir;
+	c->build = true;
+}
+
+static int
+local_leftovers(struct worker *w, const struct job *job, const char *slug,
+                bool *any)
+{
+	struct host_call c;
+	struct proc p;
+	char project[80];
+	int rc;
+
+	local_project_name(w->cfg, slug, project);
+	call_init(&c, "leftovers", project, NULL);
+	proc_init(&p);
+	rc = local_host_run(w, job, &c, &p);
+	if (rc == 0)
+		*any = strtol(buf_str(&p.out), NULL, 10) > 0;
+	proc_free(&p);
+	return rc;
+}
+
+/*
+ * What runs, from Docker's labels; the work dir from disk. When
+ * everything should be gone, the question is rather whether any object of
+ * the project is left, running or not (which includes running ones).
+ */
+static int
+local_observe(struct worker *w, const struct job *job, const struct env *e,
+              struct facts *f)
+{
+	struct host_call c;
+	struct proc p;
+	struct json_object *arr;
+	char project[80];
+	char *dir = local_env_dir(w->cfg, e->slug);
+	struct stat st;
+	int rc = -1;
+
+	/* A work dir counts only with this installation's marker: nothing
+	 * else is ours to remove (ephemera-host down refuses it too). */
+	f->workdir =
+	        stat(dir, &st) == 0 && local_workdir_ours(w->cfg, e->slug, 0);
+	free(dir);
+	if (strcmp(e->desired, "destroyed") == 0)
+		return local_leftovers(w, job, e->slug, &f->leftover);
+	local_project_name(w->cfg, e->slug, project);
+	call_init(&c, "status", project, NULL);
+	proc_init(&p);
+	if (local_host_run(w, job, &c, &p) == 0) {
+		arr = json_tokener_parse(buf_str(&p.out));
+		f->running = arr != NULL &&
+		             json_object_is_type(arr, json_type_array) &&
+		             json_object_array_length(arr) > 0;
+		json_object_put(arr);
+		rc = 0;
+	}
+	proc_free(&p);
+	return rc;
+}
+
+/* `stop` keeps containers and volumes; `down` removes them and the dir. */
+static int
+local_stop_or_down(struct worker *w, const struct job *job, const char *slug,
+                   bool down, struct buf *why)
+{
+	struct host_call c;
+	struct proc p;
+	char project[80];
+	char *dir = down && local_workdir_ours(w->cfg, slug, 0)
+	                    ? local_env_dir(w->cfg, slug)
+	                    : NULL;
+	int rc;
+
+	local_project_name(w->cfg, slug, project);
+	call_init(&c, down ? "down" : "stop", project, dir);
+	proc_init(&p);
+	rc = local_host_run(w, job, &c, &p);
+	if (rc == -1 && why)
+		buf_printf(why, "%s failed: %s", c.action, buf_str(&p.err));
+	proc_free(&p);
+	free(dir);
+	return rc;
+}
+
+static int
+local_stop(struct worker *w, const struct job *job, const char *slug,
+           struct buf *why)
+{
+	return local_stop_or_down(w, job, slug, false, why);
+}
+
+static int
+local_destroy(struct worker *w, const struct job *job, const char *slug,
+              struct buf *why)
+{
+	return local_stop_or_down(w, job, slug, true, why);
+}
+
+/* Work dirs that carry this installation's marker, past the grace. */
+static void
+workdirs_owned(const struct config *cfg, slug_fn add, void *arg)
+{
+	struct buf path = BUF_INIT;
+	struct dirent *de;
+	DIR *d;
+
+	buf_printf(&path, "%s/envs", cfg->var_dir);
+	d = opendir(buf_str(&path));
+	buf_free(&path);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		if (de->d_name[0] != '.' && slug_valid(de->d_name, n) &&
+		    local_workdir_ours(
+		            cfg, de->d_name,
+		            (double)cfg->workers_sweep_grace_seconds))
+			add(arg, de->d_name, n);
+	}
+	closedir(d);
+}
+
+/*
+ * Compose projects "<instance>-<slug>" whose Docker objects carry this
+ * installation's label (the host script lists only those, with the age of
+ * each project's newest object) past the grace period, and our work dirs.
+ */
+static int
+local_list_owned(struct worker *w, const struct job *job, slug_fn add,
+                 void *arg)
+{
+	struct buf prefix = BUF_INIT;
+	struct host_call c;
+	struct proc p;
+	const char *line;
+	int rc = -1;
+
+	buf_printf(&prefix, "%s-", local_instance(w->cfg));
+	memset(&c, 0, sizeof(c));
+	c.action = "projects";
+	c.prefix = buf_str(&prefix);
+	proc_init(&p);
+	if (local_host_run(w, job, &c, &p) == 0) {
+		for (line = buf_str(&p.out); *line != '\0';) {
+			size_t n = strcspn(line, "\n"),
+			       name = strcspn(line, " ");
+			long age = name < n ? strtol(line + name + 1, NULL, 10)
+			                    : -1;
+
+			if (name < n && name > prefix.len &&
+			    strncmp(line, prefix.data, prefix.len) == 0 &&
+			    age >= w->cfg->workers_sweep_grace_seconds)
+				add(arg, line + prefix.len, name - prefix.len);
+			line += n + (line[n] == '\n');
+		}
+		rc = 0;
+	}
+	workdirs_owned(w->cfg, add, arg);
+	proc_free(&p);
+	buf_free(&prefix);
+	return rc;
+}
+
+const struct compute_ops compute_local = {
+        .name = "local",
+        .observe = local_observe,
+        .deploy = local_deploy,
+        .stop = local_stop,
+        .destroy = local_destroy,
+        .leftovers = local_leftovers,
+        .list_owned = local_list_owned,
+};

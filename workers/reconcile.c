@@ -23,24 +23,6 @@
 #define RECONCILE_MAX_TURNS 8
 #define LOG_TAIL_MAX (16u * 1024)
 
-enum deploy_rc { DEPLOY_OK, DEPLOY_FAILED, DEPLOY_RETRY };
-
-struct deploy {
-	struct worker *w;
-	const struct job *job;
-	const struct env *e;
-	const struct repo_config *admin;
-	struct build b;
-	char project[80];
-	char *dir, *src;
-	struct repo_settings rs;
-	struct compose_result cr;
-	struct route_target *targets;
-	size_t ntargets;
-	struct buf log;
-	struct buf why;
-};
-
 static void
 host_call_init(struct host_call *c, const char *action, const char *project,
                const char *dir)
@@ -52,49 +34,18 @@ host_call_init(struct host_call *c, const char *action, const char *project,
 	c->build = true;
 }
 
-/*
- * What runs, from Docker's labels; the route and work dir from disk. When
- * everything should be gone, the question is rather whether any object of
- * the project is left, running or not (which includes running ones).
- */
+/* Compute facts from the environment's compute provider, the route's
+ * from its exposure provider. */
 static int
 observe(struct worker *w, const struct job *job, const struct env *e,
+        const struct compute_ops *compute, const struct exposure_ops *exposure,
         struct facts *f)
 {
-	struct host_call c;
-	struct proc p;
-	struct json_object *arr;
-	char project[80];
-	char *dir = local_env_dir(w->cfg, e->slug);
-	struct stat st;
-	bool gone = strcmp(e->desired, "destroyed") == 0;
-	int rc = -1;
-
 	memset(f, 0, sizeof(*f));
-	local_project_name(w->cfg, e->slug, project);
-	host_call_init(&c, gone ? "leftovers" : "status", project, NULL);
-	proc_init(&p);
-	if (local_host_run(w, job, &c, &p) == -1)
-		goto out;
-	if (gone) {
-		f->leftover = strtol(buf_str(&p.out), NULL, 10) > 0;
-	} else {
-		arr = json_tokener_parse(buf_str(&p.out));
-		f->running = arr != NULL &&
-		             json_object_is_type(arr, json_type_array) &&
-		             json_object_array_length(arr) > 0;
-		json_object_put(arr);
-	}
-	f->route = exposure_local_exists(w->cfg, e->slug);
-	/* A work dir counts only with this installation's marker: nothing
-	 * else is ours to remove (ephemera-host down refuses it too). */
-	f->workdir =
-	        stat(dir, &st) == 0 && local_workdir_ours(w->cfg, e->slug, 0);
-	rc = 0;
-out:
-	proc_free(&p);
-	free(dir);
-	return rc;
+	if (compute->observe(w, job, e, f) == -1)
+		return -1;
+	f->route = exposure->exists(w->cfg, e->slug);
+	return 0;
 }
 
 /*
@@ -553,7 +504,7 @@ services_json(struct deploy *d)
 		buf_printf(&path, "/%s%s",
 		           d->targets[i].primary ? "" : d->targets[i].service,
 		           d->targets[i].primary ? "" : "/");
-		url = exposure_local_url(d->w->cfg, d->e->slug, buf_str(&path));
+		url = d->exposure->url(d->w->cfg, d->e->slug, buf_str(&path));
 		buf_printf(&b, "%s{\"name\":", i ? "," : "");
 		buf_append_json_string(&b, d->targets[i].service,
 		                       strlen(d->targets[i].service));
@@ -587,6 +538,27 @@ step_run(struct deploy *d, const char *name, enum deploy_rc rc_of_step)
 	return rc_of_step;
 }
 
+enum deploy_rc
+local_deploy(struct deploy *d, struct json_object **services)
+{
+	enum deploy_rc rc;
+
+	if (build_step_begin(d->w->db, &d->b, "fetch") == -1)
+		return DEPLOY_RETRY;
+	if ((rc = step_run(d, "fetch", step_fetch(d))) != DEPLOY_OK)
+		return rc;
+	/* Announced once the commit is here: nothing claims to build what
+	 * cannot even be fetched. */
+	notify_env(d->w, d->e->id, "deploying", d->e->desired_sha);
+	if (build_step_begin(d->w->db, &d->b, "configure") == -1)
+		return DEPLOY_RETRY;
+	if ((rc = step_run(d, "configure", step_configure(d))) != DEPLOY_OK)
+		return rc;
+	if (build_step_begin(d->w->db, &d->b, "up") == -1)
+		return DEPLOY_RETRY;
+	return step_run(d, "up", step_up(d, services));
+}
+
 static enum deploy_rc
 deploy_steps(struct deploy *d)
 {
@@ -597,26 +569,13 @@ deploy_steps(struct deploy *d)
 	char *url = NULL, *svc = NULL;
 	char token[32];
 
-	if (build_step_begin(d->w->db, &d->b, "fetch") == -1)
-		return DEPLOY_RETRY;
-	if ((rc = step_run(d, "fetch", step_fetch(d))) != DEPLOY_OK)
-		goto out;
-	/* Announced once the commit is here: nothing claims to build what
-	 * cannot even be fetched. */
-	notify_env(d->w, d->e->id, "deploying", d->e->desired_sha);
-	if (build_step_begin(d->w->db, &d->b, "configure") == -1)
-		return DEPLOY_RETRY;
-	if ((rc = step_run(d, "configure", step_configure(d))) != DEPLOY_OK)
-		goto out;
-	if (build_step_begin(d->w->db, &d->b, "up") == -1)
-		return DEPLOY_RETRY;
-	if ((rc = step_run(d, "up", step_up(d, &services))) != DEPLOY_OK)
+	if ((rc = d->compute->deploy(d, &services)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "route") == -1)
 		return DEPLOY_RETRY;
 	snprintf(token, sizeof(token), "b%llu", (unsigned long long)d->b.id);
-	rc = exposure_local_write(d->w->cfg, d->e->slug, token, d->targets,
-	                          d->ntargets) == 0
+	rc = d->exposure->route(d->w->cfg, d->e->slug, token, d->targets,
+	                        d->ntargets) == 0
 	             ? DEPLOY_OK
 	             : DEPLOY_RETRY;
 	if (rc != DEPLOY_OK)
@@ -637,7 +596,7 @@ deploy_steps(struct deploy *d)
 	}
 	if ((rc = step_run(d, "verify", rc)) != DEPLOY_OK)
 		goto out;
-	url = exposure_local_url(d->w->cfg, d->e->slug, "/");
+	url = d->exposure->url(d->w->cfg, d->e->slug, "/");
 	svc = services_json(d);
 	if (db_exec(d->w->db,
 	            "UPDATE environments SET phase = 'ready', deployed_sha = ?, "
@@ -658,6 +617,7 @@ out:
 
 static enum deploy_rc
 deploy(struct worker *w, const struct job *job, const struct env *e,
+       const struct compute_ops *compute, const struct exposure_ops *exposure,
        struct job_result *res)
 {
 	struct deploy d;
@@ -669,6 +629,8 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 	d.job = job;
 	d.e = e;
 	d.admin = config_repo(w->cfg, e->repo);
+	d.compute = compute;
+	d.exposure = exposure;
 	local_project_name(w->cfg, e->slug, d.project);
 	d.dir = local_env_dir(w->cfg, e->slug);
 	buf_init(&d.log, LOG_TAIL_MAX * 2);
@@ -719,33 +681,21 @@ out:
 /* STOP, DESTROY and HOLD: take the route down first, then the app. */
 static int
 teardown(struct worker *w, const struct job *job, const struct env *e,
+         const struct compute_ops *compute, const struct exposure_ops *exposure,
          enum step step, struct job_result *res)
 {
 	const char *during = step == STEP_STOP ? "stopping" : "destroying";
 	const char *after = step == STEP_STOP   ? "stopped"
 	                    : step == STEP_HOLD ? "awaiting_approval"
 	                                        : "destroyed";
-	struct host_call c;
-	struct proc p;
-	char project[80];
-	char *dir = local_env_dir(w->cfg, e->slug);
 	int rc = -1;
 
-	local_project_name(w->cfg, e->slug, project);
-	proc_init(&p);
 	if (env_phase_set(w->db, e->id, during, NULL) == -1 ||
-	    exposure_local_remove(w->cfg, e->slug) == -1)
+	    exposure->unroute(w->cfg, e->slug) == -1)
 		goto out;
-	host_call_init(&c, step == STEP_STOP ? "stop" : "down", project,
-	               step == STEP_STOP ||
-	                               !local_workdir_ours(w->cfg, e->slug, 0)
-	                       ? NULL
-	                       : dir);
-	if (local_host_run(w, job, &c, &p) == -1) {
-		buf_printf(&res->error, "%s failed: %s", c.action,
-		           buf_str(&p.err));
+	if ((step == STEP_STOP ? compute->stop : compute->destroy)(
+	            w, job, e->slug, &res->error) == -1)
 		goto out;
-	}
 	if (db_exec(w->db,
 	            "UPDATE builds SET status = 'cancelled', finished_at = "
 	            "NOW(6) WHERE env_id = ? AND status = 'running'",
@@ -763,8 +713,6 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	         after);
 	rc = 0;
 out:
-	proc_free(&p);
-	free(dir);
 	return rc;
 }
 
@@ -831,6 +779,8 @@ reconcile_run(struct worker *w, const struct job *job, struct job_result *res)
 static void
 reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 {
+	const struct compute_ops *compute;
+	const struct exposure_ops *exposure;
 	struct env e;
 	struct facts f;
 	enum step step;
@@ -841,9 +791,22 @@ reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 		r = env_load(w->db, job->env_id, &e);
 		if (r == 1)
 			return; /* gone: nothing to reconcile */
+		compute = r == 0 ? compute_for(w->cfg, e.repo) : NULL;
+		exposure = r == 0 ? exposure_for(w->cfg, e.repo) : NULL;
+		if (r == 0 && (compute == NULL || exposure == NULL)) {
+			/* Config checks the names; a provider missing from
+			 * this build is the environment's failure, said so. */
+			env_phase_set(
+			        w->db, e.id, "failed",
+			        "the configured provider is not available "
+			        "in this build");
+			env_free(&e);
+			return;
+		}
 		/* Admission changes no host fact: the last look still holds,
 		 * and each look costs a few Docker calls on the way to a URL. */
-		if (r == -1 || (!observed && observe(w, job, &e, &f) == -1)) {
+		if (r == -1 || (!observed && observe(w, job, &e, compute,
+		                                     exposure, &f) == -1)) {
 			buf_puts(&res->error, "cannot observe the environment");
 			res->outcome = JOB_RETRY;
 			env_free(&e);
@@ -873,7 +836,8 @@ reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 			observed = true;
 			break;
 		case STEP_DEPLOY:
-			if (deploy(w, job, &e, res) == DEPLOY_RETRY) {
+			if (deploy(w, job, &e, compute, exposure, res) ==
+			    DEPLOY_RETRY) {
 				res->outcome = JOB_RETRY;
 				env_free(&e);
 				return;
@@ -882,7 +846,8 @@ reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 		case STEP_STOP:
 		case STEP_DESTROY:
 		case STEP_HOLD:
-			if (teardown(w, job, &e, step, res) == -1) {
+			if (teardown(w, job, &e, compute, exposure, step,
+			             res) == -1) {
 				res->outcome = JOB_RETRY;
 				env_free(&e);
 				return;

@@ -168,78 +168,11 @@ slugs_free(struct slugs *s)
 	free(s->v);
 }
 
-/*
- * Entries of `dir` named <slug><suffix> that `ours` says this
- * installation made, longer than the grace period ago.
- */
+/* A slug_fn for the providers' list_owned (see workers.h). */
 static void
-slugs_from_dir(struct worker *w, struct slugs *s, const char *dir,
-               const char *suffix,
-               bool (*ours)(const struct config *, const char *, double))
+slugs_take(void *arg, const char *slug, size_t n)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t k = strlen(suffix);
-	double grace = (double)w->cfg->workers_sweep_grace_seconds;
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		size_t n = strlen(de->d_name);
-		char *slug;
-
-		if (n <= k || strcmp(de->d_name + n - k, suffix) != 0 ||
-		    !slug_valid(de->d_name, n - k))
-			continue;
-		slug = xstrndup(de->d_name, n - k);
-		if (ours(w->cfg, slug, grace))
-			slugs_add(s, slug, n - k);
-		else
-			log_debug("orphan_skipped", "slug=%s reason=%s",
-			          log_q(slug), "not ours or too young");
-		free(slug);
-	}
-	closedir(d);
-}
-
-/*
- * Projects "<instance>-<slug>" whose Docker objects carry this
- * installation's label (the host script lists only those, with the age
- * of each project's newest object), past the grace period.
- */
-static int
-slugs_from_docker(struct worker *w, const struct job *job, struct slugs *s)
-{
-	struct buf prefix = BUF_INIT;
-	struct host_call c;
-	struct proc p;
-	const char *line;
-	int rc = -1;
-
-	buf_printf(&prefix, "%s-", local_instance(w->cfg));
-	memset(&c, 0, sizeof(c));
-	c.action = "projects";
-	c.prefix = buf_str(&prefix);
-	proc_init(&p);
-	if (local_host_run(w, job, &c, &p) == 0) {
-		for (line = buf_str(&p.out); *line != '\0';) {
-			size_t n = strcspn(line, "\n"),
-			       name = strcspn(line, " ");
-			long age = name < n ? strtol(line + name + 1, NULL, 10)
-			                    : -1;
-
-			if (name < n && name > prefix.len &&
-			    strncmp(line, prefix.data, prefix.len) == 0 &&
-			    age >= w->cfg->workers_sweep_grace_seconds)
-				slugs_add(s, line + prefix.len,
-				          name - prefix.len);
-			line += n + (line[n] == '\n');
-		}
-		rc = 0;
-	}
-	proc_free(&p);
-	buf_free(&prefix);
-	return rc;
+	slugs_add(arg, slug, n);
 }
 
 /* Whether an environment row for `slug` exists now: 1, 0, or -1. */
@@ -265,12 +198,10 @@ env_row_exists(struct worker *w, const char *slug)
  * same lock) must never find its work dir removed under its fetch.
  */
 static int
-orphan_remove(struct worker *w, const struct job *job, const char *slug)
+orphan_remove(struct worker *w, const struct job *job, const char *slug,
+              const struct compute_ops *compute,
+              const struct exposure_ops *exposure)
 {
-	struct host_call c;
-	struct proc p;
-	char project[80];
-	char *dir = NULL;
 	int rc = -1, lock, row;
 
 	lock = local_env_lock(w->cfg, slug, 0);
@@ -283,23 +214,12 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug)
 		local_env_unlock(lock);
 		return row == 1 ? 0 : -1;
 	}
-	dir = local_env_dir(w->cfg, slug);
-	local_project_name(w->cfg, slug, project);
-	memset(&c, 0, sizeof(c));
-	c.action = "down";
-	c.project = project;
-	/* The dir goes only with its marker (the host script checks too). */
-	c.dir = local_workdir_ours(w->cfg, slug, 0) ? dir : NULL;
-	proc_init(&p);
-	if (exposure_local_remove(w->cfg, slug) == 0 &&
-	    local_host_run(w, job, &c, &p) == 0) {
-		log_info("orphan_removed", "slug=%s project=%s", log_q(slug),
-		         project);
+	if (exposure->unroute(w->cfg, slug) == 0 &&
+	    compute->destroy(w, job, slug, NULL) == 0) {
+		log_info("orphan_removed", "slug=%s", log_q(slug));
 		rc = 0;
 	}
 	local_env_unlock(lock);
-	proc_free(&p);
-	free(dir);
 	return rc;
 }
 
@@ -309,7 +229,9 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug)
  * in turn with any other job of that environment), or gone.
  */
 static int
-orphan_check(struct worker *w, const struct job *job, const char *slug)
+orphan_check(struct worker *w, const struct job *job, const char *slug,
+             const struct compute_ops *compute,
+             const struct exposure_ops *exposure)
 {
 	struct db_rows *r = NULL;
 	struct env_tx t = {w, 0, false};
@@ -321,7 +243,7 @@ orphan_check(struct worker *w, const struct job *job, const char *slug)
 	             "s", slug) == -1)
 		return -1;
 	if (db_rows_count(r) == 0)
-		rc = orphan_remove(w, job, slug);
+		rc = orphan_remove(w, job, slug, compute, exposure);
 	else if (strcmp(db_rows_get(r, 0, 1), "1") == 0 &&
 	         parse_uint64(db_rows_get(r, 0, 0), &t.env_id) == 0) {
 		rc = db_tx(w->db, reconcile_tx, &t, 3);
@@ -333,26 +255,25 @@ orphan_check(struct worker *w, const struct job *job, const char *slug)
 	return rc;
 }
 
+/* What the default providers hold that no environment owns. */
 static int
 orphans(struct worker *w, const struct job *job)
 {
+	const struct compute_ops *compute = compute_for(w->cfg, NULL);
+	const struct exposure_ops *exposure = exposure_for(w->cfg, NULL);
 	struct slugs s = {0};
-	struct buf dir = BUF_INIT;
 	size_t i;
 	int rc = 0;
 
-	if (slugs_from_docker(w, job, &s) == -1)
+	if (compute == NULL || exposure == NULL)
+		return 0;
+	if (compute->list_owned(w, job, slugs_take, &s) == -1 ||
+	    exposure->list_owned(w->cfg, slugs_take, &s) == -1)
 		rc = -1;
-	buf_printf(&dir, "%s/nginx/previews", w->cfg->var_dir);
-	slugs_from_dir(w, &s, buf_str(&dir), ".conf", exposure_local_ours);
-	buf_reset(&dir);
-	buf_printf(&dir, "%s/envs", w->cfg->var_dir);
-	slugs_from_dir(w, &s, buf_str(&dir), "", local_workdir_ours);
 	for (i = 0; i < s.n; i++)
-		if (orphan_check(w, job, s.v[i]) == -1)
+		if (orphan_check(w, job, s.v[i], compute, exposure) == -1)
 			rc = -1;
 	slugs_free(&s);
-	buf_free(&dir);
 	return rc;
 }
 

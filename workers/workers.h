@@ -721,4 +721,100 @@ long probe_once(const struct config *, const char *host, const char *path,
 int probe_wait(struct worker *, const struct job *, const char *host,
                const char *path, const char *token, double seconds, long *last);
 
+/* ==== provider.c: THE PROVIDER SEAM ======================================
+ *
+ * reconcile.c and sweep.c reach compute and exposure only through these two
+ * operation tables. A provider is one table; which one serves an
+ * environment is compute.provider / exposure.provider, or its repository's
+ * `compute_provider` / `exposure_provider` in `repos`. plan.c stays pure
+ * and knows none of them: it sees only struct facts.
+ *
+ *   compute:  local (this machine's Docker, provider_local.c), ec2 (to come:
+ *             workers/aws/ has the API clients)
+ *   exposure: nginx (exposure_local.c), cloudflare (workers/cloudflare/)
+ *
+ * Every operation is idempotent (a worker may die anywhere, the next
+ * reconcile repeats it) and acts only on what carries this installation's
+ * instance name and the environment's slug.
+ */
+
+enum deploy_rc { DEPLOY_OK, DEPLOY_FAILED, DEPLOY_RETRY };
+
+/* Called with each slug (not NUL-terminated) a provider holds. */
+typedef void (*slug_fn)(void *arg, const char *slug, size_t n);
+
+struct compute_ops;
+struct exposure_ops;
+
+/* One deploy, shared by reconcile.c and the compute provider's deploy. */
+struct deploy {
+	struct worker *w;
+	const struct job *job;
+	const struct env *e;
+	const struct repo_config *admin;
+	const struct compute_ops *compute;
+	const struct exposure_ops *exposure;
+	struct build b;
+	char project[80];
+	char *dir, *src;
+	struct repo_settings rs;
+	struct compose_result cr;
+	struct route_target *targets; /* addresses filled by deploy */
+	size_t ntargets;
+	struct buf log; /* the log tail kept with the build */
+	struct buf why; /* the reason, when a step fails */
+};
+
+struct compute_ops {
+	const char *name;
+	/* Fills f->running, f->workdir and (desired destroyed) f->leftover. */
+	int (*observe)(struct worker *, const struct job *, const struct env *,
+	               struct facts *);
+	/*
+	 * Gets d->e->desired_sha running: its own build_steps rows (with
+	 * step_run's timings), targets' addresses filled, the services'
+	 * answer in *services (owned by the caller).
+	 */
+	enum deploy_rc (*deploy)(struct deploy *,
+	                         struct json_object **services);
+	/* Stops the app, keeping its data (idle stop). */
+	int (*stop)(struct worker *, const struct job *, const char *slug,
+	            struct buf *why);
+	/* Removes everything of the environment. */
+	int (*destroy)(struct worker *, const struct job *, const char *slug,
+	               struct buf *why);
+	/* *any: something of `slug` is left, running or not. */
+	int (*leftovers)(struct worker *, const struct job *, const char *slug,
+	                 bool *any);
+	/* Every slug this installation has compute for. */
+	int (*list_owned)(struct worker *, const struct job *, slug_fn,
+	                  void *arg);
+};
+
+struct exposure_ops {
+	const char *name;
+	/* `token` comes back as X-Ephemera-Route through the new route. */
+	int (*route)(const struct config *, const char *slug, const char *token,
+	             const struct route_target *, size_t n);
+	int (*unroute)(const struct config *, const char *slug);
+	bool (*exists)(const struct config *, const char *slug);
+	/* The public URL of `path`; caller frees. */
+	char *(*url)(const struct config *, const char *slug, const char *path);
+	int (*list_owned)(const struct config *, slug_fn, void *arg);
+};
+
+extern const struct compute_ops compute_local;
+extern const struct exposure_ops exposure_nginx;
+
+/* The providers of `repo` ("owner/name"; NULL: the defaults); NULL when the
+ * configured one is not built in. */
+const struct compute_ops *compute_for(const struct config *, const char *repo);
+const struct exposure_ops *exposure_for(const struct config *,
+                                        const char *repo);
+/* The local provider's deploy (fetch, configure, up), in reconcile.c until
+ * the re-layout moves it to workers/local/. */
+enum deploy_rc local_deploy(struct deploy *, struct json_object **services);
+
+/* ==== end of the provider seam ========================================== */
+
 #endif

@@ -14,14 +14,14 @@ mkdir -p "$OUT"
 
 # shellcheck disable=SC2207
 pkg=($(pkg-config --cflags --libs libconfig json-c libcurl openssl libmariadb \
-	yaml-0.1))
+	yaml-0.1 libxml-2.0))
 sanitize=fuzzer,address,undefined
 flags=(-std=c11 -Wall -Wextra -Werror -g -O1 -D_GNU_SOURCE
 	-fno-omit-frame-pointer "-fsanitize=$sanitize"
 	-fno-sanitize-recover=undefined)
 core=()
 # Everything but the two programs' main.c, so a harness may reach any core.
-for f in lib/*.c fcgi-app/*.c workers/*.c cli/manifest.c; do
+for f in lib/*.c fcgi-app/*.c workers/*.c workers/*/*.c cli/manifest.c; do
 	case $f in */main.c) ;; *) core+=("$f") ;; esac
 done
 
@@ -41,6 +41,22 @@ for src in tests/fuzz/fuzz_*.c; do
 			for sel in '\000\000' '\001\000' '\002\010' '\003\001' \
 				'\004\000' '\000\107'; do
 				{ printf '%b' "$sel"; cat "$f"; } >"$corpus/seed-$i"
+				i=$((i + 1))
+			done
+		done
+	fi
+	# fuzz_aws: the recorded AWS answers behind their parser's selector.
+	if [ "$name" = fuzz_aws ] && [ -d "$FIXTURES/aws" ]; then
+		i=0
+		for f in "$FIXTURES"/aws/ec2/*.xml; do
+			for sel in '\000' '\001'; do
+				{ printf '%b' "$sel"; cat "$f"; } >"$corpus/aws-$i"
+				i=$((i + 1))
+			done
+		done
+		for f in "$FIXTURES"/aws/ssm/*.json; do
+			for sel in '\002' '\003'; do
+				{ printf '%b' "$sel"; cat "$f"; } >"$corpus/aws-$i"
 				i=$((i + 1))
 			done
 		done

@@ -57,6 +57,23 @@ test_errors(void)
 	        {"github: { enabled = true; app_id = 5; private_key_file = \"k\";"
 	         " api_url = \"http://evil.example\"; };\n",
 	         ":1: setting 'github.api_url': must be an https:// URL"},
+	        {"\ncompute: { provider = \"ec2\"; };\n",
+	         ":2: setting 'aws.region': must be set when compute.provider"},
+	        {"compute: { provider = \"ec2\"; };\naws: { region = \"r\"; };\n",
+	         ":1: setting 'ec2.ami': ec2.ami or ec2.launch_template"},
+	        {"compute: { provider = \"ec2\"; };\naws: { region = \"r\"; };\n"
+	         "ec2: { launch_template = \"lt-1\"; };\n",
+	         ":1: setting 'ec2.subnet_ids': must name at least one subnet"},
+	        {"compute: { provider = \"ec2\"; };\naws: { region = \"r\"; };\n"
+	         "ec2: { ami = \"ami-1\"; subnet_ids = \"subnet-1\"; };\n",
+	         ":1: setting 'ec2.security_group_ids': must name at least"},
+	        {"compute: { provider = \"ec2\"; };\n"
+	         "aws: { region = \"r\"; endpoint_url = \"http://x\"; };\n"
+	         "ec2: { ami = \"a\"; subnet_ids = \"s\"; "
+	         "security_group_ids = \"g\"; };\n",
+	         ":2: setting 'aws.endpoint_url': must be an https:// URL"},
+	        {"compute: { provider = \"fargate\"; };\n",
+	         ":1: setting 'compute.provider': must be one of \"local|ec2\""},
 	};
 	size_t i;
 

@@ -1,0 +1,84 @@
+/*
+ * test_provider.c - the provider seam's selection: the defaults, the
+ * per-repository override, a name with no table in this build, and the
+ * config's checks of the override.
+ */
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "../../workers/workers.h"
+
+static void
+test_selection(void)
+{
+	struct config cfg;
+	struct buf err = BUF_INIT;
+	char *p = unit_write_tmp(
+	        "repos = ( { name = \"o/local\"; },\n"
+	        "          { name = \"o/cloud\"; compute_provider = \"ec2\"; "
+	        "exposure_provider = \"nginx\"; } );\n"
+	        "aws: { region = \"eu-west-1\"; };\n"
+	        "ec2: { ami = \"ami-1\"; subnet_ids = \"subnet-1\"; "
+	        "security_group_ids = \"sg-1\"; };\n");
+
+	CHECK(config_load(&cfg, p, &err) == 0);
+	if (err.len)
+		fprintf(stderr, "  %s\n", buf_str(&err));
+	CHECK(compute_for(&cfg, NULL) == &compute_local);
+	CHECK(compute_for(&cfg, "o/local") == &compute_local);
+	CHECK(compute_for(&cfg, "o/unknown") == &compute_local);
+	CHECK(exposure_for(&cfg, NULL) == &exposure_nginx);
+	CHECK(exposure_for(&cfg, "o/cloud") == &exposure_nginx);
+	/* ec2 has no table in this build yet: the caller fails the env. */
+	CHECK(compute_for(&cfg, "o/cloud") == NULL);
+	config_free(&cfg);
+	unlink(p);
+	free(p);
+	buf_free(&err);
+}
+
+static void
+test_override_checked(void)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	        {"repos = ( { name = \"o/r\"; compute_provider = \"k8s\"; } );\n",
+	         ":1: setting 'repos': entry 0: compute_provider must be one "
+	         "of \"local|ec2\""},
+	        {"repos = ( { name = \"o/r\"; compute_provider = \"ec2\"; } );\n",
+	         "setting 'aws.region': must be set"},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct config cfg;
+		struct buf err = BUF_INIT;
+		char *p = unit_write_tmp(cases[i].text);
+
+		CHECK(config_load(&cfg, p, &err) == -1);
+		if (strstr(buf_str(&err), cases[i].want) == NULL) {
+			fprintf(stderr, "  case %zu: %s\n", i, buf_str(&err));
+			CHECK(!"message");
+		}
+		config_free(&cfg);
+		unlink(p);
+		free(p);
+		buf_free(&err);
+	}
+}
+
+static void
+test_tables_complete(void)
+{
+	CHECK(compute_local.observe && compute_local.deploy &&
+	      compute_local.stop && compute_local.destroy &&
+	      compute_local.leftovers && compute_local.list_owned);
+	CHECK(exposure_nginx.route && exposure_nginx.unroute &&
+	      exposure_nginx.exists && exposure_nginx.url &&
+	      exposure_nginx.list_owned);
+}
+
+UNIT_MAIN(TEST(test_selection), TEST(test_override_checked),
+          TEST(test_tables_complete))
