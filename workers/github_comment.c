@@ -375,7 +375,8 @@ const char *
 github_deploy_target(const char *build_status, bool latest, const char *phase)
 {
 	if (!latest || is(phase, "stopping") || is(phase, "stopped") ||
-	    is(phase, "destroying") || is(phase, "destroyed"))
+	    is(phase, "awaiting_approval") || is(phase, "destroying") ||
+	    is(phase, "destroyed"))
 		return "inactive";
 	if (is(build_status, "succeeded"))
 		return "success";

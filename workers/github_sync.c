@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "workers.h"
 
@@ -57,6 +58,7 @@ enum build_col {
 	B_DSTATE,
 	B_CSTATE,
 	B_CTARGET,
+	B_CDESC,
 };
 
 struct sync {
@@ -93,6 +95,40 @@ github_repo_ok(const char *repo)
 	return strstr(repo, "..") == NULL;
 }
 
+/*
+ * False for a URL GitHub's users cannot follow: one on this machine's
+ * loopback (localhost, *.localhost, 127.0.0.0/8, [::1], 0.0.0.0), or
+ * anything that is not http(s). Such links are never sent to GitHub.
+ */
+bool
+github_url_public(const char *url)
+{
+	const char *host, *end;
+	size_t n;
+
+	if (url == NULL)
+		return false;
+	if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else
+		return false;
+	if (host[0] == '[')
+		return strncmp(host, "[::1]", 5) != 0 && host[1] != ']';
+	end = host + strcspn(host, ":/?#");
+	n = (size_t)(end - host);
+	if (n > 0 && host[n - 1] == '.')
+		n--; /* "localhost." is localhost */
+	if (n == 0 || (n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+	    (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0) ||
+	    strncmp(host, "127.", 4) == 0 ||
+	    (n == 7 && strncmp(host, "0.0.0.0", 7) == 0))
+		return false;
+	return true;
+}
+
+/* Empty without http.public_url: loopback links are never sent. */
 void
 github_status_url(const struct config *cfg, const char *slug, struct buf *out)
 {
@@ -101,12 +137,21 @@ github_status_url(const struct config *cfg, const char *slug, struct buf *out)
 
 	while (n > 0 && base[n - 1] == '/')
 		n--;
-	if (n > 0)
-		buf_append(out, base, n);
-	else
-		buf_printf(out, "http://127.0.0.1:%lld",
-		           (long long)cfg->http_port);
+	if (n == 0)
+		return;
+	buf_append(out, base, n);
 	buf_printf(out, "/env/%s", slug);
+	if (!github_url_public(buf_str(out)))
+		buf_reset(out);
+}
+
+/* The preview's URL, when it is one GitHub's users can follow. */
+static const char *
+env_url(const struct sync *s)
+{
+	const char *url = env_get(s, E_URL);
+
+	return url != NULL && url[0] && github_url_public(url) ? url : NULL;
 }
 
 /* True when the comma/space/JSON list `labels` holds `label` whole. */
@@ -236,12 +281,14 @@ deployment_create(struct sync *s, uint64_t build_id, const char *sha,
 	v = github_request(&s->gh, "POST", buf_str(&path), buf_str(&body),
 	                   &res);
 	if (v != GH_OK) {
-		if (s->gh.stop == GH_OK)
+		if (s->gh.stop == GH_OK) {
+			log_error("github_deployment",
+			          "env=%llu build=%llu status=%ld",
+			          (unsigned long long)s->env_id,
+			          (unsigned long long)build_id, res.status);
 			github_fail(&s->gh, "creating the deployment: %ld %s",
 			            res.status, buf_str(&res.body));
-		log_error("github_deployment", "env=%llu build=%llu status=%ld",
-		          (unsigned long long)s->env_id,
-		          (unsigned long long)build_id, res.status);
+		}
 		goto out;
 	}
 	o = github_json(&res);
@@ -271,16 +318,20 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 {
 	struct github_response res;
 	struct buf path = BUF_INIT, body = BUF_INIT;
-	const char *url = env_get(s, E_URL);
+	const char *url = env_url(s);
 	enum github_verdict v;
 	int rc = -1;
 
 	github_response_init(&res);
 	buf_printf(&path, "/repos/%s/deployments/%llu/statuses", s->repo,
 	           (unsigned long long)dep);
-	buf_printf(&body, "{\"state\":\"%s\",\"log_url\":", state);
-	buf_append_json_string(&body, s->status_url.data, s->status_url.len);
-	if (strcmp(state, "success") == 0 && url != NULL && url[0]) {
+	buf_printf(&body, "{\"state\":\"%s\"", state);
+	if (s->status_url.len > 0) {
+		buf_puts(&body, ",\"log_url\":");
+		buf_append_json_string(&body, s->status_url.data,
+		                       s->status_url.len);
+	}
+	if (strcmp(state, "success") == 0 && url != NULL) {
 		buf_puts(&body, ",\"environment_url\":");
 		buf_append_json_string(&body, url, strlen(url));
 	}
@@ -374,46 +425,26 @@ sync_deployment(struct sync *s, size_t row, bool latest)
 
 /* ---- commit status ----------------------------------------------------- */
 
+/* One commit status on `sha`; 0 when GitHub accepted it. */
 static int
-sync_commit_status(struct sync *s, size_t row)
+commit_status_post(struct sync *s, const char *sha, const char *state,
+                   const char *desc, const char *target)
 {
-	const char *status = db_rows_get(s->builds, row, B_STATUS);
-	const char *sha = db_rows_get(s->builds, row, B_SHA);
-	const char *url = env_get(s, E_URL);
-	const char *state, *desc, *target;
 	struct github_response res;
 	struct buf path = BUF_INIT, body = BUF_INIT;
-	uint64_t build_id = 0;
 	int rc = -1;
 
-	parse_uint64(db_rows_get(s->builds, row, B_ID), &build_id);
-	if (strcmp(status, "succeeded") == 0) {
-		state = "success";
-		desc = "Preview ready";
-	} else if (strcmp(status, "failed") == 0) {
-		state = "failure";
-		desc = "Preview deploy failed";
-	} else if (strcmp(status, "running") == 0) {
-		state = "pending";
-		desc = "Deploying the preview";
-	} else {
-		return 0; /* cancelled: a newer build speaks for the PR */
-	}
-	target = strcmp(state, "success") == 0 && url != NULL && url[0]
-	                 ? url
-	                 : buf_str(&s->status_url);
-	if (db_rows_get(s->builds, row, B_CSTATE) != NULL &&
-	    strcmp(db_rows_get(s->builds, row, B_CSTATE), state) == 0 &&
-	    db_rows_get(s->builds, row, B_CTARGET) != NULL &&
-	    strcmp(db_rows_get(s->builds, row, B_CTARGET), target) == 0)
-		return 0;
 	github_response_init(&res);
 	buf_printf(&path, "/repos/%s/statuses/%s", s->repo, sha);
 	buf_printf(&body,
 	           "{\"state\":\"%s\",\"context\":\"ephemera/preview\","
-	           "\"description\":\"%s\",\"target_url\":",
-	           state, desc);
-	buf_append_json_string(&body, target, strlen(target));
+	           "\"description\":",
+	           state);
+	buf_append_json_string(&body, desc, strlen(desc));
+	if (target != NULL && target[0]) {
+		buf_puts(&body, ",\"target_url\":");
+		buf_append_json_string(&body, target, strlen(target));
+	}
 	buf_putc(&body, '}');
 	if (github_request(&s->gh, "POST", buf_str(&path), buf_str(&body),
 	                   &res) != GH_OK) {
@@ -424,22 +455,131 @@ sync_commit_status(struct sync *s, size_t row)
 		}
 		goto out;
 	}
-	if (db_exec(s->w->db,
-	            "INSERT INTO github_builds (build_id, env_id, "
-	            "commit_state, commit_target) VALUES (?, ?, ?, ?) "
-	            "ON DUPLICATE KEY UPDATE commit_state = VALUES("
-	            "commit_state), commit_target = VALUES(commit_target)",
-	            "uuss", build_id, s->env_id, state, target) == -1) {
-		github_fail(&s->gh, "database");
-		goto out;
-	}
-	log_info("github_commit_status", "env=%llu state=%s",
-	         (unsigned long long)s->env_id, state);
+	log_info("github_commit_status", "env=%llu state=%s sha=%.12s",
+	         (unsigned long long)s->env_id, state, sha);
 	rc = 0;
 out:
 	github_response_free(&res);
 	buf_free(&path);
 	buf_free(&body);
+	return rc;
+}
+
+/*
+ * The latest build's commit status follows the build and what became of
+ * it: pending while it runs, failure, or success, whose description and
+ * link change when the preview is stopped or removed (the commit did
+ * deploy, but the link must not promise a live preview).
+ */
+static int
+sync_commit_status(struct sync *s, size_t row)
+{
+	const char *status = db_rows_get(s->builds, row, B_STATUS);
+	const char *sha = db_rows_get(s->builds, row, B_SHA);
+	const char *phase = env_get(s, E_PHASE);
+	const char *url = env_url(s);
+	const char *last_state = db_rows_get(s->builds, row, B_CSTATE);
+	const char *last_target = db_rows_get(s->builds, row, B_CTARGET);
+	const char *last_desc = db_rows_get(s->builds, row, B_CDESC);
+	const char *state, *desc, *target = buf_str(&s->status_url);
+	uint64_t build_id = 0;
+
+	parse_uint64(db_rows_get(s->builds, row, B_ID), &build_id);
+	if (strcmp(status, "succeeded") == 0) {
+		state = "success";
+		if (strcmp(phase, "stopped") == 0 ||
+		    strcmp(phase, "stopping") == 0) {
+			desc = "Deployed; the preview is stopped";
+		} else if (strcmp(phase, "destroyed") == 0 ||
+		           strcmp(phase, "destroying") == 0 ||
+		           strcmp(phase, "awaiting_approval") == 0) {
+			desc = "Deployed; the preview was removed";
+		} else {
+			desc = "Preview ready";
+			if (url != NULL)
+				target = url;
+		}
+	} else if (strcmp(status, "failed") == 0) {
+		state = "failure";
+		desc = "Preview deploy failed";
+	} else if (strcmp(status, "running") == 0) {
+		state = "pending";
+		desc = strcmp(phase, "queued") == 0 ? "Waiting for a free slot"
+		                                    : "Deploying the preview";
+	} else {
+		return 0; /* cancelled: a newer build speaks for the PR */
+	}
+	if (last_state != NULL && strcmp(last_state, state) == 0 &&
+	    last_target != NULL && strcmp(last_target, target) == 0 &&
+	    last_desc != NULL && strcmp(last_desc, desc) == 0)
+		return 0;
+	if (commit_status_post(s, sha, state, desc, target) == -1)
+		return -1;
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_builds (build_id, env_id, "
+	            "commit_state, commit_target, commit_description) VALUES "
+	            "(?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE commit_state = "
+	            "VALUES(commit_state), commit_target = "
+	            "VALUES(commit_target), commit_description = "
+	            "VALUES(commit_description)",
+	            "uusss", build_id, s->env_id, state, target, desc) == -1)
+		return github_fail(&s->gh, "database");
+	return 0;
+}
+
+/*
+ * A commit with no build yet still shows why it waits: queued behind the
+ * cap, or awaiting approval. Remembered per environment (012).
+ */
+static int
+sync_waiting_status(struct sync *s)
+{
+	const char *phase = env_get(s, E_PHASE);
+	const char *sha = env_get(s, E_DESIRED_SHA);
+	const char *desc;
+	struct db_rows *r = NULL;
+	struct buf key = BUF_INIT;
+	int rc = -1;
+
+	if (sha == NULL || strlen(sha) != 40)
+		return 0;
+	if (db_rows_count(s->builds) > 0 &&
+	    strcmp(db_rows_get(s->builds, 0, B_SHA), sha) == 0)
+		return 0; /* the build's own status speaks */
+	if (strcmp(phase, "queued") == 0)
+		desc = "Waiting for a free preview slot";
+	else if (strcmp(phase, "awaiting_approval") == 0)
+		desc = "Awaiting approval: /preview approve";
+	else
+		return 0;
+	buf_printf(&key, "%s pending %s", sha, desc);
+	if (db_query(s->w->db, &r,
+	             "SELECT waiting_status FROM github_comments WHERE "
+	             "env_id = ?",
+	             "u", s->env_id) == -1) {
+		github_fail(&s->gh, "database");
+		goto out;
+	}
+	if (db_rows_count(r) == 1 && db_rows_get(r, 0, 0) != NULL &&
+	    strcmp(db_rows_get(r, 0, 0), buf_str(&key)) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (commit_status_post(s, sha, "pending", desc,
+	                       buf_str(&s->status_url)) == -1)
+		goto out;
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_comments (env_id, waiting_status) "
+	            "VALUES (?, ?) ON DUPLICATE KEY UPDATE waiting_status = "
+	            "VALUES(waiting_status)",
+	            "us", s->env_id, buf_str(&key)) == -1) {
+		github_fail(&s->gh, "database");
+		goto out;
+	}
+	rc = 0;
+out:
+	db_rows_free(r);
+	buf_free(&key);
 	return rc;
 }
 
@@ -664,7 +804,8 @@ services_parse(const char *text, struct json_object **json, size_t *n)
 
 		if (!json_object_object_get_ex(o, "name", &name) ||
 		    !json_object_object_get_ex(o, "url", &url) ||
-		    !json_object_is_type(url, json_type_string))
+		    !json_object_is_type(url, json_type_string) ||
+		    !github_url_public(json_object_get_string(url)))
 			continue;
 		sv[*n].name = json_object_get_string(name);
 		sv[*n].url = json_object_get_string(url);
@@ -726,7 +867,7 @@ render(struct sync *s, struct buf *text)
 	                                   : env_get(s, E_DESIRED_SHA);
 	if (bstatus != NULL && strcmp(v.phase, "ready") != 0)
 		v.sha = db_rows_get(s->builds, 0, B_SHA);
-	v.url = env_get(s, E_URL);
+	v.url = env_url(s);
 	services = services_parse(env_get(s, E_SERVICES), &services_json,
 	                          &v.nservices);
 	v.services = services;
@@ -799,13 +940,14 @@ load(struct sync *s)
 		        "uu", inst, s->env_id);
 	}
 	s->gh.installation = inst;
-	if (db_query(s->w->db, &s->builds,
-	             "SELECT b.id, b.sha, b.status, b.error, b.log_tail, "
-	             "g.deployment_id, g.deployment_state, g.commit_state, "
-	             "g.commit_target FROM builds b LEFT JOIN github_builds g "
-	             "ON g.build_id = b.id WHERE b.env_id = ? "
-	             "ORDER BY b.id DESC LIMIT ?",
-	             "ui", s->env_id, (int64_t)BUILDS_SYNCED) == -1)
+	if (db_query(
+	            s->w->db, &s->builds,
+	            "SELECT b.id, b.sha, b.status, b.error, b.log_tail, "
+	            "g.deployment_id, g.deployment_state, g.commit_state, "
+	            "g.commit_target, g.commit_description FROM builds b LEFT JOIN github_builds g "
+	            "ON g.build_id = b.id WHERE b.env_id = ? "
+	            "ORDER BY b.id DESC LIMIT ?",
+	            "ui", s->env_id, (int64_t)BUILDS_SYNCED) == -1)
 		return github_fail(&s->gh, "database");
 	return 0;
 }
@@ -838,6 +980,8 @@ github_sync_run(struct worker *w, const struct job *job, uint64_t env_id,
 		if (sync_deployment(&s, i, i == 0) == -1)
 			goto out;
 	if (n > 0 && sync_commit_status(&s, 0) == -1)
+		goto out;
+	if (sync_waiting_status(&s) == -1)
 		goto out;
 	if (render(&s, &text) == -1 || sync_comment(&s, &text) == -1)
 		goto out;
