@@ -529,16 +529,18 @@ sync_commit_status(struct sync *s, size_t row)
 
 /*
  * A commit with no build yet still shows why it waits: queued behind the
- * cap, or awaiting approval. Remembered per environment (012).
+ * cap, or awaiting approval. Remembered per environment (012). When it
+ * stops waiting without a build (stopped, closed), the pending status is
+ * settled, so no check stays pending for ever.
  */
 static int
 sync_waiting_status(struct sync *s)
 {
 	const char *phase = env_get(s, E_PHASE);
 	const char *sha = env_get(s, E_DESIRED_SHA);
-	const char *desc;
+	const char *state = "pending", *desc, *last;
 	struct db_rows *r = NULL;
-	struct buf key = BUF_INIT;
+	struct buf key = BUF_INIT, pending = BUF_INIT;
 	int rc = -1;
 
 	if (sha == NULL || strlen(sha) != 40)
@@ -546,13 +548,6 @@ sync_waiting_status(struct sync *s)
 	if (db_rows_count(s->builds) > 0 &&
 	    strcmp(db_rows_get(s->builds, 0, B_SHA), sha) == 0)
 		return 0; /* the build's own status speaks */
-	if (strcmp(phase, "queued") == 0)
-		desc = "Waiting for a free preview slot";
-	else if (strcmp(phase, "awaiting_approval") == 0)
-		desc = "Awaiting approval: /preview approve";
-	else
-		return 0;
-	buf_printf(&key, "%s pending %s", sha, desc);
 	if (db_query(s->w->db, &r,
 	             "SELECT waiting_status FROM github_comments WHERE "
 	             "env_id = ?",
@@ -560,13 +555,31 @@ sync_waiting_status(struct sync *s)
 		github_fail(&s->gh, "database");
 		goto out;
 	}
-	if (db_rows_count(r) == 1 && db_rows_get(r, 0, 0) != NULL &&
-	    strcmp(db_rows_get(r, 0, 0), buf_str(&key)) == 0) {
+	last = db_rows_count(r) == 1 ? db_rows_get(r, 0, 0) : NULL;
+	buf_printf(&pending, "%s pending ", sha);
+	if (strcmp(phase, "queued") == 0) {
+		desc = "Waiting for a free preview slot";
+	} else if (strcmp(phase, "awaiting_approval") == 0) {
+		desc = "Awaiting approval: /preview approve";
+	} else if (last != NULL &&
+	           strncmp(last, buf_str(&pending), pending.len) == 0 &&
+	           (strcmp(phase, "stopped") == 0 ||
+	            strcmp(phase, "destroyed") == 0)) {
+		state = "success";
+		desc = strcmp(phase, "stopped") == 0
+		               ? "No preview: stopped before it was deployed"
+		               : "No preview: the pull request was closed";
+	} else {
 		rc = 0;
 		goto out;
 	}
-	if (commit_status_post(s, sha, "pending", desc,
-	                       buf_str(&s->status_url)) == -1)
+	buf_printf(&key, "%s %s %s", sha, state, desc);
+	if (last != NULL && strcmp(last, buf_str(&key)) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (commit_status_post(s, sha, state, desc, buf_str(&s->status_url)) ==
+	    -1)
 		goto out;
 	if (db_exec(s->w->db,
 	            "INSERT INTO github_comments (env_id, waiting_status) "
@@ -580,6 +593,7 @@ sync_waiting_status(struct sync *s)
 out:
 	db_rows_free(r);
 	buf_free(&key);
+	buf_free(&pending);
 	return rc;
 }
 
