@@ -176,8 +176,10 @@ labels_have(const char *labels, const char *label)
 
 /* ---- deployments ------------------------------------------------------- */
 
+/* Ours for `key` = `value`: {"ephemera_build": id} or {"ephemera_queued":
+ * env id} (a commit's Deployment made while it waited behind the cap). */
 static bool
-payload_is_build(struct json_object *dep, uint64_t build_id)
+payload_has(struct json_object *dep, const char *key, uint64_t value)
 {
 	struct json_object *p, *b;
 	bool found = false;
@@ -189,20 +191,19 @@ payload_is_build(struct json_object *dep, uint64_t build_id)
 		struct json_object *o =
 		        json_tokener_parse(json_object_get_string(p));
 
-		if (o != NULL &&
-		    json_object_object_get_ex(o, "ephemera_build", &b))
-			found = (uint64_t)json_object_get_int64(b) == build_id;
+		if (o != NULL && json_object_object_get_ex(o, key, &b))
+			found = (uint64_t)json_object_get_int64(b) == value;
 		json_object_put(o);
 		return found;
 	}
-	return json_object_object_get_ex(p, "ephemera_build", &b) &&
-	       (uint64_t)json_object_get_int64(b) == build_id;
+	return json_object_object_get_ex(p, key, &b) &&
+	       (uint64_t)json_object_get_int64(b) == value;
 }
 
 /* A Deployment made for this build by a run that died before recording. */
 static int
-deployment_find(struct sync *s, uint64_t build_id, const char *sha,
-                uint64_t *out)
+deployment_find(struct sync *s, const char *key, uint64_t build_id,
+                const char *sha, uint64_t *out)
 {
 	struct github_response res;
 	struct buf path = BUF_INIT;
@@ -229,7 +230,7 @@ deployment_find(struct sync *s, uint64_t build_id, const char *sha,
 	     i++) {
 		struct json_object *d = json_object_array_get_idx(arr, i), *id;
 
-		if (payload_is_build(d, build_id) &&
+		if (payload_has(d, key, build_id) &&
 		    json_object_object_get_ex(d, "id", &id)) {
 			*out = (uint64_t)json_object_get_int64(id);
 			break;
@@ -244,8 +245,8 @@ out:
 }
 
 static int
-deployment_create(struct sync *s, uint64_t build_id, const char *sha,
-                  uint64_t *out)
+deployment_create(struct sync *s, const char *key, uint64_t build_id,
+                  const char *sha, uint64_t *out)
 {
 	struct github_response res;
 	struct buf path = BUF_INIT, body = BUF_INIT;
@@ -253,7 +254,7 @@ deployment_create(struct sync *s, uint64_t build_id, const char *sha,
 	enum github_verdict v;
 	int rc = -1;
 
-	if (deployment_find(s, build_id, sha, out) == -1)
+	if (deployment_find(s, key, build_id, sha, out) == -1)
 		return -1;
 	if (*out != 0) {
 		log_info("github_deployment_found",
@@ -276,8 +277,9 @@ deployment_create(struct sync *s, uint64_t build_id, const char *sha,
 	           "\"transient_environment\":true,"
 	           "\"production_environment\":false,"
 	           "\"description\":\"Ephemera preview\","
-	           "\"payload\":{\"ephemera_build\":%llu}}",
-	           sha, buf_str(&s->env_name), (unsigned long long)build_id);
+	           "\"payload\":{\"%s\":%llu}}",
+	           sha, buf_str(&s->env_name), key,
+	           (unsigned long long)build_id);
 	v = github_request(&s->gh, "POST", buf_str(&path), buf_str(&body),
 	                   &res);
 	if (v != GH_OK) {
@@ -336,10 +338,11 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 		buf_append_json_string(&body, url, strlen(url));
 	}
 	buf_printf(&body, ",\"description\":\"%s\",\"auto_inactive\":true}",
-	           strcmp(state, "in_progress") == 0 ? "Deploying"
-	           : strcmp(state, "success") == 0   ? "Preview ready"
-	           : strcmp(state, "failure") == 0   ? "Deploy failed"
-	                                             : "Preview removed");
+	           strcmp(state, "queued") == 0 ? "Waiting for a free slot"
+	           : strcmp(state, "in_progress") == 0 ? "Deploying"
+	           : strcmp(state, "success") == 0     ? "Preview ready"
+	           : strcmp(state, "failure") == 0     ? "Deploy failed"
+	                                               : "Preview removed");
 	v = github_request(&s->gh, "POST", buf_str(&path), buf_str(&body),
 	                   &res);
 	if (v == GH_NOT_FOUND) {
@@ -368,7 +371,9 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 		}
 		goto out;
 	}
-	if (db_exec(s->w->db,
+	/* Build 0: a waiting commit's, recorded by its caller. */
+	if (build_id != 0 &&
+	    db_exec(s->w->db,
 	            "UPDATE github_builds SET deployment_state = ? "
 	            "WHERE build_id = ?",
 	            "su", state, build_id) == -1) {
@@ -382,6 +387,56 @@ out:
 	github_response_free(&res);
 	buf_free(&path);
 	buf_free(&body);
+	return rc;
+}
+
+/*
+ * The Deployment a commit got while it waited behind the cap becomes its
+ * build's: *dep is its id, or 0 when there is none.
+ */
+static int
+deployment_adopt(struct sync *s, uint64_t build_id, const char *sha,
+                 uint64_t *dep)
+{
+	struct db_rows *r = NULL;
+	int rc = -1;
+
+	*dep = 0;
+	if (db_query(s->w->db, &r,
+	             "SELECT waiting_deployment_id FROM github_comments WHERE "
+	             "env_id = ? AND waiting_deployment_sha = ? AND "
+	             "waiting_deployment_state = 'queued'",
+	             "us", s->env_id, sha) == -1) {
+		github_fail(&s->gh, "database");
+		goto out;
+	}
+	if (db_rows_count(r) == 0 || db_rows_get(r, 0, 0) == NULL ||
+	    parse_uint64(db_rows_get(r, 0, 0), dep) == -1) {
+		*dep = 0;
+		rc = 0;
+		goto out;
+	}
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_builds (build_id, env_id, "
+	            "deployment_id, deployment_state) VALUES (?, ?, ?, "
+	            "'queued') ON DUPLICATE KEY UPDATE deployment_id = "
+	            "VALUES(deployment_id), deployment_state = "
+	            "VALUES(deployment_state)",
+	            "uuu", build_id, s->env_id, *dep) == -1 ||
+	    db_exec(s->w->db,
+	            "UPDATE github_comments SET waiting_deployment_id = NULL, "
+	            "waiting_deployment_sha = NULL, waiting_deployment_state "
+	            "= NULL WHERE env_id = ?",
+	            "u", s->env_id) == -1) {
+		github_fail(&s->gh, "database");
+		goto out;
+	}
+	log_info("github_deployment_adopted", "env=%llu build=%llu id=%llu",
+	         (unsigned long long)s->env_id, (unsigned long long)build_id,
+	         (unsigned long long)*dep);
+	rc = 0;
+out:
+	db_rows_free(r);
 	return rc;
 }
 
@@ -408,7 +463,16 @@ sync_deployment(struct sync *s, size_t row, bool latest)
 		/* Never announce a deploy that is already over and gone. */
 		if (!latest || strcmp(target, "inactive") == 0)
 			return 0;
-		if (deployment_create(s, build_id, sha, &dep) == -1)
+		/* The commit's Deployment from its wait in the queue. */
+		if (deployment_adopt(s, build_id, sha, &dep) == -1)
+			return -1;
+		if (dep != 0)
+			n = github_deploy_steps("queued", target, status,
+			                        steps);
+	}
+	if (dep == 0) {
+		if (deployment_create(s, "ephemera_build", build_id, sha,
+		                      &dep) == -1)
 			return -1;
 		if (db_exec(s->w->db,
 		            "INSERT INTO github_builds (build_id, env_id, "
@@ -421,6 +485,92 @@ sync_deployment(struct sync *s, size_t row, bool latest)
 		if (deployment_status(s, build_id, dep, steps[i]) == -1)
 			return -1;
 	return 0;
+}
+
+/* True while the env waits behind the cap with a commit of no build. */
+static bool
+env_waiting(const struct sync *s)
+{
+	const char *sha = env_get(s, E_DESIRED_SHA);
+
+	return strcmp(env_get(s, E_PHASE), "queued") == 0 && sha != NULL &&
+	       strlen(sha) == 40 &&
+	       (db_rows_count(s->builds) == 0 ||
+	        strcmp(db_rows_get(s->builds, 0, B_SHA), sha) != 0);
+}
+
+static int
+waiting_record(struct sync *s, uint64_t dep, const char *sha, const char *state)
+{
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_comments (env_id, "
+	            "waiting_deployment_id, waiting_deployment_sha, "
+	            "waiting_deployment_state) VALUES (?, NULLIF(?, 0), ?, ?) "
+	            "ON DUPLICATE KEY UPDATE waiting_deployment_id = "
+	            "VALUES(waiting_deployment_id), waiting_deployment_sha = "
+	            "VALUES(waiting_deployment_sha), waiting_deployment_state "
+	            "= VALUES(waiting_deployment_state)",
+	            "uuss", s->env_id, dep, sha, state) == -1)
+		return github_fail(&s->gh, "database");
+	return 0;
+}
+
+/*
+ * A commit waiting behind the cap has a Deployment in state `queued`
+ * (its build adopts it, deployment_adopt). One that stops waiting without
+ * a build (stopped, closed, overtaken by a push) is retired: inactive.
+ */
+static int
+sync_waiting_deployment(struct sync *s)
+{
+	struct db_rows *r = NULL;
+	const char *sha = env_get(s, E_DESIRED_SHA);
+	const char *had_sha = NULL, *had_state = NULL;
+	uint64_t dep = 0;
+	bool want = env_waiting(s);
+	int rc = -1;
+
+	if (db_query(s->w->db, &r,
+	             "SELECT waiting_deployment_id, waiting_deployment_sha, "
+	             "waiting_deployment_state FROM github_comments WHERE "
+	             "env_id = ? AND waiting_deployment_id IS NOT NULL",
+	             "u", s->env_id) == -1) {
+		github_fail(&s->gh, "database");
+		goto out;
+	}
+	if (db_rows_count(r) == 1) {
+		parse_uint64(db_rows_get(r, 0, 0), &dep);
+		had_sha = db_rows_get(r, 0, 1);
+		had_state = db_rows_get(r, 0, 2);
+	}
+	if (dep != 0 && want && had_sha != NULL && strcmp(had_sha, sha) == 0) {
+		if (had_state == NULL || strcmp(had_state, "queued") != 0) {
+			if (deployment_status(s, 0, dep, "queued") == -1 ||
+			    waiting_record(s, dep, sha, "queued") == -1)
+				goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	if (dep != 0) {
+		if ((had_state == NULL || strcmp(had_state, "inactive") != 0) &&
+		    deployment_status(s, 0, dep, "inactive") == -1)
+			goto out;
+		if (waiting_record(s, 0, NULL, NULL) == -1)
+			goto out;
+	}
+	if (want) {
+		if (deployment_create(s, "ephemera_queued", s->env_id, sha,
+		                      &dep) == -1 ||
+		    waiting_record(s, dep, sha, NULL) == -1 ||
+		    deployment_status(s, 0, dep, "queued") == -1 ||
+		    waiting_record(s, dep, sha, "queued") == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	db_rows_free(r);
+	return rc;
 }
 
 /* ---- commit status ----------------------------------------------------- */
@@ -995,7 +1145,7 @@ github_sync_run(struct worker *w, const struct job *job, uint64_t env_id,
 			goto out;
 	if (n > 0 && sync_commit_status(&s, 0) == -1)
 		goto out;
-	if (sync_waiting_status(&s) == -1)
+	if (sync_waiting_deployment(&s) == -1 || sync_waiting_status(&s) == -1)
 		goto out;
 	if (render(&s, &text) == -1 || sync_comment(&s, &text) == -1)
 		goto out;

@@ -37,3 +37,12 @@ ALTER TABLE github_builds ADD COLUMN IF NOT EXISTS commit_description
 -- cap, awaiting approval): "<sha> <state> <description>", last sent.
 ALTER TABLE github_comments ADD COLUMN IF NOT EXISTS waiting_status
 	VARCHAR(255) NULL;
+
+-- The Deployment made for a commit while it waits behind the cap (state
+-- `queued`), before it has a build; its build adopts it when it starts.
+ALTER TABLE github_comments
+	ADD COLUMN IF NOT EXISTS waiting_deployment_id BIGINT UNSIGNED NULL,
+	ADD COLUMN IF NOT EXISTS waiting_deployment_sha CHAR(40)
+		CHARACTER SET ascii NULL,
+	ADD COLUMN IF NOT EXISTS waiting_deployment_state VARCHAR(16)
+		CHARACTER SET ascii NULL;

@@ -197,6 +197,14 @@ class Stack:
         assert why, "say why the error is expected"
         self.allowed_logs.append((re.compile(pattern), why))
 
+    def allow_db_outage(self):
+        """For a test that stops MariaDB on purpose: what every program
+        logs while the database is gone (lost connections, failed
+        reconnects, a delivery answered 503 unrecorded)."""
+        self.allow_log(r"event=db_error errno=(2002|2003|2006|2013) |"
+                       r"event=db_connect |event=webhook_not_recorded ",
+                       "the test stops the database")
+
     def log_problems(self):
         """Every `level=error` or `db_error` line any of our programs
         logged that no allow_log() pattern expects."""

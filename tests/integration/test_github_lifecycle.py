@@ -292,7 +292,7 @@ class GitHubLifecycleTest(unittest.TestCase):
         def queued(v):
             self.assertEqual(v["headline"], "⏳ Preview queued")
             self.assertIn("number 1 in the queue", v["body"])
-            self.assertEqual(v["deployments"], [])
+            self.assertEqual(v["deployments"], [(b, "queued")])
             self.assertEqual(v["commit"][b], ("pending", "Waiting for a free preview slot",
                                               self.status_url(second)))
         self.settle(second, queued)
@@ -302,7 +302,10 @@ class GitHubLifecycleTest(unittest.TestCase):
 
         def ready(v):
             self.assertEqual(v["headline"], "✅ Preview ready")
+            # The same Deployment, taken over by the build.
             self.assertEqual(v["deployments"], [(b, "success")])
+            self.assertEqual(v["raw"]["deployments"][0]["history"],
+                             ["queued", "in_progress", "success"])
             self.assertEqual(v["commit"][b][:2], ("success", "Preview ready"))
         self.settle(second, ready)
         self.close(second, b)

@@ -89,6 +89,7 @@ class StackTest(unittest.TestCase):
 
     def test_db_outage(self):
         self.assertEqual(self.s.get("/healthz").status, 200)
+        self.s.allow_db_outage()
         self.s.stack("db-stop")
         try:
             # Several requests so that every fcgi child sees the outage.
