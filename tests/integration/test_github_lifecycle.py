@@ -336,3 +336,107 @@ class GitHubLifecycleTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class GitHubPacingTest(unittest.TestCase):
+    """Many PRs changing at once: the content-creating requests of one
+    installation are spaced (github.write_spacing_ms after a burst of
+    github.write_burst), by rescheduling notify jobs, never by a sleeping
+    worker; one PR changing alone is not held up."""
+    SPACING = 0.25
+    BURST = 5  # one sync of a fresh ready build: 5 writes
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gh = GitHubFake()
+        try:
+            cls.s = Stack("ghpace", dict(cls.gh.settings(), **{
+                "http.public_url": PUBLIC,
+                "github.write_spacing_ms": int(cls.SPACING * 1000),
+                "github.write_burst": cls.BURST,
+                "workers.count": 4,
+                "workers.poll_interval_ms": 50,
+            }))
+            cls.s.up()
+        except Exception:
+            cls.gh.stop()
+            raise
+        cls.gh.configure(installations={str(INST): {"repos": [REPO], "permissions": PERMS}})
+        cls.next_pr = 900
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.down()
+        reports = cls.s.sanitizer_reports()
+        cls.gh.stop()
+        cls.s.cleanup()
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+    def ready_env(self):
+        """An environment whose build of its commit went ready, as
+        reconcile leaves it (rows only: no Docker needed here)."""
+        pr = self.__class__.next_pr
+        self.__class__.next_pr += 1
+        sha = "%040x" % random.getrandbits(160)
+        slug = "pr-%d-app" % pr
+        url = "https://%s.%s/" % (slug, DOMAIN)
+        self.s.sql("INSERT INTO environments (repo, pr, slug, installation_id, title, "
+                   "author, head_ref, head_repo, desired, desired_sha, phase, trusted, "
+                   "deployed_sha, url) VALUES ('%s', %d, '%s', %d, 'T', 'a', 'f', '%s', "
+                   "'running', '%s', 'ready', 1, '%s', '%s')"
+                   % (REPO, pr, slug, INST, REPO, sha, sha, url))
+        env_id = int(self.s.sql("SELECT id FROM environments WHERE pr=%d" % pr)[0][0])
+        self.s.sql("INSERT INTO builds (env_id, sha, status, finished_at) VALUES "
+                   "(%d, '%s', 'succeeded', NOW(6))" % (env_id, sha))
+        return env_id, pr, sha, url
+
+    def notify_all(self, env_ids):
+        self.s.sql("INSERT INTO jobs (kind, env_id, max_attempts) VALUES %s"
+                   % ", ".join("('notify', %d, 5)" % e for e in env_ids))
+
+    def settled(self, env_ids, timeout=60):
+        q = ("SELECT COUNT(*) FROM jobs WHERE kind='notify' AND env_id IN (%s) AND "
+             "state IN ('queued', 'running')" % ",".join(map(str, env_ids)))
+        self.assertTrue(wait_until(lambda: self.s.sql(q) == [["0"]], timeout=timeout,
+                                   interval=0.1), self.s.logs()[-4000:])
+        return self.s.sql("SELECT env_id, state, attempts, IFNULL(last_error, '') FROM "
+                          "jobs WHERE kind='notify' AND env_id IN (%s) ORDER BY id"
+                          % ",".join(map(str, env_ids)))
+
+    def writes(self, since=0.0):
+        """Times of the content-creating requests GitHub received."""
+        return sorted(r["t"] for r in self.gh.state()["requests"]
+                      if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and
+                      r["path"].startswith("/repos/") and r["t"] >= since)
+
+    def test_many_prs_spaced_one_alone_not_held_up(self):
+        envs = [self.ready_env() for _ in range(6)]
+        t0 = time.time()
+        self.notify_all([e[0] for e in envs])
+        jobs = self.settled([e[0] for e in envs])
+        # Every job did its work; a deferral is not a failed attempt.
+        self.assertEqual({j[1] for j in jobs}, {"done"}, jobs)
+        self.assertEqual({j[2] for j in jobs}, {"1"}, jobs)
+        for env_id, pr, sha, url in envs:
+            v = self.gh.pr_view(REPO, pr)
+            self.assertEqual([d["state"] for d in v["deployments"]], ["success"])
+            self.assertEqual([s["state"] for s in v["commit_statuses"] if s["sha"] == sha],
+                             ["success"])
+            self.assertIn("✅ Preview ready", v["comments"][0])
+        t = self.writes(t0)
+        self.assertEqual(len(t), 6 * 5)  # deployment, 2 statuses, commit, comment
+        # GCRA: any run of n writes spans at least (n - burst) spacings.
+        slack = 0.05
+        for i in range(len(t)):
+            for j in range(i + self.BURST, len(t)):
+                need = (j - i + 1 - self.BURST) * self.SPACING - slack
+                self.assertGreaterEqual(t[j] - t[i], need,
+                                        "writes %d..%d too close: %r" % (i, j, t))
+        self.assertIn("event=github_paced", self.s.log("workers"))
+        # The schedule has room again: one PR alone goes at once.
+        time.sleep(self.SPACING * self.BURST + 0.2)
+        env_id, pr, sha, url = self.ready_env()
+        before = self.s.log("workers").count("event=github_paced")
+        self.notify_all([env_id])
+        self.assertEqual([j[1:3] for j in self.settled([env_id])], [["done", "1"]])
+        self.assertEqual(self.s.log("workers").count("event=github_paced"), before)
