@@ -110,6 +110,21 @@ github_fail(struct github *gh, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * The database failed under a run (lib/db.c logged it): not GitHub's
+ * answer and not for good, so the job is retried with backoff, and after
+ * its last attempt is dead with this reason, not silently done.
+ */
+int
+github_db_error(struct github *gh)
+{
+	gh->stop = GH_RETRY;
+	gh->retry_ms = 0;
+	buf_reset(&gh->error);
+	buf_puts(&gh->error, "database error (see the worker log)");
+	return -1;
+}
+
 void
 github_result(const struct github *gh, struct job_result *res)
 {

@@ -350,10 +350,13 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 		log_warn("github_deployment_gone", "env=%llu id=%llu",
 		         (unsigned long long)s->env_id,
 		         (unsigned long long)dep);
-		db_exec(s->w->db,
-		        "UPDATE github_builds SET deployment_id = NULL, "
-		        "deployment_state = NULL WHERE build_id = ?",
-		        "u", build_id);
+		if (db_exec(s->w->db,
+		            "UPDATE github_builds SET deployment_id = NULL, "
+		            "deployment_state = NULL WHERE build_id = ?",
+		            "u", build_id) == -1) {
+			github_db_error(&s->gh);
+			goto out;
+		}
 		s->gh.stop = GH_RETRY;
 		s->gh.retry_ms = 1000;
 		buf_reset(&s->gh.error);
@@ -377,7 +380,7 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 	            "UPDATE github_builds SET deployment_state = ? "
 	            "WHERE build_id = ?",
 	            "su", state, build_id) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	log_info("github_deployment_status", "env=%llu id=%llu state=%s",
@@ -407,7 +410,7 @@ deployment_adopt(struct sync *s, uint64_t build_id, const char *sha,
 	             "env_id = ? AND waiting_deployment_sha = ? AND "
 	             "waiting_deployment_state = 'queued'",
 	             "us", s->env_id, sha) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	if (db_rows_count(r) == 0 || db_rows_get(r, 0, 0) == NULL ||
@@ -428,7 +431,7 @@ deployment_adopt(struct sync *s, uint64_t build_id, const char *sha,
 	            "waiting_deployment_sha = NULL, waiting_deployment_state "
 	            "= NULL WHERE env_id = ?",
 	            "u", s->env_id) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	log_info("github_deployment_adopted", "env=%llu build=%llu id=%llu",
@@ -479,7 +482,7 @@ sync_deployment(struct sync *s, size_t row, bool latest)
 		            "deployment_id) VALUES (?, ?, ?) ON DUPLICATE KEY "
 		            "UPDATE deployment_id = VALUES(deployment_id)",
 		            "uuu", build_id, s->env_id, dep) == -1)
-			return github_fail(&s->gh, "database");
+			return github_db_error(&s->gh);
 	}
 	for (i = 0; i < n; i++)
 		if (deployment_status(s, build_id, dep, steps[i]) == -1)
@@ -511,7 +514,7 @@ waiting_record(struct sync *s, uint64_t dep, const char *sha, const char *state)
 	            "VALUES(waiting_deployment_sha), waiting_deployment_state "
 	            "= VALUES(waiting_deployment_state)",
 	            "uuss", s->env_id, dep, sha, state) == -1)
-		return github_fail(&s->gh, "database");
+		return github_db_error(&s->gh);
 	return 0;
 }
 
@@ -535,7 +538,7 @@ sync_waiting_deployment(struct sync *s)
 	             "waiting_deployment_state FROM github_comments WHERE "
 	             "env_id = ? AND waiting_deployment_id IS NOT NULL",
 	             "u", s->env_id) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	if (db_rows_count(r) == 1) {
@@ -673,7 +676,7 @@ sync_commit_status(struct sync *s, size_t row)
 	            "VALUES(commit_target), commit_description = "
 	            "VALUES(commit_description)",
 	            "uusss", build_id, s->env_id, state, target, desc) == -1)
-		return github_fail(&s->gh, "database");
+		return github_db_error(&s->gh);
 	return 0;
 }
 
@@ -702,7 +705,7 @@ sync_waiting_status(struct sync *s)
 	             "SELECT waiting_status FROM github_comments WHERE "
 	             "env_id = ?",
 	             "u", s->env_id) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	last = db_rows_count(r) == 1 ? db_rows_get(r, 0, 0) : NULL;
@@ -736,7 +739,7 @@ sync_waiting_status(struct sync *s)
 	            "VALUES (?, ?) ON DUPLICATE KEY UPDATE waiting_status = "
 	            "VALUES(waiting_status)",
 	            "us", s->env_id, buf_str(&key)) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	rc = 0;
@@ -893,7 +896,7 @@ sync_comment(struct sync *s, const struct buf *text)
 	             "SELECT comment_id, body_sha256 FROM github_comments "
 	             "WHERE env_id = ?",
 	             "u", s->env_id) == -1)
-		return github_fail(&s->gh, "database");
+		return github_db_error(&s->gh);
 	if (db_rows_count(row) == 1 && db_rows_get(row, 0, 0) != NULL) {
 		parse_uint64(db_rows_get(row, 0, 0), &id);
 		if (db_rows_get(row, 0, 1) != NULL &&
@@ -933,7 +936,7 @@ record:
 	            "comment_id = VALUES(comment_id), body_sha256 = "
 	            "VALUES(body_sha256)",
 	            "uus", s->env_id, id, hash) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	rc = 0;
@@ -1010,7 +1013,7 @@ render(struct sync *s, struct buf *text)
 		             "finished_at) / 1000000) FROM build_steps WHERE "
 		             "build_id = ? ORDER BY id",
 		             "s", db_rows_get(s->builds, 0, B_ID)) == -1)
-			return github_fail(&s->gh, "database");
+			return github_db_error(&s->gh);
 		n = db_rows_count(steps);
 		st = xcalloc(n ? n : 1, sizeof(*st));
 		for (i = 0; i < n; i++) {
@@ -1080,7 +1083,7 @@ load(struct sync *s)
 	             "FROM environments e WHERE id = ?",
 	             "iiu", s->cfg->env_idle_stop_minutes,
 	             s->cfg->env_idle_stop_minutes, s->env_id) == -1)
-		return github_fail(&s->gh, "database");
+		return github_db_error(&s->gh);
 	if (db_rows_count(s->env) == 0)
 		return 0;
 	s->repo = env_get(s, E_REPO);
@@ -1098,10 +1101,11 @@ load(struct sync *s)
 	if (inst == 0) {
 		if (github_installation_find(&s->gh, s->repo, &inst) == -1)
 			return -1;
-		db_exec(s->w->db,
-		        "UPDATE environments SET installation_id = ? WHERE id "
-		        "= ? AND installation_id IS NULL",
-		        "uu", inst, s->env_id);
+		if (db_exec(s->w->db,
+		            "UPDATE environments SET installation_id = ? WHERE "
+		            "id = ? AND installation_id IS NULL",
+		            "uu", inst, s->env_id) == -1)
+			return github_db_error(&s->gh);
 	}
 	s->gh.installation = inst;
 	if (db_query(
@@ -1112,7 +1116,7 @@ load(struct sync *s)
 	            "ON g.build_id = b.id WHERE b.env_id = ? "
 	            "ORDER BY b.id DESC LIMIT ?",
 	            "ui", s->env_id, (int64_t)BUILDS_SYNCED) == -1)
-		return github_fail(&s->gh, "database");
+		return github_db_error(&s->gh);
 	return 0;
 }
 

@@ -468,12 +468,16 @@ step_run(struct deploy *d, const char *name, enum deploy_rc rc_of_step)
 	char *detail;
 
 	if (rc_of_step == DEPLOY_OK) {
-		build_step_end(d->w->db, &d->b, true, NULL);
+		if (build_step_end(d->w->db, &d->b, true, NULL) == -1) {
+			buf_printf(&d->why, "recording step %s failed", name);
+			return DEPLOY_RETRY;
+		}
 		return DEPLOY_OK;
 	}
 	detail = d->why.len ? xstrdup(buf_str(&d->why))
 	                    : log_last(&d->log, 2048);
-	build_step_end(d->w->db, &d->b, false, detail);
+	if (build_step_end(d->w->db, &d->b, false, detail) == -1)
+		rc_of_step = DEPLOY_RETRY; /* the retry records it */
 	log_warn("deploy_step_failed", "env=%llu step=%s reason=%s",
 	         (unsigned long long)d->e->id, name, log_q(detail));
 	free(detail);
@@ -660,7 +664,10 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	            "url, NULL), error = NULL WHERE id = ?",
 	            "ssu", after, after, e->id) == -1)
 		goto out;
-	capacity_release(w->db, (int)w->cfg->workers_max_attempts);
+	if (capacity_release(w->db, (int)w->cfg->workers_max_attempts) == -1) {
+		buf_puts(&res->error, "nudging the queued environments failed");
+		goto out;
+	}
 	/* A sweep clearing leftovers of a destroyed one is no news. */
 	if (strcmp(e->phase, after) != 0 &&
 	    notify_env(w, e->id, after, NULL) == -1) {
@@ -707,17 +714,26 @@ queued_notify(struct worker *w, const struct env *e)
  * Nothing left to do: what a retried job could not record is finished
  * here. A deploy whose build could not be closed after the environment
  * went ready leaves that build running (GitHub would show it in progress
- * forever), and a change whose notification was lost is told now.
+ * forever); a teardown that could not nudge the queue would leave the
+ * queued ones waiting for a slot that is free; a change whose
+ * notification was lost is told now.
  */
 static int
 reconcile_settled(struct worker *w, const struct env *e)
 {
+	bool freed = strcmp(e->phase, "stopped") == 0 ||
+	             strcmp(e->phase, "destroyed") == 0 ||
+	             strcmp(e->phase, "awaiting_approval") == 0;
+
 	if (strcmp(e->phase, "ready") == 0 && e->deployed_sha != NULL &&
 	    db_exec(w->db,
 	            "UPDATE builds SET status = 'succeeded', finished_at = "
 	            "NOW(6) WHERE env_id = ? AND sha = ? AND "
 	            "status = 'running'",
 	            "us", e->id, e->deployed_sha) == -1)
+		return -1;
+	if (freed &&
+	    capacity_release(w->db, (int)w->cfg->workers_max_attempts) == -1)
 		return -1;
 	return notify_catch_up(w, e->id, e->phase, NULL);
 }

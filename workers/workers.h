@@ -314,6 +314,8 @@ void github_bind(struct github *, struct github_job *, struct worker *,
 /* Marks the run failed (not retried) with a reason; returns -1. */
 int github_fail(struct github *, const char *fmt, ...) PRINTFLIKE(2, 3);
 void github_result(const struct github *, struct job_result *);
+/* A database error under a run: the job is retried. Returns -1. */
+int github_db_error(struct github *);
 /* The body parsed as JSON (caller puts it), or NULL. */
 struct json_object *github_json(const struct github_response *);
 /* The App's JWT from github.private_key_file. */

@@ -310,6 +310,45 @@ class GitHubLifecycleTest(unittest.TestCase):
         self.settle(second, ready)
         self.close(second, b)
 
+    def test_database_error_is_retried_not_only_logged(self):
+        """The notification of "ready" cannot be recorded for a few
+        seconds (a trigger makes MariaDB refuse it): the reconcile job
+        fails and is retried, and the PR ends up told."""
+        pr = 9
+        # The very error of issue 14: a NULL into notifications.message.
+        self.s.allow_log(r"event=db_error errno=1048 .*INSERT INTO notifications",
+                         "the test makes MariaDB refuse the notification")
+        self.s.sql("CREATE TABLE IF NOT EXISTS t_refuse (until DATETIME(6) NOT NULL)")
+        self.s.sql("DELETE FROM t_refuse")
+        self.s.sql("CREATE TRIGGER t_refuse_ready BEFORE INSERT ON notifications FOR EACH "
+                   "ROW SET NEW.message = IF(NEW.phase = 'ready' AND EXISTS (SELECT 1 "
+                   "FROM t_refuse WHERE until > NOW(6)), NULL, NEW.message)")
+        try:
+            commit = self.repo.commit("db error")
+            self.pr_event("opened", pr, commit)
+            self.wait_phase(pr, "deploying")
+            self.s.sql("INSERT INTO t_refuse VALUES (NOW(6) + INTERVAL 1 HOUR)")
+            self.wait_phase(pr, "ready")
+            e = self.env(pr)
+            job = lambda: self.s.sql(
+                "SELECT state, attempts, IFNULL(last_error, '') FROM jobs WHERE "
+                "kind = 'reconcile' AND env_id = %d ORDER BY id DESC LIMIT 1" % e["id"])[0]
+            # Failed and queued again, saying why; nothing told meanwhile.
+            self.assertTrue(wait_until(lambda: int(job()[1]) >= 2, timeout=30), job())
+            self.assertIn("recording", job()[2])
+            self.assertEqual(self.view(pr)["headline"], "🔨 Preview deploying")
+            self.s.sql("DELETE FROM t_refuse")
+
+            def ready(v):
+                self.assertEqual(v["headline"], "✅ Preview ready")
+                self.assertEqual(v["deployments"], [(commit, "success")])
+                self.assertEqual(v["commit"][commit][:2], ("success", "Preview ready"))
+            self.settle(pr, ready)
+            self.assertEqual(job()[0], "done")
+        finally:
+            self.s.sql("DROP TRIGGER IF EXISTS t_refuse_ready")
+        self.close(pr, commit)
+
     def test_slow_build_shows_progress_while_it_runs(self):
         pr = 8
         commit = self.repo.commit("slow", {"docker-compose.yml": SLOW_COMPOSE})
