@@ -167,7 +167,9 @@ class GitHubLifecycleTest(unittest.TestCase):
             self.assertNotIn(self.preview_url(pr), v["body"])
             self.assertTrue(v["deployments"])
             self.assertEqual({s for _, s in v["deployments"]}, {"inactive"}, v["raw"])
-            for sha, (state, desc, target) in v["commit"].items():
+            # Commit statuses are per commit: this PR's are its own.
+            for sha in {commit} | {d for d, _ in v["deployments"]}:
+                state, desc, target = v["commit"][sha]
                 self.assertNotEqual(state, "pending", (sha, desc))
                 self.assertNotEqual(target, self.preview_url(pr))
         return self.settle(pr, closed)
@@ -212,9 +214,11 @@ class GitHubLifecycleTest(unittest.TestCase):
             self.assertEqual(v["commit"][commit],
                              ("failure", "Preview deploy failed", self.status_url(pr)))
         self.settle(pr, failed)
-        fixed = self.repo.commit("fixed", {"api/Dockerfile": open(os.path.join(
+        v = self.close(pr, commit)
+        # The commit did fail; closing does not make it green.
+        self.assertEqual(v["commit"][commit][0], "failure")
+        self.repo.commit("fixed", {"api/Dockerfile": open(os.path.join(
             HELLO, "api", "Dockerfile")).read()})
-        self.close(pr, fixed)
 
     def test_stopped_by_command(self):
         pr = 3
