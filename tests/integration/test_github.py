@@ -795,6 +795,18 @@ class GitHubCloneTest(unittest.TestCase):
         clone_tokens = [t for t in st["tokens_issued"] if t["repositories"] == [REPO]]
         self.assertTrue(clone_tokens, st["tokens_issued"])
         self.assertEqual(clone_tokens[0]["permissions"], {"contents": "read"})
+        # No http.public_url, previews on *.localhost: the PR says ready,
+        # and GitHub holds no link to this machine's loopback.
+        view = wait_until(lambda: (lambda v: v if v["comments"] and "Preview ready" in
+                                   v["comments"][0] and v["deployments"] and
+                                   v["deployments"][-1]["state"] == "success" else None)(
+            self.gh.pr_view(REPO, 9)), timeout=30)
+        self.assertTrue(view, self.gh.pr_view(REPO, 9))
+        self.assertNotIn("127.0.0.1", repr(view))
+        self.assertNotRegex(repr(view), r"//[^/\s'\"]*localhost")
+        self.assertEqual(view["deployments"][-1]["log_url"], "")
+        sent = [r["body"] for r in self.gh.state()["requests"] if r["method"] != "GET"]
+        self.assertFalse([b for b in sent if "127.0.0.1" in b or "localhost" in b], sent)
         self.deliver("closed", 9, commit)
         self.wait_phase(9, "destroyed")
 
