@@ -344,12 +344,15 @@ github_why_of(const char *phase, const char *desired, bool trusted,
               bool label_missing, bool draft, bool idle,
               const char *build_status)
 {
-	if (is(desired, "destroyed") || is(phase, "destroying") ||
-	    is(phase, "destroyed"))
+	if (is(desired, "destroyed") || is(phase, "destroyed"))
 		return WHY_CLOSED;
 	if (is(phase, "awaiting_approval") ||
 	    (is(desired, "awaiting_approval") && !trusted))
 		return WHY_APPROVAL;
+	/* Holding for approval tears down through "destroying" too: the
+	 * notifier runs beside the teardown and may see it. */
+	if (is(phase, "destroying"))
+		return WHY_CLOSED;
 	if (label_missing && !is(phase, "ready") && !is(phase, "deploying"))
 		return WHY_LABEL;
 	if (draft && is(desired, "stopped") && !is(phase, "ready") &&

@@ -559,6 +559,9 @@ class GitHubWorkersTest(unittest.TestCase):
             "workers.backoff_base_ms": 200,
             "workers.backoff_cap_ms": 2000,
             "workers.poll_interval_ms": 50,
+            # These time GitHub's own rate-limit answers; the spacing of
+            # our writes has its own test (test_github_lifecycle).
+            "github.write_spacing_ms": 0,
         })
         cls.gh.configure(
             installations={str(INST): {"repos": [REPO], "permissions": PERMS}},

@@ -446,6 +446,11 @@ test_why(void)
 	         false, NULL, WHY_APPROVAL},
 	        {"pending", "awaiting_approval", false, false, false, false,
 	         NULL, WHY_APPROVAL},
+	        /* Held: torn down through "destroying", still not closed. */
+	        {"destroying", "awaiting_approval", false, false, false, false,
+	         "succeeded", WHY_APPROVAL},
+	        {"destroying", "destroyed", true, false, false, false,
+	         "succeeded", WHY_CLOSED},
 	        {"pending", "stopped", true, true, false, false, NULL,
 	         WHY_LABEL},
 	        {"queued", "running", true, false, false, false, NULL,
