@@ -113,6 +113,7 @@ main(int argc, char **argv)
 	} else if (strcmp(argv[0], "deliver") == 0 && argc == 3) {
 		rc = cmd_deliver(&cfg, argv[1], argv[2]);
 	} else if (strcmp(argv[0], "check") == 0 && argc == 1) {
+		config_warnings(&cfg, "ephemera", stderr);
 		printf("ephemera: %s: configuration ok\n", path);
 		rc = 0;
 	} else if (strcmp(argv[0], "config") == 0 && argc == 3 &&

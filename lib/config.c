@@ -110,6 +110,8 @@ static const struct setting settings[] = {
         INT("github.timeout_seconds", github_timeout, 30, 1, 600),
         INT("github.token_refresh_margin", github_token_margin, 300, 0, 3000),
         INT("github.comment_log_lines", github_comment_lines, 20, 0, 500),
+        INT("github.write_spacing_ms", github_write_spacing_ms, 1000, 0, 60000),
+        INT("github.write_burst", github_write_burst, 5, 1, 100),
 
         ENUM("policy.trigger", policy_trigger, "all", "all|label"),
         STR("policy.label", policy_label, "preview"),
@@ -889,6 +891,24 @@ config_repo(const struct config *cfg, const char *name)
 	return NULL;
 }
 
+/*
+ * What is valid but probably not meant, said at -t (and by `ephemera
+ * check`) without failing: GitHub cannot follow a link to this machine's
+ * loopback, so without http.public_url the PR gets no links at all.
+ */
+void
+config_warnings(const struct config *cfg, const char *name, FILE *out)
+{
+	if (cfg->github_enabled && cfg->public_url[0] == '\0')
+		fprintf(out,
+		        "%s: warning: http.public_url is not set: with "
+		        "github.enabled, the PR's comment, Deployments and "
+		        "commit statuses carry no link to the preview or its "
+		        "status page (loopback URLs are never sent to "
+		        "GitHub)\n",
+		        name);
+}
+
 int
 program_start(const char *name, int argc, char **argv, struct config *cfg,
               int *rc)
@@ -922,6 +942,7 @@ program_start(const char *name, int argc, char **argv, struct config *cfg,
 	}
 	buf_free(&err);
 	if (check) {
+		config_warnings(cfg, name, stderr);
 		printf("%s: %s: configuration ok\n", name, path);
 		*rc = 0;
 		return 1;

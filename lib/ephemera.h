@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -194,6 +195,10 @@ struct config {
 	int64_t github_timeout;      /* seconds per API request */
 	int64_t github_token_margin; /* refresh tokens this long before expiry */
 	int64_t github_comment_lines; /* log lines quoted for a failed build */
+	/* content-creating requests per installation: one per spacing (0:
+	 * unpaced) after a burst of this many (workers/github_pace.c) */
+	int64_t github_write_spacing_ms;
+	int64_t github_write_burst;
 
 	/* policy */
 	char *policy_trigger;       /* "all" | "label" */
@@ -264,6 +269,8 @@ char *config_var_path(const struct config *, const char *rel);
  * the caller should exit with `*rc` (a config error, printed, or -t).
  * Free `cfg` with config_free in every case.
  */
+/* Valid but probably not meant (-t): one line each on `out`. */
+void config_warnings(const struct config *, const char *name, FILE *out);
 int program_start(const char *name, int argc, char **argv, struct config *,
                   int *rc);
 const struct repo_config *config_repo(const struct config *, const char *);

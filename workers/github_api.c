@@ -57,6 +57,43 @@ github_bind(struct github *gh, struct github_job *gj, struct worker *w,
 	gj->job = job;
 	gh->keepalive = github_keepalive;
 	gh->keepalive_arg = gj;
+	gh->paced = true;
+}
+
+/*
+ * A content-creating request waits for its slot in the installation's
+ * schedule; not here, but as its job, rescheduled by the queue. 0: go.
+ */
+static int
+github_pace(struct github *gh, const char *method)
+{
+	struct github_job *gj = gh->keepalive_arg;
+	int64_t wait_ms = 0;
+
+	if (!gh->paced || gh->installation == 0 || !github_pace_method(method))
+		return 0;
+	if (github_pace_take(gh->cfg, gj->w->db, gh->installation, &wait_ms) ==
+	    -1) {
+		gh->stop = GH_RETRY;
+		gh->retry_ms = 0;
+		buf_reset(&gh->error);
+		buf_puts(&gh->error, "database error while spacing writes");
+		return -1;
+	}
+	if (wait_ms == 0)
+		return 0;
+	gh->stop = GH_RETRY;
+	gh->deferred = true;
+	gh->retry_ms = wait_ms;
+	buf_reset(&gh->error);
+	buf_printf(&gh->error,
+	           "spacing writes to GitHub: installation %llu has its next "
+	           "slot in %lld ms",
+	           (unsigned long long)gh->installation, (long long)wait_ms);
+	log_info("github_paced", "installation=%llu job=%llu wait_ms=%lld",
+	         (unsigned long long)gh->installation,
+	         (unsigned long long)gj->job->id, (long long)wait_ms);
+	return -1;
 }
 
 int
@@ -73,6 +110,21 @@ github_fail(struct github *gh, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * The database failed under a run (lib/db.c logged it): not GitHub's
+ * answer and not for good, so the job is retried with backoff, and after
+ * its last attempt is dead with this reason, not silently done.
+ */
+int
+github_db_error(struct github *gh)
+{
+	gh->stop = GH_RETRY;
+	gh->retry_ms = 0;
+	buf_reset(&gh->error);
+	buf_puts(&gh->error, "database error (see the worker log)");
+	return -1;
+}
+
 void
 github_result(const struct github *gh, struct job_result *res)
 {
@@ -83,7 +135,7 @@ github_result(const struct github *gh, struct job_result *res)
 		res->retry_after_ms = 0;
 		return;
 	case GH_RETRY:
-		res->outcome = JOB_RETRY;
+		res->outcome = gh->deferred ? JOB_DEFER : JOB_RETRY;
 		res->retry_after_ms = gh->retry_ms;
 		break;
 	default:
@@ -167,6 +219,10 @@ github_request(struct github *gh, const char *method, const char *path,
 	}
 	if (github_url(gh, path, &url) == -1) {
 		github_fail(gh, "refused to follow %s", path);
+		goto out;
+	}
+	if (github_pace(gh, method) == -1) {
+		v = GH_RETRY;
 		goto out;
 	}
 	for (tries = 0; tries < 2; tries++) {

@@ -333,7 +333,7 @@ command_one(struct worker *w, struct github *gh, const struct db_rows *r,
 			last->reason = d.reason;
 		}
 		if (db_tx(w->db, decide_tx, &d, 5) == -1)
-			return github_fail(gh, "database");
+			return github_db_error(gh);
 		if (!d.applied)
 			return 0; /* decided elsewhere; its own run answers */
 		log_info("github_command",
@@ -356,7 +356,7 @@ command_one(struct worker *w, struct github *gh, const struct db_rows *r,
 	            "UPDATE commands SET answered_at = NOW(6), state = IF("
 	            "state = 'accepted', 'done', state) WHERE id = ?",
 	            "u", d.command_id) == -1)
-		return github_fail(gh, "database");
+		return github_db_error(gh);
 	return 0;
 }
 
@@ -391,7 +391,7 @@ github_command_job(struct worker *w, const struct job *job,
 		if (db_query(w->db, &r,
 		             "SELECT env_id FROM commands WHERE id = ?", "u",
 		             command_id) == -1) {
-			github_fail(&gh, "database");
+			github_db_error(&gh);
 			goto out;
 		}
 		if (db_rows_count(r) == 0)
@@ -401,11 +401,13 @@ github_command_job(struct worker *w, const struct job *job,
 		r = NULL;
 	}
 	if (!w->cfg->github_enabled) {
-		db_exec(w->db,
-		        "UPDATE commands SET state = 'failed', reason = ?, "
-		        "decided_at = NOW(6) WHERE env_id = ? AND state = "
-		        "'pending'",
-		        "su", "the GitHub App is not configured", env_id);
+		if (db_exec(w->db,
+		            "UPDATE commands SET state = 'failed', reason = ?, "
+		            "decided_at = NOW(6) WHERE env_id = ? AND state = "
+		            "'pending'",
+		            "su", "the GitHub App is not configured",
+		            env_id) == -1)
+			github_db_error(&gh);
 		goto out;
 	}
 	if (db_query(w->db, &r,
@@ -417,7 +419,7 @@ github_command_job(struct worker *w, const struct job *job,
 	             "(c.state IN ('accepted', 'refused') AND c.answered_at IS "
 	             "NULL)) ORDER BY c.id LIMIT 50",
 	             "u", env_id) == -1) {
-		github_fail(&gh, "database");
+		github_db_error(&gh);
 		goto out;
 	}
 	for (i = 0; i < db_rows_count(r); i++)

@@ -344,12 +344,15 @@ github_why_of(const char *phase, const char *desired, bool trusted,
               bool label_missing, bool draft, bool idle,
               const char *build_status)
 {
-	if (is(desired, "destroyed") || is(phase, "destroying") ||
-	    is(phase, "destroyed"))
+	if (is(desired, "destroyed") || is(phase, "destroyed"))
 		return WHY_CLOSED;
 	if (is(phase, "awaiting_approval") ||
 	    (is(desired, "awaiting_approval") && !trusted))
 		return WHY_APPROVAL;
+	/* Holding for approval tears down through "destroying" too: the
+	 * notifier runs beside the teardown and may see it. */
+	if (is(phase, "destroying"))
+		return WHY_CLOSED;
 	if (label_missing && !is(phase, "ready") && !is(phase, "deploying"))
 		return WHY_LABEL;
 	if (draft && is(desired, "stopped") && !is(phase, "ready") &&
@@ -375,7 +378,8 @@ const char *
 github_deploy_target(const char *build_status, bool latest, const char *phase)
 {
 	if (!latest || is(phase, "stopping") || is(phase, "stopped") ||
-	    is(phase, "destroying") || is(phase, "destroyed"))
+	    is(phase, "awaiting_approval") || is(phase, "destroying") ||
+	    is(phase, "destroyed"))
 		return "inactive";
 	if (is(build_status, "succeeded"))
 		return "success";
@@ -386,18 +390,20 @@ github_deploy_target(const char *build_status, bool latest, const char *phase)
 	return "in_progress";
 }
 
-/* in_progress < success = failure < inactive */
+/* queued < in_progress < success = failure < inactive */
 static int
 deploy_rank(const char *s)
 {
 	if (s == NULL)
 		return 0;
-	if (is(s, "in_progress"))
+	if (is(s, "queued"))
 		return 1;
-	if (is(s, "success") || is(s, "failure"))
+	if (is(s, "in_progress"))
 		return 2;
-	if (is(s, "inactive"))
+	if (is(s, "success") || is(s, "failure"))
 		return 3;
+	if (is(s, "inactive"))
+		return 4;
 	return 0;
 }
 
@@ -408,14 +414,15 @@ github_deploy_steps(const char *last, const char *target,
 	int from = deploy_rank(last), to = deploy_rank(target), r;
 	size_t n = 0;
 
+	/* `queued` is only ever said of a waiting commit (github_sync.c). */
 	for (r = from + 1; r <= to; r++) {
-		if (r == 1)
+		if (r == 2)
 			out[n++] = "in_progress";
-		else if (r == 2 && is(build_status, "succeeded"))
+		else if (r == 3 && is(build_status, "succeeded"))
 			out[n++] = "success";
-		else if (r == 2 && is(build_status, "failed"))
+		else if (r == 3 && is(build_status, "failed"))
 			out[n++] = "failure";
-		else if (r == 3)
+		else if (r == 4)
 			out[n++] = "inactive";
 	}
 	return n;

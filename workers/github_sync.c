@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "workers.h"
 
@@ -57,6 +58,7 @@ enum build_col {
 	B_DSTATE,
 	B_CSTATE,
 	B_CTARGET,
+	B_CDESC,
 };
 
 struct sync {
@@ -93,6 +95,40 @@ github_repo_ok(const char *repo)
 	return strstr(repo, "..") == NULL;
 }
 
+/*
+ * False for a URL GitHub's users cannot follow: one on this machine's
+ * loopback (localhost, *.localhost, 127.0.0.0/8, [::1], 0.0.0.0), or
+ * anything that is not http(s). Such links are never sent to GitHub.
+ */
+bool
+github_url_public(const char *url)
+{
+	const char *host, *end;
+	size_t n;
+
+	if (url == NULL)
+		return false;
+	if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else
+		return false;
+	if (host[0] == '[')
+		return strncmp(host, "[::1]", 5) != 0 && host[1] != ']';
+	end = host + strcspn(host, ":/?#");
+	n = (size_t)(end - host);
+	if (n > 0 && host[n - 1] == '.')
+		n--; /* "localhost." is localhost */
+	if (n == 0 || (n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+	    (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0) ||
+	    strncmp(host, "127.", 4) == 0 ||
+	    (n == 7 && strncmp(host, "0.0.0.0", 7) == 0))
+		return false;
+	return true;
+}
+
+/* Empty without http.public_url: loopback links are never sent. */
 void
 github_status_url(const struct config *cfg, const char *slug, struct buf *out)
 {
@@ -101,12 +137,21 @@ github_status_url(const struct config *cfg, const char *slug, struct buf *out)
 
 	while (n > 0 && base[n - 1] == '/')
 		n--;
-	if (n > 0)
-		buf_append(out, base, n);
-	else
-		buf_printf(out, "http://127.0.0.1:%lld",
-		           (long long)cfg->http_port);
+	if (n == 0)
+		return;
+	buf_append(out, base, n);
 	buf_printf(out, "/env/%s", slug);
+	if (!github_url_public(buf_str(out)))
+		buf_reset(out);
+}
+
+/* The preview's URL, when it is one GitHub's users can follow. */
+static const char *
+env_url(const struct sync *s)
+{
+	const char *url = env_get(s, E_URL);
+
+	return url != NULL && url[0] && github_url_public(url) ? url : NULL;
 }
 
 /* True when the comma/space/JSON list `labels` holds `label` whole. */
@@ -131,8 +176,10 @@ labels_have(const char *labels, const char *label)
 
 /* ---- deployments ------------------------------------------------------- */
 
+/* Ours for `key` = `value`: {"ephemera_build": id} or {"ephemera_queued":
+ * env id} (a commit's Deployment made while it waited behind the cap). */
 static bool
-payload_is_build(struct json_object *dep, uint64_t build_id)
+payload_has(struct json_object *dep, const char *key, uint64_t value)
 {
 	struct json_object *p, *b;
 	bool found = false;
@@ -144,20 +191,19 @@ payload_is_build(struct json_object *dep, uint64_t build_id)
 		struct json_object *o =
 		        json_tokener_parse(json_object_get_string(p));
 
-		if (o != NULL &&
-		    json_object_object_get_ex(o, "ephemera_build", &b))
-			found = (uint64_t)json_object_get_int64(b) == build_id;
+		if (o != NULL && json_object_object_get_ex(o, key, &b))
+			found = (uint64_t)json_object_get_int64(b) == value;
 		json_object_put(o);
 		return found;
 	}
-	return json_object_object_get_ex(p, "ephemera_build", &b) &&
-	       (uint64_t)json_object_get_int64(b) == build_id;
+	return json_object_object_get_ex(p, key, &b) &&
+	       (uint64_t)json_object_get_int64(b) == value;
 }
 
 /* A Deployment made for this build by a run that died before recording. */
 static int
-deployment_find(struct sync *s, uint64_t build_id, const char *sha,
-                uint64_t *out)
+deployment_find(struct sync *s, const char *key, uint64_t build_id,
+                const char *sha, uint64_t *out)
 {
 	struct github_response res;
 	struct buf path = BUF_INIT;
@@ -184,7 +230,7 @@ deployment_find(struct sync *s, uint64_t build_id, const char *sha,
 	     i++) {
 		struct json_object *d = json_object_array_get_idx(arr, i), *id;
 
-		if (payload_is_build(d, build_id) &&
+		if (payload_has(d, key, build_id) &&
 		    json_object_object_get_ex(d, "id", &id)) {
 			*out = (uint64_t)json_object_get_int64(id);
 			break;
@@ -199,8 +245,8 @@ out:
 }
 
 static int
-deployment_create(struct sync *s, uint64_t build_id, const char *sha,
-                  uint64_t *out)
+deployment_create(struct sync *s, const char *key, uint64_t build_id,
+                  const char *sha, uint64_t *out)
 {
 	struct github_response res;
 	struct buf path = BUF_INIT, body = BUF_INIT;
@@ -208,7 +254,7 @@ deployment_create(struct sync *s, uint64_t build_id, const char *sha,
 	enum github_verdict v;
 	int rc = -1;
 
-	if (deployment_find(s, build_id, sha, out) == -1)
+	if (deployment_find(s, key, build_id, sha, out) == -1)
 		return -1;
 	if (*out != 0) {
 		log_info("github_deployment_found",
@@ -231,17 +277,20 @@ deployment_create(struct sync *s, uint64_t build_id, const char *sha,
 	           "\"transient_environment\":true,"
 	           "\"production_environment\":false,"
 	           "\"description\":\"Ephemera preview\","
-	           "\"payload\":{\"ephemera_build\":%llu}}",
-	           sha, buf_str(&s->env_name), (unsigned long long)build_id);
+	           "\"payload\":{\"%s\":%llu}}",
+	           sha, buf_str(&s->env_name), key,
+	           (unsigned long long)build_id);
 	v = github_request(&s->gh, "POST", buf_str(&path), buf_str(&body),
 	                   &res);
 	if (v != GH_OK) {
-		if (s->gh.stop == GH_OK)
+		if (s->gh.stop == GH_OK) {
+			log_error("github_deployment",
+			          "env=%llu build=%llu status=%ld",
+			          (unsigned long long)s->env_id,
+			          (unsigned long long)build_id, res.status);
 			github_fail(&s->gh, "creating the deployment: %ld %s",
 			            res.status, buf_str(&res.body));
-		log_error("github_deployment", "env=%llu build=%llu status=%ld",
-		          (unsigned long long)s->env_id,
-		          (unsigned long long)build_id, res.status);
+		}
 		goto out;
 	}
 	o = github_json(&res);
@@ -271,24 +320,29 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 {
 	struct github_response res;
 	struct buf path = BUF_INIT, body = BUF_INIT;
-	const char *url = env_get(s, E_URL);
+	const char *url = env_url(s);
 	enum github_verdict v;
 	int rc = -1;
 
 	github_response_init(&res);
 	buf_printf(&path, "/repos/%s/deployments/%llu/statuses", s->repo,
 	           (unsigned long long)dep);
-	buf_printf(&body, "{\"state\":\"%s\",\"log_url\":", state);
-	buf_append_json_string(&body, s->status_url.data, s->status_url.len);
-	if (strcmp(state, "success") == 0 && url != NULL && url[0]) {
+	buf_printf(&body, "{\"state\":\"%s\"", state);
+	if (s->status_url.len > 0) {
+		buf_puts(&body, ",\"log_url\":");
+		buf_append_json_string(&body, s->status_url.data,
+		                       s->status_url.len);
+	}
+	if (strcmp(state, "success") == 0 && url != NULL) {
 		buf_puts(&body, ",\"environment_url\":");
 		buf_append_json_string(&body, url, strlen(url));
 	}
 	buf_printf(&body, ",\"description\":\"%s\",\"auto_inactive\":true}",
-	           strcmp(state, "in_progress") == 0 ? "Deploying"
-	           : strcmp(state, "success") == 0   ? "Preview ready"
-	           : strcmp(state, "failure") == 0   ? "Deploy failed"
-	                                             : "Preview removed");
+	           strcmp(state, "queued") == 0 ? "Waiting for a free slot"
+	           : strcmp(state, "in_progress") == 0 ? "Deploying"
+	           : strcmp(state, "success") == 0     ? "Preview ready"
+	           : strcmp(state, "failure") == 0     ? "Deploy failed"
+	                                               : "Preview removed");
 	v = github_request(&s->gh, "POST", buf_str(&path), buf_str(&body),
 	                   &res);
 	if (v == GH_NOT_FOUND) {
@@ -296,10 +350,13 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 		log_warn("github_deployment_gone", "env=%llu id=%llu",
 		         (unsigned long long)s->env_id,
 		         (unsigned long long)dep);
-		db_exec(s->w->db,
-		        "UPDATE github_builds SET deployment_id = NULL, "
-		        "deployment_state = NULL WHERE build_id = ?",
-		        "u", build_id);
+		if (db_exec(s->w->db,
+		            "UPDATE github_builds SET deployment_id = NULL, "
+		            "deployment_state = NULL WHERE build_id = ?",
+		            "u", build_id) == -1) {
+			github_db_error(&s->gh);
+			goto out;
+		}
 		s->gh.stop = GH_RETRY;
 		s->gh.retry_ms = 1000;
 		buf_reset(&s->gh.error);
@@ -317,11 +374,13 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 		}
 		goto out;
 	}
-	if (db_exec(s->w->db,
+	/* Build 0: a waiting commit's, recorded by its caller. */
+	if (build_id != 0 &&
+	    db_exec(s->w->db,
 	            "UPDATE github_builds SET deployment_state = ? "
 	            "WHERE build_id = ?",
 	            "su", state, build_id) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	log_info("github_deployment_status", "env=%llu id=%llu state=%s",
@@ -331,6 +390,56 @@ out:
 	github_response_free(&res);
 	buf_free(&path);
 	buf_free(&body);
+	return rc;
+}
+
+/*
+ * The Deployment a commit got while it waited behind the cap becomes its
+ * build's: *dep is its id, or 0 when there is none.
+ */
+static int
+deployment_adopt(struct sync *s, uint64_t build_id, const char *sha,
+                 uint64_t *dep)
+{
+	struct db_rows *r = NULL;
+	int rc = -1;
+
+	*dep = 0;
+	if (db_query(s->w->db, &r,
+	             "SELECT waiting_deployment_id FROM github_comments WHERE "
+	             "env_id = ? AND waiting_deployment_sha = ? AND "
+	             "waiting_deployment_state = 'queued'",
+	             "us", s->env_id, sha) == -1) {
+		github_db_error(&s->gh);
+		goto out;
+	}
+	if (db_rows_count(r) == 0 || db_rows_get(r, 0, 0) == NULL ||
+	    parse_uint64(db_rows_get(r, 0, 0), dep) == -1) {
+		*dep = 0;
+		rc = 0;
+		goto out;
+	}
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_builds (build_id, env_id, "
+	            "deployment_id, deployment_state) VALUES (?, ?, ?, "
+	            "'queued') ON DUPLICATE KEY UPDATE deployment_id = "
+	            "VALUES(deployment_id), deployment_state = "
+	            "VALUES(deployment_state)",
+	            "uuu", build_id, s->env_id, *dep) == -1 ||
+	    db_exec(s->w->db,
+	            "UPDATE github_comments SET waiting_deployment_id = NULL, "
+	            "waiting_deployment_sha = NULL, waiting_deployment_state "
+	            "= NULL WHERE env_id = ?",
+	            "u", s->env_id) == -1) {
+		github_db_error(&s->gh);
+		goto out;
+	}
+	log_info("github_deployment_adopted", "env=%llu build=%llu id=%llu",
+	         (unsigned long long)s->env_id, (unsigned long long)build_id,
+	         (unsigned long long)*dep);
+	rc = 0;
+out:
+	db_rows_free(r);
 	return rc;
 }
 
@@ -357,14 +466,23 @@ sync_deployment(struct sync *s, size_t row, bool latest)
 		/* Never announce a deploy that is already over and gone. */
 		if (!latest || strcmp(target, "inactive") == 0)
 			return 0;
-		if (deployment_create(s, build_id, sha, &dep) == -1)
+		/* The commit's Deployment from its wait in the queue. */
+		if (deployment_adopt(s, build_id, sha, &dep) == -1)
+			return -1;
+		if (dep != 0)
+			n = github_deploy_steps("queued", target, status,
+			                        steps);
+	}
+	if (dep == 0) {
+		if (deployment_create(s, "ephemera_build", build_id, sha,
+		                      &dep) == -1)
 			return -1;
 		if (db_exec(s->w->db,
 		            "INSERT INTO github_builds (build_id, env_id, "
 		            "deployment_id) VALUES (?, ?, ?) ON DUPLICATE KEY "
 		            "UPDATE deployment_id = VALUES(deployment_id)",
 		            "uuu", build_id, s->env_id, dep) == -1)
-			return github_fail(&s->gh, "database");
+			return github_db_error(&s->gh);
 	}
 	for (i = 0; i < n; i++)
 		if (deployment_status(s, build_id, dep, steps[i]) == -1)
@@ -372,48 +490,114 @@ sync_deployment(struct sync *s, size_t row, bool latest)
 	return 0;
 }
 
-/* ---- commit status ----------------------------------------------------- */
+/* True while the env waits behind the cap with a commit of no build. */
+static bool
+env_waiting(const struct sync *s)
+{
+	const char *sha = env_get(s, E_DESIRED_SHA);
+
+	return strcmp(env_get(s, E_PHASE), "queued") == 0 && sha != NULL &&
+	       strlen(sha) == 40 &&
+	       (db_rows_count(s->builds) == 0 ||
+	        strcmp(db_rows_get(s->builds, 0, B_SHA), sha) != 0);
+}
 
 static int
-sync_commit_status(struct sync *s, size_t row)
+waiting_record(struct sync *s, uint64_t dep, const char *sha, const char *state)
 {
-	const char *status = db_rows_get(s->builds, row, B_STATUS);
-	const char *sha = db_rows_get(s->builds, row, B_SHA);
-	const char *url = env_get(s, E_URL);
-	const char *state, *desc, *target;
-	struct github_response res;
-	struct buf path = BUF_INIT, body = BUF_INIT;
-	uint64_t build_id = 0;
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_comments (env_id, "
+	            "waiting_deployment_id, waiting_deployment_sha, "
+	            "waiting_deployment_state) VALUES (?, NULLIF(?, 0), ?, ?) "
+	            "ON DUPLICATE KEY UPDATE waiting_deployment_id = "
+	            "VALUES(waiting_deployment_id), waiting_deployment_sha = "
+	            "VALUES(waiting_deployment_sha), waiting_deployment_state "
+	            "= VALUES(waiting_deployment_state)",
+	            "uuss", s->env_id, dep, sha, state) == -1)
+		return github_db_error(&s->gh);
+	return 0;
+}
+
+/*
+ * A commit waiting behind the cap has a Deployment in state `queued`
+ * (its build adopts it, deployment_adopt). One that stops waiting without
+ * a build (stopped, closed, overtaken by a push) is retired: inactive.
+ */
+static int
+sync_waiting_deployment(struct sync *s)
+{
+	struct db_rows *r = NULL;
+	const char *sha = env_get(s, E_DESIRED_SHA);
+	const char *had_sha = NULL, *had_state = NULL;
+	uint64_t dep = 0;
+	bool want = env_waiting(s);
 	int rc = -1;
 
-	parse_uint64(db_rows_get(s->builds, row, B_ID), &build_id);
-	if (strcmp(status, "succeeded") == 0) {
-		state = "success";
-		desc = "Preview ready";
-	} else if (strcmp(status, "failed") == 0) {
-		state = "failure";
-		desc = "Preview deploy failed";
-	} else if (strcmp(status, "running") == 0) {
-		state = "pending";
-		desc = "Deploying the preview";
-	} else {
-		return 0; /* cancelled: a newer build speaks for the PR */
+	if (db_query(s->w->db, &r,
+	             "SELECT waiting_deployment_id, waiting_deployment_sha, "
+	             "waiting_deployment_state FROM github_comments WHERE "
+	             "env_id = ? AND waiting_deployment_id IS NOT NULL",
+	             "u", s->env_id) == -1) {
+		github_db_error(&s->gh);
+		goto out;
 	}
-	target = strcmp(state, "success") == 0 && url != NULL && url[0]
-	                 ? url
-	                 : buf_str(&s->status_url);
-	if (db_rows_get(s->builds, row, B_CSTATE) != NULL &&
-	    strcmp(db_rows_get(s->builds, row, B_CSTATE), state) == 0 &&
-	    db_rows_get(s->builds, row, B_CTARGET) != NULL &&
-	    strcmp(db_rows_get(s->builds, row, B_CTARGET), target) == 0)
-		return 0;
+	if (db_rows_count(r) == 1) {
+		parse_uint64(db_rows_get(r, 0, 0), &dep);
+		had_sha = db_rows_get(r, 0, 1);
+		had_state = db_rows_get(r, 0, 2);
+	}
+	if (dep != 0 && want && had_sha != NULL && strcmp(had_sha, sha) == 0) {
+		if (had_state == NULL || strcmp(had_state, "queued") != 0) {
+			if (deployment_status(s, 0, dep, "queued") == -1 ||
+			    waiting_record(s, dep, sha, "queued") == -1)
+				goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	if (dep != 0) {
+		if ((had_state == NULL || strcmp(had_state, "inactive") != 0) &&
+		    deployment_status(s, 0, dep, "inactive") == -1)
+			goto out;
+		if (waiting_record(s, 0, NULL, NULL) == -1)
+			goto out;
+	}
+	if (want) {
+		if (deployment_create(s, "ephemera_queued", s->env_id, sha,
+		                      &dep) == -1 ||
+		    waiting_record(s, dep, sha, NULL) == -1 ||
+		    deployment_status(s, 0, dep, "queued") == -1 ||
+		    waiting_record(s, dep, sha, "queued") == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	db_rows_free(r);
+	return rc;
+}
+
+/* ---- commit status ----------------------------------------------------- */
+
+/* One commit status on `sha`; 0 when GitHub accepted it. */
+static int
+commit_status_post(struct sync *s, const char *sha, const char *state,
+                   const char *desc, const char *target)
+{
+	struct github_response res;
+	struct buf path = BUF_INIT, body = BUF_INIT;
+	int rc = -1;
+
 	github_response_init(&res);
 	buf_printf(&path, "/repos/%s/statuses/%s", s->repo, sha);
 	buf_printf(&body,
 	           "{\"state\":\"%s\",\"context\":\"ephemera/preview\","
-	           "\"description\":\"%s\",\"target_url\":",
-	           state, desc);
-	buf_append_json_string(&body, target, strlen(target));
+	           "\"description\":",
+	           state);
+	buf_append_json_string(&body, desc, strlen(desc));
+	if (target != NULL && target[0]) {
+		buf_puts(&body, ",\"target_url\":");
+		buf_append_json_string(&body, target, strlen(target));
+	}
 	buf_putc(&body, '}');
 	if (github_request(&s->gh, "POST", buf_str(&path), buf_str(&body),
 	                   &res) != GH_OK) {
@@ -424,22 +608,145 @@ sync_commit_status(struct sync *s, size_t row)
 		}
 		goto out;
 	}
-	if (db_exec(s->w->db,
-	            "INSERT INTO github_builds (build_id, env_id, "
-	            "commit_state, commit_target) VALUES (?, ?, ?, ?) "
-	            "ON DUPLICATE KEY UPDATE commit_state = VALUES("
-	            "commit_state), commit_target = VALUES(commit_target)",
-	            "uuss", build_id, s->env_id, state, target) == -1) {
-		github_fail(&s->gh, "database");
-		goto out;
-	}
-	log_info("github_commit_status", "env=%llu state=%s",
-	         (unsigned long long)s->env_id, state);
+	log_info("github_commit_status", "env=%llu state=%s sha=%.12s",
+	         (unsigned long long)s->env_id, state, sha);
 	rc = 0;
 out:
 	github_response_free(&res);
 	buf_free(&path);
 	buf_free(&body);
+	return rc;
+}
+
+/*
+ * The latest build's commit status follows the build and what became of
+ * it: pending while it runs, failure, or success, whose description and
+ * link change when the preview is stopped or removed (the commit did
+ * deploy, but the link must not promise a live preview).
+ */
+static int
+sync_commit_status(struct sync *s, size_t row)
+{
+	const char *status = db_rows_get(s->builds, row, B_STATUS);
+	const char *sha = db_rows_get(s->builds, row, B_SHA);
+	const char *phase = env_get(s, E_PHASE);
+	const char *url = env_url(s);
+	const char *last_state = db_rows_get(s->builds, row, B_CSTATE);
+	const char *last_target = db_rows_get(s->builds, row, B_CTARGET);
+	const char *last_desc = db_rows_get(s->builds, row, B_CDESC);
+	const char *state, *desc, *target = buf_str(&s->status_url);
+	uint64_t build_id = 0;
+
+	parse_uint64(db_rows_get(s->builds, row, B_ID), &build_id);
+	if (strcmp(status, "succeeded") == 0) {
+		state = "success";
+		if (strcmp(phase, "stopped") == 0 ||
+		    strcmp(phase, "stopping") == 0) {
+			desc = "Deployed; the preview is stopped";
+		} else if (strcmp(phase, "destroyed") == 0 ||
+		           strcmp(phase, "destroying") == 0 ||
+		           strcmp(phase, "awaiting_approval") == 0) {
+			desc = "Deployed; the preview was removed";
+		} else {
+			desc = "Preview ready";
+			if (url != NULL)
+				target = url;
+		}
+	} else if (strcmp(status, "failed") == 0) {
+		state = "failure";
+		desc = "Preview deploy failed";
+	} else if (strcmp(status, "running") == 0) {
+		state = "pending";
+		desc = strcmp(phase, "queued") == 0 ? "Waiting for a free slot"
+		                                    : "Deploying the preview";
+	} else {
+		return 0; /* cancelled: a newer build speaks for the PR */
+	}
+	if (last_state != NULL && strcmp(last_state, state) == 0 &&
+	    last_target != NULL && strcmp(last_target, target) == 0 &&
+	    last_desc != NULL && strcmp(last_desc, desc) == 0)
+		return 0;
+	if (commit_status_post(s, sha, state, desc, target) == -1)
+		return -1;
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_builds (build_id, env_id, "
+	            "commit_state, commit_target, commit_description) VALUES "
+	            "(?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE commit_state = "
+	            "VALUES(commit_state), commit_target = "
+	            "VALUES(commit_target), commit_description = "
+	            "VALUES(commit_description)",
+	            "uusss", build_id, s->env_id, state, target, desc) == -1)
+		return github_db_error(&s->gh);
+	return 0;
+}
+
+/*
+ * A commit with no build yet still shows why it waits: queued behind the
+ * cap, or awaiting approval. Remembered per environment (012). When it
+ * stops waiting without a build (stopped, closed), the pending status is
+ * settled, so no check stays pending for ever.
+ */
+static int
+sync_waiting_status(struct sync *s)
+{
+	const char *phase = env_get(s, E_PHASE);
+	const char *sha = env_get(s, E_DESIRED_SHA);
+	const char *state = "pending", *desc, *last;
+	struct db_rows *r = NULL;
+	struct buf key = BUF_INIT, pending = BUF_INIT;
+	int rc = -1;
+
+	if (sha == NULL || strlen(sha) != 40)
+		return 0;
+	if (db_rows_count(s->builds) > 0 &&
+	    strcmp(db_rows_get(s->builds, 0, B_SHA), sha) == 0)
+		return 0; /* the build's own status speaks */
+	if (db_query(s->w->db, &r,
+	             "SELECT waiting_status FROM github_comments WHERE "
+	             "env_id = ?",
+	             "u", s->env_id) == -1) {
+		github_db_error(&s->gh);
+		goto out;
+	}
+	last = db_rows_count(r) == 1 ? db_rows_get(r, 0, 0) : NULL;
+	buf_printf(&pending, "%s pending ", sha);
+	if (strcmp(phase, "queued") == 0) {
+		desc = "Waiting for a free preview slot";
+	} else if (strcmp(phase, "awaiting_approval") == 0) {
+		desc = "Awaiting approval: /preview approve";
+	} else if (last != NULL &&
+	           strncmp(last, buf_str(&pending), pending.len) == 0 &&
+	           (strcmp(phase, "stopped") == 0 ||
+	            strcmp(phase, "destroyed") == 0)) {
+		state = "success";
+		desc = strcmp(phase, "stopped") == 0
+		               ? "No preview: stopped before it was deployed"
+		               : "No preview: the pull request was closed";
+	} else {
+		rc = 0;
+		goto out;
+	}
+	buf_printf(&key, "%s %s %s", sha, state, desc);
+	if (last != NULL && strcmp(last, buf_str(&key)) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (commit_status_post(s, sha, state, desc, buf_str(&s->status_url)) ==
+	    -1)
+		goto out;
+	if (db_exec(s->w->db,
+	            "INSERT INTO github_comments (env_id, waiting_status) "
+	            "VALUES (?, ?) ON DUPLICATE KEY UPDATE waiting_status = "
+	            "VALUES(waiting_status)",
+	            "us", s->env_id, buf_str(&key)) == -1) {
+		github_db_error(&s->gh);
+		goto out;
+	}
+	rc = 0;
+out:
+	db_rows_free(r);
+	buf_free(&key);
+	buf_free(&pending);
 	return rc;
 }
 
@@ -589,7 +896,7 @@ sync_comment(struct sync *s, const struct buf *text)
 	             "SELECT comment_id, body_sha256 FROM github_comments "
 	             "WHERE env_id = ?",
 	             "u", s->env_id) == -1)
-		return github_fail(&s->gh, "database");
+		return github_db_error(&s->gh);
 	if (db_rows_count(row) == 1 && db_rows_get(row, 0, 0) != NULL) {
 		parse_uint64(db_rows_get(row, 0, 0), &id);
 		if (db_rows_get(row, 0, 1) != NULL &&
@@ -629,7 +936,7 @@ record:
 	            "comment_id = VALUES(comment_id), body_sha256 = "
 	            "VALUES(body_sha256)",
 	            "uus", s->env_id, id, hash) == -1) {
-		github_fail(&s->gh, "database");
+		github_db_error(&s->gh);
 		goto out;
 	}
 	rc = 0;
@@ -664,7 +971,8 @@ services_parse(const char *text, struct json_object **json, size_t *n)
 
 		if (!json_object_object_get_ex(o, "name", &name) ||
 		    !json_object_object_get_ex(o, "url", &url) ||
-		    !json_object_is_type(url, json_type_string))
+		    !json_object_is_type(url, json_type_string) ||
+		    !github_url_public(json_object_get_string(url)))
 			continue;
 		sv[*n].name = json_object_get_string(name);
 		sv[*n].url = json_object_get_string(url);
@@ -705,7 +1013,7 @@ render(struct sync *s, struct buf *text)
 		             "finished_at) / 1000000) FROM build_steps WHERE "
 		             "build_id = ? ORDER BY id",
 		             "s", db_rows_get(s->builds, 0, B_ID)) == -1)
-			return github_fail(&s->gh, "database");
+			return github_db_error(&s->gh);
 		n = db_rows_count(steps);
 		st = xcalloc(n ? n : 1, sizeof(*st));
 		for (i = 0; i < n; i++) {
@@ -726,7 +1034,7 @@ render(struct sync *s, struct buf *text)
 	                                   : env_get(s, E_DESIRED_SHA);
 	if (bstatus != NULL && strcmp(v.phase, "ready") != 0)
 		v.sha = db_rows_get(s->builds, 0, B_SHA);
-	v.url = env_get(s, E_URL);
+	v.url = env_url(s);
 	services = services_parse(env_get(s, E_SERVICES), &services_json,
 	                          &v.nservices);
 	v.services = services;
@@ -775,7 +1083,7 @@ load(struct sync *s)
 	             "FROM environments e WHERE id = ?",
 	             "iiu", s->cfg->env_idle_stop_minutes,
 	             s->cfg->env_idle_stop_minutes, s->env_id) == -1)
-		return github_fail(&s->gh, "database");
+		return github_db_error(&s->gh);
 	if (db_rows_count(s->env) == 0)
 		return 0;
 	s->repo = env_get(s, E_REPO);
@@ -793,20 +1101,22 @@ load(struct sync *s)
 	if (inst == 0) {
 		if (github_installation_find(&s->gh, s->repo, &inst) == -1)
 			return -1;
-		db_exec(s->w->db,
-		        "UPDATE environments SET installation_id = ? WHERE id "
-		        "= ? AND installation_id IS NULL",
-		        "uu", inst, s->env_id);
+		if (db_exec(s->w->db,
+		            "UPDATE environments SET installation_id = ? WHERE "
+		            "id = ? AND installation_id IS NULL",
+		            "uu", inst, s->env_id) == -1)
+			return github_db_error(&s->gh);
 	}
 	s->gh.installation = inst;
-	if (db_query(s->w->db, &s->builds,
-	             "SELECT b.id, b.sha, b.status, b.error, b.log_tail, "
-	             "g.deployment_id, g.deployment_state, g.commit_state, "
-	             "g.commit_target FROM builds b LEFT JOIN github_builds g "
-	             "ON g.build_id = b.id WHERE b.env_id = ? "
-	             "ORDER BY b.id DESC LIMIT ?",
-	             "ui", s->env_id, (int64_t)BUILDS_SYNCED) == -1)
-		return github_fail(&s->gh, "database");
+	if (db_query(
+	            s->w->db, &s->builds,
+	            "SELECT b.id, b.sha, b.status, b.error, b.log_tail, "
+	            "g.deployment_id, g.deployment_state, g.commit_state, "
+	            "g.commit_target, g.commit_description FROM builds b LEFT JOIN github_builds g "
+	            "ON g.build_id = b.id WHERE b.env_id = ? "
+	            "ORDER BY b.id DESC LIMIT ?",
+	            "ui", s->env_id, (int64_t)BUILDS_SYNCED) == -1)
+		return github_db_error(&s->gh);
 	return 0;
 }
 
@@ -838,6 +1148,8 @@ github_sync_run(struct worker *w, const struct job *job, uint64_t env_id,
 		if (sync_deployment(&s, i, i == 0) == -1)
 			goto out;
 	if (n > 0 && sync_commit_status(&s, 0) == -1)
+		goto out;
+	if (sync_waiting_deployment(&s) == -1 || sync_waiting_status(&s) == -1)
 		goto out;
 	if (render(&s, &text) == -1 || sync_comment(&s, &text) == -1)
 		goto out;

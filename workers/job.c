@@ -296,10 +296,21 @@ settle_dead(struct db *db, struct settle *s)
 	           (unsigned long long)job->id, job->kind, job->attempts,
 	           job->attempts == 1 ? "" : "s",
 	           s->error ? s->error : "unknown error");
-	rc = db_exec(db,
-	             "UPDATE environments SET phase = 'failed', error = ? "
-	             "WHERE id = ?",
-	             "su", buf_str(&why), job->env_id);
+	if (db_exec(db,
+	            "UPDATE environments SET phase = 'failed', error = ? "
+	            "WHERE id = ?",
+	            "su", buf_str(&why), job->env_id) == -1 ||
+	    db_exec(db,
+	            "INSERT INTO notifications (env_id, phase, message) "
+	            "VALUES (?, 'failed', ?)",
+	            "us", job->env_id, buf_str(&why)) == -1)
+		goto out;
+	/* In the same transaction: the PR hears of it, or nothing changed. */
+	if (s->w->cfg->github_enabled &&
+	    queue_enqueue(db, "notify", job->env_id, 0, NULL,
+	                  (int)s->w->cfg->workers_max_attempts) == -1)
+		goto out;
+	rc = 0;
 out:
 	buf_free(&why);
 	return rc;
@@ -421,6 +432,11 @@ job_settle(struct worker *w, const struct job *job,
 		break;
 	case JOB_FAIL:
 		s.kind = SETTLE_DEAD;
+		break;
+	case JOB_DEFER:
+		/* Not a failure: queued again, the attempt given back. */
+		s.kind = SETTLE_RELEASE;
+		s.delay_ms = res->retry_after_ms;
 		break;
 	}
 	if (settle_run(w, &s) == -1)

@@ -526,12 +526,16 @@ step_run(struct deploy *d, const char *name, enum deploy_rc rc_of_step)
 	char *detail;
 
 	if (rc_of_step == DEPLOY_OK) {
-		build_step_end(d->w->db, &d->b, true, NULL);
+		if (build_step_end(d->w->db, &d->b, true, NULL) == -1) {
+			buf_printf(&d->why, "recording step %s failed", name);
+			return DEPLOY_RETRY;
+		}
 		return DEPLOY_OK;
 	}
 	detail = d->why.len ? xstrdup(buf_str(&d->why))
 	                    : log_last(&d->log, 2048);
-	build_step_end(d->w->db, &d->b, false, detail);
+	if (build_step_end(d->w->db, &d->b, false, detail) == -1)
+		rc_of_step = DEPLOY_RETRY; /* the retry records it */
 	log_warn("deploy_step_failed", "env=%llu step=%s reason=%s",
 	         (unsigned long long)d->e->id, name, log_q(detail));
 	free(detail);
@@ -549,7 +553,10 @@ local_deploy(struct deploy *d, struct json_object **services)
 		return rc;
 	/* Announced once the commit is here: nothing claims to build what
 	 * cannot even be fetched. */
-	notify_env(d->w, d->e->id, "deploying", d->e->desired_sha);
+	if (notify_env(d->w, d->e->id, "deploying", d->e->desired_sha) == -1) {
+		buf_puts(&d->why, "the notification could not be recorded");
+		return DEPLOY_RETRY;
+	}
 	if (build_step_begin(d->w->db, &d->b, "configure") == -1)
 		return DEPLOY_RETRY;
 	if ((rc = step_run(d, "configure", step_configure(d))) != DEPLOY_OK)
@@ -647,25 +654,36 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 	}
 	rc = deploy_steps(&d);
 	tail = log_last(&d.log, LOG_TAIL_MAX);
+	/*
+	 * A database error here is the job's: it is retried, and the
+	 * retry's reconcile_settled() finishes what was not recorded. The
+	 * last attempt's failure is told by the queue (job.c settle_dead).
+	 */
 	if (rc == DEPLOY_OK) {
-		build_end(w->db, &d.b, "succeeded", NULL, tail);
-		notify_env(w, e->id, "ready", NULL);
-		log_info("deploy_ready", "env=%llu sha=%.12s",
-		         (unsigned long long)e->id, e->desired_sha);
+		if (build_end(w->db, &d.b, "succeeded", NULL, tail) == -1 ||
+		    notify_env(w, e->id, "ready", NULL) == -1) {
+			buf_puts(&d.why, "recording the ready deploy failed");
+			rc = DEPLOY_RETRY;
+		} else {
+			log_info("deploy_ready", "env=%llu sha=%.12s",
+			         (unsigned long long)e->id, e->desired_sha);
+		}
 	} else if (rc == DEPLOY_FAILED) {
-		build_end(w->db, &d.b, "failed", buf_str(&d.why), tail);
-		db_exec(w->db,
-		        "UPDATE environments SET phase = 'failed', "
-		        "attempted_sha = ?, error = ? WHERE id = ?",
-		        "ssu", e->desired_sha, buf_str(&d.why), e->id);
-		notify_env(w, e->id, "failed", buf_str(&d.why));
-	} else {
-		/* Ours to retry: the build stays running and resumes. */
-		buf_printf(&res->error, "%s", buf_str(&d.why));
-		/* The last attempt: the queue marks it failed; say so. */
-		if (job->attempts >= job->max_attempts)
-			notify_env(w, e->id, "failed", buf_str(&d.why));
+		if (build_end(w->db, &d.b, "failed", buf_str(&d.why), tail) ==
+		            -1 ||
+		    db_exec(w->db,
+		            "UPDATE environments SET phase = 'failed', "
+		            "attempted_sha = ?, error = ? WHERE id = ?",
+		            "ssu", e->desired_sha, buf_str(&d.why),
+		            e->id) == -1 ||
+		    notify_env(w, e->id, "failed", buf_str(&d.why)) == -1) {
+			buf_puts(&d.why, " (and recording the failure failed)");
+			rc = DEPLOY_RETRY;
+		}
 	}
+	/* Ours to retry: the build stays running and resumes. */
+	if (rc == DEPLOY_RETRY)
+		buf_printf(&res->error, "%s", buf_str(&d.why));
 	free(tail);
 out:
 	repo_settings_free(&d.rs);
@@ -705,10 +723,19 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	            "url, NULL), error = NULL WHERE id = ?",
 	            "ssu", after, after, e->id) == -1)
 		goto out;
-	capacity_release(w->db, (int)w->cfg->workers_max_attempts);
+	if (capacity_release(w->db, (int)w->cfg->workers_max_attempts) == -1) {
+		buf_puts(&res->error, "nudging the queued environments failed");
+		goto out;
+	}
 	/* A sweep clearing leftovers of a destroyed one is no news. */
-	if (strcmp(e->phase, after) != 0)
-		notify_env(w, e->id, after, NULL);
+	if (strcmp(e->phase, after) != 0 &&
+	    notify_env(w, e->id, after, NULL) == -1) {
+		buf_printf(&res->error,
+		           "%s: the notification could not be "
+		           "recorded",
+		           after);
+		goto out;
+	}
 	log_info("teardown", "env=%llu phase=%s", (unsigned long long)e->id,
 	         after);
 	rc = 0;
@@ -716,11 +743,12 @@ out:
 	return rc;
 }
 
-static void
+static int
 queued_notify(struct worker *w, const struct env *e)
 {
 	struct db_rows *r = NULL;
 	struct buf msg = BUF_INIT;
+	int rc;
 
 	if (db_query(w->db, &r,
 	             "SELECT COUNT(*) FROM environments o, environments me "
@@ -733,9 +761,38 @@ queued_notify(struct worker *w, const struct env *e)
 		           "%lld running)",
 		           db_rows_get(r, 0, 0),
 		           (long long)w->cfg->env_max_running);
-	notify_env(w, e->id, "queued", buf_str(&msg));
+	rc = notify_env(w, e->id, "queued", buf_str(&msg));
 	db_rows_free(r);
 	buf_free(&msg);
+	return rc;
+}
+
+/*
+ * Nothing left to do: what a retried job could not record is finished
+ * here. A deploy whose build could not be closed after the environment
+ * went ready leaves that build running (GitHub would show it in progress
+ * forever); a teardown that could not nudge the queue would leave the
+ * queued ones waiting for a slot that is free; a change whose
+ * notification was lost is told now.
+ */
+static int
+reconcile_settled(struct worker *w, const struct env *e)
+{
+	bool freed = strcmp(e->phase, "stopped") == 0 ||
+	             strcmp(e->phase, "destroyed") == 0 ||
+	             strcmp(e->phase, "awaiting_approval") == 0;
+
+	if (strcmp(e->phase, "ready") == 0 && e->deployed_sha != NULL &&
+	    db_exec(w->db,
+	            "UPDATE builds SET status = 'succeeded', finished_at = "
+	            "NOW(6) WHERE env_id = ? AND sha = ? AND "
+	            "status = 'running'",
+	            "us", e->id, e->deployed_sha) == -1)
+		return -1;
+	if (freed &&
+	    capacity_release(w->db, (int)w->cfg->workers_max_attempts) == -1)
+		return -1;
+	return notify_catch_up(w, e->id, e->phase, NULL);
 }
 
 static void reconcile_turns(struct worker *, const struct job *,
@@ -820,13 +877,18 @@ reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 		observed = false;
 		switch (step) {
 		case STEP_NONE:
+			if (reconcile_settled(w, &e) == -1) {
+				buf_puts(&res->error, "recording the settled "
+				                      "state failed");
+				res->outcome = JOB_RETRY;
+			}
 			env_free(&e);
 			return;
 		case STEP_ADMIT:
 			r = capacity_admit(w->db, e.id,
 			                   w->cfg->env_max_running);
-			if (r == 1)
-				queued_notify(w, &e);
+			if (r == 1 && queued_notify(w, &e) == -1)
+				r = -1;
 			if (r != 0) {
 				if (r == -1)
 					res->outcome = JOB_RETRY;

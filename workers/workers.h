@@ -48,7 +48,8 @@ int worker_sleep(struct worker *, int64_t ms);
 
 /* ---- job.c: claiming and settling jobs, fenced on the lease token ------ */
 
-enum job_outcome { JOB_DONE, JOB_RETRY, JOB_FAIL };
+/* JOB_DEFER: run again after retry_after_ms, the attempt not counted. */
+enum job_outcome { JOB_DONE, JOB_RETRY, JOB_FAIL, JOB_DEFER };
 
 struct job {
 	uint64_t id;
@@ -271,6 +272,9 @@ struct github {
 	 */
 	int (*keepalive)(void *);
 	void *keepalive_arg;
+	/* Bound to a job: writes are spaced (github_pace.c), and a write
+	 * that must wait ends the run as deferred (JOB_DEFER). */
+	bool paced, deferred;
 };
 
 void github_init(struct github *, const struct config *, uint64_t inst,
@@ -293,11 +297,25 @@ struct github_job {
 	struct worker *w;
 	const struct job *job;
 };
+
+/* ---- github_pace.c: content-creating requests spaced per installation */
+
+/* POST, PATCH, PUT and DELETE: what GitHub's secondary limits count. */
+bool github_pace_method(const char *method);
+/*
+ * Takes a slot for one such request of installation `inst`: 0 with
+ * *wait_ms 0 (go), or 0 with *wait_ms > 0 (no room: come back then);
+ * -1 on a database error.
+ */
+int github_pace_take(const struct config *, struct db *, uint64_t inst,
+                     int64_t *wait_ms);
 void github_bind(struct github *, struct github_job *, struct worker *,
                  const struct job *);
 /* Marks the run failed (not retried) with a reason; returns -1. */
 int github_fail(struct github *, const char *fmt, ...) PRINTFLIKE(2, 3);
 void github_result(const struct github *, struct job_result *);
+/* A database error under a run: the job is retried. Returns -1. */
+int github_db_error(struct github *);
 /* The body parsed as JSON (caller puts it), or NULL. */
 struct json_object *github_json(const struct github_response *);
 /* The App's JWT from github.private_key_file. */
@@ -409,6 +427,8 @@ void github_notify_job(struct worker *, const struct job *,
 /* "owner/repo" made only of the characters GitHub allows in names. */
 bool github_repo_ok(const char *repo);
 /* The status page of an environment (log_url / target_url). */
+/* Pure: may this URL be shown on GitHub (not loopback, http or https)? */
+bool github_url_public(const char *url);
 void github_status_url(const struct config *, const char *slug,
                        struct buf *out);
 
@@ -646,8 +666,12 @@ int capacity_release(struct db *, int max_attempts);
 
 /* ---- notify.c: telling the PR ------------------------------------------ */
 
+/* Records the change and queues a `notify` job; 0 or -1 (database). */
 int notify_env(struct worker *, uint64_t env_id, const char *phase,
                const char *message);
+/* notify_env, unless the last notification already told this phase. */
+int notify_catch_up(struct worker *, uint64_t env_id, const char *phase,
+                    const char *message);
 
 /* ---- provider_local.c: compute on this machine's Docker ---------------- */
 

@@ -28,6 +28,10 @@ Behaviours (what the tests rely on):
   challenge, a token not covering the repository or without `contents`
   → 404, a push → 403. Every attempt is recorded in `git`.
 - /_fake/state returns everything recorded, for the tests to read back.
+- /_fake/pr/{owner}/{repo}/{number} returns what a reviewer sees on the
+  PR now, not what was sent: the bot's comments (current bodies), every
+  Deployment of its environment (`pr-{number}`, or ?environment=) with
+  its last status, and the last commit status per (commit, context).
 
 Run: python3 tests/fakes/github.py --port P --app-id N --public-key FILE
 Listens on 127.0.0.1 only.
@@ -651,6 +655,35 @@ def make_app(state):
                 "faults": state.faults,
                 "git": state.git,
             })
+
+    @app.get("/_fake/pr/<owner>/<repo>/<int:num>")
+    def fake_pr(owner, repo, num):
+        full = owner + "/" + repo
+        env = request.args.get("environment", "pr-%d" % num)
+        with state.lock:
+            comments = [c["body"] for c in sorted(state.comments.values(),
+                                                  key=lambda c: c["id"])
+                        if c["_repo"] == full and c["_issue"] == num and
+                        c["user"]["type"] == "Bot"]
+            deployments = []
+            for d in sorted(state.deployments.values(), key=lambda d: d["id"]):
+                if d["_repo"] != full or d["environment"] != env:
+                    continue
+                last = d["_statuses"][-1] if d["_statuses"] else {}
+                deployments.append({
+                    "id": d["id"], "sha": d["sha"], "state": last.get("state"),
+                    "environment_url": last.get("environment_url", ""),
+                    "log_url": last.get("log_url", ""),
+                    "description": last.get("description", ""),
+                    "history": [s["state"] for s in d["_statuses"]]})
+            statuses = {}
+            for s in state.statuses:  # in order: the last one wins
+                if s["repo"] == full:
+                    statuses["%s %s" % (s["sha"], s["context"])] = {
+                        "sha": s["sha"], "context": s["context"], "state": s["state"],
+                        "description": s["description"], "target_url": s["target_url"]}
+        return ok({"comments": comments, "deployments": deployments,
+                   "commit_statuses": list(statuses.values())})
 
     manifest_routes(app, state, err, ok)
     return app

@@ -78,6 +78,14 @@ class GitHubFake:
     def state(self):
         return http("GET", self.url + "/_fake/state").json()
 
+    def pr_view(self, repo, pr):
+        """What GitHub shows on the PR now: {"comments": [bodies of the
+        bot's comments], "deployments": [{id, sha, state (the last
+        status), environment_url, log_url, history}], "commit_statuses":
+        [{sha, context, state, description, target_url}] (the last per
+        commit and context)}."""
+        return http("GET", "%s/_fake/pr/%s/%d" % (self.url, repo, pr)).json()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()

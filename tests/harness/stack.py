@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -20,6 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ASAN_BIN = os.path.join(ROOT, "build", "asan", "bin")
 RELEASE_BIN = os.path.join(ROOT, "bin")
 STACK = os.path.join(ROOT, "scripts", "stack.sh")
+# A logfmt line a test fails on unless it said it expects it: an error, or
+# a database error at any level (lib/db.c logs lock conflicts and duplicate
+# keys, which callers handle, at debug).
+LOG_PROBLEM = re.compile(r"\blevel=error\b|\bevent=db_error\b")
 
 
 def free_port():
@@ -81,6 +86,8 @@ class Stack:
         # workers=False: the stack runs without the worker pool, so jobs
         # stay as the fcgi-app queued them.
         self.workers = workers
+        # (compiled pattern, why): error lines a test provokes on purpose.
+        self.allowed_logs = []
         self.write_config()
 
     def write_config(self):
@@ -183,13 +190,46 @@ class Stack:
         # Only \n ends a row: values may hold a bare \r (build logs).
         return [line.split("\t") for line in r.stdout.split("\n") if line]
 
+    def allow_log(self, pattern, why):
+        """Lets error lines matching `pattern` (a regex) through the check
+        of log_problems(): only for what a test provokes on purpose, with
+        the reason, so an unexpected error still fails the test."""
+        assert why, "say why the error is expected"
+        self.allowed_logs.append((re.compile(pattern), why))
+
+    def allow_db_outage(self):
+        """For a test that stops MariaDB on purpose: what every program
+        logs while the database is gone (lost connections, failed
+        reconnects, a delivery answered 503 unrecorded)."""
+        self.allow_log(r"event=db_error errno=(2002|2003|2006|2013) |"
+                       r"event=db_connect |event=webhook_not_recorded ",
+                       "the test stops the database")
+
+    def log_problems(self):
+        """Every `level=error` or `db_error` line any of our programs
+        logged that no allow_log() pattern expects."""
+        out = []
+        for p in sorted(glob.glob(os.path.join(self.var, "log", "*.log"))):
+            with open(p, errors="replace") as f:
+                for line in f:
+                    if LOG_PROBLEM.search(line) and \
+                            not any(a.search(line) for a, _ in self.allowed_logs):
+                        out.append("%s: %s" % (os.path.basename(p), line.rstrip()))
+        return out
+
     def sanitizer_reports(self):
-        """ASan/LSan/UBSan reports written by any of our processes."""
+        """What fails a test class at its end, like a crash would: the
+        ASan/LSan/UBSan reports written by any of our processes, and the
+        unexpected error lines of the stack's logs (log_problems)."""
         out = []
         for p in glob.glob(os.path.join(self.var, "log", "asan.*")) + \
                 glob.glob(os.path.join(self.var, "log", "ubsan.*")):
             with open(p, errors="replace") as f:
                 out.append("%s:\n%s" % (p, f.read()))
+        problems = self.log_problems()
+        if problems:
+            out.append("unexpected errors logged (a test that provokes one "
+                       "says so with Stack.allow_log):\n" + "\n".join(problems[:40]))
         return out
 
     def processes(self):

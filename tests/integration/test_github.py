@@ -75,6 +75,8 @@ class GitHubTest(unittest.TestCase):
             "http.public_url": "https://ephemera.example.test",
             "workers.count": 1,
             "workers.backoff_base_ms": 1000,
+            # One job after another by hand, many per second: unpaced.
+            "github.write_spacing_ms": 0,
         }, workers=False)
         cls.gh.configure(
             installations={str(INST): {"repos": [REPO, "octo/other"], "permissions": PERMS}},
@@ -96,6 +98,9 @@ class GitHubTest(unittest.TestCase):
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=60)
         self.__class__.last_stderr = r.stderr
+        # The driver's log joins the stack's, for the end-of-class check.
+        with open(os.path.join(self.s.var, "log", "github_run.log"), "a") as f:
+            f.write(r.stderr)
         self.assertNotIn("ghs_", r.stdout + r.stderr)
         self.assertNotIn("eyJ", r.stdout + r.stderr)  # no JWT either
         m = re.match(r"outcome=(\w+) retry_after_ms=(-?\d+) error=(.*)", r.stdout)
@@ -142,11 +147,11 @@ class GitHubTest(unittest.TestCase):
                        "WHERE build_id=%d AND finished_at IS NULL" % bid)
             self.s.sql("UPDATE builds SET status='succeeded', finished_at=NOW(6) "
                        "WHERE id=%d" % bid)
-            services = ('[{"name":"web","primary":true,"url":"http://%s.localhost:8080/"},'
-                        '{"name":"api","primary":false,"url":"http://%s.localhost:8080/api/"}]'
+            services = ('[{"name":"web","primary":true,"url":"https://%s.preview.example.test/"},'
+                        '{"name":"api","primary":false,"url":"https://%s.preview.example.test/api/"}]'
                         % (slug, slug))
             self.s.sql("UPDATE environments SET phase='ready', deployed_sha='%s', "
-                       "url='http://%s.localhost:8080/', services='%s' WHERE id=%d"
+                       "url='https://%s.preview.example.test/', services='%s' WHERE id=%d"
                        % (sha(n, pr), slug, services, env_id))
         else:
             self.s.sql("UPDATE build_steps SET status='failed', finished_at=NOW(6) "
@@ -167,7 +172,7 @@ class GitHubTest(unittest.TestCase):
 
     def test_lifecycle_five_builds_and_a_kill(self):
         env_id, pr, slug = self.new_env(title=HOSTILE_TITLE)
-        url = "http://%s.localhost:8080/" % slug
+        url = "https://%s.preview.example.test/" % slug
         status_url = "https://ephemera.example.test/env/%s" % slug
 
         # Build 1 starts; the worker dies after GitHub created the
@@ -309,8 +314,11 @@ class GitHubTest(unittest.TestCase):
         self.assertIn("`/preview approve`", body)
         self.assertIn("**preview&#45;approved**", body)
         self.assertEqual(self.deployments(pr), [])
-        self.assertEqual([s for s in self.gh.state()["statuses"]
-                          if s["sha"] == sha(1, pr)], [])
+        # The commit says why it has no preview, and says it once.
+        self.run_job("notify", env_id)
+        self.assertEqual([(s["state"], s["description"]) for s in self.gh.state()["statuses"]
+                          if s["sha"] == sha(1, pr)],
+                         [("pending", "Awaiting approval: /preview approve")])
 
     def test_queued_says_its_position(self):
         first, _, _ = self.new_env(phase="queued")
@@ -361,6 +369,8 @@ class GitHubTest(unittest.TestCase):
         self.assertEqual(len(self.comments(pr)), 1)
 
     def test_invalid_answer_422_fails(self):
+        self.s.allow_log(r"event=github_(request|deployment_status) .*(status=422|"
+                         r"verdict=fail)", "the fake answers 422 on purpose")
         env_id, pr, slug = self.new_env()
         self.start_build(env_id, 1)
         self.gh.fault(method="POST", path=r"/deployments/\d+/statuses$", status=422,
@@ -549,6 +559,9 @@ class GitHubWorkersTest(unittest.TestCase):
             "workers.backoff_base_ms": 200,
             "workers.backoff_cap_ms": 2000,
             "workers.poll_interval_ms": 50,
+            # These time GitHub's own rate-limit answers; the spacing of
+            # our writes has its own test (test_github_lifecycle).
+            "github.write_spacing_ms": 0,
         })
         cls.gh.configure(
             installations={str(INST): {"repos": [REPO], "permissions": PERMS}},
@@ -785,10 +798,24 @@ class GitHubCloneTest(unittest.TestCase):
         clone_tokens = [t for t in st["tokens_issued"] if t["repositories"] == [REPO]]
         self.assertTrue(clone_tokens, st["tokens_issued"])
         self.assertEqual(clone_tokens[0]["permissions"], {"contents": "read"})
+        # No http.public_url, previews on *.localhost: the PR says ready,
+        # and GitHub holds no link to this machine's loopback.
+        view = wait_until(lambda: (lambda v: v if v["comments"] and "Preview ready" in
+                                   v["comments"][0] and v["deployments"] and
+                                   v["deployments"][-1]["state"] == "success" else None)(
+            self.gh.pr_view(REPO, 9)), timeout=30)
+        self.assertTrue(view, self.gh.pr_view(REPO, 9))
+        self.assertNotIn("127.0.0.1", repr(view))
+        self.assertNotRegex(repr(view), r"//[^/\s'\"]*localhost")
+        self.assertEqual(view["deployments"][-1]["log_url"], "")
+        sent = [r["body"] for r in self.gh.state()["requests"] if r["method"] != "GET"]
+        self.assertFalse([b for b in sent if "127.0.0.1" in b or "localhost" in b], sent)
         self.deliver("closed", 9, commit)
         self.wait_phase(9, "destroyed")
 
     def test_access_lost_while_a_token_is_cached(self):
+        self.s.allow_log(r"event=github_token .*status=422 scope=\"octo/app\"",
+                         "the App loses the repository on purpose")
         commit = self.repo.commit("cached")
         self.deliver("opened", 11, commit)
         self.wait_phase(11, "ready")
@@ -814,6 +841,11 @@ class GitHubCloneTest(unittest.TestCase):
         # no token cached for REPO by another test is involved): GitHub
         # refuses the token with 422; the environment fails and says why.
         other = "octo/uncovered"
+        self.s.allow_log(r"event=github_token .*status=422 scope=\"octo/uncovered\"",
+                         "the installation does not cover the repository")
+        # Nor can the PR be told: GitHub answers the notifier 404.
+        self.s.allow_log(r"event=github_(commit_status|request|deployment) .*status=404",
+                         "the installation does not cover the repository")
         repo = Repo(self.s.dir, other)
         self.gh.configure(git={other: repo.path})
         commit = repo.commit("refused")

@@ -312,6 +312,7 @@ class PoolTest(unittest.TestCase):
     def test_zz_db_restart(self):
         ids = self.s.add_jobs(600, {"sleep_ms": 15})
         time.sleep(0.5)
+        self.s.allow_db_outage()
         self.s.stack("db-stop")
         time.sleep(1.0)
         self.s.stack("db-start")

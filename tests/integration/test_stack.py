@@ -89,6 +89,7 @@ class StackTest(unittest.TestCase):
 
     def test_db_outage(self):
         self.assertEqual(self.s.get("/healthz").status, 200)
+        self.s.allow_db_outage()
         self.s.stack("db-stop")
         try:
             # Several requests so that every fcgi child sees the outage.
@@ -131,6 +132,27 @@ class ConfigCheckTest(unittest.TestCase):
             r = self.run_check(prog, os.path.join(ROOT, "config", "example.conf"))
             self.assertEqual(r.returncode, 0, r.stdout)
             self.assertIn("configuration ok", r.stdout)
+
+    def test_github_without_public_url_is_warned(self):
+        s = Stack("pubconf", {"github.enabled": True, "github.app_id": 1,
+                              "github.private_key_file": "/nonexistent.pem"})
+        try:
+            for prog in ("ephemera-fcgi", "ephemera-workers"):
+                r = self.run_check(prog, s.config)
+                self.assertEqual(r.returncode, 0, r.stdout)
+                self.assertIn("warning: http.public_url is not set", r.stdout)
+                self.assertIn("configuration ok", r.stdout)
+            s.settings["http.public_url"] = "https://ephemera.example.com"
+            s.write_config()
+            r = self.run_check("ephemera-workers", s.config)
+            self.assertNotIn("warning", r.stdout)
+            # Without the App there are no links to warn about.
+            s.settings["github.enabled"] = False
+            del s.settings["http.public_url"]
+            s.write_config()
+            self.assertNotIn("warning", self.run_check("ephemera-workers", s.config).stdout)
+        finally:
+            s.cleanup()
 
     def test_bad_value_names_file_and_line(self):
         s = Stack("badconf")

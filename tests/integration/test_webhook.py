@@ -423,6 +423,7 @@ class WebhookTest(unittest.TestCase):
     def test_zz_database_down_503_then_redelivery(self):
         body = fixture("pull_request.opened.json")
         guid = str(uuid.uuid4())
+        self.s.allow_db_outage()
         self.s.stack("db-stop")
         try:
             for _ in range(6):  # every fcgi process sees the outage

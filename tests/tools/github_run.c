@@ -28,7 +28,8 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	static const char *const outcomes[] = {"done", "retry", "fail"};
+	static const char *const outcomes[] = {"done", "retry", "fail",
+	                                       "defer"};
 	struct config cfg;
 	struct buf err = BUF_INIT, token = BUF_INIT;
 	struct worker w;

@@ -446,6 +446,11 @@ test_why(void)
 	         false, NULL, WHY_APPROVAL},
 	        {"pending", "awaiting_approval", false, false, false, false,
 	         NULL, WHY_APPROVAL},
+	        /* Held: torn down through "destroying", still not closed. */
+	        {"destroying", "awaiting_approval", false, false, false, false,
+	         "succeeded", WHY_APPROVAL},
+	        {"destroying", "destroyed", true, false, false, false,
+	         "succeeded", WHY_CLOSED},
 	        {"pending", "stopped", true, true, false, false, NULL,
 	         WHY_LABEL},
 	        {"queued", "running", true, false, false, false, NULL,
@@ -502,6 +507,12 @@ test_deploy_steps(void)
 	        {"failed", "ready", false, "in_progress", "failure inactive"},
 	        {"cancelled", "deploying", false, "in_progress", "inactive"},
 	        {"cancelled", "deploying", true, NULL, "in_progress inactive"},
+	        /* Adopted from the queue: `queued` is never said again. */
+	        {"running", "deploying", true, "queued", "in_progress"},
+	        {"succeeded", "ready", true, "queued", "in_progress success"},
+	        {"running", "queued", true, NULL, "in_progress"},
+	        /* Held for approval: the app is gone. */
+	        {"succeeded", "awaiting_approval", true, "success", "inactive"},
 	};
 	size_t i, j, n;
 
@@ -540,6 +551,44 @@ test_permission(void)
 }
 
 static void
+test_url_public(void)
+{
+	static const struct {
+		const char *url;
+		bool want;
+	} cases[] = {
+	        {"https://ephemera.example.com/env/pr-1-app", true},
+	        {"http://pr-1-app.preview.example.com:8080/", true},
+	        {"https://[2001:db8::1]/x", true},
+	        {"http://127.0.0.1:8080/env/pr-1-app", false},
+	        {"http://127.1.2.3/", false},
+	        {"http://localhost:8080/", false},
+	        {"http://LOCALHOST/", false},
+	        {"http://localhost./", false},
+	        {"http://pr-1-app.localhost:8080/", false},
+	        {"http://pr-1-app.localhost./", false},
+	        {"http://[::1]:8080/", false},
+	        {"http://0.0.0.0/", false},
+	        {"javascript:alert(1)", false},
+	        {"ftp://example.com/", false},
+	        {"https:///nohost", false},
+	        {"", false},
+	        {NULL, false},
+	        /* Only the host counts, not a path that mentions one. */
+	        {"https://example.com/localhost", true},
+	        {"https://localhost.example.com/", true},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		if (github_url_public(cases[i].url) != cases[i].want)
+			fprintf(stderr, "url=%s\n",
+			        cases[i].url ? cases[i].url : "(null)");
+		CHECK(github_url_public(cases[i].url) == cases[i].want);
+	}
+}
+
+static void
 test_repo_ok(void)
 {
 	CHECK(github_repo_ok("octo/app"));
@@ -558,4 +607,4 @@ test_repo_ok(void)
 UNIT_MAIN(TEST(test_permission), TEST(test_repo_ok), TEST(test_base64url),
           TEST(test_jwt), TEST(test_classify), TEST(test_link),
           TEST(test_md_text), TEST(test_comment_render), TEST(test_why),
-          TEST(test_deploy_steps))
+          TEST(test_deploy_steps), TEST(test_url_public))
