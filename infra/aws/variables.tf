@@ -93,7 +93,7 @@ variable "rds_instance_class" {
 variable "instance_role_name" {
   description = "The preview instances' role. worker-policy.json allows iam:PassRole on this one role only, so keep the two in step."
   type        = string
-  default     = "ephemera-instance"
+  default     = "ephemera-preview"
 }
 
 variable "create_worker_user" {
