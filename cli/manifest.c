@@ -75,18 +75,6 @@ manifest_page(const char *action, const char *manifest, struct buf *out)
 	              "\n</form></body></html>\n");
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 manifest_query_get(const char *query, const char *key, struct buf *out)
 {
@@ -108,8 +96,10 @@ manifest_query_get(const char *query, const char *key, struct buf *out)
 				if (p[i] == '+') {
 					buf_putc(out, ' ');
 				} else if (p[i] == '%' && i + 2 < len &&
-				           (hi = hex_value(p[i + 1])) >= 0 &&
-				           (lo = hex_value(p[i + 2])) >= 0) {
+				           (hi = parse_hex_digit(p[i + 1])) >=
+				                   0 &&
+				           (lo = parse_hex_digit(p[i + 2])) >=
+				                   0) {
 					buf_putc(out, (char)(hi * 16 + lo));
 					i += 2;
 				} else {

@@ -198,9 +198,9 @@ local_host_run(struct worker *w, const struct job *job,
 
 /* ---- the compute_ops of `local` (see workers.h, the provider seam) ---- */
 
-static void
-call_init(struct host_call *c, const char *action, const char *project,
-          const char *dir)
+void
+host_call_init(struct host_call *c, const char *action, const char *project,
+               const char *dir)
 {
 	memset(c, 0, sizeof(*c));
 	c->action = action;
@@ -219,7 +219,7 @@ local_leftovers(struct worker *w, const struct job *job, const char *slug,
 	int rc;
 
 	local_project_name(w->cfg, slug, project);
-	call_init(&c, "leftovers", project, NULL);
+	host_call_init(&c, "leftovers", project, NULL);
 	proc_init(&p);
 	rc = local_host_run(w, job, &c, &p);
 	if (rc == 0)
@@ -253,7 +253,7 @@ local_observe(struct worker *w, const struct job *job, const struct env *e,
 	if (strcmp(e->desired, "destroyed") == 0)
 		return local_leftovers(w, job, e->slug, &f->leftover);
 	local_project_name(w->cfg, e->slug, project);
-	call_init(&c, "status", project, NULL);
+	host_call_init(&c, "status", project, NULL);
 	proc_init(&p);
 	if (local_host_run(w, job, &c, &p) == 0) {
 		arr = json_tokener_parse(buf_str(&p.out));
@@ -281,7 +281,7 @@ local_stop_or_down(struct worker *w, const struct job *job, const char *slug,
 	int rc;
 
 	local_project_name(w->cfg, slug, project);
-	call_init(&c, down ? "down" : "stop", project, dir);
+	host_call_init(&c, down ? "down" : "stop", project, dir);
 	proc_init(&p);
 	rc = local_host_run(w, job, &c, &p);
 	if (rc == -1 && why)

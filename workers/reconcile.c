@@ -23,17 +23,6 @@
 #define RECONCILE_MAX_TURNS 8
 #define LOG_TAIL_MAX (16u * 1024)
 
-static void
-host_call_init(struct host_call *c, const char *action, const char *project,
-               const char *dir)
-{
-	memset(c, 0, sizeof(*c));
-	c->action = action;
-	c->project = project;
-	c->dir = dir;
-	c->build = true;
-}
-
 /* Compute facts from the environment's compute provider, the route's
  * from its exposure provider. */
 static int

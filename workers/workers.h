@@ -688,6 +688,9 @@ struct host_call {
 	bool build;
 };
 
+/* A call of `action` on `project` (work dir `dir` or NULL), building. */
+void host_call_init(struct host_call *, const char *action, const char *project,
+                    const char *dir);
 int local_host_run(struct worker *, const struct job *,
                    const struct host_call *, struct proc *);
 char *local_env_dir(const struct config *, const char *slug);
