@@ -20,7 +20,7 @@ ASAN    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 LIB_SRC  := $(wildcard lib/*.c)
 FCGI_SRC := $(wildcard fcgi-app/*.c)
-WORK_SRC := $(wildcard workers/*.c)
+WORK_SRC := $(wildcard workers/*.c workers/*/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)

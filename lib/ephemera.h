@@ -212,6 +212,17 @@ struct config {
 	char *status_clock; /* "": the real clock; ISO 8601 pins it (tests) */
 	int64_t status_refresh_seconds; /* 0: the page does not refresh */
 
+	/* exposure and Cloudflare (issue 11; workers/cloudflare/) */
+	char *exposure_provider; /* "nginx" | "cloudflare" */
+	char *cf_api_token_file; /* read by the workers when they call */
+	char *cf_account_id;
+	char *cf_zone_id;
+	char *cf_zone; /* previews are <slug>.<zone> */
+	char *cf_api_url;
+	char *cf_edge_url; /* "": https://<hostname> */
+	char *cf_connector_image;
+	bool cf_access;
+
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;
 	size_t nrepos;

@@ -92,3 +92,18 @@ class CloudflareFake:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+def write_conf(path, settings):
+    """Dotted settings as libconfig groups (as Stack.write_config does)."""
+    groups = {}
+    for key, v in settings.items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, str):
+            v = '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+        g, k = key.split(".", 1)
+        groups.setdefault(g, []).append("  %s = %s;" % (k, v))
+    with open(path, "w") as f:
+        for g, lines in groups.items():
+            f.write("%s: {\n%s\n};\n" % (g, "\n".join(lines)))
