@@ -98,7 +98,8 @@ main(int argc, char **argv)
 	while ((ch = getopt(argc, argv, "c:a:b:k:")) != -1) {
 		if (ch == 'c')
 			path = optarg;
-		else if (ch == 'a' && parse_int64(optarg, 1, 1000, &attempt) == 0)
+		else if (ch == 'a' &&
+		         parse_int64(optarg, 1, 1000, &attempt) == 0)
 			;
 		else if (ch == 'b' && nb < NELEM(bypass))
 			bypass[nb++] = optarg;

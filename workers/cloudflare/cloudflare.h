@@ -47,8 +47,7 @@ void cf_reply_free(struct cf_reply *);
 int cf_reply_parse(struct cf_reply *, const char *body, size_t len);
 /* What the answer means; *retry_ms is set for CF_RETRY. */
 enum cf_verdict cf_classify(const struct cf_reply *, int attempt,
-                            int64_t base_ms, int64_t cap_ms,
-                            int64_t *retry_ms);
+                            int64_t base_ms, int64_t cap_ms, int64_t *retry_ms);
 /*
  * One sentence for the environment's error: what `step` was doing, what
  * Cloudflare said and what to do. Cloudflare answers a missing permission
@@ -141,8 +140,7 @@ void cf_client_free(struct cf_client *);
  * caller does not handle itself it calls cf_stop().
  */
 enum cf_verdict cf_call(struct cf_client *, const char *method,
-                        const char *path, const char *body,
-                        struct cf_reply *);
+                        const char *path, const char *body, struct cf_reply *);
 /* Records why the run stops (logs once); returns -1. */
 int cf_stop(struct cf_client *, const struct cf_reply *, enum cf_verdict,
             const char *step, const char *permission);
@@ -171,8 +169,7 @@ int cloudflare_unroute(struct cf_client *, const char *slug);
 /* 1: the tunnel and record exist; 0: not; -1: error. */
 int cloudflare_exists(struct cf_client *, const char *slug);
 /* "https://<slug>.<zone><path>"; caller frees. */
-char *cloudflare_url(const struct config *, const char *slug,
-                     const char *path);
+char *cloudflare_url(const struct config *, const char *slug, const char *path);
 /*
  * 1 when the tunnel has a connection and the hostname answers through
  * the edge (cloudflare.edge_url, with the preview's Host); 0 not yet.

@@ -37,8 +37,10 @@ token_read(const char *path, struct buf *why)
 	while (b.len > 0 && strchr(" \t\r\n", b.data[b.len - 1]))
 		b.data[--b.len] = '\0';
 	if (b.failed || b.len == 0 || strpbrk(buf_str(&b), " \t\r\n")) {
-		buf_printf(why, "cloudflare.api_token_file %s does not hold "
-		                "one token", path);
+		buf_printf(why,
+		           "cloudflare.api_token_file %s does not hold "
+		           "one token",
+		           path);
 		if (b.data != NULL)
 			explicit_bzero(b.data, b.cap);
 		buf_free(&b);
@@ -93,8 +95,7 @@ cf_call(struct cf_client *c, const char *method, const char *path,
 	                    CF_TIMEOUT, &r->status, &raw,
 	                    &r->retry_after) == -1) {
 		buf_puts(&r->message, buf_str(&raw));
-	} else if (cf_reply_parse(r, raw.data ? raw.data : "", raw.len) ==
-	           -1) {
+	} else if (cf_reply_parse(r, raw.data ? raw.data : "", raw.len) == -1) {
 		/* A proxy's HTML error page: keep the status, say so. */
 		if (r->status >= 200 && r->status < 300)
 			r->status = 502;

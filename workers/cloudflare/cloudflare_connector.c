@@ -13,8 +13,7 @@
 #include "cloudflare.h"
 
 void
-cf_connector_service(const char *image, const char *token_path,
-                     struct buf *out)
+cf_connector_service(const char *image, const char *token_path, struct buf *out)
 {
 	buf_puts(out, "{\"image\":");
 	buf_append_json_string(out, image, strlen(image));

@@ -207,8 +207,9 @@ tunnel_ensure(struct cf_client *c, const char *slug, struct cf_env *out)
 		buf_printf(&p, "/accounts/%s/cfd_tunnel",
 		           c->cfg->cf_account_id);
 		/* config_src cloudflare: our ingress drives the connector. */
-		buf_printf(&body, "{\"name\":\"%s\",\"config_src\":"
-		                  "\"cloudflare\"}",
+		buf_printf(&body,
+		           "{\"name\":\"%s\",\"config_src\":"
+		           "\"cloudflare\"}",
 		           buf_str(&name));
 		v = cf_call(c, "POST", buf_str(&p), buf_str(&body), &r);
 		if (v == CF_CONFLICT) {
@@ -232,8 +233,8 @@ tunnel_ensure(struct cf_client *c, const char *slug, struct cf_env *out)
 				        NULL);
 				goto out;
 			}
-			log_info("cf_tunnel_created", "slug=%s tunnel=%s",
-			         slug, out->tunnel_id);
+			log_info("cf_tunnel_created", "slug=%s tunnel=%s", slug,
+			         out->tunnel_id);
 			if (tok != NULL) {
 				out->token = xstrdup(tok);
 				rc = 0;
@@ -272,8 +273,7 @@ tunnel_configure(struct cf_client *c, const char *slug, const char *id,
 	/* PUT replaces the ingress in place: a push never recreates. */
 	v = cf_call(c, "PUT", buf_str(&p), buf_str(&body), &r);
 	if (v != CF_OK) {
-		cf_stop(c, &r, v, "put the tunnel's ingress",
-		        PERM_TUNNEL_EDIT);
+		cf_stop(c, &r, v, "put the tunnel's ingress", PERM_TUNNEL_EDIT);
 		goto out;
 	}
 	rc = 0;
@@ -604,8 +604,9 @@ access_ensure(struct cf_client *c, const char *slug, const char *host,
 	for (i = 0; i < nb; i++) {
 		if (!bypass_valid(bypass[i])) {
 			buf_reset(&r.message);
-			buf_printf(&r.message, "bypass path \"%s\" is not a "
-			                       "plain path",
+			buf_printf(&r.message,
+			           "bypass path \"%s\" is not a "
+			           "plain path",
 			           log_q(bypass[i]));
 			cf_stop(c, &r, CF_INVALID, "set up Access", NULL);
 			goto out;
@@ -726,8 +727,7 @@ tunnel_remove(struct cf_client *c, const char *id)
 		goto out;
 	}
 	buf_reset(&p);
-	buf_printf(&p, "/accounts/%s/cfd_tunnel/%s", c->cfg->cf_account_id,
-	           id);
+	buf_printf(&p, "/accounts/%s/cfd_tunnel/%s", c->cfg->cf_account_id, id);
 	v = cf_call(c, "DELETE", buf_str(&p), NULL, &r);
 	if (v == CF_BUSY) {
 		/* The connector is still up; the compute side stops it. */

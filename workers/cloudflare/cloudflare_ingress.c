@@ -55,12 +55,13 @@ cf_hostname(const char *zone, const char *label, struct buf *out,
             struct buf *err)
 {
 	if (!cf_label_valid(label)) {
-		buf_printf(err,
-		           "hostname label \"%s\" is not one DNS label of at "
-		           "most 63 lowercase letters, digits and '-' (previews "
-		           "sit directly under %s: Universal SSL and Access "
-		           "wildcards cover one level only)",
-		           log_q(label), zone);
+		buf_printf(
+		        err,
+		        "hostname label \"%s\" is not one DNS label of at "
+		        "most 63 lowercase letters, digits and '-' (previews "
+		        "sit directly under %s: Universal SSL and Access "
+		        "wildcards cover one level only)",
+		        log_q(label), zone);
 		return -1;
 	}
 	buf_printf(out, "%s.%s", label, zone);

@@ -169,20 +169,22 @@ cf_explain(const struct cf_reply *r, const char *step, const char *permission,
 		return;
 	}
 	if (r->status == 401) {
-		buf_printf(out,
-		           "the API token was refused (HTTP 401, code %d \"%s\"):"
-		           " check cloudflare.api_token_file holds a valid, "
-		           "unexpired token",
-		           r->code, said);
+		buf_printf(
+		        out,
+		        "the API token was refused (HTTP 401, code %d \"%s\"):"
+		        " check cloudflare.api_token_file holds a valid, "
+		        "unexpired token",
+		        r->code, said);
 		return;
 	}
 	if (r->status == 403 || r->code == 10000) {
-		buf_printf(out,
-		           "the API token lacks the permission \"%s\" or is not "
-		           "scoped to this account/zone (HTTP %ld, code %d "
-		           "\"%s\")",
-		           permission ? permission : "?", r->status, r->code,
-		           said);
+		buf_printf(
+		        out,
+		        "the API token lacks the permission \"%s\" or is not "
+		        "scoped to this account/zone (HTTP %ld, code %d "
+		        "\"%s\")",
+		        permission ? permission : "?", r->status, r->code,
+		        said);
 		return;
 	}
 	switch (r->code) {
