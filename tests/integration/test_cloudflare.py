@@ -1,0 +1,446 @@
+"""Issue 11: the Cloudflare exposure provider against tests/fakes/cloudflare.py.
+
+Until the provider seam is merged the operations run one at a time through
+build/asan/tests/tools/cf_run (what the reconcile job will call): open is
+`route`, a push is `route` again, close is `unroute`. A stand-in connector
+(a loopback HTTP server registered with the fake the way the connector
+image does) lets requests run through the fake edge, Access included.
+CloudflareFakeTest checks the fake itself behaves like Cloudflare where the
+code relies on it."""
+import http.client as httpclient
+import http.server as httpserver
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+import unittest
+
+from harness.cloudflare_fake import ALL_PERMISSIONS, CloudflareFake, write_conf
+from harness.stack import ROOT, Response, http
+
+RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "cf_run")
+SLUG = "pr-7-shop"
+
+
+class Origin(httpserver.BaseHTTPRequestHandler):
+    """Stands in for connector + compose services: answers with the
+    ingress service the edge chose and the path it was asked for."""
+
+    def do_GET(self):
+        body = json.dumps({"service": self.headers.get("X-Ephemera-Ingress"),
+                           "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *a):
+        pass
+
+
+class CloudflareTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cf = CloudflareFake()
+        cls.origin = httpserver.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+        threading.Thread(target=cls.origin.serve_forever, daemon=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.origin.shutdown()
+        cls.cf.stop()
+
+    def setUp(self):
+        http("POST", self.cf.url + "/_fake/reset", b"{}")
+        self.cf.configure(access=False, list_lag=0)
+        self.conf = self.write_conf()
+        self.outputs = []
+
+    def write_conf(self, **kw):
+        s = self.cf.settings()
+        s["cloudflare.access"] = True
+        s.update(kw)
+        path = os.path.join(self.cf.dir, "ephemera-%d.conf" % time.monotonic_ns())
+        write_conf(path, s)
+        return path
+
+    def run_cf(self, *args, conf=None, timeout=60):
+        p = subprocess.run([RUN, "-c", conf or self.conf] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout, cwd=ROOT)
+        self.outputs.append(p.stdout + p.stderr)
+        self.assertNotIn("AddressSanitizer", p.stderr)
+        out = {}
+        for line in p.stdout.splitlines():
+            for part in line.split(" "):
+                if "=" in part:
+                    k, v = part.split("=", 1)
+                    out.setdefault(k, v)
+        out["rc"] = p.returncode
+        out["error"] = p.stdout.split("error=", 1)[-1].strip() if "error=" in p.stdout else ""
+        return out
+
+    def route(self, *services, **kw):
+        return self.run_cf("route", SLUG, *(services or ("web:80:primary", "api:8080")), **kw)
+
+    def api(self, method, path, body=None, token=None):
+        tok = token or open(self.cf.token).read().strip()
+        r = http(method, self.cf.api_url + path,
+                 json.dumps(body).encode() if body is not None else None,
+                 {"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+        return r.status, r.json()
+
+    def tokens(self):
+        return [t for t in self.cf.tokens]
+
+    def tearDown(self):
+        # No API token in anything the tool printed or logged.
+        for out in self.outputs:
+            for t in self.tokens():
+                self.assertNotIn(t, out)
+
+    # ---- lifecycle -----------------------------------------------------------
+
+    def test_open_push_close_leaves_nothing(self):
+        r = self.route(); self.assertEqual(r["outcome"], "done", r)
+        inv = self.cf.inventory()
+        self.assertEqual(len(inv["tunnels"]), 1)
+        t = inv["tunnels"][0]
+        self.assertEqual(t["name"], "eph-" + SLUG)
+        self.assertTrue(t["remote_config"], "config_src cloudflare")
+        rec, = inv["dns_records"]
+        self.assertEqual(rec["type"], "CNAME")
+        self.assertTrue(rec["proxied"])
+        self.assertEqual(rec["name"], "%s.%s" % (SLUG, self.cf.zone))
+        self.assertEqual(rec["content"], t["id"] + ".cfargotunnel.com")
+        self.assertEqual(rec["comment"], "ephemera:eph:" + SLUG)
+        ing = inv["configs"][t["id"]]["config"]["ingress"]
+        self.assertEqual(ing[0]["path"], "^/api(/|$)")
+        self.assertEqual(ing[0]["service"], "http://api:8080")
+        self.assertEqual(ing[-1], {"service": "http_status:404"})
+        # A push: the same tunnel and record, the ingress updated in place.
+        r2 = self.route("web:80:primary", "api:8080", "docs:9000:host")
+        self.assertEqual(r2["outcome"], "done", r2)
+        self.assertEqual((r2["tunnel_id"], r2["record_id"]), (r["tunnel_id"], r["record_id"]))
+        inv = self.cf.inventory()
+        self.assertEqual(len(inv["tunnels"]), 1)
+        self.assertEqual(inv["configs"][t["id"]]["version"], 2)
+        self.assertEqual(sorted(x["name"] for x in inv["dns_records"]),
+                         sorted(["%s.%s" % (SLUG, self.cf.zone),
+                                 "%s-docs.%s" % (SLUG, self.cf.zone)]))
+        self.assertEqual(self.run_cf("exists", SLUG)["exists"], "1")
+        self.assertEqual(self.run_cf("owned")["owned"], SLUG)
+        # Close: nothing of the environment is left.
+        r3 = self.run_cf("unroute", SLUG)
+        self.assertEqual(r3["outcome"], "done", r3)
+        inv = self.cf.inventory()
+        self.assertEqual(inv["tunnels"], [])
+        self.assertEqual(inv["dns_records"], [])
+        self.assertEqual(inv["access_apps"], [])
+        self.assertEqual(self.run_cf("exists", SLUG)["exists"], "0")
+        # Destroy is idempotent.
+        self.assertEqual(self.run_cf("unroute", SLUG)["outcome"], "done")
+
+    def test_deleted_tunnel_is_never_adopted(self):
+        st, b = self.api("POST", "/accounts/%s/cfd_tunnel" % self.cf.account,
+                         {"name": "eph-" + SLUG, "config_src": "cloudflare"})
+        old = b["result"]["id"]
+        self.api("DELETE", "/accounts/%s/cfd_tunnel/%s" % (self.cf.account, old))
+        r = self.route()
+        self.assertEqual(r["outcome"], "done", r)
+        self.assertNotEqual(r["tunnel_id"], old)
+        self.assertEqual(len(self.cf.inventory()["tunnels"]), 1)
+
+    # ---- crashes -------------------------------------------------------------
+
+    def crash_after(self, method, match):
+        """Runs route, killed while the fake holds the answer to the first
+        `method` call on `match` (the call was carried out)."""
+        self.cf.fault(delay_after=5, method=method, match=match, count=1)
+        with self.assertRaises(subprocess.TimeoutExpired):
+            self.route(timeout=2)
+
+    def test_crash_after_each_call_adopts(self):
+        # (The token is read only when adopting: create returns it.)
+        for method, match in (("POST", "/cfd_tunnel"), ("PUT", "/configurations"),
+                              ("POST", "/dns_records")):
+            with self.subTest(call=method + " " + match):
+                http("POST", self.cf.url + "/_fake/reset", b"{}")
+                self.crash_after(method, match)
+                time.sleep(3.5)  # the fake finishes the held request
+                r = self.route()
+                self.assertEqual(r["outcome"], "done", r)
+                inv = self.cf.inventory()
+                self.assertEqual(len(inv["tunnels"]), 1, inv["tunnels"])
+                self.assertEqual(len(inv["dns_records"]), 1)
+                self.assertEqual(inv["dns_records"][0]["content"],
+                                 r["tunnel_id"] + ".cfargotunnel.com")
+
+    def test_record_not_yet_listed_is_retried_not_duplicated(self):
+        # Eventual consistency: the crashed run's record is not listed yet.
+        self.cf.configure(list_lag=4)
+        self.crash_after("POST", "/dns_records")
+        r = self.route()
+        self.assertEqual(r["outcome"], "retry", r)
+        self.assertIn("already exists", r["error"])
+        self.assertEqual(len(self.cf.inventory()["dns_records"]), 1)
+        time.sleep(4)
+        r = self.route()
+        self.assertEqual(r["outcome"], "done", r)
+        self.assertEqual(len(self.cf.inventory()["dns_records"]), 1)
+
+    # ---- errors --------------------------------------------------------------
+
+    def test_429_rescheduled_at_retry_after(self):
+        self.cf.fault(status=429, retry_after=3, match="/dns_records", count=1)
+        r = self.route()
+        self.assertEqual(r["outcome"], "retry", r)
+        self.assertEqual(r["retry_ms"], "3000")
+        self.assertIn("rate limited", r["error"])
+        r = self.route()  # still inside the window: blocked again
+        self.assertEqual(r["outcome"], "retry", r)
+        time.sleep(3.2)
+        r = self.route()
+        self.assertEqual(r["outcome"], "done", r)
+        self.assertEqual(len(self.cf.inventory()["tunnels"]), 1)
+
+    def test_token_without_dns_permission_says_which(self):
+        tok = self.cf.add_token(["Cloudflare Tunnel Edit",
+                                 "Access: Apps and Policies Edit"])
+        conf = self.write_conf(**{"cloudflare.api_token_file": tok})
+        r = self.route(conf=conf)
+        self.assertEqual(r["outcome"], "fail", r)
+        self.assertIn("Zone: DNS", r["error"])
+        self.assertEqual(r["rc"], 1)
+
+    def test_bad_token_refused(self):
+        bad = os.path.join(self.cf.dir, "bad-token")
+        with open(bad, "w") as f:
+            f.write("not-a-token\n")
+        r = self.route(conf=self.write_conf(**{"cloudflare.api_token_file": bad}))
+        self.assertEqual(r["outcome"], "fail", r)
+        self.assertIn("token was refused", r["error"])
+
+    def test_foreign_record_is_left_alone(self):
+        st, b = self.api("POST", "/zones/%s/dns_records" % self.cf.zone_id,
+                         {"type": "A", "name": "%s.%s" % (SLUG, self.cf.zone),
+                          "content": "192.0.2.1"})
+        self.assertEqual(st, 200)
+        r = self.route()
+        self.assertEqual(r["outcome"], "fail", r)
+        self.assertIn("not this environment's", r["error"])
+        recs = self.cf.inventory()["dns_records"]
+        self.assertEqual([x["type"] for x in recs], ["A"])
+        self.run_cf("unroute", SLUG)
+        self.assertEqual(len(self.cf.inventory()["dns_records"]), 1)
+
+    def test_owned_pages_through_every_tunnel(self):
+        for i in range(57):
+            self.api("POST", "/accounts/%s/cfd_tunnel" % self.cf.account,
+                     {"name": "eph-pr-%d-x" % i, "config_src": "cloudflare"})
+        self.api("POST", "/accounts/%s/cfd_tunnel" % self.cf.account,
+                 {"name": "other-pr-1-x", "config_src": "cloudflare"})
+        p = subprocess.run([RUN, "-c", self.conf, "owned"], stdout=subprocess.PIPE,
+                           text=True, cwd=ROOT)
+        owned = [l[6:] for l in p.stdout.splitlines() if l.startswith("owned=")]
+        self.assertEqual(len(owned), 57)
+        self.assertNotIn("pr-1-x", [o for o in owned if o.startswith("other")])
+
+    # ---- the edge, Access and the connector's token --------------------------
+
+    def connect(self, token_file):
+        """What the connector image does with its token file."""
+        with open(token_file) as f:
+            tok = f.read().strip()
+        r = http("POST", self.cf.url + "/_fake/connector/register",
+                 json.dumps({"token": tok, "address": "127.0.0.1:%d" %
+                             self.origin.server_address[1]}).encode())
+        self.assertEqual(r.status, 200, r.body)
+
+    def edge(self, path, headers=None, host=None):
+        """One request to the fake edge, redirects not followed."""
+        h = {"Host": host or "%s.%s" % (SLUG, self.cf.zone)}
+        h.update(headers or {})
+        c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
+        try:
+            c.request("GET", path, headers=h)
+            r = c.getresponse()
+            return Response(r.status, dict(r.getheaders()), r.read())
+        finally:
+            c.close()
+
+    def test_access_at_the_edge(self):
+        self.cf.configure(access=True)
+        tokfile = os.path.join(self.cf.dir, "tunnel-token-%d" % time.monotonic_ns())
+        r = self.run_cf("route", SLUG, "web:80:primary", "api:8080",
+                        "-b", "/webhooks/*", "-k", tokfile)
+        self.assertEqual(r["outcome"], "done", r)
+        self.assertEqual(stat.S_IMODE(os.stat(tokfile).st_mode), 0o400)
+        if os.geteuid() == 0:
+            self.assertEqual(os.stat(tokfile).st_uid, 65532)
+        # Not ready until the connector registers.
+        self.assertEqual(self.run_cf("ready", SLUG, r["tunnel_id"])["ready"], "0")
+        self.connect(tokfile)
+        # The admin's one-time setup (Terraform/README): *.zone behind
+        # login, plus a Service Auth policy for the CI service token.
+        st, app = self.api("POST", "/accounts/%s/access/apps" % self.cf.account,
+                           {"name": "previews", "domain": "*." + self.cf.zone,
+                            "type": "self_hosted"})
+        st, tok = self.api("POST", "/accounts/%s/access/service_tokens" % self.cf.account,
+                           {"name": "ci"})
+        tok = tok["result"]
+        self.api("POST", "/accounts/%s/access/apps/%s/policies" % (self.cf.account, app["result"]["id"]),
+                 {"name": "ci", "decision": "non_identity",
+                  "include": [{"service_token": {"token_id": tok["id"]}}]})
+        creds = {"CF-Access-Client-Id": tok["client_id"],
+                 "CF-Access-Client-Secret": tok["client_secret"]}
+        r1 = self.edge("/")
+        self.assertEqual(r1.status, 302)
+        self.assertIn("cloudflareaccess.com", r1.headers["Location"])
+        r2 = self.edge("/", creds)
+        self.assertEqual(r2.status, 200)
+        self.assertEqual(r2.json()["service"], "http://web:80")
+        r3 = self.edge("/api/v1/x", creds)
+        self.assertEqual(r3.json(), {"service": "http://api:8080", "path": "/api/v1/x"})
+        # Anchored: /v1/api/x is the primary's, not the api service's.
+        self.assertEqual(self.edge("/v1/api/x", creds).json()["service"], "http://web:80")
+        self.assertEqual(self.edge("/webhooks/github").status, 200)
+        self.assertEqual(self.edge("/webhook").status, 302)
+        self.assertEqual(self.edge("/other/webhooks/x").status, 302)
+        bad = dict(creds, **{"CF-Access-Client-Secret": "0" * 64})
+        self.assertEqual(self.edge("/", bad).status, 302)
+        # The ready check, with the service token.
+        idf = os.path.join(self.cf.dir, "cid")
+        sef = os.path.join(self.cf.dir, "csec")
+        with open(idf, "w") as f:
+            f.write(tok["client_id"])
+        with open(sef, "w") as f:
+            f.write(tok["client_secret"])
+        rr = self.run_cf("ready", SLUG, r["tunnel_id"], idf, sef)
+        self.assertEqual((rr["ready"], rr["edge_status"]), ("1", "200"), rr)
+        # Close with the connector still attached: connections cleaned first.
+        r4 = self.run_cf("unroute", SLUG)
+        self.assertEqual(r4["outcome"], "done", r4)
+        inv = self.cf.inventory()
+        self.assertEqual([a["name"] for a in inv["access_apps"]], ["previews"])
+        self.assertEqual(inv["tunnels"], [])
+        self.assertEqual(self.edge("/", creds).status, 530)
+        for out in self.outputs:
+            self.assertNotIn(tok["client_secret"], out)
+            self.assertNotIn(open(tokfile).read().strip(), out)
+
+
+class CloudflareFakeTest(unittest.TestCase):
+    """The fake answers like Cloudflare where our code relies on it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cf = CloudflareFake()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cf.stop()
+
+    def call(self, method, path, body=None, perms=None):
+        tok = open(self.cf.add_token(perms) if perms else self.cf.token).read().strip()
+        r = http(method, self.cf.api_url + path,
+                 json.dumps(body).encode() if body is not None else None,
+                 {"Authorization": "Bearer " + tok})
+        return r.status, r.json()
+
+    def test_envelope_auth_and_permissions(self):
+        acc = "/accounts/%s/cfd_tunnel" % self.cf.account
+        st, b = self.call("GET", acc, perms=["DNS Edit"])
+        self.assertEqual((st, b["errors"][0]["code"], b["success"]), (403, 10000, False))
+        st, b = self.call("GET", acc, perms=["Cloudflare Tunnel Read"])
+        self.assertEqual(st, 200)
+        self.assertIn("result_info", b)
+        st, b = self.call("POST", acc, {"name": "x"}, perms=["Cloudflare Tunnel Read"])
+        self.assertEqual(st, 403)
+        st, b = self.call("GET", "/accounts/%s/cfd_tunnel" % ("0" * 32))
+        self.assertEqual(st, 403)
+        r = http("GET", self.cf.api_url + acc)
+        self.assertEqual(r.status, 401)
+
+    def test_tunnels(self):
+        acc = "/accounts/%s/cfd_tunnel" % self.cf.account
+        st, a = self.call("POST", acc, {"name": "dup", "config_src": "cloudflare"})
+        st, b = self.call("POST", acc, {"name": "dup", "config_src": "cloudflare"})
+        self.assertEqual((st, b["errors"][0]["code"]), (409, 1013))
+        tid = a["result"]["id"]
+        tok = a["result"]["token"]
+        http("POST", self.cf.url + "/_fake/connector/register",
+             json.dumps({"token": tok, "address": "127.0.0.1:9"}).encode())
+        st, b = self.call("DELETE", acc + "/" + tid)
+        self.assertEqual((st, b["errors"][0]["code"]), (400, 1022))
+        self.call("DELETE", acc + "/" + tid + "/connections")
+        st, b = self.call("DELETE", acc + "/" + tid)
+        self.assertEqual(st, 200)
+        st, b = self.call("GET", acc + "?name=dup")
+        self.assertEqual(len(b["result"]), 1, "deleted tunnels are listed")
+        st, b = self.call("GET", acc + "?name=dup&is_deleted=false")
+        self.assertEqual(b["result"], [])
+
+    def test_ingress_validation(self):
+        acc = "/accounts/%s/cfd_tunnel" % self.cf.account
+        st, a = self.call("POST", acc, {"name": "ing", "config_src": "cloudflare"})
+        path = acc + "/" + a["result"]["id"] + "/configurations"
+        host = "a." + self.cf.zone
+        bad = [
+            [{"hostname": host, "service": "http://web:80"}],  # no catch-all
+            [{"service": "http_status:404"}, {"hostname": host, "service": "http://w:1"},
+             {"service": "http_status:404"}],  # catch-all not last
+            [{"hostname": host, "path": "^/(api", "service": "http://w:1"},
+             {"service": "http_status:404"}],  # bad regex
+            [{"hostname": "a.other.test", "service": "http://w:1"},
+             {"service": "http_status:404"}],  # outside the zone
+            [{"hostname": host, "service": "http://w:1/sub"},
+             {"service": "http_status:404"}],  # a path on the service
+        ]
+        for ing in bad:
+            st, b = self.call("PUT", path, {"config": {"ingress": ing}})
+            self.assertEqual(st, 400, ing)
+        st, b = self.call("PUT", path, {"config": {"ingress": [
+            {"hostname": host, "path": "^/api(/|$)", "service": "http://w:1"},
+            {"service": "http_status:404"}]}})
+        self.assertEqual(st, 200)
+
+    def test_dns_duplicate_pagination_and_lag(self):
+        z = "/zones/%s/dns_records" % self.cf.zone_id
+        self.cf.configure(list_lag=2)
+        rec = {"type": "CNAME", "name": "d." + self.cf.zone, "content": "x.cfargotunnel.com",
+               "proxied": True}
+        st, a = self.call("POST", z, rec)
+        self.assertEqual(st, 200)
+        st, b = self.call("GET", z + "?name=d." + self.cf.zone)
+        self.assertEqual(b["result"], [], "not listed yet")
+        st, b = self.call("GET", z + "/" + a["result"]["id"])
+        self.assertEqual(st, 200)
+        st, b = self.call("POST", z, rec)
+        self.assertEqual((st, b["errors"][0]["code"]), (400, 81053))
+        self.cf.configure(list_lag=0)
+        for i in range(7):
+            self.call("POST", z, dict(rec, name="p%d.%s" % (i, self.cf.zone)))
+        time.sleep(2)
+        st, b = self.call("GET", z + "?per_page=5&page=2")
+        self.assertEqual(b["result_info"]["total_count"], 8)
+        self.assertEqual((len(b["result"]), b["result_info"]["total_pages"]), (3, 2))
+
+    def test_429_blocks_until_retry_after(self):
+        self.cf.fault(status=429, retry_after=2, match="/dns_records", count=1)
+        z = "/zones/%s/dns_records" % self.cf.zone_id
+        r = http("GET", self.cf.api_url + z, None,
+                 {"Authorization": "Bearer " + open(self.cf.token).read().strip()})
+        self.assertEqual((r.status, r.headers.get("Retry-After")), (429, "2"))
+        self.assertEqual(r.json()["errors"][0]["code"], 10100)
+        time.sleep(2.1)
+        st, b = self.call("GET", z)
+        self.assertEqual(st, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
