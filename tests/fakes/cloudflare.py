@@ -36,7 +36,9 @@ API (on --port), every answer in the envelope
   are Cloudflare's as reported in public client code and issues; bodies are
   the envelope's shape.
 
-Connector protocol (the stand-in connector, tests/connector/):
+Connector protocol (the stand-in connector, tests/connector/; with
+--unix-dir the API is also served on DIR/api.sock and an address
+"unix:<name>.sock" means DIR/<name>.sock):
   POST /_fake/connector/register {"token": ..., "address": "ip:port"}
   -> the tunnel gains a connection (status healthy); the answer carries the
   tunnel id and its current ingress. Re-registering refreshes it.
@@ -60,8 +62,10 @@ import argparse
 import base64
 import http.client
 import json
+import os
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -646,6 +650,19 @@ def make_api(st):
     return app
 
 
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP to the stand-in connector's Unix socket."""
+
+    def __init__(self, path):
+        super().__init__("connector", timeout=30)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self.path)
+
+
 def make_edge(st):
     """Cloudflare's edge, as far as a preview request goes."""
     app = Flask("cloudflare-edge")
@@ -720,9 +737,15 @@ def make_edge(st):
         return forward(connector, target, full)
 
     def forward(connector, target, full):
-        host, _, port = connector.rpartition(":")
         q = request.query_string.decode()
-        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        if connector.startswith("unix:"):
+            name = connector[5:]
+            if not re.fullmatch(r"[A-Za-z0-9._-]+\.sock", name) or not st.unix_dir:
+                return Response("error 502: bad connector address\n", status=502)
+            c = UnixConnection(os.path.join(st.unix_dir, name))
+        else:
+            host, _, port = connector.rpartition(":")
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
         hdrs = {k: v for k, v in request.headers.items()
                 if k.lower() not in ("host", "connection", "cf-access-client-secret")}
         hdrs["X-Ephemera-Ingress"] = target
@@ -752,8 +775,23 @@ def main():
     ap.add_argument("--account", required=True)
     ap.add_argument("--zone-id", required=True)
     ap.add_argument("--zone", required=True)
+    ap.add_argument("--unix-dir", help="also serve the API on DIR/api.sock "
+                    "and reach connectors' sockets there (the stand-in)")
     a = ap.parse_args()
     st = State(a.account, a.zone_id, a.zone)
+    st.unix_dir = a.unix_dir
+    if a.unix_dir:
+        sock = os.path.join(a.unix_dir, "api.sock")
+        if os.path.exists(sock):
+            os.unlink(sock)
+        api2 = make_api(st)
+        threading.Thread(target=lambda: api2.run("unix://" + sock, threaded=True),
+                         daemon=True).start()
+        for _ in range(100):
+            if os.path.exists(sock):
+                os.chmod(sock, 0o666)  # the connector runs as uid 65532
+                break
+            time.sleep(0.05)
     edge = make_edge(st)
     threading.Thread(target=lambda: edge.run("127.0.0.1", a.edge_port, threaded=True),
                      daemon=True).start()

@@ -25,10 +25,16 @@ class CloudflareFake:
         self.api_url = self.url + "/client/v4"
         self.edge_url = "http://127.0.0.1:%d" % self.edge_port
         self.log = open(os.path.join(self.dir, "fake.log"), "wb")
+        # The stand-in connector reaches the fake through Unix sockets in
+        # this directory (mounted into its container; it runs as 65532).
+        self.unix_dir = os.path.join(self.dir, "sockets")
+        os.mkdir(self.unix_dir)
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.unix_dir, 0o1777)
         self.proc = subprocess.Popen(
             [sys.executable, FAKE, "--port", str(self.port), "--edge-port",
              str(self.edge_port), "--account", account, "--zone-id", zone_id,
-             "--zone", zone], stdout=self.log, stderr=subprocess.STDOUT)
+             "--zone", zone, "--unix-dir", self.unix_dir], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while True:
             try:

@@ -444,3 +444,133 @@ class CloudflareFakeTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def compose_cmd():
+    """docker compose (v2) when present, else docker-compose (v1), as
+    host/ephemera-host chooses."""
+    v2 = subprocess.run(["docker", "compose", "version"], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL).returncode == 0
+    return ["docker", "compose"] if v2 else ["docker-compose"]
+
+
+class CloudflareConnectorTest(unittest.TestCase):
+    """The whole path with real Docker: a compose project (web, api) plus
+    the connector service as the provider renders it, running the
+    stand-in connector image (static C, FROM scratch, uid 65532) with the
+    token file the provider wrote. Requests go fake edge -> connector ->
+    compose service by name."""
+
+    @classmethod
+    def setUpClass(cls):
+        subprocess.run(["bash", os.path.join(ROOT, "examples", "busybox-image.sh")],
+                       check=True)
+        cls.image = subprocess.run([os.path.join(ROOT, "tests", "connector", "image.sh")],
+                                   check=True, stdout=subprocess.PIPE,
+                                   text=True).stdout.strip()
+        cls.cf = CloudflareFake()
+        cls.project = "cftest%d-%s" % (os.getpid(), SLUG)
+        cls.workdir = os.path.join(cls.cf.dir, "env")
+        os.mkdir(cls.workdir)
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run(compose_cmd() + ["-p", cls.project, "-f",
+                        os.path.join(cls.workdir, "compose.json"), "down", "-t", "1",
+                        "--remove-orphans"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        cls.cf.stop()
+
+    def cf_run(self, *args):
+        p = subprocess.run([RUN, "-c", self.conf] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        self.logs.append(p.stdout + p.stderr)
+        out = dict(part.split("=", 1) for line in p.stdout.splitlines()
+                   for part in line.split(" ") if "=" in part)
+        return p, out
+
+    def compose(self, commit):
+        conn = json.loads(self.cf_run("connector", self.tokfile)[0].stdout)
+        # Test-only: the stand-in reaches the fake through these sockets.
+        conn["volumes"].append({"type": "bind", "source": self.cf.unix_dir,
+                                "target": "/run/cf"})
+        httpd = "mkdir -p /www/api && echo %s > /www/%s && exec httpd -f -p 80 -h /www"
+        doc = {"services": {
+            "web": {"image": "ephemera/busybox:1",
+                    "command": ["sh", "-c", httpd % ("web-" + commit, "index.html")]},
+            "api": {"image": "ephemera/busybox:1",
+                    "command": ["sh", "-c", httpd % ("api-" + commit, "api/index.html")]},
+            "cloudflared": conn}}
+        path = os.path.join(self.workdir, "compose.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        subprocess.run(compose_cmd() + ["-p", self.project, "-f", path, "up", "-d",
+                        "--quiet-pull"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def edge(self, path, headers=None):
+        h = {"Host": "%s.%s" % (SLUG, self.cf.zone)}
+        h.update(headers or {})
+        c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
+        try:
+            c.request("GET", path, headers=h)
+            r = c.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            c.close()
+
+    def test_open_push_close_through_the_connector(self):
+        self.logs = []
+        s = self.cf.settings()
+        s["cloudflare.connector_image"] = self.image
+        s["cloudflare.access"] = False
+        self.conf = os.path.join(self.cf.dir, "c.conf")
+        write_conf(self.conf, s)
+        self.tokfile = os.path.join(self.workdir, "tunnel-token")
+        p, r = self.cf_run("route", SLUG, "web:80:primary", "api:80", "-k", self.tokfile)
+        self.assertEqual(r.get("outcome"), "done", p.stdout)
+        tunnel = r["tunnel_id"]
+        self.compose("c1")
+        deadline = time.monotonic() + 60
+        while True:
+            p2, rr = self.cf_run("ready", SLUG, tunnel)
+            if rr.get("ready") == "1":
+                break
+            self.assertLess(time.monotonic(), deadline, p2.stdout + p2.stderr)
+            time.sleep(0.5)
+        self.assertEqual(self.edge("/"), (200, "web-c1\n"))
+        self.assertEqual(self.edge("/api/"), (200, "api-c1\n"))
+        self.assertEqual(self.cf.inventory()["tunnels"][0]["status"], "healthy")
+        # The token: not in the connector's argv, environment or inspect.
+        secret = open(self.tokfile).read().strip()
+        cid = subprocess.run(["docker", "ps", "-q", "--filter",
+                              "label=com.docker.compose.project=" + self.project,
+                              "--filter", "label=com.docker.compose.service=cloudflared"],
+                             stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+        inspect = subprocess.run(["docker", "inspect", cid], stdout=subprocess.PIPE,
+                                 text=True, check=True).stdout
+        self.assertIn("--token-file", inspect)
+        self.assertNotIn(secret, inspect)
+        self.assertEqual(json.loads(inspect)[0]["Config"]["User"], "65532:65532")
+        ps = subprocess.run(["ps", "-eo", "args"], stdout=subprocess.PIPE, text=True).stdout
+        self.assertNotIn(secret, ps)
+        # A push: the same tunnel and record, the new commit served.
+        p, r2 = self.cf_run("route", SLUG, "web:80:primary", "api:80", "-k", self.tokfile)
+        self.assertEqual((r2["tunnel_id"], r2["record_id"]), (tunnel, r["record_id"]))
+        self.compose("c2")
+        deadline = time.monotonic() + 60
+        while self.edge("/") != (200, "web-c2\n"):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.5)
+        self.assertEqual(self.edge("/api/x/../"), (200, "api-c2\n"))
+        # Close: connector gone, then everything on Cloudflare.
+        subprocess.run(compose_cmd() + ["-p", self.project, "-f",
+                        os.path.join(self.workdir, "compose.json"), "down", "-t", "1"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p, r3 = self.cf_run("unroute", SLUG)
+        self.assertEqual(r3.get("outcome"), "done", p.stdout)
+        inv = self.cf.inventory()
+        self.assertEqual((inv["tunnels"], inv["dns_records"], inv["access_apps"]),
+                         ([], [], []))
+        for log in self.logs:
+            self.assertNotIn(secret, log)

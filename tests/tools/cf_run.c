@@ -9,6 +9,7 @@
  *   cf_run -c CONF unroute|exists SLUG
  *   cf_run -c CONF ready SLUG TUNNEL_ID [CLIENT_ID_FILE SECRET_FILE]
  *   cf_run -c CONF owned
+ *   cf_run -c CONF connector TOKEN_PATH   (the compose service, JSON)
  *
  * route writes the connector's token to TOKEN_OUT (0400), never to
  * stdout. Exit status: 0 done, 3 retry, 1 fail.
@@ -123,6 +124,14 @@ main(int argc, char **argv)
 		buf_free(&err);
 		config_free(&cfg);
 		return 1;
+	}
+	if (strcmp(op, "connector") == 0) {
+		/* Pure: needs no token. */
+		cf_connector_service(cfg.cf_connector_image, slug, &err);
+		printf("%s\n", buf_str(&err));
+		buf_free(&err);
+		config_free(&cfg);
+		return 0;
 	}
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.error, 4096);

@@ -56,14 +56,14 @@ test_envelope_fixtures(void)
 	cf_reply_free(&r);
 
 	/* The token endpoint's result is a bare string. */
-	CHECK(reply_of("cloudflare/cloudflare-go/tunnel.token.json", 200,
-	               &r) == 0);
+	CHECK(reply_of("cloudflare/cloudflare-go/tunnel.token.json", 200, &r) ==
+	      0);
 	CHECK(json_object_is_type(r.result, json_type_string));
 	cf_reply_free(&r);
 
 	/* An envelope without result (connections DELETE). */
-	CHECK(reply_of("cloudflare/cloudflare-go/tunnel.empty.json", 200,
-	               &r) == 0);
+	CHECK(reply_of("cloudflare/cloudflare-go/tunnel.empty.json", 200, &r) ==
+	      0);
 	CHECK(r.success && r.result == NULL);
 	cf_reply_free(&r);
 
@@ -306,9 +306,9 @@ test_ingress_golden(void)
 		};
 		buf_reset(&out);
 		buf_reset(&err);
-		CHECK(cf_ingress_render("z.com",
-		                        "pr-12345-a-rather-long-repository-name",
-		                        long_svc, 2, &out, &err) == -1);
+		CHECK(cf_ingress_render(
+		              "z.com", "pr-12345-a-rather-long-repository-name",
+		              long_svc, 2, &out, &err) == -1);
 		CHECK(strstr(buf_str(&err), "63") != NULL);
 	}
 	buf_free(&out);
