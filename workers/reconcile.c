@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "workers.h"
+#include "cloudflare/cloudflare.h"
 
 #define RECONCILE_MAX_TURNS 8
 #define LOG_TAIL_MAX (16u * 1024)
@@ -38,7 +39,29 @@ struct deploy {
 	size_t ntargets;
 	struct buf log;
 	struct buf why;
+	/* Cloudflare exposure (issue 11), until the provider seam. */
+	char cf_tunnel[40];
+	int64_t retry_ms; /* DEPLOY_RETRY: when Cloudflare said; 0 backoff */
 };
+
+/*
+ * ---- Cloudflare exposure: a minimal dispatch (issue 11) ----------------
+ * Until the provider seam (issue 10) puts the exposure providers behind
+ * an operation table, reconcile asks this one question and calls
+ * workers/cloudflare/cloudflare_deploy.c when it is yes.
+ */
+static bool
+cf_exposure(const struct config *cfg)
+{
+	return strcmp(cfg->exposure_provider, "cloudflare") == 0;
+}
+
+static char *
+env_url(const struct config *cfg, const char *slug, const char *path)
+{
+	return cf_exposure(cfg) ? cloudflare_url(cfg, slug, path)
+	                        : exposure_local_url(cfg, slug, path);
+}
 
 static void
 host_call_init(struct host_call *c, const char *action, const char *project,
@@ -84,7 +107,15 @@ observe(struct worker *w, const struct job *job, const struct env *e,
 		             json_object_array_length(arr) > 0;
 		json_object_put(arr);
 	}
-	f->route = exposure_local_exists(w->cfg, e->slug);
+	if (cf_exposure(w->cfg)) {
+		int r = cloudflare_observe(w, e->slug);
+
+		if (r == -1)
+			goto out;
+		f->route = r == 1;
+	} else {
+		f->route = exposure_local_exists(w->cfg, e->slug);
+	}
 	f->workdir = stat(dir, &st) == 0;
 	rc = 0;
 out:
@@ -355,6 +386,18 @@ step_configure(struct deploy *d)
 	if (compose_sanitize(model, &pol, &d->cr, &d->why) == -1 ||
 	    targets_choose(d) == -1)
 		goto out;
+	/* Cloudflare: the tunnel first, its connector joins the project. */
+	if (cf_exposure(d->w->cfg)) {
+		int r = cloudflare_deploy_route(
+		        d->w, d->job->attempts, d->e->slug, d->dir, d->targets,
+		        d->ntargets, model, d->cf_tunnel, &d->why,
+		        &d->retry_ms);
+
+		if (r != 0) {
+			rc = r == 1 ? DEPLOY_RETRY : DEPLOY_FAILED;
+			goto out;
+		}
+	}
 	if (compose_write(d, model) == -1) {
 		rc = DEPLOY_RETRY;
 		goto out;
@@ -446,7 +489,7 @@ services_json(struct deploy *d)
 		buf_printf(&path, "/%s%s",
 		           d->targets[i].primary ? "" : d->targets[i].service,
 		           d->targets[i].primary ? "" : "/");
-		url = exposure_local_url(d->w->cfg, d->e->slug, buf_str(&path));
+		url = env_url(d->w->cfg, d->e->slug, buf_str(&path));
 		buf_printf(&b, "%s{\"name\":", i ? "," : "");
 		buf_append_json_string(&b, d->targets[i].service,
 		                       strlen(d->targets[i].service));
@@ -508,8 +551,9 @@ deploy_steps(struct deploy *d)
 	if (build_step_begin(d->w->db, &d->b, "route") == -1)
 		return DEPLOY_RETRY;
 	snprintf(token, sizeof(token), "b%llu", (unsigned long long)d->b.id);
-	rc = exposure_local_write(d->w->cfg, d->e->slug, token, d->targets,
-	                          d->ntargets) == 0
+	rc = cf_exposure(d->w->cfg) || /* routed in configure */
+	                     exposure_local_write(d->w->cfg, d->e->slug, token,
+	                                          d->targets, d->ntargets) == 0
 	             ? DEPLOY_OK
 	             : DEPLOY_RETRY;
 	if (rc != DEPLOY_OK)
@@ -520,8 +564,14 @@ deploy_steps(struct deploy *d)
 		return DEPLOY_RETRY;
 	buf_printf(&host, "%s.%s", d->e->slug, d->w->cfg->preview_domain);
 	rc = DEPLOY_OK;
-	if (probe_wait(d->w, d->job, buf_str(&host), d->rs.health_path, token,
-	               60, &status) == -1) {
+	if (cf_exposure(d->w->cfg)) {
+		int r = cloudflare_deploy_verify(d->w, d->job->attempts,
+		                                 d->e->slug, d->cf_tunnel, 60,
+		                                 &d->why, &d->retry_ms);
+
+		rc = r == 0 ? DEPLOY_OK : r == 1 ? DEPLOY_RETRY : DEPLOY_FAILED;
+	} else if (probe_wait(d->w, d->job, buf_str(&host), d->rs.health_path,
+	                      token, 60, &status) == -1) {
 		buf_printf(&d->why,
 		           "the preview URL did not answer (last "
 		           "status %ld at %s)",
@@ -530,7 +580,7 @@ deploy_steps(struct deploy *d)
 	}
 	if ((rc = step_run(d, "verify", rc)) != DEPLOY_OK)
 		goto out;
-	url = exposure_local_url(d->w->cfg, d->e->slug, "/");
+	url = env_url(d->w->cfg, d->e->slug, "/");
 	svc = services_json(d);
 	if (db_exec(d->w->db,
 	            "UPDATE environments SET phase = 'ready', deployed_sha = ?, "
@@ -593,6 +643,7 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 	} else {
 		/* Ours to retry: the build stays running and resumes. */
 		buf_printf(&res->error, "%s", buf_str(&d.why));
+		res->retry_after_ms = d.retry_ms;
 		/* The last attempt: the queue marks it failed; say so. */
 		if (job->attempts >= job->max_attempts)
 			notify_env(w, e->id, "failed", buf_str(&d.why));
@@ -627,7 +678,8 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	local_project_name(w->cfg, e->slug, project);
 	proc_init(&p);
 	if (env_phase_set(w->db, e->id, during, NULL) == -1 ||
-	    exposure_local_remove(w->cfg, e->slug) == -1)
+	    (!cf_exposure(w->cfg) &&
+	     exposure_local_remove(w->cfg, e->slug) == -1))
 		goto out;
 	host_call_init(&c, step == STEP_STOP ? "stop" : "down", project,
 	               step == STEP_STOP ? NULL : dir);
@@ -636,6 +688,11 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 		           buf_str(&p.err));
 		goto out;
 	}
+	/* Cloudflare: after the connector is gone, the tunnel can go. */
+	if (cf_exposure(w->cfg) &&
+	    cloudflare_teardown(w, job->attempts, e->slug, &res->error,
+	                        &res->retry_after_ms) != 0)
+		goto out;
 	if (db_exec(w->db,
 	            "UPDATE builds SET status = 'cancelled', finished_at = "
 	            "NOW(6) WHERE env_id = ? AND status = 'running'",

@@ -194,8 +194,9 @@ static void
 serve(int c)
 {
 	static char head[HEAD_MAX + 1];
-	static const char bad[] = "HTTP/1.1 502 Bad Gateway\r\n"
-	                          "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	static const char bad[] =
+	        "HTTP/1.1 502 Bad Gateway\r\n"
+	        "Content-Length: 0\r\nConnection: close\r\n\r\n";
 	char host[256], port[16], buf[16384];
 	size_t n = 0;
 	ssize_t r;

@@ -574,3 +574,106 @@ class CloudflareConnectorTest(unittest.TestCase):
                          ([], [], []))
         for log in self.logs:
             self.assertNotIn(secret, log)
+
+
+# The stack test reuses the local provider's harness: real MariaDB, nginx,
+# workers and Docker, with exposure.provider = "cloudflare".
+from harness import events  # noqa: E402
+from test_local import LocalProviderBase, docker_ids  # noqa: E402
+
+API_AT_PREFIX = ("FROM ephemera/busybox:1\nARG COMMIT=dev\n"
+                 "RUN mkdir -p /www/api && printf '{\"service\":\"api\",\"commit\":\"%s\"}\\n' "
+                 "\"$COMMIT\" | tee /www/index.html > /www/api/index.html "
+                 "&& echo '.html:application/json' > /etc/httpd.conf\nEXPOSE 80\n"
+                 "CMD [\"/bin/httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\", \"-c\", "
+                 "\"/etc/httpd.conf\"]\n")
+
+
+class CloudflareStackTest(LocalProviderBase):
+    """local compute + cloudflare exposure, driven by webhooks through the
+    real workers (the minimal dispatch in reconcile.c)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.image = subprocess.run([os.path.join(ROOT, "tests", "connector", "image.sh")],
+                                   check=True, stdout=subprocess.PIPE,
+                                   text=True).stdout.strip()
+        cls.cf = CloudflareFake()
+        cls.settings = dict(cls.cf.settings(), **{
+            "cloudflare.connector_image": cls.image, "cloudflare.access": False})
+        os.environ["EPHEMERA_CF_STANDIN_DIR"] = cls.cf.unix_dir
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.cf.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            os.environ.pop("EPHEMERA_CF_STANDIN_DIR", None)
+            cls.cf.stop()
+
+    def edge(self, slug, path="/"):
+        c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
+        try:
+            c.request("GET", path, headers={"Host": "%s.%s" % (slug, self.cf.zone)})
+            r = c.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            c.close()
+
+    def test_open_push_close(self):
+        repo = self.repos["acme/hello"]
+        a = repo.commit("A", {"api/Dockerfile": API_AT_PREFIX})
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 1, a))
+        e = self.wait_phase("acme/hello", 1, "ready", sha=a)
+        slug = e["slug"]
+        self.assertEqual(e["url"], "https://%s.%s/" % (slug, self.cf.zone))
+        st, body = self.edge(slug)
+        self.assertEqual(st, 200)
+        self.assertIn(a, body)
+        st, body = self.edge(slug, "/api/")
+        self.assertEqual(json.loads(body), {"service": "api", "commit": a})
+        inv = self.cf.inventory()
+        tunnel, = inv["tunnels"]
+        record, = inv["dns_records"]
+        self.assertEqual(tunnel["name"], "%s-%s" % (self.instance, slug))
+
+        b = repo.commit("B", {"web/index.html.in": "<p>second @COMMIT@</p>\n"})
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hello", 1, b))
+        self.wait_phase("acme/hello", 1, "ready", sha=b)
+        self.assertIn("second " + b, self.edge(slug)[1])
+        inv = self.cf.inventory()
+        self.assertEqual([t["id"] for t in inv["tunnels"]], [tunnel["id"]])
+        self.assertEqual([r["id"] for r in inv["dns_records"]], [record["id"]])
+
+        # The connector's token: in no container's inspect, process list,
+        # log or database row.
+        secret = json.loads(http(
+            "GET", "%s/accounts/%s/cfd_tunnel/%s/token" % (self.cf.api_url, self.cf.account,
+                                                           tunnel["id"]),
+            None, {"Authorization": "Bearer " + open(self.cf.token).read().strip()}
+        ).body)["result"]
+        api_token = open(self.cf.token).read().strip()
+        for cid in docker_ids("container", self.project(slug)):
+            out = subprocess.run(["docker", "inspect", cid], stdout=subprocess.PIPE,
+                                 text=True).stdout
+            self.assertNotIn(secret, out)
+        ps = subprocess.run(["ps", "-eo", "args"], stdout=subprocess.PIPE, text=True).stdout
+        self.assertNotIn(secret, ps)
+        logs = self.s.logs()
+        rows = repr([self.s.sql("SELECT * FROM %s" % t)
+                     for t in ("environments", "builds", "build_steps", "jobs")])
+        for s in (secret, api_token):
+            self.assertNotIn(s, logs)
+            self.assertNotIn(s, rows)
+
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 1, b))
+        self.wait_phase("acme/hello", 1, "destroyed")
+        inv = self.cf.inventory()
+        self.assertEqual((inv["tunnels"], inv["dns_records"], inv["access_apps"]), ([], [], []))
+        self.assertEqual(docker_ids("container", self.project(slug)), [])
+        self.assertEqual(self.edge(slug)[0], 530)

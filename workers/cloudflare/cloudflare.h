@@ -181,4 +181,22 @@ int cloudflare_ready(struct cf_client *, const char *slug,
 /* The slugs owning a tunnel, record or Access app of this instance. */
 int cloudflare_list_owned(struct cf_client *, char ***slugs, size_t *n);
 
+/* ---- cloudflare_deploy.c: what reconcile.c calls (until the seam) -----
+ *
+ * 0 done; -1 the environment failed (why); 1 retry (why, *retry_ms: 0 for
+ * the queue's backoff).
+ */
+int cloudflare_deploy_route(struct worker *, int attempt, const char *slug,
+                            const char *dir, const struct route_target *,
+                            size_t n, struct json_object *model,
+                            char tunnel[40], struct buf *why,
+                            int64_t *retry_ms);
+int cloudflare_deploy_verify(struct worker *, int attempt, const char *slug,
+                             const char *tunnel, double seconds,
+                             struct buf *why, int64_t *retry_ms);
+int cloudflare_teardown(struct worker *, int attempt, const char *slug,
+                        struct buf *why, int64_t *retry_ms);
+/* 1 tunnel and record exist, 0 not, -1 cannot tell. */
+int cloudflare_observe(struct worker *, const char *slug);
+
 #endif
