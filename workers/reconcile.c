@@ -107,15 +107,10 @@ observe(struct worker *w, const struct job *job, const struct env *e,
 		             json_object_array_length(arr) > 0;
 		json_object_put(arr);
 	}
-	if (cf_exposure(w->cfg)) {
-		int r = cloudflare_observe(w, e->slug);
-
-		if (r == -1)
-			goto out;
-		f->route = r == 1;
-	} else {
-		f->route = exposure_local_exists(w->cfg, e->slug);
-	}
+	/* Cloudflare: the connector's token file stands for the route
+	 * (no API call per look; unroute is idempotent either way). */
+	f->route = cf_exposure(w->cfg) ? cloudflare_routed(dir)
+	                               : exposure_local_exists(w->cfg, e->slug);
 	f->workdir = stat(dir, &st) == 0;
 	rc = 0;
 out:
@@ -690,7 +685,7 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	}
 	/* Cloudflare: after the connector is gone, the tunnel can go. */
 	if (cf_exposure(w->cfg) &&
-	    cloudflare_teardown(w, job->attempts, e->slug, &res->error,
+	    cloudflare_teardown(w, job->attempts, e->slug, dir, &res->error,
 	                        &res->retry_after_ms) != 0)
 		goto out;
 	if (db_exec(w->db,

@@ -18,7 +18,7 @@ import time
 import unittest
 
 from harness.cloudflare_fake import ALL_PERMISSIONS, CloudflareFake, write_conf
-from harness.stack import ROOT, Response, http
+from harness.stack import ROOT, Response, http, wait_until
 
 RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "cf_run")
 SLUG = "pr-7-shop"
@@ -616,6 +616,10 @@ class CloudflareStackTest(LocalProviderBase):
             os.environ.pop("EPHEMERA_CF_STANDIN_DIR", None)
             cls.cf.stop()
 
+    @classmethod
+    def repo_names(cls):
+        return ["acme/hello", "acme/limited", "acme/throttled"]
+
     def edge(self, slug, path="/"):
         c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
         try:
@@ -638,17 +642,18 @@ class CloudflareStackTest(LocalProviderBase):
         st, body = self.edge(slug, "/api/")
         self.assertEqual(json.loads(body), {"service": "api", "commit": a})
         inv = self.cf.inventory()
-        tunnel, = inv["tunnels"]
-        record, = inv["dns_records"]
-        self.assertEqual(tunnel["name"], "%s-%s" % (self.instance, slug))
+        tunnel, = [t for t in inv["tunnels"] if t["name"] == "%s-%s" % (self.instance, slug)]
+        record, = [r for r in inv["dns_records"] if r["name"].startswith(slug + ".")]
 
         b = repo.commit("B", {"web/index.html.in": "<p>second @COMMIT@</p>\n"})
         self.deliver("pull_request", events.pull_request("synchronize", "acme/hello", 1, b))
         self.wait_phase("acme/hello", 1, "ready", sha=b)
         self.assertIn("second " + b, self.edge(slug)[1])
         inv = self.cf.inventory()
-        self.assertEqual([t["id"] for t in inv["tunnels"]], [tunnel["id"]])
-        self.assertEqual([r["id"] for r in inv["dns_records"]], [record["id"]])
+        self.assertEqual([t["id"] for t in inv["tunnels"] if t["name"] == tunnel["name"]],
+                         [tunnel["id"]])
+        self.assertEqual([r["id"] for r in inv["dns_records"] if r["name"] == record["name"]],
+                         [record["id"]])
 
         # The connector's token: in no container's inspect, process list,
         # log or database row.
@@ -674,6 +679,52 @@ class CloudflareStackTest(LocalProviderBase):
         self.deliver("pull_request", events.pull_request("closed", "acme/hello", 1, b))
         self.wait_phase("acme/hello", 1, "destroyed")
         inv = self.cf.inventory()
-        self.assertEqual((inv["tunnels"], inv["dns_records"], inv["access_apps"]), ([], [], []))
+        self.assertEqual([t for t in inv["tunnels"] if t["name"] == tunnel["name"]], [])
+        self.assertEqual([r for r in inv["dns_records"] if slug in r["name"]], [])
+        self.assertEqual([a for a in inv["access_apps"] if slug in a["name"]], [])
         self.assertEqual(docker_ids("container", self.project(slug)), [])
         self.assertEqual(self.edge(slug)[0], 530)
+
+    def test_429_rescheduled_at_retry_after(self):
+        repo = self.repos["acme/throttled"]
+        a = repo.commit("A")
+        self.cf.fault(status=429, retry_after=6, match="/dns_records", count=1)
+        self.deliver("pull_request", events.pull_request("opened", "acme/throttled", 3, a))
+
+        def rescheduled():
+            rows = self.s.sql("SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), j.run_at), "
+                              "j.last_error FROM jobs j JOIN environments e ON "
+                              "e.id = j.env_id WHERE e.repo = 'acme/throttled' AND "
+                              "j.state = 'queued' AND j.last_error LIKE '%rate limited%'")
+            return rows[0] if rows else None
+        row = wait_until(rescheduled, timeout=120, interval=0.2)
+        self.assertTrue(row, self.s.logs()[-4000:])
+        # Rescheduled at Retry-After (6 s), not at the queue's backoff.
+        self.assertGreater(int(row[0]) / 1e6, 3.0, row)
+        self.assertLessEqual(int(row[0]) / 1e6, 6.5, row)
+        e = self.wait_phase("acme/throttled", 3, "ready", sha=a)
+        self.assertEqual(len([r for r in self.cf.inventory()["dns_records"]
+                              if r["name"].startswith(e["slug"] + ".")]), 1)
+        self.deliver("pull_request", events.pull_request("closed", "acme/throttled", 3, a))
+        self.wait_phase("acme/throttled", 3, "destroyed")
+
+    def test_token_without_dns_permission_fails_and_says_which(self):
+        repo = self.repos["acme/limited"]
+        a = repo.commit("A")
+        good = open(self.cf.token).read()
+        limited = open(self.cf.add_token(["Cloudflare Tunnel Edit"])).read()
+        # The workers read the token file at every run: swap its content.
+        with open(self.cf.token, "w") as f:
+            f.write(limited)
+        try:
+            self.deliver("pull_request", events.pull_request("opened", "acme/limited", 4, a))
+            e = self.wait_phase("acme/limited", 4, "failed")
+            self.assertIn("Zone: DNS", e["error"])
+            self.assertIn("permission", e["error"])
+        finally:
+            with open(self.cf.token, "w") as f:
+                f.write(good)
+        self.deliver("pull_request", events.pull_request("closed", "acme/limited", 4, a))
+        self.wait_phase("acme/limited", 4, "destroyed")
+        names = [t["name"] for t in self.cf.inventory()["tunnels"]]
+        self.assertNotIn("%s-%s" % (self.instance, e["slug"]), names)

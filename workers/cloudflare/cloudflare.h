@@ -194,9 +194,12 @@ int cloudflare_deploy_route(struct worker *, int attempt, const char *slug,
 int cloudflare_deploy_verify(struct worker *, int attempt, const char *slug,
                              const char *tunnel, double seconds,
                              struct buf *why, int64_t *retry_ms);
+/* Unroutes, then removes <dir>/tunnel-token. */
 int cloudflare_teardown(struct worker *, int attempt, const char *slug,
-                        struct buf *why, int64_t *retry_ms);
-/* 1 tunnel and record exist, 0 not, -1 cannot tell. */
+                        const char *dir, struct buf *why, int64_t *retry_ms);
+/* 1 tunnel and record exist, 0 not, -1 cannot tell (API calls). */
 int cloudflare_observe(struct worker *, const char *slug);
+/* Whether <dir>/tunnel-token exists: routed, as far as reconcile knows. */
+bool cloudflare_routed(const char *dir);
 
 #endif

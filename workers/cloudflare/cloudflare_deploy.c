@@ -8,9 +8,12 @@
  * Results: 0 done; -1 the environment failed (`why` says why); 1 retry
  * later (`why`, and *retry_ms when Cloudflare named a time, 0: backoff).
  */
+#include <errno.h>
 #include <json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "cloudflare.h"
 
@@ -77,8 +80,8 @@ out:
 
 int
 cloudflare_deploy_route(struct worker *w, int attempt, const char *slug,
-                        const char *dir, const struct route_target *t,
-                        size_t n, struct json_object *model, char tunnel[40],
+                        const char *dir, const struct route_target *t, size_t n,
+                        struct json_object *model, char tunnel[40],
                         struct buf *why, int64_t *retry_ms)
 {
 	struct cf_client c;
@@ -140,11 +143,12 @@ cloudflare_deploy_verify(struct worker *w, int attempt, const char *slug,
 			break;
 		}
 		if (now_mono() > until) {
-			buf_printf(why,
-			           "the preview did not answer through "
-			           "Cloudflare (tunnel connected: %s, last edge "
-			           "status %ld)",
-			           status ? "yes" : "no", status);
+			buf_printf(
+			        why,
+			        "the preview did not answer through "
+			        "Cloudflare (tunnel connected: %s, last edge "
+			        "status %ld)",
+			        status ? "yes" : "no", status);
 			rc = -1;
 			break;
 		}
@@ -158,9 +162,10 @@ out:
 
 int
 cloudflare_teardown(struct worker *w, int attempt, const char *slug,
-                    struct buf *why, int64_t *retry_ms)
+                    const char *dir, struct buf *why, int64_t *retry_ms)
 {
 	struct cf_client c;
+	struct buf path = BUF_INIT;
 	int rc = 0;
 
 	*retry_ms = 0;
@@ -168,17 +173,25 @@ cloudflare_teardown(struct worker *w, int attempt, const char *slug,
 	    cloudflare_unroute(&c, slug) == -1)
 		rc = client_result(&c, why, retry_ms);
 	cf_client_free(&c);
+	/* Gone on Cloudflare: the token and the route fact go too. */
+	buf_printf(&path, "%s/tunnel-token", dir);
+	if (rc == 0 && unlink(buf_str(&path)) == -1 && errno != ENOENT) {
+		buf_printf(why, "cannot remove %s", buf_str(&path));
+		rc = 1;
+	}
+	buf_free(&path);
 	return rc;
 }
 
-int
-cloudflare_observe(struct worker *w, const char *slug)
+bool
+cloudflare_routed(const char *dir)
 {
-	struct cf_client c;
-	int rc = -1;
+	struct buf path = BUF_INIT;
+	struct stat st;
+	bool yes;
 
-	if (cf_client_init(&c, w->cfg, 1) == 0)
-		rc = cloudflare_exists(&c, slug);
-	cf_client_free(&c);
-	return rc;
+	buf_printf(&path, "%s/tunnel-token", dir);
+	yes = lstat(buf_str(&path), &st) == 0;
+	buf_free(&path);
+	return yes;
 }
