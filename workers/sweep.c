@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "workers.h"
+#include "cloudflare/cloudflare.h"
 
 /*
  * Running, converged and quiet. Converged (nothing pending) matters: a push
@@ -161,6 +162,19 @@ slugs_free(struct slugs *s)
 	free(s->v);
 }
 
+/* Cloudflare exposure (issue 11), until the provider seam: its slugs. */
+static void
+slugs_add_str(void *s, const char *slug)
+{
+	slugs_add(s, slug, strlen(slug));
+}
+
+static bool
+cf_exposure(const struct config *cfg)
+{
+	return strcmp(cfg->exposure_provider, "cloudflare") == 0;
+}
+
 /* Entries of `dir` named <slug><suffix>. */
 static void
 slugs_from_dir(struct slugs *s, const char *dir, const char *suffix)
@@ -229,7 +243,8 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug)
 	c.project = project;
 	c.dir = dir;
 	proc_init(&p);
-	if (exposure_local_remove(w->cfg, slug) == 0 &&
+	if ((cf_exposure(w->cfg) ? cloudflare_orphan_remove(w, slug)
+	                         : exposure_local_remove(w->cfg, slug)) == 0 &&
 	    local_host_run(w, job, &c, &p) == 0) {
 		log_info("orphan_removed", "slug=%s", log_q(slug));
 		rc = 0;
@@ -278,6 +293,9 @@ orphans(struct worker *w, const struct job *job)
 	int rc = 0;
 
 	if (slugs_from_docker(w, job, &s) == -1)
+		rc = -1;
+	if (cf_exposure(w->cfg) &&
+	    cloudflare_sweep_slugs(w, slugs_add_str, &s) == -1)
 		rc = -1;
 	buf_printf(&dir, "%s/nginx/previews", w->cfg->var_dir);
 	slugs_from_dir(&s, buf_str(&dir), ".conf");

@@ -593,6 +593,23 @@ def make_api(st):
             st.faults.append(b)
         return envelope({"ok": True})
 
+    @app.post("/_fake/backdate")
+    def fake_backdate():
+        """Makes every object `seconds` older (the sweep's grace period)."""
+        d = float(ctl_body().get("seconds", 0))
+
+        def older(v):
+            t = time.mktime(time.strptime(v[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+            return iso(t - d)
+        with st.lock:
+            for t in st.tunnels.values():
+                t["created_at"] = older(t["created_at"])
+            for r in st.records.values():
+                r["created_on"] = older(r["created_on"])
+            for a in st.apps.values():
+                a["created_at"] = older(a["created_at"])
+        return envelope({"ok": True})
+
     @app.post("/_fake/reset")
     def fake_reset():
         with st.lock:

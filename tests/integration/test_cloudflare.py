@@ -600,7 +600,8 @@ class CloudflareStackTest(LocalProviderBase):
                                    text=True).stdout.strip()
         cls.cf = CloudflareFake()
         cls.settings = dict(cls.cf.settings(), **{
-            "cloudflare.connector_image": cls.image, "cloudflare.access": False})
+            "cloudflare.connector_image": cls.image, "cloudflare.access": False,
+            "workers.sweep_interval_seconds": 2})
         os.environ["EPHEMERA_CF_STANDIN_DIR"] = cls.cf.unix_dir
         try:
             super().setUpClass()
@@ -618,7 +619,7 @@ class CloudflareStackTest(LocalProviderBase):
 
     @classmethod
     def repo_names(cls):
-        return ["acme/hello", "acme/limited", "acme/throttled"]
+        return ["acme/hello", "acme/limited", "acme/throttled", "acme/swept"]
 
     def edge(self, slug, path="/"):
         c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
@@ -728,3 +729,33 @@ class CloudflareStackTest(LocalProviderBase):
         self.wait_phase("acme/limited", 4, "destroyed")
         names = [t["name"] for t in self.cf.inventory()["tunnels"]]
         self.assertNotIn("%s-%s" % (self.instance, e["slug"]), names)
+
+    def test_sweep_removes_what_no_environment_owns_after_grace(self):
+        repo = self.repos["acme/swept"]
+        a = repo.commit("A")
+        self.deliver("pull_request", events.pull_request("opened", "acme/swept", 5, a))
+        live = self.wait_phase("acme/swept", 5, "ready", sha=a)["slug"]
+        # An orphan of this instance (a crashed install, a lost row) and
+        # one of another installation sharing the account.
+        conf = os.path.join(self.tmp, "cf-run.conf")
+        write_conf(conf, dict(self.settings, **{"environments.instance": self.instance}))
+        other = os.path.join(self.tmp, "cf-run-other.conf")
+        write_conf(other, dict(self.settings, **{"environments.instance": "zz" + self.instance[1:]}))
+        for c, slug in ((conf, "pr-999-orphan"), (other, "pr-998-orphan")):
+            p = subprocess.run([RUN, "-c", c, "route", slug, "web:80:primary"],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            self.assertIn("outcome=done", p.stdout)
+        names = lambda: [t["name"] for t in self.cf.inventory()["tunnels"]]
+        orphan = "%s-pr-999-orphan" % self.instance
+        time.sleep(5)  # a few sweeps: young objects are left alone
+        self.assertIn(orphan, names())
+        http("POST", self.cf.url + "/_fake/backdate", json.dumps({"seconds": 900}).encode())
+        self.assertTrue(wait_until(lambda: orphan not in names(), timeout=30), names())
+        inv = self.cf.inventory()
+        self.assertEqual([r for r in inv["dns_records"]
+                          if r["comment"] == "ephemera:%s:pr-999-orphan" % self.instance], [])
+        self.assertIn("zz%s-pr-998-orphan" % self.instance[1:], names())
+        self.assertIn("%s-%s" % (self.instance, live), names())
+        self.assertEqual(self.edge(live)[0], 200)
+        self.deliver("pull_request", events.pull_request("closed", "acme/swept", 5, a))
+        self.wait_phase("acme/swept", 5, "destroyed")

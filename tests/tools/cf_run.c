@@ -171,7 +171,7 @@ main(int argc, char **argv)
 		char **slugs = NULL;
 		size_t n = 0;
 
-		if (cloudflare_list_owned(&c, &slugs, &n) == 0)
+		if (cloudflare_list_owned(&c, 0, &slugs, &n) == 0)
 			for (i = 0; i < n; i++)
 				printf("owned=%s\n", slugs[i]);
 		for (i = 0; i < n; i++)

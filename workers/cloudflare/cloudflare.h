@@ -31,7 +31,7 @@ enum cf_verdict {
 };
 
 struct cf_reply {
-	long status;  /* HTTP status; 0: no answer */
+	long status;  /* HTTP status; 0: no answer; -1: ours (message) */
 	bool success; /* the envelope's */
 	int code;     /* the first error's code; 0: none */
 	struct buf message;
@@ -178,8 +178,12 @@ char *cloudflare_url(const struct config *, const char *slug, const char *path);
 int cloudflare_ready(struct cf_client *, const char *slug,
                      const char *tunnel_id, const char *client_id,
                      const char *client_secret, long *edge_status);
-/* The slugs owning a tunnel, record or Access app of this instance. */
-int cloudflare_list_owned(struct cf_client *, char ***slugs, size_t *n);
+/*
+ * The slugs owning a tunnel, record or Access app of this instance that
+ * was created before `before` (the sweep's grace period; 0: any age).
+ */
+int cloudflare_list_owned(struct cf_client *, time_t before, char ***slugs,
+                          size_t *n);
 
 /* ---- cloudflare_deploy.c: what reconcile.c calls (until the seam) -----
  *
@@ -199,6 +203,11 @@ int cloudflare_teardown(struct worker *, int attempt, const char *slug,
                         const char *dir, struct buf *why, int64_t *retry_ms);
 /* 1 tunnel and record exist, 0 not, -1 cannot tell (API calls). */
 int cloudflare_observe(struct worker *, const char *slug);
+/* Slugs with Cloudflare objects older than the grace period (sweep). */
+int cloudflare_sweep_slugs(struct worker *, void (*add)(void *, const char *),
+                           void *arg);
+/* Unroutes a slug no environment owns (sweep). */
+int cloudflare_orphan_remove(struct worker *, const char *slug);
 /* Whether <dir>/tunnel-token exists: routed, as far as reconcile knows. */
 bool cloudflare_routed(const char *dir);
 

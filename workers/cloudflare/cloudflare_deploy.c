@@ -12,12 +12,19 @@
 #include <json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
 #include "cloudflare.h"
 
 #define CF_CONNECTOR_SERVICE "ephemera-cloudflared"
+/*
+ * The sweep leaves Cloudflare objects younger than this alone: a route
+ * in progress has made them and its environment row may not be visible
+ * to the sweep's snapshot yet.
+ */
+#define CF_SWEEP_GRACE_SECONDS 600
 
 static int
 client_result(struct cf_client *c, struct buf *why, int64_t *retry_ms)
@@ -194,4 +201,39 @@ cloudflare_routed(const char *dir)
 	yes = lstat(buf_str(&path), &st) == 0;
 	buf_free(&path);
 	return yes;
+}
+
+int
+cloudflare_sweep_slugs(struct worker *w, void (*add)(void *, const char *),
+                       void *arg)
+{
+	struct cf_client c;
+	char **slugs = NULL;
+	size_t n = 0, i;
+	int rc = -1;
+
+	if (cf_client_init(&c, w->cfg, 1) == 0 &&
+	    cloudflare_list_owned(&c, time(NULL) - CF_SWEEP_GRACE_SECONDS,
+	                          &slugs, &n) == 0)
+		rc = 0;
+	for (i = 0; i < n; i++) {
+		add(arg, slugs[i]);
+		free(slugs[i]);
+	}
+	free(slugs);
+	cf_client_free(&c);
+	return rc;
+}
+
+int
+cloudflare_orphan_remove(struct worker *w, const char *slug)
+{
+	struct cf_client c;
+	int rc = -1;
+
+	if (cf_client_init(&c, w->cfg, 1) == 0 &&
+	    cloudflare_unroute(&c, slug) == 0)
+		rc = 0;
+	cf_client_free(&c);
+	return rc;
 }

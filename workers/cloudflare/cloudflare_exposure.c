@@ -374,12 +374,14 @@ record_ensure(struct cf_client *c, const char *slug, const char *host,
 		if (found == -1)
 			goto out;
 		if (found && strcmp(f.comment, buf_str(&comment)) != 0) {
+			r.status = -1; /* our finding, not an answer */
 			buf_reset(&r.message);
 			buf_printf(&r.message,
 			           "%s already has a DNS record that is not "
-			           "this environment's (comment \"%s\"); "
-			           "Ephemera leaves it alone",
-			           host, log_q(f.comment));
+			           "this environment's (another installation "
+			           "or a manual record); Ephemera leaves it "
+			           "alone",
+			           host);
 			cf_stop(c, &r, CF_FAIL, "create the DNS record", NULL);
 			goto out;
 		}
@@ -430,7 +432,19 @@ struct owned {
 	char **slugs;
 	size_t n, cap;
 	const char *instance;
+	time_t before; /* only objects created before this; 0: all */
 };
+
+/* Older than the grace period (an unreadable time counts as young). */
+static bool
+owned_old(const struct owned *o, struct json_object *item, const char *key)
+{
+	time_t t;
+
+	if (o == NULL || o->before == 0)
+		return true;
+	return parse_iso8601(jstr(item, key), &t) == 0 && t < o->before;
+}
 
 static void
 owned_add(struct owned *o, const char *slug)
@@ -471,7 +485,7 @@ record_owned(struct json_object *o, void *arg)
 		ro->ids = xrealloc(ro->ids, ro->cap * sizeof(*ro->ids));
 	}
 	id_copy(ro->ids[ro->n++], jstr(o, "id"));
-	if (ro->owned != NULL)
+	if (ro->owned != NULL && owned_old(ro->owned, o, "created_on"))
 		owned_add(ro->owned, slug);
 	return 0;
 }
@@ -496,8 +510,12 @@ records_of(struct cf_client *c, const char *comment, struct records_owned *ro)
 
 /* ---- Access ------------------------------------------------------------ */
 
+struct owned;
+static bool owned_old(const struct owned *, struct json_object *, const char *);
+
 struct apps_of {
-	const char *prefix; /* "<instance>-<slug> " or "<instance>-" */
+	const struct owned *owned; /* list_owned's grace; NULL: all */
+	const char *prefix;        /* "<instance>-<slug> " or "<instance>-" */
 	char (*ids)[40];
 	char **names;
 	size_t n, cap;
@@ -516,6 +534,8 @@ app_match(struct json_object *o, void *arg)
 		a->ids = xrealloc(a->ids, a->cap * sizeof(*a->ids));
 		a->names = xrealloc(a->names, a->cap * sizeof(*a->names));
 	}
+	if (!owned_old(a->owned, o, "created_at"))
+		return 0;
 	id_copy(a->ids[a->n], jstr(o, "id"));
 	a->names[a->n++] = xstrdup(name);
 	return 0;
@@ -603,6 +623,7 @@ access_ensure(struct cf_client *c, const char *slug, const char *host,
 		goto out;
 	for (i = 0; i < nb; i++) {
 		if (!bypass_valid(bypass[i])) {
+			r.status = -1;
 			buf_reset(&r.message);
 			buf_printf(&r.message,
 			           "bypass path \"%s\" is not a "
@@ -781,6 +802,7 @@ cloudflare_unroute(struct cf_client *c, const char *slug)
 	    (found = tunnel_find(c, buf_str(&name), tid)) == -1)
 		goto out;
 	if (ro.n > 0 || found) {
+		r.status = -1;
 		buf_reset(&r.message);
 		buf_printf(&r.message, "%zu record(s)%s still listed", ro.n,
 		           found ? " and the tunnel" : "");
@@ -906,7 +928,8 @@ tunnel_owned(struct json_object *t, void *arg)
 	size_t k = strlen(o->instance);
 
 	if (name == NULL || !jnull(t, "deleted_at") ||
-	    strncmp(name, o->instance, k) != 0 || name[k] != '-')
+	    strncmp(name, o->instance, k) != 0 || name[k] != '-' ||
+	    !owned_old(o, t, "created_at"))
 		return 0;
 	if (slug_valid(name + k + 1, strlen(name + k + 1)))
 		owned_add(o, name + k + 1);
@@ -914,9 +937,10 @@ tunnel_owned(struct json_object *t, void *arg)
 }
 
 int
-cloudflare_list_owned(struct cf_client *c, char ***slugs, size_t *n)
+cloudflare_list_owned(struct cf_client *c, time_t before, char ***slugs,
+                      size_t *n)
 {
-	struct owned o = {NULL, 0, 0, local_instance(c->cfg)};
+	struct owned o = {NULL, 0, 0, local_instance(c->cfg), before};
 	struct records_owned ro = {0};
 	struct buf p = BUF_INIT, prefix = BUF_INIT;
 	struct apps_of apps = {0};
@@ -933,6 +957,7 @@ cloudflare_list_owned(struct cf_client *c, char ***slugs, size_t *n)
 	if (records_of(c, NULL, &ro) == -1)
 		goto out;
 	buf_printf(&prefix, "%s-", o.instance);
+	apps.owned = &o;
 	if (c->cfg->cf_access && apps_list(c, buf_str(&prefix), &apps) == -1)
 		goto out;
 	for (i = 0; i < apps.n; i++) {

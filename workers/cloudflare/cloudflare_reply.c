@@ -164,6 +164,11 @@ cf_explain(const struct cf_reply *r, const char *step, const char *permission,
 	const char *said = r->message.len ? buf_str(&r->message) : "no message";
 
 	buf_printf(out, "cloudflare: %s: ", step);
+	if (r->status < 0) {
+		/* Found by us in a good answer (a foreign record, say). */
+		buf_puts(out, said);
+		return;
+	}
 	if (r->status == 0) {
 		buf_printf(out, "no answer from the API (%s)", said);
 		return;
