@@ -286,18 +286,20 @@ class CloudflareTest(unittest.TestCase):
         self.assertEqual(self.run_cf("ready", SLUG, r["tunnel_id"])["ready"], "0")
         self.connect(tokfile)
         # The admin's one-time setup (Terraform/README): *.zone behind
-        # login, plus a Service Auth policy for the CI service token.
-        st, app = self.api("POST", "/accounts/%s/access/apps" % self.cf.account,
-                           {"name": "previews", "domain": "*." + self.cf.zone,
-                            "type": "self_hosted"})
-        st, tok = self.api("POST", "/accounts/%s/access/service_tokens" % self.cf.account,
-                           {"name": "ci"})
-        tok = tok["result"]
-        self.api("POST", "/accounts/%s/access/apps/%s/policies" % (self.cf.account, app["result"]["id"]),
-                 {"name": "ci", "decision": "non_identity",
-                  "include": [{"service_token": {"token_id": tok["id"]}}]})
-        creds = {"CF-Access-Client-Id": tok["client_id"],
-                 "CF-Access-Client-Secret": tok["client_secret"]}
+        # login; then a CI service token for the repository, shown once.
+        credfile = os.path.join(self.cf.dir, "ci-%d" % time.monotonic_ns())
+        self.assertEqual(self.run_cf("service-token", "acme/app", credfile)["outcome"],
+                         "fail", "no zone-wide app yet")
+        self.api("POST", "/accounts/%s/access/apps" % self.cf.account,
+                 {"name": "previews", "domain": "*." + self.cf.zone, "type": "self_hosted"})
+        r0 = self.run_cf("service-token", "acme/app", credfile)
+        self.assertEqual(r0["outcome"], "done", r0)
+        self.assertEqual(stat.S_IMODE(os.stat(credfile).st_mode), 0o600)
+        creds = dict(l.split(": ", 1) for l in open(credfile).read().splitlines())
+        tok = {"client_id": creds["CF-Access-Client-Id"],
+               "client_secret": creds["CF-Access-Client-Secret"]}
+        self.assertEqual([t["name"] for t in self.cf.inventory()["service_tokens"]],
+                         ["eph CI acme/app"])
         r1 = self.edge("/")
         self.assertEqual(r1.status, 302)
         self.assertIn("cloudflareaccess.com", r1.headers["Location"])

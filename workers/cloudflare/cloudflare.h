@@ -185,6 +185,15 @@ int cloudflare_ready(struct cf_client *, const char *slug,
 int cloudflare_list_owned(struct cf_client *, time_t before, char ***slugs,
                           size_t *n);
 
+/*
+ * A service token for a repository's CI to reach its previews, allowed
+ * by a Service Auth policy on the zone-wide Access application. The
+ * secret is shown once, to the admin; never on a PR, a log or the
+ * database. Callers wipe `client_secret`.
+ */
+int cloudflare_service_token(struct cf_client *, const char *repo,
+                             struct buf *client_id, struct buf *client_secret);
+
 /* ---- cloudflare_deploy.c: what reconcile.c calls (until the seam) -----
  *
  * 0 done; -1 the environment failed (why); 1 retry (why, *retry_ms: 0 for

@@ -983,3 +983,97 @@ out:
 	*n = o.n;
 	return rc;
 }
+
+/* ---- the CI service token (per repository, once, for the admin) ------ */
+
+struct zone_app {
+	const char *domain;
+	char id[40];
+};
+
+static int
+zone_app_match(struct json_object *o, void *arg)
+{
+	struct zone_app *z = arg;
+	const char *d = jstr(o, "domain");
+
+	if (d == NULL || strcmp(d, z->domain) != 0)
+		return 0;
+	id_copy(z->id, jstr(o, "id"));
+	return 1;
+}
+
+int
+cloudflare_service_token(struct cf_client *c, const char *repo,
+                         struct buf *client_id, struct buf *client_secret)
+{
+	struct buf p = BUF_INIT, body = BUF_INIT, domain = BUF_INIT,
+	           name = BUF_INIT;
+	struct zone_app z = {0};
+	struct cf_reply r;
+	enum cf_verdict v;
+	const char *tid, *cid, *sec;
+	int rc = -1;
+
+	cf_reply_init(&r);
+	/* The zone-wide app the admin set up once (README, Terraform). */
+	buf_printf(&domain, "*.%s", c->cfg->cf_zone);
+	z.domain = buf_str(&domain);
+	buf_printf(&p, "/accounts/%s/access/apps", c->cfg->cf_account_id);
+	if (list_all(c, buf_str(&p), "find the Access app for the zone",
+	             PERM_ACCESS_APPS, zone_app_match, &z) == -1)
+		goto out;
+	if (z.id[0] == '\0') {
+		r.status = -1;
+		buf_printf(&r.message,
+		           "no Access application for %s: set it up first "
+		           "(README, Access with GitHub login)",
+		           z.domain);
+		cf_stop(c, &r, CF_FAIL, "create a service token", NULL);
+		goto out;
+	}
+	buf_printf(&name, "%s CI %s", local_instance(c->cfg), repo);
+	buf_puts(&body, "{\"name\":");
+	buf_append_json_string(&body, name.data, name.len);
+	buf_puts(&body, ",\"duration\":\"8760h\"}");
+	buf_reset(&p);
+	buf_printf(&p, "/accounts/%s/access/service_tokens",
+	           c->cfg->cf_account_id);
+	v = cf_call(c, "POST", buf_str(&p), buf_str(&body), &r);
+	tid = jstr(r.result, "id");
+	cid = jstr(r.result, "client_id");
+	sec = jstr(r.result, "client_secret");
+	if (v != CF_OK || tid == NULL || cid == NULL || sec == NULL) {
+		cf_stop(c, &r, v == CF_OK ? CF_FAIL : v,
+		        "create a service token",
+		        "Account: Access: Service Tokens Edit");
+		goto out;
+	}
+	/* The secret is only in this answer: keep it before the next call. */
+	buf_puts(client_id, cid);
+	buf_puts(client_secret, sec);
+	buf_reset(&body);
+	buf_puts(&body, "{\"name\":");
+	buf_append_json_string(&body, name.data, name.len);
+	buf_printf(&body,
+	           ",\"decision\":\"non_identity\",\"include\":"
+	           "[{\"service_token\":{\"token_id\":\"%s\"}}]}",
+	           tid);
+	buf_reset(&p);
+	buf_printf(&p, "/accounts/%s/access/apps/%s/policies",
+	           c->cfg->cf_account_id, z.id);
+	v = cf_call(c, "POST", buf_str(&p), buf_str(&body), &r);
+	if (v != CF_OK) {
+		cf_stop(c, &r, v, "allow the service token", PERM_ACCESS_APPS);
+		goto out;
+	}
+	log_info("cf_service_token", "repo=%s", log_q(repo));
+	rc = 0;
+out:
+	cf_reply_free(&r);
+	buf_free(&p);
+	buf_free(&body);
+	buf_free(&domain);
+	buf_free(&name);
+	return rc;
+}
