@@ -21,7 +21,7 @@ flags=(-std=c11 -Wall -Wextra -Werror -g -O1 -D_GNU_SOURCE
 	-fno-sanitize-recover=undefined)
 core=()
 # Everything but the two programs' main.c, so a harness may reach any core.
-for f in lib/*.c fcgi-app/*.c workers/*.c; do
+for f in lib/*.c fcgi-app/*.c workers/*.c workers/*/*.c; do
 	case $f in */main.c) ;; *) core+=("$f") ;; esac
 done
 
@@ -40,6 +40,16 @@ for src in tests/fuzz/fuzz_*.c; do
 			"$FIXTURES"/github/webhooks/signed/*.body; do
 			for sel in '\000\000' '\001\000' '\002\010' '\003\001' \
 				'\004\000' '\000\107'; do
+				{ printf '%b' "$sel"; cat "$f"; } >"$corpus/seed-$i"
+				i=$((i + 1))
+			done
+		done
+	fi
+	# The Cloudflare harness: every recorded API body, behind each target.
+	if [ "$name" = fuzz_cloudflare ] && [ -d "$FIXTURES/cloudflare" ]; then
+		i=0
+		for f in "$FIXTURES"/cloudflare/*/*.json; do
+			for sel in '\000' '\001' '\002'; do
 				{ printf '%b' "$sel"; cat "$f"; } >"$corpus/seed-$i"
 				i=$((i + 1))
 			done
