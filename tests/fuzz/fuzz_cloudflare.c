@@ -68,8 +68,8 @@ fuzz_ingress(const char *s)
 		struct json_object *o = json_tokener_parse(buf_str(&out));
 
 		must(o != NULL);
-		must(strstr(buf_str(&out), "{\"service\":\"http_status:404\"}]}}") !=
-		     NULL);
+		must(strstr(buf_str(&out),
+		            "{\"service\":\"http_status:404\"}]}}") != NULL);
 		json_object_put(o);
 	}
 	buf_free(&out);

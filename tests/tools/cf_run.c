@@ -143,11 +143,13 @@ main(int argc, char **argv)
 		for (i = 2; i < (size_t)argc && nsvc < NELEM(svc); i++)
 			if (service_parse(argv[i], &svc[nsvc++]) == -1)
 				usage();
+		/* Without -k nobody needs the token: as on a push. */
+		env.token_known = token_out == NULL;
 		if (cloudflare_route(&c, slug, svc, nsvc, bypass, nb, &env) ==
 		    0) {
 			printf("tunnel_id=%s record_id=%s\n", env.tunnel_id,
 			       env.record_id);
-			if (token_out != NULL &&
+			if (token_out != NULL && env.token != NULL &&
 			    cf_connector_token_write(token_out, env.token) ==
 			            -1)
 				c.stop = CF_FAIL;

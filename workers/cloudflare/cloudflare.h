@@ -156,10 +156,14 @@ struct cf_env {
 	char tunnel_id[40];
 	char record_id[40];
 	char *token; /* the connector's; owned, wiped on free */
+	/* In: the connector already has its token (a push), so an adopted
+	 * tunnel's is not read again; `token` may then stay NULL. */
+	bool token_known;
 };
 
 void cf_env_free(struct cf_env *);
-/* Tunnel, ingress, CNAME and Access bypass apps; idempotent. */
+/* Tunnel, ingress, CNAME and Access bypass apps; idempotent. `out` is
+ * cleared except for its token_known input. */
 int cloudflare_route(struct cf_client *, const char *slug,
                      const struct cf_service *, size_t n,
                      const char *const *bypass, size_t nbypass,

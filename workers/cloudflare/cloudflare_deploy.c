@@ -102,6 +102,8 @@ cloudflare_deploy_route(struct worker *w, int attempt, const char *slug,
 	for (i = 0; i < n; i++)
 		s[i] = (struct cf_service){t[i].service, t[i].port,
 		                           t[i].primary, false};
+	/* A push: the connector keeps the token it has (one call less). */
+	env.token_known = cloudflare_routed(dir);
 	if (cf_client_init(&c, w->cfg, attempt) == -1 ||
 	    cloudflare_route(&c, slug, s, n, NULL, 0, &env) == -1) {
 		rc = client_result(&c, why, retry_ms);
@@ -109,7 +111,8 @@ cloudflare_deploy_route(struct worker *w, int attempt, const char *slug,
 	}
 	memcpy(tunnel, env.tunnel_id, 40);
 	buf_printf(&path, "%s/tunnel-token", dir);
-	if (cf_connector_token_write(buf_str(&path), env.token) == -1) {
+	if (env.token != NULL &&
+	    cf_connector_token_write(buf_str(&path), env.token) == -1) {
 		buf_puts(why, "cannot write the connector's token file");
 		goto out;
 	}

@@ -242,7 +242,7 @@ tunnel_ensure(struct cf_client *c, const char *slug, struct cf_env *out)
 			}
 		}
 	}
-	rc = tunnel_token_get(c, out->tunnel_id, out);
+	rc = out->token_known ? 0 : tunnel_token_get(c, out->tunnel_id, out);
 out:
 	cf_reply_free(&r);
 	buf_free(&name);
@@ -689,9 +689,11 @@ cloudflare_route(struct cf_client *c, const char *slug,
 	struct buf host = BUF_INIT, label = BUF_INIT, h = BUF_INIT;
 	char rid[40];
 	size_t i;
+	bool known = out->token_known;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
+	out->token_known = known;
 	if (cf_hostname(c->cfg->cf_zone, slug, &host, &c->error) == -1) {
 		c->stop = CF_INVALID;
 		goto out;
