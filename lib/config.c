@@ -139,12 +139,25 @@ static const struct setting settings[] = {
         DBL("environments.cpus_default", env_cpus_default, 1, 0.01, 1024),
         DBL("environments.cpus_max", env_cpus_max, 2, 0.01, 1024),
 
+        /* Exposure and Cloudflare (issue 11): their own block. */
+        ENUM("exposure.provider", exposure_provider, "nginx",
+             "nginx|cloudflare"),
+        STR("cloudflare.api_token_file", cf_api_token_file, ""),
+        STR("cloudflare.account_id", cf_account_id, ""),
+        STR("cloudflare.zone_id", cf_zone_id, ""),
+        STR("cloudflare.zone", cf_zone, ""),
+        STR("cloudflare.api_url", cf_api_url,
+            "https://api.cloudflare.com/client/v4"),
+        STR("cloudflare.edge_url", cf_edge_url, ""),
+        STR("cloudflare.connector_image", cf_connector_image,
+            "cloudflare/cloudflared:2025.4.0"),
+        BOOL("cloudflare.access", cf_access, true),
+
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
 
         /* Providers and AWS (workers/aws/); checked by aws_check. */
         ENUM("compute.provider", compute_provider, "local", "local|ec2"),
-        ENUM("exposure.provider", exposure_provider, "nginx", "nginx"),
         STR("aws.region", aws_region, ""),
         STR("aws.endpoint_url", aws_endpoint_url, ""),
         STR("aws.credentials_file", aws_credentials_file, ""),
@@ -741,6 +754,138 @@ aws_check(struct config *cfg, config_t *cf, const char *path, struct buf *err)
 	return 0;
 }
 
+/* Lowercase DNS labels of [a-z0-9-], dot-separated, like "example.com". */
+static bool
+zone_name_valid(const char *z)
+{
+	size_t label = 0, total = 0;
+
+	for (; *z; z++, total++) {
+		if (*z == '.') {
+			if (label == 0 || z[-1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((*z >= 'a' && *z <= 'z') || (*z >= '0' && *z <= '9') ||
+		      *z == '-'))
+			return false;
+		if (label == 0 && *z == '-')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return total > 0 && total <= 253 && label > 0 && z[-1] != '-';
+}
+
+static bool
+hex32_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++)
+		if (parse_hex_digit(*s) < 0)
+			return false;
+	return n == 32;
+}
+
+/*
+ * Cloudflare exposure needs a zone: <tunnel-id>.cfargotunnel.com is only
+ * a CNAME target Cloudflare serves for records in the same account, not
+ * an address anyone can open, so every preview gets <slug>.<zone>.
+ */
+static int
+cloudflare_check(struct config *cfg, config_t *cf, const char *path,
+                 struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "exposure.provider");
+	int line = cs ? (int)config_setting_source_line(cs) : 0;
+	struct stat st;
+	bool cloudflare = strcmp(cfg->exposure_provider, "cloudflare") == 0;
+	size_t i;
+
+	/* A repository's own exposure_provider needs the same keys. */
+	for (i = 0; i < cfg->nrepos; i++)
+		if (cfg->repos[i].exposure_provider &&
+		    strcmp(cfg->repos[i].exposure_provider, "cloudflare") == 0)
+			cloudflare = true;
+	if (!cloudflare)
+		return 0;
+	if (cfg->cf_zone[0] == '\0' || cfg->cf_zone_id[0] == '\0') {
+		config_error(
+		        err, path, line, "cloudflare.zone",
+		        "cloudflare.zone and cloudflare.zone_id must be set "
+		        "when exposure.provider is \"cloudflare\": "
+		        "<tunnel-id>.cfargotunnel.com is only a CNAME target "
+		        "Cloudflare serves for DNS records in the same "
+		        "account, so each preview needs a hostname "
+		        "<slug>.<zone> on a zone of yours");
+		return -1;
+	}
+	if (cfg->cf_account_id[0] == '\0') {
+		config_error(err, path, line, "cloudflare.account_id",
+		             "must be set when exposure.provider is "
+		             "\"cloudflare\" (tunnels and Access belong to the "
+		             "account)");
+		return -1;
+	}
+	if (cfg->cf_api_token_file[0] == '\0') {
+		config_error(err, path, line, "cloudflare.api_token_file",
+		             "must name the file holding the API token when "
+		             "exposure.provider is \"cloudflare\"");
+		return -1;
+	}
+	cs = config_lookup(cf, "cloudflare.zone");
+	line = cs ? (int)config_setting_source_line(cs) : line;
+	if (!zone_name_valid(cfg->cf_zone)) {
+		config_error(err, path, line, "cloudflare.zone",
+		             "must be a lowercase DNS name such as "
+		             "\"example-previews.com\"; previews get one label "
+		             "directly under it, because Universal SSL and "
+		             "Access wildcards cover one level only");
+		return -1;
+	}
+	cs = config_lookup(cf, "cloudflare.account_id");
+	if (!hex32_valid(cfg->cf_account_id)) {
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "cloudflare.account_id",
+		             "must be the account's 32 hex digit id");
+		return -1;
+	}
+	cs = config_lookup(cf, "cloudflare.zone_id");
+	if (!hex32_valid(cfg->cf_zone_id)) {
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "cloudflare.zone_id",
+		             "must be the zone's 32 hex digit id");
+		return -1;
+	}
+	cs = config_lookup(cf, "cloudflare.api_token_file");
+	errno = 0;
+	if (stat(cfg->cf_api_token_file, &st) != 0 || !S_ISREG(st.st_mode)) {
+		const char *why =
+		        errno ? strerror(errno) : "not a regular file";
+
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "cloudflare.api_token_file", "cannot read %s: %s",
+		             cfg->cf_api_token_file, why);
+		return -1;
+	}
+	cs = config_lookup(cf, "cloudflare.api_url");
+	if (strncmp(cfg->cf_api_url, "https://", 8) != 0 &&
+	    strncmp(cfg->cf_api_url, "http://127.0.0.1", 16) != 0) {
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "cloudflare.api_url",
+		             "must be an https:// URL (or http://127.0.0.1 for "
+		             "a local fake)");
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_load(struct config *cfg, const char *path, struct buf *err)
 {
@@ -795,6 +940,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	if (github_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (aws_check(cfg, &cf, path, err) == -1)
+		goto out;
+	if (cloudflare_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (secrets_load(cfg, &cf, path, err) == -1)
 		goto out;

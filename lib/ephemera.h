@@ -233,7 +233,7 @@ struct config {
 
 	/* providers and AWS (issue 10; workers/aws/) */
 	char *compute_provider;  /* "local" | "ec2" */
-	char *exposure_provider; /* "nginx" */
+	char *exposure_provider; /* "nginx" | "cloudflare" */
 	char *aws_region;
 	char *aws_endpoint_url;     /* "": the real regional endpoints */
 	char *aws_credentials_file; /* "": skip the shared file */
@@ -245,6 +245,16 @@ struct config {
 	char *ec2_security_group_ids;   /* comma-separated */
 	char *ec2_instance_profile;     /* name or ARN */
 	char *ec2_ssm_parameter_prefix; /* "" or "/x": before /<instance>/ */
+
+	/* Cloudflare (issue 11; workers/cloudflare/) */
+	char *cf_api_token_file; /* read by the workers when they call */
+	char *cf_account_id;
+	char *cf_zone_id;
+	char *cf_zone; /* previews are <slug>.<zone> */
+	char *cf_api_url;
+	char *cf_edge_url; /* "": https://<hostname> */
+	char *cf_connector_image;
+	bool cf_access;
 
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;

@@ -239,12 +239,15 @@ exposure_local_ours(const struct config *cfg, const char *slug, double age)
  * longer than the sweep's grace period ago: nothing else is ours to remove.
  */
 static int
-nginx_list_owned(const struct config *cfg, slug_fn add, void *arg)
+nginx_list_owned(struct worker *w, const struct job *job, slug_fn add,
+                 void *arg)
 {
+	const struct config *cfg = w->cfg;
 	struct buf dir = BUF_INIT;
 	struct dirent *de;
 	DIR *d;
 
+	(void)job;
 	buf_printf(&dir, "%s/nginx/previews", cfg->var_dir);
 	d = opendir(buf_str(&dir));
 	buf_free(&dir);
@@ -270,11 +273,57 @@ nginx_list_owned(const struct config *cfg, slug_fn add, void *arg)
 	return 0;
 }
 
+static enum deploy_rc
+nginx_route(struct deploy *d, const char *token)
+{
+	if (exposure_local_write(d->w->cfg, d->e->slug, token, d->targets,
+	                         d->ntargets) == 0)
+		return DEPLOY_OK;
+	buf_puts(&d->why, "the proxy route could not be written");
+	return DEPLOY_RETRY;
+}
+
+/* Until nginx answers with this deploy's route (its token) and the app
+ * with a 2xx/3xx at the health path. */
+static enum deploy_rc
+nginx_verify(struct deploy *d, const char *token)
+{
+	struct buf host = BUF_INIT;
+	enum deploy_rc rc = DEPLOY_OK;
+	long status = 0;
+
+	buf_printf(&host, "%s.%s", d->e->slug, d->w->cfg->preview_domain);
+	if (probe_wait(d->w, d->job, buf_str(&host), d->rs.health_path, token,
+	               60, &status) == -1) {
+		buf_printf(&d->why,
+		           "the preview URL did not answer (last "
+		           "status %ld at %s)",
+		           status, d->rs.health_path);
+		rc = DEPLOY_FAILED;
+	}
+	buf_free(&host);
+	return rc;
+}
+
+static int
+nginx_unroute(struct worker *w, const struct job *job, const char *slug,
+              struct buf *why, int64_t *retry_ms)
+{
+	(void)job;
+	*retry_ms = 0;
+	if (exposure_local_remove(w->cfg, slug) == 0)
+		return 0;
+	if (why)
+		buf_puts(why, "the proxy route could not be removed");
+	return -1;
+}
+
 /* The exposure_ops of `nginx` (see workers.h, the provider seam). */
 const struct exposure_ops exposure_nginx = {
         .name = "nginx",
-        .route = exposure_local_write,
-        .unroute = exposure_local_remove,
+        .route = nginx_route,
+        .verify = nginx_verify,
+        .unroute = nginx_unroute,
         .exists = exposure_local_exists,
         .url = exposure_local_url,
         .list_owned = nginx_list_owned,

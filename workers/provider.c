@@ -10,7 +10,8 @@
 #include "workers.h"
 
 static const struct compute_ops *const computes[] = {&compute_local};
-static const struct exposure_ops *const exposures[] = {&exposure_nginx};
+static const struct exposure_ops *const exposures[] = {&exposure_nginx,
+                                                       &exposure_cloudflare};
 
 const struct compute_ops *
 compute_for(const struct config *cfg, const char *repo)

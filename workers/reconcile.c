@@ -398,6 +398,11 @@ step_configure(struct deploy *d)
 		}
 		goto out;
 	}
+	/* The exposure's own part of the project (a tunnel's connector). */
+	if (d->exposure->prepare &&
+	    (rc = d->exposure->prepare(d, model)) != DEPLOY_OK)
+		goto out;
+	rc = DEPLOY_FAILED;
 	if (compose_write(d, model) == -1) {
 		rc = DEPLOY_RETRY;
 		goto out;
@@ -559,9 +564,7 @@ static enum deploy_rc
 deploy_steps(struct deploy *d)
 {
 	struct json_object *services = NULL;
-	struct buf host = BUF_INIT;
 	enum deploy_rc rc;
-	long status = 0;
 	char *url = NULL, *svc = NULL;
 	char token[32];
 
@@ -570,27 +573,14 @@ deploy_steps(struct deploy *d)
 	if (build_step_begin(d->w->db, &d->b, "route") == -1)
 		return DEPLOY_RETRY;
 	snprintf(token, sizeof(token), "b%llu", (unsigned long long)d->b.id);
-	rc = d->exposure->route(d->w->cfg, d->e->slug, token, d->targets,
-	                        d->ntargets) == 0
-	             ? DEPLOY_OK
-	             : DEPLOY_RETRY;
-	if (rc != DEPLOY_OK)
-		buf_puts(&d->why, "the proxy route could not be written");
+	/* No route hook: the exposure routed in prepare. */
+	rc = d->exposure->route ? d->exposure->route(d, token) : DEPLOY_OK;
 	if ((rc = step_run(d, "route", rc)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "verify") == -1)
 		return DEPLOY_RETRY;
-	buf_printf(&host, "%s.%s", d->e->slug, d->w->cfg->preview_domain);
-	rc = DEPLOY_OK;
-	if (probe_wait(d->w, d->job, buf_str(&host), d->rs.health_path, token,
-	               60, &status) == -1) {
-		buf_printf(&d->why,
-		           "the preview URL did not answer (last "
-		           "status %ld at %s)",
-		           status, d->rs.health_path);
-		rc = DEPLOY_FAILED;
-	}
-	if ((rc = step_run(d, "verify", rc)) != DEPLOY_OK)
+	if ((rc = step_run(d, "verify", d->exposure->verify(d, token))) !=
+	    DEPLOY_OK)
 		goto out;
 	url = d->exposure->url(d->w->cfg, d->e->slug, "/");
 	svc = services_json(d);
@@ -605,7 +595,6 @@ deploy_steps(struct deploy *d)
 	}
 out:
 	json_object_put(services);
-	buf_free(&host);
 	free(url);
 	free(svc);
 	return rc;
@@ -671,8 +660,10 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 		}
 	}
 	/* Ours to retry: the build stays running and resumes. */
-	if (rc == DEPLOY_RETRY)
+	if (rc == DEPLOY_RETRY) {
 		buf_printf(&res->error, "%s", buf_str(&d.why));
+		res->retry_after_ms = d.retry_ms;
+	}
 	free(tail);
 out:
 	repo_settings_free(&d.rs);
@@ -685,7 +676,8 @@ out:
 	return rc;
 }
 
-/* STOP, DESTROY and HOLD: take the route down first, then the app. */
+/* STOP, DESTROY and HOLD: the route down first (or, for an exposure that
+ * needs it, last), and the app. */
 static int
 teardown(struct worker *w, const struct job *job, const struct env *e,
          const struct compute_ops *compute, const struct exposure_ops *exposure,
@@ -697,11 +689,18 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	                                        : "destroyed";
 	int rc = -1;
 
-	if (env_phase_set(w->db, e->id, during, NULL) == -1 ||
-	    exposure->unroute(w->cfg, e->slug) == -1)
+	if (env_phase_set(w->db, e->id, during, NULL) == -1)
+		goto out;
+	if (!exposure->unroute_after_compute &&
+	    exposure->unroute(w, job, e->slug, &res->error,
+	                      &res->retry_after_ms) == -1)
 		goto out;
 	if ((step == STEP_STOP ? compute->stop : compute->destroy)(
 	            w, job, e->slug, &res->error) == -1)
+		goto out;
+	if (exposure->unroute_after_compute &&
+	    exposure->unroute(w, job, e->slug, &res->error,
+	                      &res->retry_after_ms) == -1)
 		goto out;
 	if (db_exec(w->db,
 	            "UPDATE builds SET status = 'cancelled', finished_at = "

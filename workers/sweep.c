@@ -202,6 +202,7 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug,
               const struct compute_ops *compute,
               const struct exposure_ops *exposure)
 {
+	int64_t retry_ms; /* the sweep's next pass is its retry */
 	int rc = -1, lock, row;
 
 	lock = local_env_lock(w->cfg, slug, 0);
@@ -214,9 +215,14 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug,
 		local_env_unlock(lock);
 		return row == 1 ? 0 : -1;
 	}
-	if (exposure->unroute(w->cfg, slug) == 0 &&
-	    compute->destroy(w, job, slug, NULL) == 0) {
-		log_info("orphan_removed", "slug=%s", log_q(slug));
+	/* In teardown's order: the route first, unless it goes last. */
+	if ((exposure->unroute_after_compute ||
+	     exposure->unroute(w, job, slug, NULL, &retry_ms) == 0) &&
+	    compute->destroy(w, job, slug, NULL) == 0 &&
+	    (!exposure->unroute_after_compute ||
+	     exposure->unroute(w, job, slug, NULL, &retry_ms) == 0)) {
+		log_info("orphan_removed", "slug=%s exposure=%s", log_q(slug),
+		         exposure->name);
 		rc = 0;
 	}
 	local_env_unlock(lock);
@@ -255,25 +261,63 @@ orphan_check(struct worker *w, const struct job *job, const char *slug,
 	return rc;
 }
 
-/* What the default providers hold that no environment owns. */
+/*
+ * The exposures in use: the default and every repository's own, once each
+ * (a repository on Cloudflare leaves tunnels even when nginx is the
+ * default).
+ */
+static size_t
+exposures_in_use(const struct config *cfg, const struct exposure_ops **out,
+                 size_t max)
+{
+	size_t n = 0, i, j;
+
+	/* The default first: the caller pairs it with the default compute. */
+	for (i = 0; i <= cfg->nrepos; i++) {
+		const struct exposure_ops *x =
+		        exposure_for(cfg, i ? cfg->repos[i - 1].name : NULL);
+
+		for (j = 0; j < n && out[j] != x; j++)
+			;
+		if (x != NULL && j == n && n < max)
+			out[n++] = x;
+	}
+	return n;
+}
+
+/*
+ * What the providers hold that no environment owns. Each slug is removed
+ * through the exposure that listed it; compute is the default's.
+ */
 static int
 orphans(struct worker *w, const struct job *job)
 {
 	const struct compute_ops *compute = compute_for(w->cfg, NULL);
-	const struct exposure_ops *exposure = exposure_for(w->cfg, NULL);
+	const struct exposure_ops *x[8];
 	struct slugs s = {0};
-	size_t i;
+	size_t i, k, nx;
 	int rc = 0;
 
-	if (compute == NULL || exposure == NULL)
+	nx = exposures_in_use(w->cfg, x, NELEM(x));
+	if (compute == NULL || nx == 0)
 		return 0;
+	/* The default exposure (x[0]) tears down what only compute holds. */
 	if (compute->list_owned(w, job, slugs_take, &s) == -1 ||
-	    exposure->list_owned(w->cfg, slugs_take, &s) == -1)
+	    x[0]->list_owned(w, job, slugs_take, &s) == -1)
 		rc = -1;
 	for (i = 0; i < s.n; i++)
-		if (orphan_check(w, job, s.v[i], compute, exposure) == -1)
+		if (orphan_check(w, job, s.v[i], compute, x[0]) == -1)
 			rc = -1;
 	slugs_free(&s);
+	for (k = 1; k < nx; k++) {
+		memset(&s, 0, sizeof(s));
+		if (x[k]->list_owned(w, job, slugs_take, &s) == -1)
+			rc = -1;
+		for (i = 0; i < s.n; i++)
+			if (orphan_check(w, job, s.v[i], compute, x[k]) == -1)
+				rc = -1;
+		slugs_free(&s);
+	}
 	return rc;
 }
 

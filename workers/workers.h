@@ -790,6 +790,11 @@ struct deploy {
 	size_t ntargets;
 	struct buf log; /* the log tail kept with the build */
 	struct buf why; /* the reason, when a step fails */
+	/* The exposure's own, from prepare to verify (Cloudflare's tunnel). */
+	char tunnel_id[40];
+	/* DEPLOY_RETRY: when the provider's API said to (429 Retry-After);
+	 * 0: the queue's backoff. */
+	int64_t retry_ms;
 };
 
 struct compute_ops {
@@ -818,20 +823,40 @@ struct compute_ops {
 	                  void *arg);
 };
 
+/*
+ * A deploy calls prepare (configure, before compose.json is written), then
+ * route (after up) and verify; a teardown calls unroute before the compute
+ * is stopped, or after it when unroute_after_compute says so. Optional
+ * hooks are NULL.
+ */
 struct exposure_ops {
 	const char *name;
-	/* `token` comes back as X-Ephemera-Route through the new route. */
-	int (*route)(const struct config *, const char *slug, const char *token,
-	             const struct route_target *, size_t n);
-	int (*unroute)(const struct config *, const char *slug);
+	/* Optional: may add services to the gated compose model (a tunnel
+	 * connector joins the project) and route from here. */
+	enum deploy_rc (*prepare)(struct deploy *, struct json_object *model);
+	/* Optional: routes d->targets; `token` comes back as
+	 * X-Ephemera-Route through the new route. */
+	enum deploy_rc (*route)(struct deploy *, const char *token);
+	/* Until the preview answers through this exposure (d->why if not). */
+	enum deploy_rc (*verify)(struct deploy *, const char *token);
+	/* Idempotent; `why` and *retry_ms (0: backoff) when it fails. */
+	int (*unroute)(struct worker *, const struct job *, const char *slug,
+	               struct buf *why, int64_t *retry_ms);
+	/* A route that goes only once the app is down (a tunnel cannot be
+	 * deleted while its connector, a service of the app, holds it). */
+	bool unroute_after_compute;
 	bool (*exists)(const struct config *, const char *slug);
 	/* The public URL of `path`; caller frees. */
 	char *(*url)(const struct config *, const char *slug, const char *path);
-	int (*list_owned)(const struct config *, slug_fn, void *arg);
+	/* Slugs with routes of this installation older than the sweep's
+	 * grace period (workers.sweep_grace_seconds). */
+	int (*list_owned)(struct worker *, const struct job *, slug_fn,
+	                  void *arg);
 };
 
 extern const struct compute_ops compute_local;
 extern const struct exposure_ops exposure_nginx;
+extern const struct exposure_ops exposure_cloudflare; /* cloudflare/ */
 
 /* The providers of `repo` ("owner/name"; NULL: the defaults); NULL when the
  * configured one is not built in. */

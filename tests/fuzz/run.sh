@@ -61,6 +61,16 @@ for src in tests/fuzz/fuzz_*.c; do
 			done
 		done
 	fi
+	# The Cloudflare harness: every recorded API body, behind each target.
+	if [ "$name" = fuzz_cloudflare ] && [ -d "$FIXTURES/cloudflare" ]; then
+		i=0
+		for f in "$FIXTURES"/cloudflare/*/*.json; do
+			for sel in '\000' '\001' '\002'; do
+				{ printf '%b' "$sel"; cat "$f"; } >"$corpus/seed-$i"
+				i=$((i + 1))
+			done
+		done
+	fi
 	dict=()
 	[ -f "tests/fuzz/$name.dict" ] && dict=("-dict=$PWD/tests/fuzz/$name.dict")
 	echo "fuzz: running $name for ${SECONDS_EACH}s"

@@ -38,6 +38,52 @@ test_selection(void)
 	buf_free(&err);
 }
 
+/* "cloudflare" by default or for one repository; the other keeps nginx. */
+static void
+test_cloudflare_selected(void)
+{
+	char *tok = unit_write_tmp("token\n");
+	struct buf text = BUF_INIT;
+	const char *which[] = {"exposure: { provider = \"cloudflare\"; };\n"
+	                       "repos = ( { name = \"o/n\"; "
+	                       "exposure_provider = \"nginx\"; } );\n",
+	                       "repos = ( { name = \"o/c\"; "
+	                       "exposure_provider = \"cloudflare\"; } );\n"};
+	size_t i;
+
+	for (i = 0; i < NELEM(which); i++) {
+		struct config cfg;
+		struct buf err = BUF_INIT;
+		char *p;
+
+		buf_reset(&text);
+		buf_printf(&text,
+		           "%scloudflare: { api_token_file = \"%s\"; "
+		           "account_id = \"%032d\"; zone_id = \"%032d\"; "
+		           "zone = \"previews.example\"; };\n",
+		           which[i], tok, 1, 2);
+		p = unit_write_tmp(buf_str(&text));
+		CHECK(config_load(&cfg, p, &err) == 0);
+		if (err.len)
+			fprintf(stderr, "  %s\n", buf_str(&err));
+		if (i == 0) {
+			CHECK(exposure_for(&cfg, NULL) == &exposure_cloudflare);
+			CHECK(exposure_for(&cfg, "o/n") == &exposure_nginx);
+		} else {
+			CHECK(exposure_for(&cfg, NULL) == &exposure_nginx);
+			CHECK(exposure_for(&cfg, "o/c") ==
+			      &exposure_cloudflare);
+		}
+		config_free(&cfg);
+		unlink(p);
+		free(p);
+		buf_free(&err);
+	}
+	buf_free(&text);
+	unlink(tok);
+	free(tok);
+}
+
 static void
 test_override_checked(void)
 {
@@ -49,6 +95,15 @@ test_override_checked(void)
 	         "of \"local|ec2\""},
 	        {"repos = ( { name = \"o/r\"; compute_provider = \"ec2\"; } );\n",
 	         "setting 'aws.region': must be set"},
+	        /* A repository's cloudflare needs the zone as the default's
+	         * would. */
+	        {"repos = ( { name = \"o/r\"; exposure_provider = "
+	         "\"cloudflare\"; } );\n",
+	         "setting 'cloudflare.zone': cloudflare.zone and "
+	         "cloudflare.zone_id must be set"},
+	        {"repos = ( { name = \"o/r\"; exposure_provider = \"cdn\"; "
+	         "} );\n",
+	         "exposure_provider one of \"nginx|cloudflare\""},
 	};
 	size_t i;
 
@@ -75,10 +130,18 @@ test_tables_complete(void)
 	CHECK(compute_local.observe && compute_local.deploy &&
 	      compute_local.stop && compute_local.destroy &&
 	      compute_local.leftovers && compute_local.list_owned);
-	CHECK(exposure_nginx.route && exposure_nginx.unroute &&
-	      exposure_nginx.exists && exposure_nginx.url &&
-	      exposure_nginx.list_owned);
+	CHECK(exposure_nginx.route && exposure_nginx.verify &&
+	      exposure_nginx.unroute && exposure_nginx.exists &&
+	      exposure_nginx.url && exposure_nginx.list_owned &&
+	      !exposure_nginx.unroute_after_compute);
+	/* Cloudflare routes in prepare (its connector joins the project)
+	 * and unroutes once the connector is down. */
+	CHECK(exposure_cloudflare.prepare && !exposure_cloudflare.route &&
+	      exposure_cloudflare.verify && exposure_cloudflare.unroute &&
+	      exposure_cloudflare.unroute_after_compute &&
+	      exposure_cloudflare.exists && exposure_cloudflare.url &&
+	      exposure_cloudflare.list_owned);
 }
 
-UNIT_MAIN(TEST(test_selection), TEST(test_override_checked),
-          TEST(test_tables_complete))
+UNIT_MAIN(TEST(test_selection), TEST(test_cloudflare_selected),
+          TEST(test_override_checked), TEST(test_tables_complete))

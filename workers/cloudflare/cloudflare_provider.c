@@ -1,0 +1,270 @@
+/*
+ * cloudflare_provider.c - the `cloudflare` exposure provider's operation
+ * table (workers.h, the provider seam). The tunnel is made in prepare,
+ * because its connector is a service of the environment's compose
+ * project; verify asks through the edge; unroute runs once the app (and
+ * with it the connector) is down. The connector's token file in the work
+ * dir stands for the route (no API call per look).
+ *
+ * The helpers' results: 0 done; -1 the environment failed (`why` says
+ * why); 1 retry later (`why`, and *retry_ms when Cloudflare named a time,
+ * 0: backoff).
+ */
+#include <errno.h>
+#include <json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "cloudflare.h"
+
+#define CF_CONNECTOR_SERVICE "ephemera-cloudflared"
+
+static int
+client_result(struct cf_client *c, struct buf *why, int64_t *retry_ms)
+{
+	struct job_result res;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	buf_init(&res.error, 4096);
+	cf_result(c, &res);
+	buf_puts(why, buf_str(&res.error));
+	*retry_ms = res.retry_after_ms;
+	rc = res.outcome == JOB_FAIL ? -1 : 1;
+	buf_free(&res.error);
+	return rc;
+}
+
+/* The connector's compose service, with the token file mounted. */
+static int
+connector_add(const struct config *cfg, const char *token_path,
+              struct json_object *model, struct buf *why)
+{
+	struct json_object *services, *svc, *vols, *v;
+	struct buf text = BUF_INIT;
+	const char *standin = getenv("EPHEMERA_CF_STANDIN_DIR");
+	int rc = -1;
+
+	if (!json_object_object_get_ex(model, "services", &services) ||
+	    json_object_object_get_ex(services, CF_CONNECTOR_SERVICE, &v)) {
+		buf_puts(why, "the compose file may not define a service "
+		              "named " CF_CONNECTOR_SERVICE);
+		goto out;
+	}
+	cf_connector_service(cfg->cf_connector_image, token_path, &text);
+	svc = json_tokener_parse(buf_str(&text));
+	if (svc == NULL)
+		fatal("cf_connector", "what=render");
+	/*
+	 * Tests only: the stand-in connector (tests/connector/) reaches the
+	 * fake Cloudflare through Unix sockets in this directory.
+	 */
+	if (standin != NULL && standin[0] == '/' &&
+	    json_object_object_get_ex(svc, "volumes", &vols)) {
+		v = json_object_new_object();
+		json_object_object_add(v, "type",
+		                       json_object_new_string("bind"));
+		json_object_object_add(v, "source",
+		                       json_object_new_string(standin));
+		json_object_object_add(v, "target",
+		                       json_object_new_string("/run/cf"));
+		json_object_array_add(vols, v);
+	}
+	/* services takes over svc's reference. */
+	json_object_object_add(services, CF_CONNECTOR_SERVICE, svc);
+	rc = 0;
+out:
+	buf_free(&text);
+	return rc;
+}
+
+static enum deploy_rc
+deploy_rc_of(int r)
+{
+	return r == 0 ? DEPLOY_OK : r == 1 ? DEPLOY_RETRY : DEPLOY_FAILED;
+}
+
+static bool
+token_file_exists(const char *dir)
+{
+	struct buf path = BUF_INIT;
+	struct stat st;
+	bool yes;
+
+	buf_printf(&path, "%s/tunnel-token", dir);
+	yes = lstat(buf_str(&path), &st) == 0;
+	buf_free(&path);
+	return yes;
+}
+
+/* The tunnel, its ingress and record first; the connector joins the
+ * project, so compose starts it with the app. */
+static enum deploy_rc
+cf_prepare(struct deploy *d, struct json_object *model)
+{
+	struct cf_client c;
+	struct cf_env env = {0};
+	struct cf_service *s =
+	        xcalloc(d->ntargets ? d->ntargets : 1, sizeof(*s));
+	struct buf path = BUF_INIT;
+	size_t i;
+	int rc = 1;
+
+	d->retry_ms = 0;
+	for (i = 0; i < d->ntargets; i++)
+		s[i] = (struct cf_service){d->targets[i].service,
+		                           d->targets[i].port,
+		                           d->targets[i].primary, false};
+	/* A push: the connector keeps the token it has (one call less). */
+	env.token_known = token_file_exists(d->dir);
+	if (cf_client_init(&c, d->w->cfg, d->job->attempts) == -1 ||
+	    cloudflare_route(&c, d->e->slug, s, d->ntargets, NULL, 0, &env) ==
+	            -1) {
+		rc = client_result(&c, &d->why, &d->retry_ms);
+		goto out;
+	}
+	memcpy(d->tunnel_id, env.tunnel_id, sizeof(d->tunnel_id));
+	buf_printf(&path, "%s/tunnel-token", d->dir);
+	if (env.token != NULL &&
+	    cf_connector_token_write(buf_str(&path), env.token) == -1) {
+		buf_puts(&d->why, "cannot write the connector's token file");
+		goto out;
+	}
+	rc = connector_add(d->w->cfg, buf_str(&path), model, &d->why) == 0 ? 0
+	                                                                   : -1;
+out:
+	cf_env_free(&env);
+	cf_client_free(&c);
+	buf_free(&path);
+	free(s);
+	return deploy_rc_of(rc);
+}
+
+/* Until the tunnel has a connection and the hostname answers at the
+ * edge. `token` (nginx's route mark) has no meaning here. */
+static enum deploy_rc
+cf_verify(struct deploy *d, const char *token)
+{
+	double until = now_mono() + 60;
+	struct cf_client c;
+	long status = 0;
+	int r, rc = 1;
+
+	(void)token;
+	d->retry_ms = 0;
+	if (cf_client_init(&c, d->w->cfg, d->job->attempts) == -1) {
+		rc = client_result(&c, &d->why, &d->retry_ms);
+		goto out;
+	}
+	for (;;) {
+		/* No CI service token here: with Access on, its login
+		 * redirect is the answer expected. */
+		r = cloudflare_ready(&c, d->e->slug, d->tunnel_id, NULL, NULL,
+		                     &status);
+		if (r == 1) {
+			rc = 0;
+			break;
+		}
+		if (r == -1) {
+			rc = client_result(&c, &d->why, &d->retry_ms);
+			break;
+		}
+		if (now_mono() > until) {
+			buf_printf(
+			        &d->why,
+			        "the preview did not answer through "
+			        "Cloudflare (tunnel connected: %s, last edge "
+			        "status %ld)",
+			        status ? "yes" : "no", status);
+			rc = -1;
+			break;
+		}
+		if (worker_sleep(d->w, 500) == -1)
+			break;
+	}
+out:
+	cf_client_free(&c);
+	return deploy_rc_of(rc);
+}
+
+/* Tunnel, record and Access apps of `slug`, then the token file. */
+static int
+cf_unroute(struct worker *w, const struct job *job, const char *slug,
+           struct buf *why, int64_t *retry_ms)
+{
+	struct cf_client c;
+	struct buf path = BUF_INIT, ignored = BUF_INIT;
+	char *dir = local_env_dir(w->cfg, slug);
+	int rc = 0;
+
+	*retry_ms = 0;
+	if (why == NULL)
+		why = &ignored;
+	if (cf_client_init(&c, w->cfg, job ? job->attempts : 1) == -1 ||
+	    cloudflare_unroute(&c, slug) == -1)
+		rc = client_result(&c, why, retry_ms);
+	cf_client_free(&c);
+	/* Gone on Cloudflare: the token and the route fact go too. */
+	buf_printf(&path, "%s/tunnel-token", dir);
+	if (rc == 0 && unlink(buf_str(&path)) == -1 && errno != ENOENT) {
+		buf_printf(why, "cannot remove %s", buf_str(&path));
+		rc = 1;
+	}
+	buf_free(&path);
+	buf_free(&ignored);
+	free(dir);
+	return rc == 0 ? 0 : -1;
+}
+
+static bool
+cf_exists(const struct config *cfg, const char *slug)
+{
+	char *dir = local_env_dir(cfg, slug);
+	bool yes = token_file_exists(dir);
+
+	free(dir);
+	return yes;
+}
+
+/*
+ * This instance's tunnels, records and Access apps older than the sweep's
+ * grace: a route in progress has made younger ones, and its environment
+ * row may not be visible to the sweep's snapshot yet.
+ */
+static int
+cf_list_owned(struct worker *w, const struct job *job, slug_fn add, void *arg)
+{
+	struct cf_client c;
+	char **slugs = NULL;
+	size_t n = 0, i;
+	int rc = -1;
+
+	if (cf_client_init(&c, w->cfg, job ? job->attempts : 1) == 0 &&
+	    cloudflare_list_owned(
+	            &c,
+	            time(NULL) - (time_t)w->cfg->workers_sweep_grace_seconds,
+	            &slugs, &n) == 0)
+		rc = 0;
+	for (i = 0; i < n; i++) {
+		add(arg, slugs[i], strlen(slugs[i]));
+		free(slugs[i]);
+	}
+	free(slugs);
+	cf_client_free(&c);
+	return rc;
+}
+
+/* The exposure_ops of `cloudflare` (see workers.h, the provider seam). */
+const struct exposure_ops exposure_cloudflare = {
+        .name = "cloudflare",
+        .prepare = cf_prepare,
+        .verify = cf_verify,
+        .unroute = cf_unroute,
+        .unroute_after_compute = true,
+        .exists = cf_exists,
+        .url = cloudflare_url,
+        .list_owned = cf_list_owned,
+};
