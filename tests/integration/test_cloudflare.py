@@ -674,6 +674,10 @@ class CloudflareStackTest(LocalProviderBase):
             out = subprocess.run(["docker", "inspect", cid], stdout=subprocess.PIPE,
                                  text=True).stdout
             self.assertNotIn(secret, out)
+            # Every container, the connector too, carries the identity
+            # the sweep finds a project by.
+            self.assertEqual(json.loads(out)[0]["Config"]["Labels"].get(
+                "io.ephemera.instance"), self.instance)
         ps = subprocess.run(["ps", "-eo", "args"], stdout=subprocess.PIPE, text=True).stdout
         self.assertNotIn(secret, ps)
         logs = self.s.logs()

@@ -73,6 +73,25 @@ connector_add(const struct config *cfg, const char *token_path,
 		                       json_object_new_string("/run/cf"));
 		json_object_array_add(vols, v);
 	}
+	/*
+	 * The gate's labels, as on every other service of the project: the
+	 * sweep finds a project by io.ephemera.instance, so a connector left
+	 * by a crash is found and removed with the rest.
+	 */
+	json_object_object_foreach(services, name, other)
+	{
+		struct json_object *labels;
+
+		(void)name;
+		if (json_object_object_get_ex(other, "labels", &labels)) {
+			struct json_object *copy = NULL;
+
+			if (json_object_deep_copy(labels, &copy, NULL) != 0)
+				fatal("cf_connector", "what=labels");
+			json_object_object_add(svc, "labels", copy);
+			break;
+		}
+	}
 	/* services takes over svc's reference. */
 	json_object_object_add(services, CF_CONNECTOR_SERVICE, svc);
 	rc = 0;
