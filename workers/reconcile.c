@@ -305,8 +305,11 @@ policy_fill(struct deploy *d, struct compose_policy *pol, const char *src,
  */
 
 /*
- * Whether the checkout vanished under a step (a crash, an operator, a
- * sweep): then a failure is ours, never the repository's.
+ * Whether the checkout vanished or changed under a step (a crash, an
+ * operator, a sweep): then a failure is ours, never the repository's.
+ * Files half removed are caught too: the gate fails in a millisecond,
+ * long before a removal that began reaches .git, so the tracked files are
+ * compared with the commit (git diff --quiet HEAD: 0 only when they match).
  */
 #define WORKDIR_LOST "the work dir vanished during the deploy"
 
@@ -315,11 +318,29 @@ workdir_lost(struct deploy *d)
 {
 	struct buf git = BUF_INIT;
 	struct stat st;
+	struct proc p;
 	bool lost;
 
 	buf_printf(&git, "%s/.git", d->src);
 	lost = stat(buf_str(&git), &st) != 0 ||
 	       !local_workdir_ours(d->w->cfg, d->e->slug, 0);
+	if (!lost) {
+		const char *argv[] = {"/usr/bin/git", "--git-dir",
+		                      buf_str(&git),  "--work-tree",
+		                      d->src,         "diff",
+		                      "--quiet",      "HEAD",
+		                      "--",           NULL};
+		const char *envp[] = {"PATH=/usr/bin:/bin",
+		                      "GIT_CONFIG_NOSYSTEM=1",
+		                      "HOME=/nonexistent", NULL};
+
+		proc_init(&p);
+		p.argv = argv;
+		p.envp = envp;
+		p.timeout = 30;
+		lost = proc_run(&p) == -1 || p.exit_code != 0;
+		proc_free(&p);
+	}
 	buf_free(&git);
 	return lost;
 }

@@ -38,6 +38,8 @@ class RaceTest(unittest.TestCase):
         cls.s = Stack("races", {"workers.count": PARALLEL, "workers.lease_seconds": 6,
                                 "workers.sweep_interval_seconds": 1,
                                 "workers.sweep_grace_seconds": 0,
+                                # The race repository runs a prebuilt image.
+                                "environments.allowed_images": "ephemera/busybox:",
                                 "environments.max_running": 100})
         cls.instance = cls.s.settings["environments.instance"]
         cls.race = Repo(cls.s.dir, "acme/race")
