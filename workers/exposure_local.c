@@ -284,7 +284,8 @@ nginx_route(struct deploy *d, const char *token)
 }
 
 /* Until nginx answers with this deploy's route (its token) and the app
- * with a 2xx/3xx at the health path. */
+ * with a 2xx/3xx at the health path, and no worker of an older nginx
+ * generation takes connections (nginx_generation.c says why). */
 static enum deploy_rc
 nginx_verify(struct deploy *d, const char *token)
 {
@@ -300,6 +301,9 @@ nginx_verify(struct deploy *d, const char *token)
 		           "status %ld at %s)",
 		           status, d->rs.health_path);
 		rc = DEPLOY_FAILED;
+	} else if (nginx_generation_wait(d->w, d->job, 60) == -1) {
+		buf_puts(&d->why, "the proxy's reload did not take over");
+		rc = DEPLOY_RETRY;
 	}
 	buf_free(&host);
 	return rc;

@@ -739,6 +739,21 @@ void exposure_local_render(const struct config *, const char *slug,
                            const char *token, const struct route_target *,
                            size_t n, struct buf *);
 
+/* ---- nginx_generation.c: when a reload has taken over ----------------- */
+
+/* worker_processes in an nginx.conf ("auto": ncpu; absent: 1), or -1. */
+long nginx_conf_workers(const char *text, long ncpu);
+/* The parent pid in a /proc/<pid>/stat line, or -1. */
+long nginx_stat_ppid(const char *stat);
+/* A /proc/<pid>/cmdline of a worker that still accepts connections. */
+bool nginx_title_accepting(const char *cmdline, size_t len);
+/*
+ * Until no old generation of our nginx accepts connections (no more
+ * accepting workers than worker_processes); call it once the new route
+ * has answered. 0, or -1 (logged) at `seconds` or if it cannot tell.
+ */
+int nginx_generation_wait(struct worker *, const struct job *, double seconds);
+
 /* ---- probe.c: HTTP checks through our own proxy ----------------------- */
 
 /* The status (0: no answer); `route` gets X-Ephemera-Route if non-NULL. */

@@ -135,6 +135,11 @@ class Stack:
 
     def cleanup(self):
         self.down()
+        # EPHEMERA_TEST_KEEP=1 leaves the stack's files (logs, routes,
+        # work dirs) for a post-mortem of a failure.
+        if os.environ.get("EPHEMERA_TEST_KEEP"):
+            print("    (kept %s)" % self.dir)
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def finish(self):
@@ -171,6 +176,14 @@ class Stack:
                 return f.read()
         except OSError:
             return ""
+
+    def log_about(self, name, *needles, tail=6000):
+        """The lines of a log that name any of `needles` (a slug, an
+        env=ID): what a failure message needs, without the sweep's
+        every-second lines."""
+        lines = [l for l in self.log(name).splitlines(True)
+                 if any(n in l for n in needles)]
+        return "".join(lines)[-tail:]
 
     def logs(self):
         out = []

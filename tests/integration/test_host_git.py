@@ -103,7 +103,7 @@ class HostGitTest(unittest.TestCase):
         """Deletes (and sometimes recreates, empty or as a fresh repo)
         src/.git at a random moment of each fetch."""
         before = self.snapshot()
-        failed = ok = 0
+        failed = ok = afresh = 0
         for i in range(ROUNDS):
             if i % 10 == 0:
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -121,6 +121,7 @@ class HostGitTest(unittest.TestCase):
             t.start()
             r = host("fetch", self.fetch_env())
             t.join()
+            afresh += "starting the checkout afresh" in r.stderr
             if r.returncode == 0:
                 ok += 1
             else:
@@ -128,13 +129,17 @@ class HostGitTest(unittest.TestCase):
             self.assertEqual(self.snapshot(), before,
                              "round %d changed the enclosing repository; fetch said:\n%s"
                              % (i, r.stderr))
-        # Both paths were taken: some fetches lost their .git, some did not.
-        self.assertGreater(failed + ok, 0)
-        print("    (%d rounds: %d fetches completed, %d failed cleanly)" % (ROUNDS, ok, failed))
+        # The meddling did land inside fetches: some found their .git
+        # broken and started the checkout afresh.
+        self.assertGreater(afresh, 0)
+        print("    (%d rounds: %d fetches completed, %d failed cleanly, %d started afresh)"
+              % (ROUNDS, ok, failed, afresh))
 
-    def test_missing_repo_fails_never_falls_through(self):
-        """A .git that is there but not a repository (emptied) makes the
-        step fail; the enclosing repository is not used."""
+    def test_broken_repo_never_falls_through_and_is_started_afresh(self):
+        """A .git that is there but not a repository (emptied, as a removal
+        cut short leaves it): git never falls through to the enclosing
+        repository, and the checkout is started afresh, so that the next
+        try does not fail the same way for ever."""
         before = self.snapshot()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.assertEqual(host("fetch", self.fetch_env()).returncode, 0)
@@ -143,8 +148,12 @@ class HostGitTest(unittest.TestCase):
         shutil.rmtree(gitdir)
         os.makedirs(gitdir)
         r = host("fetch", dict(self.fetch_env(), EPH_SHA=other))
-        self.assertNotEqual(r.returncode, 0, r.stderr)
-        self.assertIn("repository", r.stderr)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("repository is missing", r.stderr)
+        self.assertIn("starting the checkout afresh", r.stderr)
+        self.assertEqual(git("rev-parse", "HEAD", cwd=self.src).strip(), other)
+        with open(os.path.join(self.src, "app.txt")) as f:
+            self.assertEqual(f.read(), "v2\n")
         self.assertEqual(self.snapshot(), before)
 
     def test_work_dir_shape_is_checked(self):

@@ -90,9 +90,19 @@ class RaceTest(unittest.TestCase):
             return row if row and row[2] == phase else None
         row = wait_until(done, timeout=timeout, interval=0.2)
         if not row:
+            now = self.env_row(repo, pr)
             self.fail("%s#%d never reached %s (now %r)\n%s" % (
-                repo, pr, phase, self.env_row(repo, pr), self.s.log("workers")[-5000:]))
+                repo, pr, phase, now, self.about(now)))
         return row
+
+    def about(self, row):
+        """The workers' lines about an environment and its builds' logs."""
+        if not row:
+            return self.s.log("workers")[-3000:]
+        builds = self.s.sql("SELECT id, status, IFNULL(error, ''), RIGHT(IFNULL(log_tail, ''), "
+                            "1500) FROM builds WHERE env_id = %s" % row[0])
+        return "%s\n%s" % (self.s.log_about("workers", "env=%s " % row[0], row[1]),
+                            "\n".join(" | ".join(b) for b in builds))
 
     def steps(self, env_id):
         return self.s.sql("SELECT b.status, s.name, s.status, IFNULL(s.detail, '') FROM builds b "
@@ -138,7 +148,8 @@ class RaceTest(unittest.TestCase):
         for rel in (".ephemera-instance", "src/.git", "src/compose.yaml", "compose.json"):
             self.assertTrue(os.path.exists(os.path.join(d, rel)), "round %d: %s is gone" % (n, rel))
         r = http("GET", self.s.url("/"), headers={"Host": "%s.localhost" % slug})
-        self.assertIn("race", r.text)
+        self.assertIn("race", r.text, "round %d: ready, yet the URL answers %d\n%s" % (
+            n, r.status, self.about(self.env_row("acme/race", n))))
         self.deliver("pull_request", events.pull_request("closed", "acme/race", n,
                                                          self.race_sha))
         return n

@@ -94,7 +94,7 @@ class Installation:
                        timeout=timeout, interval=0.3)
         if not e:
             raise AssertionError("%s: the demo never reached %s (now %r)\n%s" % (
-                self.tree, phase, self.demo_env(), self.log()[-4000:]))
+                self.tree, phase, self.demo_env(), self.log_events()))
         return e
 
     def serves(self):
@@ -136,7 +136,15 @@ class Installation:
         self.deliver("reopened")
         self.wait_phase("ready")
         if not self.serves():
-            raise AssertionError("%s: the demo does not serve" % self.tree)
+            r = http("GET", "http://127.0.0.1:%d/" % self.port,
+                     headers={"Host": "pr-1-hello.localhost"})
+            raise AssertionError("%s: ready, yet the demo answers %d %r\n%s" % (
+                self.tree, r.status, r.text[:300], self.log_events()))
+
+    def log_events(self):
+        """The workers' log without the sweep's every-second lines."""
+        return "".join(l for l in self.log().splitlines(True)
+                       if "recurring_enqueued" not in l)[-4000:]
 
     def log(self):
         try:
