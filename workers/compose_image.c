@@ -126,6 +126,73 @@ build_args(struct gate *g, struct json_object *v, struct json_object *ob)
 	return 0;
 }
 
+/* A reference under the admin's prefixes, never ours nor an image ID. */
+static bool
+image_ref_allowed(const struct compose_policy *pol, const char *ref)
+{
+	struct buf ns = BUF_INIT;
+	bool ok;
+
+	buf_printf(&ns, "%s-", pol->instance ? pol->instance : "eph");
+	ok = ref_chars_ok(ref) && strncmp(ref, "sha256:", 7) != 0 &&
+	     strncmp(ref, buf_str(&ns), ns.len) != 0 &&
+	     strncmp(ref, pol->project, strlen(pol->project)) != 0 &&
+	     prefix_allowed(pol->allowed_images, ref);
+	buf_free(&ns);
+	return ok;
+}
+
+static const char *
+allowed_list(const struct compose_policy *pol)
+{
+	return pol->allowed_images && pol->allowed_images[0]
+	               ? pol->allowed_images
+	               : "none";
+}
+
+/* A dockerfile_ref_fn: the images a build starts from, by the same rule. */
+static int
+base_check(void *arg, const char *what, const char *ref)
+{
+	struct gate *g = arg;
+
+	if (image_ref_allowed(g->pol, ref))
+		return 0;
+	return gate_refuse(g, "build.dockerfile",
+	                   "%s \"%.200s\" is not an allowed image (rule: a "
+	                   "build starts from images under "
+	                   "environments.allowed_images / the repository's "
+	                   "allowed_images: %s, its own stages or scratch)",
+	                   what, ref, allowed_list(g->pol));
+}
+
+/* Every image the Dockerfile names passes base_check. */
+static int
+dockerfile_gate(struct gate *g, const char *rel, struct json_object *ob)
+{
+	struct buf text = BUF_INIT, why = BUF_INIT;
+	struct json_object *args = NULL;
+	int rc = -1;
+
+	if (checkout_read(g->pol->src_dir, rel, 1024 * 1024, &text, &why) ==
+	    -1) {
+		gate_refuse(g, "build.dockerfile", "%s", buf_str(&why));
+		goto out;
+	}
+	json_object_object_get_ex(ob, "args", &args);
+	if (dockerfile_refs(buf_str(&text), args, base_check, g, &why) == -1) {
+		/* base_check wrote g->why itself; the parser wrote `why`. */
+		if (why.len > 0)
+			gate_refuse(g, "build.dockerfile", "%s", buf_str(&why));
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_free(&text);
+	buf_free(&why);
+	return rc;
+}
+
 /* context and dockerfile must resolve (realpath) inside the checkout. */
 static int
 build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
@@ -193,6 +260,8 @@ build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
 		            df);
 		goto out;
 	}
+	if (dockerfile_gate(g, buf_str(&p), ob) == -1)
+		goto out;
 	json_object_object_add(ob, "context", json_object_new_string(real));
 	/* Relative to the context where it is inside it, as compose wants. */
 	json_object_object_add(
@@ -250,24 +319,14 @@ service_image(struct gate *g, const char *name, struct json_object *svc,
 	    (ref = str_of(img)) == NULL)
 		return gate_refuse(g, "image",
 		                   "a service needs an image or a build");
-	buf_printf(&t, "%s-", g->pol->instance ? g->pol->instance : "eph");
-	if (!ref_chars_ok(ref) || strncmp(ref, "sha256:", 7) == 0 ||
-	    strncmp(ref, buf_str(&t), t.len) == 0 ||
-	    strncmp(ref, g->pol->project, strlen(g->pol->project)) == 0 ||
-	    !prefix_allowed(g->pol->allowed_images, ref)) {
-		buf_free(&t);
+	if (!image_ref_allowed(g->pol, ref))
 		return gate_refuse(
 		        g, "image",
 		        "\"%.200s\" is not an allowed image (rule: "
 		        "images the project builds, or under "
 		        "environments.allowed_images / the repository's"
 		        " allowed_images: %s)",
-		        ref,
-		        g->pol->allowed_images && g->pol->allowed_images[0]
-		                ? g->pol->allowed_images
-		                : "none");
-	}
-	buf_free(&t);
+		        ref, allowed_list(g->pol));
 	json_object_object_add(o, "image", json_object_get(img));
 	return 0;
 }

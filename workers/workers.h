@@ -544,6 +544,20 @@ int service_image(struct gate *, const char *name, struct json_object *svc,
 int service_limits(struct gate *, struct json_object *svc,
                    struct json_object *out);
 
+/* ---- compose_dockerfile.c: the images a Dockerfile builds from -------- */
+
+/* One image a Dockerfile names (`what`: FROM, COPY, syntax...): 0 if
+ * allowed, else -1 with the reason written by the callee. */
+typedef int (*dockerfile_ref_fn)(void *arg, const char *what, const char *ref);
+/*
+ * Calls `fn` for every image `text` builds from or copies out of (stage
+ * names, their indexes and scratch are not images), ARGs substituted from
+ * `build_args` (the compose file's, may be NULL) and the ARG defaults.
+ * -1 with `why` for what it cannot resolve, or if `fn` said -1.
+ */
+int dockerfile_refs(const char *text, struct json_object *build_args,
+                    dockerfile_ref_fn fn, void *arg, struct buf *why);
+
 /* ---- compose_fs.c: the checkout as the gate reads it ------------------ */
 
 bool path_under(const char *path, const char *dir);

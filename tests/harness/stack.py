@@ -80,6 +80,9 @@ class Stack:
             # (and its `down` stops) every project with its prefix, so
             # sharing "eph" would touch `make run`'s previews.
             "environments.instance": "t%06d" % random.randrange(10**6),
+            # The test apps build from examples/busybox-image.sh's image;
+            # a build's bases pass the gate's allow-list as images do.
+            "environments.allowed_images": "ephemera/busybox:",
         }
         self.settings.update(settings or {})
         self.extra = extra

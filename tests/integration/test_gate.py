@@ -174,7 +174,7 @@ STACK_CASES = [
     "hostfiles-envfile-abs", "hostfiles-envfile-symlink", "hostfiles-dotenv-symlink",
     "hostfiles-extends-other-checkout", "symlinks-link-context", "symlinks-link-dockerfile",
     "symlinks-link-docker-sock", "symlinks-link-secret-dir", "conf-conf-include",
-    "conf-conf-symlink", "limits-limit-networks", "limits-limit-mem",
+    "conf-conf-symlink", "limits-limit-networks", "limits-limit-mem", "names-from-canary",
     "limits-limit-alias-bomb-9-7", "forging-label-project", "forging-merge-privileged",
 ]
 

@@ -524,6 +524,73 @@ test_route_render(void)
 	buf_free(&b);
 }
 
+/* A dockerfile_ref_fn that records "what ref;" and refuses "deny". */
+static int
+refs_take(void *arg, const char *what, const char *ref)
+{
+	buf_printf(arg, "%s %s;", what, ref);
+	return strcmp(ref, "deny") == 0 ? -1 : 0;
+}
+
+static void
+test_dockerfile_refs(void)
+{
+	static const struct {
+		const char *text, *want; /* want NULL: refused by the parser */
+	} cases[] = {
+	        {"FROM busybox:1\nRUN true\n", "FROM busybox:1;"},
+	        {"from a AS build\nFROM b\nCOPY --from=build /x /y\n"
+	         "COPY --from=0 /x /y\nCOPY --from=c /x /y\n",
+	         "FROM a;FROM b;COPY c;"},
+	        {"FROM scratch\nFROM Build AS x\nFROM x\n", "FROM Build;"},
+	        {"ARG BASE=img:1\nFROM $BASE\nFROM ${BASE}\n",
+	         "FROM img:1;FROM img:1;"},
+	        {"ARG BASE\nFROM ${BASE:-dflt:2}\n", "FROM dflt:2;"},
+	        {"ARG V=1\nFROM img:${V}\nARG V=9\nFROM img:$V\n",
+	         "FROM img:1;FROM img:1;"},
+	        /* The compose file's build args win over the defaults. */
+	        {"ARG TAG=1\nFROM img:$TAG\n", "FROM img:7;"},
+	        {"FROM --platform=linux/amd64 a\n", "FROM a;"},
+	        {"FROM \\\n  # a comment inside\n  cont:1\n", "FROM cont:1;"},
+	        {"# escape=`\nFROM `\n  tick:1\n", "FROM tick:1;"},
+	        {"# syntax=docker/dockerfile:1\nFROM a\n",
+	         "syntax docker/dockerfile:1;FROM a;"},
+	        {"# a comment first\n# syntax=x\nFROM a\n", "FROM a;"},
+	        {"FROM a\nRUN --mount=type=bind,from=other,target=/o cat\n",
+	         "FROM a;RUN --mount from other;"},
+	        {"FROM a AS s\nRUN --mount=type=cache,target=/c --mount=from=s "
+	         "true\n",
+	         "FROM a;"},
+	        {"FROM a\nONBUILD COPY --from=hidden / /\n",
+	         "FROM a;COPY hidden;"},
+	        {"FROM a\nADD --chown=1 --from=b x y\n", "FROM a;ADD b;"},
+	        {"FROM deny\nFROM never\n", "FROM deny;"},
+	        {"FROM ${BASE:+x}\n", NULL},
+	        {"FROM a\nCOPY --from=$X / /\n", NULL},
+	        {"FROM a b c\n", NULL},
+	        {"# escape=x\nFROM a\n", NULL},
+	};
+	struct json_object *args = json_tokener_parse("{\"TAG\": \"7\"}");
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct buf got = BUF_INIT, why = BUF_INIT;
+		int rc = dockerfile_refs(cases[i].text, args, refs_take, &got,
+		                         &why);
+
+		if (cases[i].want == NULL) {
+			CHECK(rc == -1 && why.len > 0);
+		} else {
+			CHECK_STR(buf_str(&got), cases[i].want);
+			CHECK(rc == (strstr(cases[i].want, "deny") ? -1 : 0));
+			CHECK(why.len == 0);
+		}
+		buf_free(&got);
+		buf_free(&why);
+	}
+	json_object_put(args);
+}
+
 static void
 test_setup(void)
 {
@@ -540,4 +607,5 @@ UNIT_MAIN(TEST(test_setup), TEST(test_accept_and_rewrite),
           TEST(test_normalised_forms), TEST(test_refusals),
           TEST(test_symlinks_and_bombs), TEST(test_allowed_and_build_caps),
           TEST(test_repo_settings), TEST(test_log_filter),
-          TEST(test_route_render), TEST(test_teardown))
+          TEST(test_route_render), TEST(test_dockerfile_refs),
+          TEST(test_teardown))
