@@ -190,13 +190,13 @@ struct config {
 	int64_t github_app_id;
 	char *github_private_key_file;
 	char *github_api_url;
-	/* github App notifier and commands (workers/github_*.c) */
+	/* github App notifier and commands (workers/github/) */
 	bool github_enabled;         /* false: notify/command do nothing */
 	int64_t github_timeout;      /* seconds per API request */
 	int64_t github_token_margin; /* refresh tokens this long before expiry */
 	int64_t github_comment_lines; /* log lines quoted for a failed build */
 	/* content-creating requests per installation: one per spacing (0:
-	 * unpaced) after a burst of this many (workers/github_pace.c) */
+	 * unpaced) after a burst of this many (workers/github/github_pace.c) */
 	int64_t github_write_spacing_ms;
 	int64_t github_write_burst;
 

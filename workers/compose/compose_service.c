@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define ENV_FILE_MAX (64u * 1024)
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define TOKEN_SLOTS 32
 

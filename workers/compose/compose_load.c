@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 static const char *const usual_names[] = {"compose.yaml", "compose.yml",
                                           "docker-compose.yaml",

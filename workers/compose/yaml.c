@@ -20,7 +20,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define YAML_MAX_DEPTH 64
 #define YAML_MAX_NODES 100000

@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 static size_t
 discard(char *p, size_t size, size_t n, void *arg)

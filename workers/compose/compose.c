@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 bool
 compose_name_valid(const char *s)

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 struct tick_ctx {
 	struct worker *w;

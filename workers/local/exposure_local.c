@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 /* The line that says whose route it is: the sweep reads it back. */
 #define ROUTE_INSTANCE "# instance: "

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 void
 github_init(struct github *gh, const struct config *cfg, uint64_t inst,

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define BUILDS_SYNCED 5
 #define COMMENT_PAGES_MAX 200

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 /* GitHub answers are small; a list page of 100 comments stays well under. */
 #define GITHUB_BODY_MAX (16u * 1024 * 1024)

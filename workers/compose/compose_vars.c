@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 static const char *
 var_get(const char *const *vars, const char *name, size_t n)

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define STAGES_MAX 64
 #define ARGS_MAX 64

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 static const char *const known[] = {"compose_file", "primary_service", "expose",
                                     "health_path", "build"};

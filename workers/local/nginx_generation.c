@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 /* The title nginx gives a worker that accepts connections; one that was
  * told to stop says "nginx: worker process is shutting down". */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 /* RFC 4648 section 5, without padding (RFC 7515 section 2). */
 void

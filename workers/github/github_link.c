@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 static const char *
 skip_ws(const char *p)

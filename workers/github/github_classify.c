@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define SECONDARY_MIN_MS 60000
 

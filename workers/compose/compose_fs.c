@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define CHECKOUT_MAX_DEPTH 64
 #define CHECKOUT_MAX_ENTRIES 200000

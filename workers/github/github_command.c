@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 enum cmd_col {
 	C_ID,

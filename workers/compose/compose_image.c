@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 static const char *
 str_of(struct json_object *o)

@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 bool
 github_pace_method(const char *method)

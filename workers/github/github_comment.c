@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "workers.h"
+#include "../workers.h"
 
 #define TITLE_MAX 200
 #define LOG_BYTES_MAX 6000
