@@ -175,7 +175,8 @@ static const struct setting settings[] = {
 static const char *const repo_keys[] = {
         "name",           "source",           "secrets_file",
         "compose_file",   "primary_service",  "allowed_services",
-        "allowed_images", "compute_provider", "exposure_provider"};
+        "allowed_images", "compute_provider", "exposure_provider",
+        "access_bypass"};
 
 static void *
 field(struct config *cfg, size_t off)
@@ -450,7 +451,7 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 				        "compose_file, primary_service, "
 				        "allowed_services, allowed_images, "
 				        "compute_provider, "
-				        "exposure_provider",
+				        "exposure_provider, access_bypass",
 				        slot ? "non-string" : "unknown", key,
 				        i);
 				return -1;
@@ -983,6 +984,7 @@ config_free(struct config *cfg)
 		free(cfg->repos[i].allowed_images);
 		free(cfg->repos[i].compute_provider);
 		free(cfg->repos[i].exposure_provider);
+		free(cfg->repos[i].access_bypass);
 	}
 	free(cfg->repos);
 	free(cfg->path);

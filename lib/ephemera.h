@@ -133,6 +133,9 @@ struct repo_config {
 	char *allowed_images; /* image prefixes, added to the installation's */
 	char *compute_provider;  /* NULL: compute.provider */
 	char *exposure_provider; /* NULL: exposure.provider */
+	/* "/oauth/callback,/webhooks/" + "*": the paths its .ephemera.conf
+	 * may exempt from Access (a final star allows narrower ones) */
+	char *access_bypass;
 };
 
 struct config {

@@ -401,6 +401,7 @@ step_configure(struct deploy *d)
 		goto out;
 	}
 	if (repo_settings_load(src, &d->rs, &d->why) == -1 ||
+	    repo_settings_cap(&d->rs, d->admin, &d->why) == -1 ||
 	    vars_load(d, &vtext, &vars) == -1)
 		goto out;
 	policy_fill(d, &pol, src, &images);

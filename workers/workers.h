@@ -603,10 +603,19 @@ struct repo_settings {
 	size_t nexpose;
 	char *health_path;
 	bool build;
+	char **bypass; /* access_bypass: paths that skip Access login */
+	size_t nbypass;
 };
 
 int repo_settings_load(const char *src_dir, struct repo_settings *,
                        struct buf *why);
+/*
+ * The admin's caps on what the file asked for: every access_bypass path
+ * must be one of the repos entry's access_bypass (or under one that ends
+ * in *). -1 with the reason, naming the path and the rule.
+ */
+int repo_settings_cap(const struct repo_settings *,
+                      const struct repo_config *admin, struct buf *why);
 void repo_settings_free(struct repo_settings *);
 
 /* ---- env.c: an environment row ----------------------------------------- */

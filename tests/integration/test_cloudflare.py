@@ -773,3 +773,97 @@ class CloudflareStackTest(LocalProviderBase):
         self.assertEqual(self.edge(live)[0], 200)
         self.deliver("pull_request", events.pull_request("closed", "acme/swept", 5, a))
         self.wait_phase("acme/swept", 5, "destroyed")
+
+
+class CloudflareAccessStackTest(LocalProviderBase):
+    """Access on, through the real workers: the paths a repository's
+    .ephemera.conf asks to bypass login (access_bypass), within what the
+    admin's repos entry allows, skip login at the edge; everything else
+    of the preview redirects to it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.image = subprocess.run([os.path.join(ROOT, "tests", "connector", "image.sh")],
+                                   check=True, stdout=subprocess.PIPE,
+                                   text=True).stdout.strip()
+        cls.cf = CloudflareFake()
+        cls.cf.configure(access=True)
+        cls.settings = dict(cls.cf.settings(), **{
+            "cloudflare.connector_image": cls.image, "cloudflare.access": True})
+        os.environ["EPHEMERA_CF_STANDIN_DIR"] = cls.cf.unix_dir
+        try:
+            # The admin's one-time setup (Terraform, or the README by
+            # hand): every preview hostname behind login.
+            http("POST", "%s/accounts/%s/access/apps" % (cls.cf.api_url, cls.cf.account),
+                 json.dumps({"name": "previews", "domain": "*." + cls.cf.zone,
+                             "type": "self_hosted"}).encode(),
+                 {"Authorization": "Bearer " + open(cls.cf.token).read().strip(),
+                  "Content-Type": "application/json"})
+            super().setUpClass()
+        except Exception:
+            cls.cf.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            os.environ.pop("EPHEMERA_CF_STANDIN_DIR", None)
+            cls.cf.stop()
+
+    @classmethod
+    def repo_names(cls):
+        return ["acme/hooks"]
+
+    @classmethod
+    def repo_extra(cls, name):
+        return 'access_bypass = "/webhooks/*, /oauth/callback";'
+
+    def edge(self, slug, path):
+        c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
+        try:
+            c.request("GET", path, headers={"Host": "%s.%s" % (slug, self.cf.zone)})
+            r = c.getresponse()
+            r.read()
+            return r.status, r.getheader("Location") or ""
+        finally:
+            c.close()
+
+    def test_bypass_paths_from_the_repository_within_the_admins(self):
+        repo = self.repos["acme/hooks"]
+        a = repo.commit("A", {".ephemera.conf": 'access_bypass = ["/webhooks/*"];\n'})
+        self.deliver("pull_request", events.pull_request("opened", "acme/hooks", 1, a))
+        slug = self.wait_phase("acme/hooks", 1, "ready", sha=a)["slug"]
+        st, loc = self.edge(slug, "/")
+        self.assertEqual(st, 302)
+        self.assertIn("cloudflareaccess.com", loc)
+        # Through to the app (hello's httpd has no such page: its 404).
+        st, loc = self.edge(slug, "/webhooks/github")
+        self.assertEqual((st, loc), (404, ""))
+        # /oauth/callback is the admin's to allow, not asked for here.
+        self.assertEqual(self.edge(slug, "/oauth/callback")[0], 302)
+        apps = [x["name"] for x in self.cf.inventory()["access_apps"]]
+        self.assertEqual(sorted(x for x in apps if slug in x),
+                         ["%s-%s bypass /webhooks/*" % (self.instance, slug)])
+
+        # A push that asks for more than the admin allows fails, says
+        # why, and the bypass it had stays as it was.
+        b = repo.commit("B", {".ephemera.conf": 'access_bypass = ["/webhooks/*", "/admin/*"];\n'})
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hooks", 1, b))
+        e = self.wait_phase("acme/hooks", 1, "failed")
+        self.assertIn('access_bypass "/admin/*" is not allowed', e["error"])
+        self.assertEqual(self.edge(slug, "/admin/x")[0], 302)
+
+        # Within the admin's list again: the new path skips login, the
+        # one no longer asked for goes back behind it.
+        c = repo.commit("C", {".ephemera.conf": 'access_bypass = ["/oauth/callback"];\n'})
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hooks", 1, c))
+        self.wait_phase("acme/hooks", 1, "ready", sha=c)
+        self.assertEqual(self.edge(slug, "/oauth/callback"), (404, ""))
+        self.assertEqual(self.edge(slug, "/webhooks/github")[0], 302)
+
+        self.deliver("pull_request", events.pull_request("closed", "acme/hooks", 1, c))
+        self.wait_phase("acme/hooks", 1, "destroyed")
+        self.assertEqual([x for x in (a["name"] for a in self.cf.inventory()["access_apps"])
+                          if slug in x], [])

@@ -432,6 +432,14 @@ test_repo_settings(void)
 	        {"primary_service = 3;\n", "must be a string"},
 	        {"this is not libconfig\n", ".ephemera.conf:1:"},
 	        {"@include \"/etc/passwd\"\n", "@include is not allowed"},
+	        {"access_bypass = \"/webhooks/\";\n", "at most 8 paths"},
+	        {"access_bypass = [\"webhooks\"];\n", "entry 0 is not a path"},
+	        {"access_bypass = [\"/a/*/b\"];\n", "entry 0 is not a path"},
+	        {"access_bypass = [\"/a\", \"/x y\"];\n",
+	         "entry 1 is not a path"},
+	        {"access_bypass = [\"/1\", \"/2\", \"/3\", \"/4\", \"/5\", "
+	         "\"/6\", \"/7\", \"/8\", \"/9\"];\n",
+	         "at most 8 paths"},
 	};
 	size_t i;
 	char p[128];
@@ -472,6 +480,50 @@ test_repo_settings(void)
 		CHECK(strstr(buf_str(&why), "not a file inside") != NULL);
 		repo_settings_free(&rs);
 		unlink(p);
+		buf_free(&why);
+	}
+}
+
+/* What a file may ask for against what the admin's repos entry allows. */
+static void
+test_repo_bypass_cap(void)
+{
+	static const struct {
+		const char *admin, *asked, *want; /* want: error or NULL */
+	} cases[] = {
+	        {"/webhooks/*", "[\"/webhooks/*\"]", NULL},
+	        {"/webhooks/*", "[\"/webhooks/github\"]", NULL},
+	        {"/oauth/cb, /webhooks/*", "[\"/oauth/cb\", \"/webhooks/\"]",
+	         NULL},
+	        {"/webhooks/*", "[\"/admin/*\"]",
+	         "\"/admin/*\" is not allowed"},
+	        {"/oauth/cb", "[\"/oauth/cb2\"]", "\"/oauth/cb2\" is not"},
+	        {"/webhooks/", "[\"/webhooks/*\"]", "is not allowed"},
+	        {NULL, "[\"/webhooks/\"]", "entry: none)"},
+	        {NULL, "[]", NULL},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct repo_config admin = {.access_bypass =
+		                                    (char *)cases[i].admin};
+		struct repo_settings rs;
+		struct buf text = BUF_INIT, why = BUF_INIT;
+		int rc;
+
+		buf_printf(&text, "access_bypass = %s;\n", cases[i].asked);
+		conf_write(buf_str(&text));
+		CHECK(repo_settings_load(src, &rs, &why) == 0);
+		rc = repo_settings_cap(&rs, &admin, &why);
+		if (cases[i].want == NULL)
+			CHECK(rc == 0);
+		else if (rc != -1 || !strstr(buf_str(&why), cases[i].want)) {
+			fprintf(stderr, "  case %zu: rc=%d \"%s\"\n", i, rc,
+			        buf_str(&why));
+			CHECK(!"bypass cap");
+		}
+		repo_settings_free(&rs);
+		buf_free(&text);
 		buf_free(&why);
 	}
 }
@@ -606,6 +658,6 @@ test_teardown(void)
 UNIT_MAIN(TEST(test_setup), TEST(test_accept_and_rewrite),
           TEST(test_normalised_forms), TEST(test_refusals),
           TEST(test_symlinks_and_bombs), TEST(test_allowed_and_build_caps),
-          TEST(test_repo_settings), TEST(test_log_filter),
-          TEST(test_route_render), TEST(test_dockerfile_refs),
-          TEST(test_teardown))
+          TEST(test_repo_settings), TEST(test_repo_bypass_cap),
+          TEST(test_log_filter), TEST(test_route_render),
+          TEST(test_dockerfile_refs), TEST(test_teardown))

@@ -140,8 +140,9 @@ cf_prepare(struct deploy *d, struct json_object *model)
 	/* A push: the connector keeps the token it has (one call less). */
 	env.token_known = token_file_exists(d->dir);
 	if (cf_client_init(&c, d->w->cfg, d->job->attempts) == -1 ||
-	    cloudflare_route(&c, d->e->slug, s, d->ntargets, NULL, 0, &env) ==
-	            -1) {
+	    cloudflare_route(&c, d->e->slug, s, d->ntargets,
+	                     (const char *const *)d->rs.bypass, d->rs.nbypass,
+	                     &env) == -1) {
 		rc = client_result(&c, &d->why, &d->retry_ms);
 		goto out;
 	}

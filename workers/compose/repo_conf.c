@@ -17,8 +17,28 @@
 
 #include "../workers.h"
 
-static const char *const known[] = {"compose_file", "primary_service", "expose",
-                                    "health_path", "build"};
+static const char *const known[] = {"compose_file", "primary_service",
+                                    "expose",       "health_path",
+                                    "build",        "access_bypass"};
+
+#define BYPASS_MAX 8
+
+/* "/webhooks/" or "/webhooks/" + "*": safe characters, a star only last. */
+static bool
+bypass_path_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (s[0] != '/' || n > 200)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || strchr("/-_.~", s[i]) ||
+		      (s[i] == '*' && i == n - 1)))
+			return false;
+	return true;
+}
 
 static bool
 health_path_valid(const char *s)
@@ -98,7 +118,8 @@ repo_settings_load(const char *src, struct repo_settings *rs, struct buf *why)
 			buf_printf(why,
 			           ".ephemera.conf: unknown setting \"%s\""
 			           " (known: compose_file, primary_service, "
-			           "expose, health_path, build)",
+			           "expose, health_path, build, "
+			           "access_bypass)",
 			           name);
 			goto out;
 		}
@@ -153,6 +174,31 @@ repo_settings_load(const char *src, struct repo_settings *rs, struct buf *why)
 			rs->expose[rs->nexpose++] = xstrdup(v);
 		}
 	}
+	if ((s = config_lookup(&cf, "access_bypass")) != NULL) {
+		n = config_setting_is_aggregate(s) ? config_setting_length(s)
+		                                   : -1;
+		if (n < 0 || n > BYPASS_MAX) {
+			buf_printf(why,
+			           ".ephemera.conf:%d: access_bypass must be "
+			           "a list of at most %d paths",
+			           config_setting_source_line(s), BYPASS_MAX);
+			goto out;
+		}
+		rs->bypass = xcalloc((size_t)n + 1, sizeof(char *));
+		for (i = 0; i < n; i++) {
+			const char *v = config_setting_get_string_elem(s, i);
+
+			if (v == NULL || !bypass_path_valid(v)) {
+				buf_printf(why,
+				           ".ephemera.conf:%d: access_bypass "
+				           "entry %d is not a path like "
+				           "\"/webhooks/*\"",
+				           config_setting_source_line(s), i);
+				goto out;
+			}
+			rs->bypass[rs->nbypass++] = xstrdup(v);
+		}
+	}
 	if (rs->primary_service && !compose_name_valid(rs->primary_service)) {
 		buf_puts(why, ".ephemera.conf: primary_service is not a valid "
 		              "service name");
@@ -164,6 +210,52 @@ out:
 	buf_free(&text);
 	buf_free(&err);
 	return rc;
+}
+
+/* `path` is `allowed`, or under it when `allowed` ends in '*'. */
+static bool
+bypass_allowed(const char *list, const char *path)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		while (len > 0 && *p == ' ')
+			p++, len--;
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len > 0 &&
+		    ((strlen(path) == len && strncmp(path, p, len) == 0) ||
+		     (p[len - 1] == '*' && strncmp(path, p, len - 1) == 0)))
+			return true;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+int
+repo_settings_cap(const struct repo_settings *rs,
+                  const struct repo_config *admin, struct buf *why)
+{
+	const char *list = admin ? admin->access_bypass : NULL;
+	size_t i;
+
+	for (i = 0; i < rs->nbypass; i++)
+		if (!bypass_allowed(list, rs->bypass[i])) {
+			buf_printf(why,
+			           ".ephemera.conf: access_bypass \"%s\" is "
+			           "not allowed (rule: the repository's "
+			           "access_bypass in the admin's repos entry: "
+			           "%s)",
+			           rs->bypass[i],
+			           list && *list ? list : "none");
+			return -1;
+		}
+	return 0;
 }
 
 void
@@ -179,5 +271,8 @@ repo_settings_free(struct repo_settings *rs)
 	for (i = 0; i < rs->nexpose; i++)
 		free(rs->expose[i]);
 	free(rs->expose);
+	for (i = 0; i < rs->nbypass; i++)
+		free(rs->bypass[i]);
+	free(rs->bypass);
 	memset(rs, 0, sizeof(*rs));
 }
