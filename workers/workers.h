@@ -726,6 +726,13 @@ void local_project_name(const struct config *, const char *slug, char out[80]);
  */
 bool local_workdir_ours(const struct config *, const char *slug, double age);
 /*
+ * `path` is a regular file (not a link), at least `age` s old, with the
+ * line `want` among its first `lines`: how the sweep knows a work dir's
+ * marker or a route as this installation's.
+ */
+bool local_file_marked(const char *path, double age, const char *want,
+                       int lines);
+/*
  * One environment's lock (<var_dir>/run/env-<slug>.lock): a reconcile
  * holds it from its first look to its last step, the sweep while it
  * re-checks and removes an orphan, so a teardown never runs under a

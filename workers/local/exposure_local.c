@@ -214,21 +214,11 @@ exposure_local_ours(const struct config *cfg, const char *slug, double age)
 {
 	char *path = route_path(cfg, slug);
 	struct buf want = BUF_INIT;
-	char line[256];
-	struct stat st;
-	bool ours = false;
-	FILE *f = fopen(path, "r");
+	bool ours;
 
-	buf_printf(&want, ROUTE_INSTANCE "%s\n", local_instance(cfg));
-	if (f != NULL && fstat(fileno(f), &st) == 0 &&
-	    difftime(time(NULL), st.st_mtime) >= age) {
-		/* The instance line is the second; look at the first few. */
-		for (int i = 0; i < 3 && fgets(line, sizeof(line), f); i++)
-			if (strcmp(line, buf_str(&want)) == 0)
-				ours = true;
-	}
-	if (f)
-		fclose(f);
+	/* The instance line is the second; look at the first few. */
+	buf_printf(&want, ROUTE_INSTANCE "%s", local_instance(cfg));
+	ours = local_file_marked(path, age, buf_str(&want), 3);
 	buf_free(&want);
 	free(path);
 	return ours;

@@ -69,25 +69,40 @@ local_env_dir(const struct config *cfg, const char *slug)
 }
 
 bool
+local_file_marked(const char *path, double age, const char *want, int lines)
+{
+	char line[256];
+	struct stat st;
+	bool ours = false;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	FILE *f = fd == -1 ? NULL : fdopen(fd, "r");
+
+	if (f == NULL) {
+		if (fd != -1)
+			close(fd);
+		return false;
+	}
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    difftime(time(NULL), st.st_mtime) >= age)
+		for (int i = 0; i < lines && fgets(line, sizeof(line), f);
+		     i++) {
+			line[strcspn(line, "\n")] = '\0';
+			if (strcmp(line, want) == 0)
+				ours = true;
+		}
+	fclose(f);
+	return ours;
+}
+
+bool
 local_workdir_ours(const struct config *cfg, const char *slug, double age)
 {
 	char *dir = local_env_dir(cfg, slug);
 	struct buf path = BUF_INIT;
-	char line[32];
-	struct stat st;
-	bool ours = false;
-	FILE *f;
+	bool ours;
 
 	buf_printf(&path, "%s/.ephemera-instance", dir);
-	f = fopen(buf_str(&path), "r");
-	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
-	    difftime(time(NULL), st.st_mtime) >= age &&
-	    fgets(line, sizeof(line), f) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		ours = strcmp(line, local_instance(cfg)) == 0;
-	}
-	if (f)
-		fclose(f);
+	ours = local_file_marked(buf_str(&path), age, local_instance(cfg), 1);
 	buf_free(&path);
 	free(dir);
 	return ours;
