@@ -789,7 +789,8 @@ int nginx_generation_wait(struct worker *, const struct job *, double seconds);
 /* The status (0: no answer); `route` gets X-Ephemera-Route if non-NULL. */
 long probe_once(const struct config *, const char *host, const char *path,
                 struct buf *route);
-/* Until a 2xx/3xx carrying X-Ephemera-Route `token` (NULL: any). */
+/* Until a 2xx/3xx carrying X-Ephemera-Route `token` (NULL: any): 0; 1 if
+ * the route answered but never so; -1 if the route never answered. */
 int probe_wait(struct worker *, const struct job *, const char *host,
                const char *path, const char *token, double seconds, long *last);
 

@@ -141,7 +141,8 @@ class LocalProviderBase(unittest.TestCase):
 class LocalLifecycleTest(LocalProviderBase):
     @classmethod
     def repo_names(cls):
-        return ["acme/hello", "acme/other", "acme/broken", "acme/hostile", "acme/capped"]
+        return ["acme/hello", "acme/other", "acme/broken", "acme/hostile", "acme/capped",
+                "acme/proxy"]
 
     @classmethod
     def repo_extra(cls, name):
@@ -253,6 +254,31 @@ class LocalLifecycleTest(LocalProviderBase):
         self.wait_phase("acme/broken", 5, "ready", sha=good)
         self.deliver("pull_request", events.pull_request("closed", "acme/broken", 5, good))
         self.wait_phase("acme/broken", 5, "destroyed")
+
+    def test_proxy_refusing_its_configuration_is_ours(self):
+        """A reload nginx refuses (here a broken file beside the routes)
+        leaves the new route unserved: the deploy is retried and says the
+        failure is ours, never the repository's; fixed, it is ready."""
+        repo = self.repos["acme/proxy"]
+        bad = os.path.join(self.s.var, "nginx", "previews", "zz-broken.conf")
+        with open(bad, "w") as f:
+            f.write("this is not nginx;\n")
+        try:
+            sha = repo.commit("proxy")
+            self.deliver("pull_request", events.pull_request("opened", "acme/proxy", 9, sha))
+            q = ("SELECT s.detail FROM build_steps s JOIN builds b ON b.id = s.build_id "
+                 "JOIN environments e ON e.id = b.env_id WHERE e.repo = 'acme/proxy' "
+                 "AND s.name = 'verify' AND s.status = 'failed'")
+            self.assertTrue(wait_until(lambda: self.s.sql(q), timeout=150),
+                            self.s.logs()[-3000:])
+            self.assertIn("ours, retried", self.s.sql(q)[0][0])
+            self.assertNotEqual(self.env("acme/proxy", 9)["phase"], "failed")
+        finally:
+            os.remove(bad)
+        e = self.wait_phase("acme/proxy", 9, "ready", sha=sha, timeout=240)
+        self.assertIn(sha, self.fetch(e["slug"]).text)
+        self.deliver("pull_request", events.pull_request("closed", "acme/proxy", 9, sha))
+        self.wait_phase("acme/proxy", 9, "destroyed")
 
     def test_hostile_input(self):
         marker = "/tmp/pwned-%d" % random.randrange(10**9)

@@ -282,15 +282,24 @@ nginx_verify(struct deploy *d, const char *token)
 	struct buf host = BUF_INIT;
 	enum deploy_rc rc = DEPLOY_OK;
 	long status = 0;
+	int r;
 
 	buf_printf(&host, "%s.%s", d->e->slug, d->w->cfg->preview_domain);
-	if (probe_wait(d->w, d->job, buf_str(&host), d->rs.health_path, token,
-	               60, &status) == -1) {
+	r = probe_wait(d->w, d->job, buf_str(&host), d->rs.health_path, token,
+	               60, &status);
+	if (r == 1) {
 		buf_printf(&d->why,
 		           "the preview URL did not answer (last "
 		           "status %ld at %s)",
 		           status, d->rs.health_path);
 		rc = DEPLOY_FAILED;
+	} else if (r == -1) {
+		/* nginx down, or a reload it refused: never the PR's doing. */
+		buf_printf(&d->why,
+		           "the proxy never answered through this build's "
+		           "route (last status %ld): ours, retried",
+		           status);
+		rc = DEPLOY_RETRY;
 	} else if (nginx_generation_wait(d->w, d->job, 60) == -1) {
 		buf_puts(&d->why, "the proxy's reload did not take over");
 		rc = DEPLOY_RETRY;

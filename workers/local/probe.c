@@ -76,7 +76,9 @@ probe_once(const struct config *cfg, const char *host, const char *path,
 /*
  * Polls until a 2xx/3xx that came through the route with `token`, or the
  * deadline. A 502/404, or the previous route's token, right after the
- * reload is expected: old nginx workers finish, the app warms up.
+ * reload is expected: old nginx workers finish, the app warms up. At the
+ * deadline, whose failure it was: the route answered and the app did not
+ * (1), or the route never answered (-1: the proxy, ours).
  */
 int
 probe_wait(struct worker *w, const struct job *job, const char *host,
@@ -84,13 +86,17 @@ probe_wait(struct worker *w, const struct job *job, const char *host,
 {
 	double deadline = now_mono() + seconds, beat = now_mono();
 	struct buf route = BUF_INIT;
+	bool routed = false;
 
 	for (;;) {
 		*last = probe_once(w->cfg, host, path, &route);
-		if (*last >= 200 && *last < 400 &&
+		if (*last > 0 &&
 		    (token == NULL || strcmp(buf_str(&route), token) == 0)) {
-			buf_free(&route);
-			return 0;
+			routed = true;
+			if (*last >= 200 && *last < 400) {
+				buf_free(&route);
+				return 0;
+			}
 		}
 		if (now_mono() > deadline)
 			break;
@@ -102,5 +108,5 @@ probe_wait(struct worker *w, const struct job *job, const char *host,
 		usleep(100 * 1000);
 	}
 	buf_free(&route);
-	return -1;
+	return routed ? 1 : -1;
 }
