@@ -369,12 +369,18 @@ class GateStackTest(LocalProviderBase):
 
     def test_dotenv_of_the_pr_is_not_read(self):
         # A .env (a regular file) would set compose's project, file and
-        # variables; compose is never given it, so the deploy is ours.
+        # variables, and for compose v1 even the Docker engine it talks
+        # to: here a listener of ours, which would see compose connect.
+        # Compose is never given it (its own empty env file, its project
+        # directory outside the checkout), so the deploy is ours.
+        listener = Listener()
         repo = self.repos["acme/real"]
         sha = repo.commit("dotenv", {".env": "COMPOSE_PROJECT_NAME=victim\n"
-                                     "COMPOSE_FILE=/etc/passwd\nEPHEMERA_COMMIT=forged\n"})
+                                     "COMPOSE_FILE=/etc/passwd\nEPHEMERA_COMMIT=forged\n"
+                                     "DOCKER_HOST=tcp://127.0.0.1:%d\n" % listener.port})
         self.deliver("pull_request", events.pull_request("opened", "acme/real", 8, sha))
         e = self.wait_phase("acme/real", 8, "ready", sha=sha)
+        self.assertEqual(listener.hits, 0)
         self.assertIn(sha, self.fetch(e["slug"]).text)
         self.assertEqual(len(docker_ids("container", self.project(e["slug"]))), 2)
         self.assertEqual(sh("docker", "ps", "-aq", "--filter",
