@@ -82,6 +82,14 @@ int parse_int64(const char *, int64_t min, int64_t max, int64_t *out);
 int parse_uint64(const char *, uint64_t *out);
 /* 0-15 for a hex digit of either case, else -1. */
 int parse_hex_digit(char);
+/*
+ * Whether `fn` holds for an item of the comma-separated `list` (NULL or
+ * empty: none), each item trimmed of spaces and never empty: the admin's
+ * lists of image prefixes and bypass paths.
+ */
+bool parse_list_any(const char *list,
+                    bool (*fn)(const char *item, size_t n, const char *arg),
+                    const char *arg);
 /* ISO 8601 "2019-05-15T15:20:33Z" (GitHub's form) → seconds since epoch. */
 int parse_iso8601(const char *, time_t *out);
 /* Formats into `out` (at least 21 bytes) as "YYYY-MM-DDTHH:MM:SSZ". */

@@ -149,3 +149,27 @@ parse_hex_digit(char c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+bool
+parse_list_any(const char *list,
+               bool (*fn)(const char *item, size_t n, const char *arg),
+               const char *arg)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		while (len > 0 && *p == ' ')
+			p++, len--;
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len > 0 && fn(p, len, arg))
+			return true;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}

@@ -591,9 +591,15 @@ API_AT_PREFIX = ("FROM ephemera/busybox:1\nARG COMMIT=dev\n"
                  "\"/etc/httpd.conf\"]\n")
 
 
-class CloudflareStackTest(LocalProviderBase):
-    """local compute + cloudflare exposure, driven by webhooks through the
-    real workers (exposure_cloudflare on the provider seam)."""
+class ConnectorStackBase(LocalProviderBase):
+    """A stack with the cloudflare exposure, the fake and its edge, and the
+    stand-in connector image: what each class adds is in `extra_settings`
+    and `before_up`."""
+    extra_settings = {}
+
+    @classmethod
+    def before_up(cls):
+        pass
 
     @classmethod
     def setUpClass(cls):
@@ -601,11 +607,11 @@ class CloudflareStackTest(LocalProviderBase):
                                    check=True, stdout=subprocess.PIPE,
                                    text=True).stdout.strip()
         cls.cf = CloudflareFake()
-        cls.settings = dict(cls.cf.settings(), **{
-            "cloudflare.connector_image": cls.image, "cloudflare.access": False,
-            "workers.sweep_interval_seconds": 2})
+        cls.settings = dict(cls.cf.settings(), **dict(
+            {"cloudflare.connector_image": cls.image}, **cls.extra_settings))
         os.environ["EPHEMERA_CF_STANDIN_DIR"] = cls.cf.unix_dir
         try:
+            cls.before_up()
             super().setUpClass()
         except Exception:
             cls.cf.stop()
@@ -618,6 +624,12 @@ class CloudflareStackTest(LocalProviderBase):
         finally:
             os.environ.pop("EPHEMERA_CF_STANDIN_DIR", None)
             cls.cf.stop()
+
+
+class CloudflareStackTest(ConnectorStackBase):
+    """local compute + cloudflare exposure, driven by webhooks through the
+    real workers (exposure_cloudflare on the provider seam)."""
+    extra_settings = {"cloudflare.access": False, "workers.sweep_interval_seconds": 2}
 
     @classmethod
     def repo_names(cls):
@@ -775,42 +787,23 @@ class CloudflareStackTest(LocalProviderBase):
         self.wait_phase("acme/swept", 5, "destroyed")
 
 
-class CloudflareAccessStackTest(LocalProviderBase):
+class CloudflareAccessStackTest(ConnectorStackBase):
     """Access on, through the real workers: the paths a repository's
     .ephemera.conf asks to bypass login (access_bypass), within what the
     admin's repos entry allows, skip login at the edge; everything else
     of the preview redirects to it."""
+    extra_settings = {"cloudflare.access": True}
 
     @classmethod
-    def setUpClass(cls):
-        cls.image = subprocess.run([os.path.join(ROOT, "tests", "connector", "image.sh")],
-                                   check=True, stdout=subprocess.PIPE,
-                                   text=True).stdout.strip()
-        cls.cf = CloudflareFake()
+    def before_up(cls):
+        # The admin's one-time setup (Terraform, or the README by hand):
+        # every preview hostname behind login, enforced at the edge.
         cls.cf.configure(access=True)
-        cls.settings = dict(cls.cf.settings(), **{
-            "cloudflare.connector_image": cls.image, "cloudflare.access": True})
-        os.environ["EPHEMERA_CF_STANDIN_DIR"] = cls.cf.unix_dir
-        try:
-            # The admin's one-time setup (Terraform, or the README by
-            # hand): every preview hostname behind login.
-            http("POST", "%s/accounts/%s/access/apps" % (cls.cf.api_url, cls.cf.account),
-                 json.dumps({"name": "previews", "domain": "*." + cls.cf.zone,
-                             "type": "self_hosted"}).encode(),
-                 {"Authorization": "Bearer " + open(cls.cf.token).read().strip(),
-                  "Content-Type": "application/json"})
-            super().setUpClass()
-        except Exception:
-            cls.cf.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            os.environ.pop("EPHEMERA_CF_STANDIN_DIR", None)
-            cls.cf.stop()
+        http("POST", "%s/accounts/%s/access/apps" % (cls.cf.api_url, cls.cf.account),
+             json.dumps({"name": "previews", "domain": "*." + cls.cf.zone,
+                         "type": "self_hosted"}).encode(),
+             {"Authorization": "Bearer " + open(cls.cf.token).read().strip(),
+              "Content-Type": "application/json"})
 
     @classmethod
     def repo_names(cls):

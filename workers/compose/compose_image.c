@@ -37,27 +37,18 @@ ref_chars_ok(const char *s)
 	return true;
 }
 
+/* A parse_list_any test: `ref` starts with the prefix item. */
+static bool
+prefix_of(const char *item, size_t n, const char *ref)
+{
+	return strncmp(ref, item, n) == 0;
+}
+
 /* True when `ref` starts with one of the comma-separated prefixes. */
 static bool
 prefix_allowed(const char *list, const char *ref)
 {
-	const char *p = list;
-
-	while (p && *p) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-
-		while (len > 0 && *p == ' ')
-			p++, len--;
-		while (len > 0 && p[len - 1] == ' ')
-			len--;
-		if (len > 0 && strncmp(ref, p, len) == 0)
-			return true;
-		if (comma == NULL)
-			break;
-		p = comma + 1;
-	}
-	return false;
+	return parse_list_any(list, prefix_of, ref);
 }
 
 static void

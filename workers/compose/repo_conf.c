@@ -212,29 +212,13 @@ out:
 	return rc;
 }
 
-/* `path` is `allowed`, or under it when `allowed` ends in '*'. */
+/* A parse_list_any test: `path` is the item, or under it when the item
+ * ends in a star. */
 static bool
-bypass_allowed(const char *list, const char *path)
+bypass_allows(const char *item, size_t n, const char *path)
 {
-	const char *p = list;
-
-	while (p && *p) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-
-		while (len > 0 && *p == ' ')
-			p++, len--;
-		while (len > 0 && p[len - 1] == ' ')
-			len--;
-		if (len > 0 &&
-		    ((strlen(path) == len && strncmp(path, p, len) == 0) ||
-		     (p[len - 1] == '*' && strncmp(path, p, len - 1) == 0)))
-			return true;
-		if (comma == NULL)
-			break;
-		p = comma + 1;
-	}
-	return false;
+	return (strlen(path) == n && strncmp(path, item, n) == 0) ||
+	       (item[n - 1] == '*' && strncmp(path, item, n - 1) == 0);
 }
 
 int
@@ -245,7 +229,7 @@ repo_settings_cap(const struct repo_settings *rs,
 	size_t i;
 
 	for (i = 0; i < rs->nbypass; i++)
-		if (!bypass_allowed(list, rs->bypass[i])) {
+		if (!parse_list_any(list, bypass_allows, rs->bypass[i])) {
 			buf_printf(why,
 			           ".ephemera.conf: access_bypass \"%s\" is "
 			           "not allowed (rule: the repository's "
