@@ -143,8 +143,8 @@ subst_paths = install -D -m $(3) /dev/null $(2) && sed \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
 	-e 's|@NGINX@|$(NGINX)|g' $(1) >$(2)
 
-.PHONY: install test-infra setup tf-init tf-plan tf-apply tf-destroy \
-	ami-build deploy destroy test-e2e
+.PHONY: install docker-userns test-infra setup tf-init tf-plan tf-apply \
+	tf-destroy ami-build deploy destroy test-e2e
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
@@ -171,6 +171,14 @@ install: all
 	fi
 	@[ -e $(DESTDIR)$(SYSCONFDIR)/ephemera/github.conf ] || \
 		install -m 644 dist/github.conf $(DESTDIR)$(SYSCONFDIR)/ephemera/github.conf
+	@# A preview host's engine should remap root (README "Defence in
+	@# depth"): offered, never done behind the admin's back.
+	@DOCKER_DAEMON_JSON=$(DESTDIR)/etc/docker/daemon.json \
+		scripts/docker-userns.sh --check || true
+
+# Docker's userns-remap on this host (see scripts/docker-userns.sh).
+docker-userns:
+	@scripts/docker-userns.sh
 
 # cli/manifest.c's unit test links it with the library (the pattern rule
 # above links the two programs' cores, not the CLI's).

@@ -51,13 +51,39 @@ class TestInstall(unittest.TestCase):
             self.assertNotRegex(open(u).read(), r"@[A-Z]+@", u)
 
     def test_config_kept(self):
-        """A second install keeps the admin's configuration."""
+        """A second install keeps the admin's configuration, and says
+        whether the engine remaps root (it does not in this root)."""
         p = self.inst.path("etc/ephemera/ephemera.conf")
         with open(p, "a") as f:
             f.write("# mine\n")
-        subprocess.run(["make", "-s", "install", "DESTDIR=" + self.inst.dest],
-                       check=True, stdout=subprocess.PIPE)
+        r = subprocess.run(["make", "-s", "install", "DESTDIR=" + self.inst.dest],
+                           check=True, stdout=subprocess.PIPE, text=True)
         self.assertTrue(open(p).read().endswith("# mine\n"))
+        self.assertIn("docker-userns: off; `sudo make docker-userns` turns it on", r.stdout)
+
+    def test_docker_userns_offer(self):
+        """`make docker-userns` writes daemon.json only where there is
+        none; an admin's own file is left as it is, with the line to add."""
+        conf = self.inst.path("etc/docker/daemon.json")
+        script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts",
+                              "docker-userns.sh")
+        env = dict(os.environ, DOCKER_DAEMON_JSON=conf)
+        run = lambda *a: subprocess.run([script, *a], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.assertEqual(run("--check").returncode, 1)
+        r = run()
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(open(conf).read(), '{ "userns-remap": "default" }\n')
+        self.assertEqual(run("--check").returncode, 0)
+        self.assertIn("already on", run().stdout)
+        mine = '{ "log-driver": "journald" }\n'
+        with open(conf, "w") as f:
+            f.write(mine)
+        r = run()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('"userns-remap": "default"', r.stdout)
+        self.assertEqual(open(conf).read(), mine)
+        os.remove(conf)
 
     def test_hardening(self):
         for name in SERVICES:
