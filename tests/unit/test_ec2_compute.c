@@ -109,7 +109,7 @@ test_script_hostile(void)
 	char tmpl[] = "/tmp/ephemera-ec2-XXXXXX";
 	char *dir = mkdtemp(tmpl);
 	struct buf host = BUF_INIT, aws = BUF_INIT, canary = BUF_INIT;
-	struct buf cmd = BUF_INIT, src = BUF_INIT;
+	struct buf cmd = BUF_INIT, src = BUF_INIT, sha = BUF_INIT;
 	size_t i;
 	int path;
 
@@ -119,6 +119,7 @@ test_script_hostile(void)
 	buf_printf(&host, "%s/host stub's", dir);
 	buf_printf(&aws, "%s/aws", dir);
 	buf_printf(&canary, "%s/CANARY", dir);
+	buf_printf(&sha, "$(touch %s)", buf_str(&canary));
 	write_exec(buf_str(&host), host_stub);
 	write_exec(buf_str(&aws), aws_stub);
 	for (i = 0; i < NELEM(sources); i++) {
@@ -143,7 +144,7 @@ test_script_hostile(void)
 			s.project = "t1-o-r-7";
 			s.dir = dir;
 			s.source = buf_str(&src);
-			s.sha = i % 2 ? "$(touch CANARY)" : "0123abcd";
+			s.sha = i % 2 ? buf_str(&sha) : "0123abcd";
 			s.region = "us-east-1";
 			s.compose_param = "/t1/o-r-7/compose";
 			s.build = true;
@@ -177,6 +178,7 @@ test_script_hostile(void)
 	buf_free(&canary);
 	buf_free(&cmd);
 	buf_free(&src);
+	buf_free(&sha);
 }
 
 static void
