@@ -169,6 +169,7 @@ class Ec2Provider(unittest.TestCase):
         self.assertNotIn('"services"', ud)
         p = self.tool("observe", str(env_id))
         self.assertIn("running=1", p.stdout)
+        self.assertIn("workdir=1", p.stdout)
 
         # push: the running instance gets the deploy through Run Command.
         # moto would answer Success with empty output (it runs nothing):
@@ -214,6 +215,14 @@ class Ec2Provider(unittest.TestCase):
         self.assertEqual(self.calls("RunInstances", mark), [])
         self.assertEqual(self.instances(slug)[0]["State"]["Name"], "running")
 
+        # Just started, its agent not registered: retried, not failed.
+        self.proxy.faults = [Fault("SendCommand", 400, json.dumps(
+            {"__type": "InvalidInstanceId", "message": "not registered"}).encode(),
+            ctype="application/x-amz-json-1.1")]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "retry", p.stdout)
+        self.assertIn("not registered yet", p.stdout)
+
         # A script that fails on the host is the environment's failure.
         self.proxy.faults = [Fault("GetCommandInvocation", 200,
                                    invocation("", "compose up failed\n", "Failed", 1),
@@ -226,6 +235,8 @@ class Ec2Provider(unittest.TestCase):
         p = self.tool("destroy", slug)
         self.assertIn("rc=0", p.stdout, p.stdout + p.stderr)
         self.assertEqual([i["State"]["Name"] for i in self.instances(slug)], ["terminated"])
+        # The gate's checkout on the worker is gone too (no Docker call).
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "envs", slug)))
         left = self.admin_ssm.describe_parameters(ParameterFilters=[
             {"Key": "Path", "Option": "Recursive", "Values": ["/%s/%s" % (self.inst, slug)]}])
         self.assertEqual(left["Parameters"], [])

@@ -333,8 +333,18 @@ step_command(struct deploy *d, struct aws_client *c, const char *script,
 	ssm_invocation_init(&v);
 	if (ssm_send_command(c, in->id, argv, NELEM(argv), EC2_EXEC_TIMEOUT,
 	                     command_id, &err) == -1) {
-		/* Just started: the agent may not have registered yet. */
-		rc = deploy_aws_fail(d, &err, AWS_NOT_FOUND_GRACE - 1);
+		if (strcmp(err.code, "InvalidInstanceId") != 0) {
+			rc = deploy_aws_fail(d, &err, -1);
+			goto out;
+		}
+		/* Just started: its SSM agent has not registered yet (or,
+		 * retried until the last attempt, never will: no role). */
+		buf_printf(&d->why,
+		           "the SSM agent of %s is not registered yet "
+		           "(InvalidInstanceId); retrying",
+		           in->id);
+		d->retry_ms = backoff_delay_ms(d->job ? d->job->attempts : 1,
+		                               5000, 60000, backoff_random());
 		goto out;
 	}
 	for (;;) {
@@ -504,11 +514,35 @@ out:
 	return rc;
 }
 
-/*
- * TerminateInstances on each, the environment's parameters deleted, and
- * the gate's checkout on this machine removed (the local provider's
- * `down`, which finds no containers of the project here).
- */
+/* The gate's checkout on this machine (`forget`: no Docker call, so a
+ * control plane without Docker can serve ec2 environments). */
+static int
+checkout_remove(struct worker *w, const struct job *job, const char *slug,
+                struct buf *why)
+{
+	struct host_call c;
+	struct proc p;
+	char project[80];
+	char *dir;
+	int rc;
+
+	if (!local_workdir_ours(w->cfg, slug, 0))
+		return 0;
+	dir = local_env_dir(w->cfg, slug);
+	local_project_name(w->cfg, slug, project);
+	host_call_init(&c, "forget", project, dir);
+	proc_init(&p);
+	rc = local_host_run(w, job, &c, &p);
+	if (rc == -1 && why)
+		buf_printf(why, "removing the checkout failed: %s",
+		           buf_str(&p.err));
+	proc_free(&p);
+	free(dir);
+	return rc;
+}
+
+/* TerminateInstances on each, the environment's parameters deleted, and
+ * the gate's checkout on this machine removed. */
 static int
 ec2_destroy(struct worker *w, const struct job *job, const char *slug,
             struct buf *why)
@@ -539,7 +573,7 @@ ec2_destroy(struct worker *w, const struct job *job, const char *slug,
 		goto fail;
 	log_info("ec2_destroy", "slug=%s instances=%zu parameters=%zu",
 	         log_q(slug), l.n, n);
-	rc = compute_local.destroy(w, job, slug, why);
+	rc = checkout_remove(w, job, slug, why);
 	goto out;
 fail:
 	if (why)
