@@ -24,7 +24,7 @@ import tempfile
 import unittest
 
 from harness import iam_eval
-from harness.moto import AMI, Fault, FaultProxy, MotoServer, load_policy
+from harness.moto import AMI, Fault, FaultProxy, MotoServer, fixture, load_policy
 from harness.stack import ROOT, Stack
 
 from test_local import Repo
@@ -242,15 +242,6 @@ class Ec2Provider(unittest.TestCase):
         self.assertEqual(left["Parameters"], [])
         self.assertIn("any=0", self.tool("leftovers", slug).stdout)
 
-        # Throttling is the queue's retry with backoff, never a failure.
-        self.proxy.faults = [Fault("DescribeInstances", 503, b"<Response><Errors><Error>"
-                                   b"<Code>RequestLimitExceeded</Code><Message>slow down"
-                                   b"</Message></Error></Errors></Response>")]
-        p = self.tool("deploy", str(env_id))
-        self.assertEqual(self.field(p.stdout, "rc"), "retry", p.stdout)
-        self.assertGreater(int(self.field(p.stdout, "retry_ms")), 0)
-        self.tool("destroy", slug)
-
         # Every call the run made (both tests, all through the proxy),
         # with its real ARN and tags, against the unwidened policy.
         denied = iam_eval.check_run(load_policy("worker-policy.json"), self.proxy.records)
@@ -281,6 +272,40 @@ class Ec2Provider(unittest.TestCase):
         p = self.tool("destroy", slug)
         self.assertIn("rc=0", p.stdout)
         self.assertNotIn("slug=%s\n" % slug, self.tool("owned").stdout)
+
+    def test_errors(self):
+        """Recorded AWS answers through the proxy map through aws_outcome:
+        throttling and capacity are the queue's retries, a denied call
+        fails the environment naming the permission; none launches."""
+        repo = Repo(self.dir, "acme/err")
+        slug = "pr-3-err"
+        env_id = self.env_row(3, slug, repo.commit("one"), repo.path)
+        mark = len(self.proxy.records)
+        self.proxy.faults = [Fault("DescribeInstances", 503,
+                                   fixture("ec2/error-request-limit-exceeded.xml"))]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "retry", p.stdout)
+        self.assertGreater(int(self.field(p.stdout, "retry_ms")), 0)
+        # Every type in every subnet out of capacity: retried in minutes.
+        self.proxy.faults = [Fault("RunInstances", 500,
+                                   fixture("ec2/error-insufficient-instance-capacity.xml"),
+                                   times=4)]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "retry", p.stdout)
+        self.assertEqual(self.field(p.stdout, "retry_ms"), "300000")
+        self.assertEqual(len(self.calls("RunInstances", mark)), 4)
+        self.proxy.faults = [Fault("RunInstances", 403, b"<Response><Errors><Error>"
+                                   b"<Code>UnauthorizedOperation</Code><Message>You are not "
+                                   b"authorized to perform this operation.</Message></Error>"
+                                   b"</Errors></Response>")]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "failed", p.stdout)
+        self.assertIn("ec2:RunInstances", p.stdout)
+        build = self.field(p.stdout, "build")
+        self.assertEqual(self.steps(build)[-1], ["instance", "failed"])
+        self.assertEqual(self.instances(slug), [])
+        self.proxy.faults = []
+        self.tool("destroy", slug)
 
 
 if __name__ == "__main__":
