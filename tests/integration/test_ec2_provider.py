@@ -145,7 +145,7 @@ class Ec2Provider(unittest.TestCase):
         self.assertEqual(self.field(p.stdout, "rc"), "ok")
         build = self.field(p.stdout, "build")
         self.assertEqual(self.steps(build), [["fetch", "succeeded"], ["configure", "succeeded"],
-                                             ["ship", "succeeded"], ["instance", "succeeded"],
+                                             ["instance", "succeeded"], ["ship", "succeeded"],
                                              ["up", "succeeded"]])
         run = self.calls("RunInstances", mark)
         self.assertEqual(len(run), 1)
@@ -165,6 +165,12 @@ class Ec2Provider(unittest.TestCase):
         # the user-data.
         got = self.admin_ssm.get_parameter(Name=param, WithDecryption=True)["Parameter"]
         self.assertEqual(got["Type"], "SecureString")
+        # Tagged with the instance's ARN: the instance policy lets only
+        # that instance read it.
+        ptags = {t["Key"]: t["Value"] for t in self.admin_ssm.list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=param)["TagList"]}
+        self.assertEqual(ptags["ephemera:instance-arn"], iam_eval.ec2_arn("instance", iid))
+        self.assertEqual(ptags["ephemera:env"], slug)
         self.assertIn('"services"', got["Value"])
         self.assertNotIn('"services"', ud)
         p = self.tool("observe", str(env_id))

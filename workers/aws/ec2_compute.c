@@ -60,14 +60,21 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	ssm_shell_quote(out, s->host);
 	buf_puts(out, " fetch\n");
 	/* compose.json is the gate's output, read with the instance's own
-	 * role; it never travels in user-data or a command. */
+	 * role; it never travels in user-data or a command. A first boot
+	 * may come before the worker has tagged it with the instance's ARN
+	 * (which the instance policy asks for): it is asked again. */
+	buf_puts(out, "n=0\nuntil ");
 	ssm_shell_quote(out, s->aws);
 	buf_puts(out, " ssm get-parameter --with-decryption --region ");
 	ssm_shell_quote(out, s->region);
 	buf_puts(out, " --name ");
 	ssm_shell_quote(out, s->compose_param);
 	buf_puts(out, " --query Parameter.Value --output text "
-	              ">\"$EPH_DIR/compose.json\"\n"
+	              ">\"$EPH_DIR/compose.json\"; do\n"
+	              "\tn=$((n + 1))\n"
+	              "\t[ \"$n\" -lt 60 ] || exit 1\n"
+	              "\tsleep 5\n"
+	              "done\n"
 	              "exec ");
 	ssm_shell_quote(out, s->host);
 	buf_puts(out, " up\n");
@@ -245,11 +252,17 @@ file_read(const char *path)
 	return b.data ? buf_detach(&b) : xstrdup("");
 }
 
-/* The gated compose.json into Parameter Store (it may hold secrets). */
+/*
+ * The gated compose.json into Parameter Store (it may hold secrets),
+ * tagged with the instance's ARN: the instance policy lets an instance
+ * read only the parameters that carry its own ARN.
+ */
 static enum deploy_rc
-step_ship(struct deploy *d, struct aws_client *c, struct buf *param)
+step_ship(struct deploy *d, struct aws_client *c, const char *param,
+          const struct ec2_instance *in)
 {
-	struct aws_tag tags[2];
+	struct aws_tag tags[3];
+	struct buf arn = BUF_INIT;
 	struct aws_error err;
 	struct buf path = BUF_INIT;
 	enum deploy_rc rc = DEPLOY_OK;
@@ -263,16 +276,14 @@ step_ship(struct deploy *d, struct aws_client *c, struct buf *param)
 		return DEPLOY_RETRY;
 	}
 	env_tags(d->w->cfg, d->e->slug, tags);
-	if (ssm_parameter_name(d->w->cfg, d->e->slug, "compose", param) == -1) {
-		buf_puts(&d->why, "environments.instance or the slug cannot "
-		                  "name a parameter");
-		rc = DEPLOY_FAILED;
-	} else if (ssm_put_parameter(c, buf_str(param), text, tags, 2, &err) ==
-	           -1) {
+	buf_printf(&arn, "arn:aws:ec2:%s:%s:instance/%s", d->w->cfg->aws_region,
+	           in->owner_id, in->id);
+	tags[2] = (struct aws_tag){"ephemera:instance-arn", buf_str(&arn)};
+	if (ssm_put_parameter(c, param, text, tags, NELEM(tags), &err) == -1)
 		rc = deploy_aws_fail(d, &err, -1);
-	}
 	explicit_bzero(text, strlen(text));
 	free(text);
+	buf_free(&arn);
 	return rc;
 }
 
@@ -434,12 +445,12 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		return rc;
 	aws_client_init(&c, cfg);
 	memset(&in, 0, sizeof(in));
-	if (build_step_begin(d->w->db, &d->b, "ship") == -1) {
-		rc = DEPLOY_RETRY;
+	if (ssm_parameter_name(cfg, d->e->slug, "compose", &param) == -1) {
+		buf_puts(&d->why, "environments.instance or the slug cannot "
+		                  "name a parameter");
+		rc = DEPLOY_FAILED;
 		goto out;
 	}
-	if ((rc = step_run(d, "ship", step_ship(d, &c, &param))) != DEPLOY_OK)
-		goto out;
 	local_project_name(cfg, d->e->slug, project);
 	buf_printf(&dir, "%s/%s", EC2_ENVS_DIR, d->e->slug);
 	s.host = EC2_HOST_SCRIPT;
@@ -464,6 +475,13 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	}
 	rc = step_instance(d, &c, buf_str(&script), &in, &launched);
 	if ((rc = step_run(d, "instance", rc)) != DEPLOY_OK)
+		goto out;
+	if (build_step_begin(d->w->db, &d->b, "ship") == -1) {
+		rc = DEPLOY_RETRY;
+		goto out;
+	}
+	rc = step_ship(d, &c, buf_str(&param), &in);
+	if ((rc = step_run(d, "ship", rc)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "up") == -1) {
 		rc = DEPLOY_RETRY;
