@@ -9,7 +9,8 @@
 
 #include "workers.h"
 
-static const struct compute_ops *const computes[] = {&compute_local};
+static const struct compute_ops *const computes[] = {&compute_local,
+                                                     &compute_ec2};
 static const struct exposure_ops *const exposures[] = {&exposure_nginx,
                                                        &exposure_cloudflare};
 

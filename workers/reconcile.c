@@ -42,17 +42,23 @@ observe(struct worker *w, const struct job *job, const struct env *e,
  * host's output passes log_filter() (compose_vars.c) first: it is shown on
  * the status page and quoted to the PR.
  */
-static void
-log_take(struct deploy *d, const struct proc *p)
+void
+deploy_log_append(struct deploy *d, const char *text, size_t len)
 {
 	size_t i, start = d->log.len;
 
-	log_filter(p->err.data ? p->err.data : "", p->err.len, d->dir, &d->log);
+	log_filter(text ? text : "", len, d->dir, &d->log);
 	for (i = start; i < d->log.len; i++)
 		if (d->log.data[i] == '\r')
 			d->log.data[i] = '\n';
 	if (d->log.len > LOG_TAIL_MAX)
 		buf_keep_tail(&d->log, LOG_TAIL_MAX);
+}
+
+static void
+log_take(struct deploy *d, const struct proc *p)
+{
+	deploy_log_append(d, p->err.data, p->err.len);
 }
 
 /* The last lines of the log, for a step's detail or a message. */
@@ -445,8 +451,9 @@ out:
 }
 
 /* Fills each target's address from `up`'s JSON. */
-static int
-addresses_take(struct deploy *d, const char *json, struct json_object **keep)
+int
+deploy_addresses_take(struct deploy *d, const char *json,
+                      struct json_object **keep)
 {
 	struct json_object *arr = json_tokener_parse(json);
 	size_t i, j;
@@ -498,7 +505,7 @@ step_up(struct deploy *d, struct json_object **services)
 			                  "(build or health check failed)");
 			rc = DEPLOY_FAILED;
 		}
-	} else if (addresses_take(d, buf_str(&p.out), services) == -1) {
+	} else if (deploy_addresses_take(d, buf_str(&p.out), services) == -1) {
 		rc = DEPLOY_FAILED;
 	}
 	log_take(d, &p);
@@ -536,7 +543,7 @@ services_json(struct deploy *d)
 }
 
 /* Runs one named step with its build_steps row. */
-static enum deploy_rc
+enum deploy_rc
 step_run(struct deploy *d, const char *name, enum deploy_rc rc_of_step)
 {
 	char *detail;
@@ -559,7 +566,7 @@ step_run(struct deploy *d, const char *name, enum deploy_rc rc_of_step)
 }
 
 enum deploy_rc
-local_deploy(struct deploy *d, struct json_object **services)
+deploy_gate(struct deploy *d)
 {
 	enum deploy_rc rc;
 
@@ -575,7 +582,15 @@ local_deploy(struct deploy *d, struct json_object **services)
 	}
 	if (build_step_begin(d->w->db, &d->b, "configure") == -1)
 		return DEPLOY_RETRY;
-	if ((rc = step_run(d, "configure", step_configure(d))) != DEPLOY_OK)
+	return step_run(d, "configure", step_configure(d));
+}
+
+enum deploy_rc
+local_deploy(struct deploy *d, struct json_object **services)
+{
+	enum deploy_rc rc;
+
+	if ((rc = deploy_gate(d)) != DEPLOY_OK)
 		return rc;
 	if (build_step_begin(d->w->db, &d->b, "up") == -1)
 		return DEPLOY_RETRY;

@@ -802,8 +802,8 @@ int probe_wait(struct worker *, const struct job *, const char *host,
  * `compute_provider` / `exposure_provider` in `repos`. plan.c stays pure
  * and knows none of them: it sees only struct facts.
  *
- *   compute:  local (this machine's Docker, provider_local.c), ec2 (to come:
- *             workers/aws/ has the API clients)
+ *   compute:  local (this machine's Docker, provider_local.c), ec2 (EC2
+ *             and SSM, workers/aws/ec2_compute.c)
  *   exposure: nginx (exposure_local.c), cloudflare (workers/cloudflare/)
  *
  * Every operation is idempotent (a worker may die anywhere, the next
@@ -901,6 +901,7 @@ struct exposure_ops {
 };
 
 extern const struct compute_ops compute_local;
+extern const struct compute_ops compute_ec2; /* aws/ec2_compute.c */
 extern const struct exposure_ops exposure_nginx;
 extern const struct exposure_ops exposure_cloudflare; /* cloudflare/ */
 
@@ -912,6 +913,22 @@ const struct exposure_ops *exposure_for(const struct config *,
 /* The local provider's deploy (fetch, configure, up), in reconcile.c until
  * the re-layout moves it to workers/local/. */
 enum deploy_rc local_deploy(struct deploy *, struct json_object **services);
+/*
+ * For every compute provider's deploy (reconcile.c): fetch the commit into
+ * d->src on this machine and gate it into d->dir/compose.json, each step
+ * with its build_steps row; the ec2 provider ships that file on.
+ */
+enum deploy_rc deploy_gate(struct deploy *);
+/* Ends the step begun last with its build_steps row: `rc_of_step` back,
+ * or DEPLOY_RETRY when the row cannot be written. */
+enum deploy_rc step_run(struct deploy *, const char *name,
+                        enum deploy_rc rc_of_step);
+/* Host output into the build's log tail (filtered, \r made lines). */
+void deploy_log_append(struct deploy *, const char *text, size_t len);
+/* Each target's address from the services JSON `json`; *keep owns the
+ * parsed array (caller puts it). -1 with d->why. */
+int deploy_addresses_take(struct deploy *, const char *json,
+                          struct json_object **keep);
 
 /* ==== end of the provider seam ========================================== */
 

@@ -30,8 +30,9 @@ test_selection(void)
 	CHECK(compute_for(&cfg, "o/unknown") == &compute_local);
 	CHECK(exposure_for(&cfg, NULL) == &exposure_nginx);
 	CHECK(exposure_for(&cfg, "o/cloud") == &exposure_nginx);
-	/* ec2 has no table in this build yet: the caller fails the env. */
-	CHECK(compute_for(&cfg, "o/cloud") == NULL);
+	/* The per-repo override picks the ec2 table by its name. */
+	CHECK(compute_for(&cfg, "o/cloud") == &compute_ec2);
+	CHECK(strcmp(compute_ec2.name, "ec2") == 0);
 	config_free(&cfg);
 	unlink(p);
 	free(p);

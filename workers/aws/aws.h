@@ -294,6 +294,51 @@ int ssm_delete_parameter(struct aws_client *, const char *name,
 /* Deletes every parameter under `path` (recursively); count in *n. */
 int ssm_delete_path(struct aws_client *, const char *path, size_t *n,
                     struct aws_error *);
+/* The parameters under `path` (names only, DescribeParameters) in *n. */
+int ssm_count_path(struct aws_client *, const char *path, size_t *n,
+                   struct aws_error *);
+
+/* ---- ec2_compute.c: the `ec2` compute provider (compute_ec2) ----------
+ *
+ * The worker fetches and gates the commit as for `local` and puts the
+ * gated compose.json into Parameter Store (SecureString: it may hold the
+ * admin's secrets); the instance runs ec2_script_render's script, on its
+ * first boot as user-data, later through SSM Run Command.
+ */
+struct json_object;
+
+#define EC2_HOST_SCRIPT "/opt/ephemera/host/ephemera-host"
+#define EC2_ENVS_DIR "/var/lib/ephemera/envs"
+
+struct ec2_script {
+	const char *host;     /* ephemera-host's path: EC2_HOST_SCRIPT */
+	const char *aws;      /* the AWS CLI: "aws" */
+	const char *instance; /* EPH_INSTANCE */
+	const char *project;  /* EPH_PROJECT */
+	const char *dir;      /* EPH_DIR on the instance */
+	const char *source;   /* EPH_SOURCE: a clone URL, hostile */
+	const char *sha;      /* EPH_SHA */
+	const char *region;
+	const char *compose_param; /* the parameter holding compose.json */
+	bool build;
+};
+
+/*
+ * Pure: the bash script that fetches the commit, reads compose.json from
+ * Parameter Store and runs `up`. Every value is single-quoted
+ * (ssm_shell_quote), so a hostile one is never parsed. -1: a value is
+ * missing.
+ */
+int ec2_script_render(const struct ec2_script *, struct buf *out);
+/*
+ * Pure: the services JSON array `up` printed as its last line of
+ * standard output (SSM's StandardOutputContent), or NULL. Caller puts.
+ */
+struct json_object *ec2_services_parse(const char *out, size_t len);
+/* "<instance>-<env id>-<build id>": a crashed launch retried with the
+ * same build sends the same ClientToken; a later build a new one. */
+void ec2_client_token(const char *instance, uint64_t env_id, uint64_t build_id,
+                      char out[static 64]);
 
 /* ---- aws_outcome.c: what a failed call means for the job (pure) -------- */
 

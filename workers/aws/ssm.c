@@ -484,9 +484,9 @@ ssm_delete_parameter(struct aws_client *c, const char *name,
  * (GetParametersByPath could decrypt every parameter under the path, a
  * permission the workers need not hold); each name is deleted as it comes.
  */
-int
-ssm_delete_path(struct aws_client *c, const char *path, size_t *n,
-                struct aws_error *err)
+static int
+path_walk(struct aws_client *c, const char *path, bool remove, size_t *n,
+          struct aws_error *err)
 {
 	struct buf body = BUF_INIT, resp = BUF_INIT, next = BUF_INIT;
 	size_t page, i;
@@ -538,7 +538,8 @@ ssm_delete_path(struct aws_client *c, const char *path, size_t *n,
 
 			if (name == NULL)
 				continue;
-			if (ssm_delete_parameter(c, name, err) == -1) {
+			if (remove &&
+			    ssm_delete_parameter(c, name, err) == -1) {
 				json_object_put(o);
 				goto out;
 			}
@@ -558,4 +559,18 @@ out:
 	buf_free(&body);
 	buf_free(&next);
 	return rc;
+}
+
+int
+ssm_delete_path(struct aws_client *c, const char *path, size_t *n,
+                struct aws_error *err)
+{
+	return path_walk(c, path, true, n, err);
+}
+
+int
+ssm_count_path(struct aws_client *c, const char *path, size_t *n,
+               struct aws_error *err)
+{
+	return path_walk(c, path, false, n, err);
 }

@@ -1,0 +1,318 @@
+"""The `ec2` compute provider (workers/aws/ec2_compute.c) against moto with
+signatures and IAM on and the worker running with exactly
+infra/aws/iam/worker-policy.json (Resources widened for moto; the recorded
+calls are also checked against the unwidened file by harness/iam_eval).
+
+The operations of compute_ec2 are driven one at a time through
+build/asan/tests/tools/ec2_compute_run, as reconcile.c and sweep.c call
+them, against a private stack's MariaDB (no workers: nothing else talks
+to moto) so build and build_steps rows are the real ones.
+
+moto runs nothing: its instances are `running` at once and never boot, and
+every SSM command "succeeds" at once with empty output. So user-data and
+the Run Command script are checked as moto recorded them (decoded and
+compared), and the answer a real host would give to GetCommandInvocation
+(the services JSON on stdout, the build log on stderr) is injected by the
+fault proxy in front of moto.
+"""
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import iam_eval
+from harness.moto import AMI, Fault, FaultProxy, MotoServer, fixture, load_policy
+from harness.stack import ROOT, Stack
+
+from test_local import Repo
+
+TOOL = os.path.join(ROOT, "build", "asan", "tests", "tools", "ec2_compute_run")
+AWS_RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "aws_run")
+SERVICES = [{"name": "web", "address": "172.18.0.2", "state": "running"},
+            {"name": "api", "address": "172.18.0.3", "state": "running"}]
+
+
+def invocation(stdout, stderr, status="Success", code=0):
+    return json.dumps({"CommandId": "c", "InstanceId": "i", "Status": status,
+                       "StatusDetails": status, "ResponseCode": code,
+                       "StandardOutputContent": stdout,
+                       "StandardErrorContent": stderr}).encode()
+
+
+class Ec2Provider(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.moto = MotoServer()
+        try:
+            cls.ids = cls.moto.setup()
+            cls.proxy = FaultProxy(cls.moto.port)
+        except Exception:
+            cls.moto.stop()
+            raise
+        cls.dir = tempfile.mkdtemp(prefix="eph-ec2p-")
+        creds = os.path.join(cls.dir, "credentials")
+        with open(creds, "w") as f:
+            f.write("[worker]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                    % cls.ids["worker"])
+        os.chmod(creds, 0o600)
+        cls.s = Stack("ec2p", workers=False, settings={
+            "compute.provider": "ec2",
+            "workers.sweep_grace_seconds": 0,
+            "aws.region": "us-east-1",
+            "aws.endpoint_url": cls.proxy.url,
+            "aws.credentials_file": creds,
+            "aws.profile": "worker",
+            "ec2.ami": AMI,
+            "ec2.instance_types": "t3.small,t3a.small",
+            "ec2.subnet_ids": ",".join(cls.ids["subnets"]),
+            "ec2.security_group_ids": cls.ids["sg"],
+            "ec2.instance_profile": "ephemera-preview",
+        })
+        try:
+            cls.s.up()
+        except Exception:
+            cls.s.cleanup()
+            cls.proxy.stop()
+            cls.moto.stop()
+            raise
+        cls.inst = cls.s.settings["environments.instance"]
+        cls.admin_ec2 = cls.moto.client("ec2", *cls.ids["admin"])
+        cls.admin_ssm = cls.moto.client("ssm", *cls.ids["admin"])
+        subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.cleanup()
+        cls.proxy.stop()
+        cls.moto.stop()
+
+    def tool(self, *args, tool=TOOL):
+        e = dict(os.environ)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            e.pop(k, None)
+        e["AWS_EC2_METADATA_DISABLED"] = "true"
+        p = subprocess.run([tool, "-c", self.s.config] + list(args), capture_output=True,
+                           text=True, env=e, timeout=120)
+        for secret in (self.ids["worker"][1], self.ids["admin"][1]):
+            self.assertNotIn(secret, p.stdout + p.stderr)
+        return p
+
+    def env_row(self, pr, slug, sha, url):
+        self.s.sql("INSERT INTO environments (repo, pr, slug, title, desired, phase, "
+                   "desired_sha, clone_url) VALUES ('acme/app', %d, '%s', 't', 'running', "
+                   "'deploying', '%s', '%s')" % (pr, slug, sha, url))
+        return int(self.s.sql("SELECT id FROM environments WHERE slug = '%s'" % slug)[0][0])
+
+    def push(self, env_id, sha):
+        self.s.sql("UPDATE environments SET desired_sha = '%s' WHERE id = %d" % (sha, env_id))
+
+    def instances(self, slug):
+        r = self.admin_ec2.describe_instances(Filters=[
+            {"Name": "tag:ephemera:instance", "Values": [self.inst]},
+            {"Name": "tag:ephemera:env", "Values": [slug]}])
+        return [i for res in r["Reservations"] for i in res["Instances"]]
+
+    def calls(self, action, since=0):
+        return [r for r in self.proxy.records[since:] if r[1] == action]
+
+    def steps(self, build):
+        return self.s.sql("SELECT name, status FROM build_steps WHERE build_id = %s "
+                          "ORDER BY id" % build)
+
+    @staticmethod
+    def field(out, key):
+        for tok in out.split():
+            if tok.startswith(key + "="):
+                return tok.split("=", 1)[1]
+        return None
+
+    def test_lifecycle(self):
+        repo = Repo(self.dir, "acme/app")
+        url = repo.path
+        slug = "pr-1-app"
+        sha1 = repo.commit("one")
+        env_id = self.env_row(1, slug, sha1, url)
+        param = "/%s/%s/compose" % (self.inst, slug)
+
+        # open: launched with both tags, the deploy in its user-data
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.field(p.stdout, "rc"), "ok")
+        build = self.field(p.stdout, "build")
+        self.assertEqual(self.steps(build), [["fetch", "succeeded"], ["configure", "succeeded"],
+                                             ["instance", "succeeded"], ["ship", "succeeded"],
+                                             ["up", "succeeded"]])
+        run = self.calls("RunInstances", mark)
+        self.assertEqual(len(run), 1)
+        ud = base64.b64decode(run[0][2]["UserData"]).decode()
+        self.assertIn("export EPH_SHA='%s'\n" % sha1, ud)
+        self.assertIn("export EPH_SOURCE='%s'\n" % url, ud)
+        self.assertIn("'/opt/ephemera/host/ephemera-host' fetch\n", ud)
+        self.assertIn("--name '%s'" % param, ud)
+        self.assertTrue(run[0][2]["ClientToken"].startswith("%s-%d-" % (self.inst, env_id)))
+        live = self.instances(slug)
+        self.assertEqual(len(live), 1)
+        iid = live[0]["InstanceId"]
+        tags = {t["Key"]: t["Value"] for t in live[0]["Tags"]}
+        self.assertEqual(tags["ephemera:instance"], self.inst)
+        self.assertEqual(tags["ephemera:env"], slug)
+        # compose.json went to Parameter Store as a SecureString, not in
+        # the user-data.
+        got = self.admin_ssm.get_parameter(Name=param, WithDecryption=True)["Parameter"]
+        self.assertEqual(got["Type"], "SecureString")
+        # Tagged with the instance's ARN: the instance policy lets only
+        # that instance read it.
+        ptags = {t["Key"]: t["Value"] for t in self.admin_ssm.list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=param)["TagList"]}
+        self.assertEqual(ptags["ephemera:instance-arn"], iam_eval.ec2_arn("instance", iid))
+        self.assertEqual(ptags["ephemera:env"], slug)
+        self.assertIn('"services"', got["Value"])
+        self.assertNotIn('"services"', ud)
+        p = self.tool("observe", str(env_id))
+        self.assertIn("running=1", p.stdout)
+        self.assertIn("workdir=1", p.stdout)
+
+        # push: the running instance gets the deploy through Run Command.
+        # moto would answer Success with empty output (it runs nothing):
+        # the proxy answers as a host whose `up` worked.
+        sha2 = repo.commit("two", {"web/extra.txt": "x\n"})
+        self.push(env_id, sha2)
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(json.dumps(SERVICES) + "\n",
+                                              "fetch: checked out %s\nup-log-line-42\n" % sha2),
+                                   ctype="application/x-amz-json-1.1")]
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        self.assertIn("172.18.0.2", p.stdout)
+        self.assertEqual(self.calls("RunInstances", mark), [])
+        send = self.calls("SendCommand", mark)
+        self.assertEqual(len(send), 1)
+        self.assertEqual(send[0][2]["DocumentName"], "AWS-RunShellScript")
+        self.assertEqual(send[0][2]["InstanceIds"], [iid])
+        build = self.field(p.stdout, "build")
+        tail = self.s.sql("SELECT log_tail, status FROM builds WHERE id = %s" % build)[0]
+        self.assertIn("up-log-line-42", tail[0])
+        self.assertEqual(tail[1], "succeeded")
+        # What moto recorded: the command, its script carrying the commit.
+        cmds = self.admin_ssm.list_commands(InstanceId=iid)["Commands"]
+        line = cmds[0]["Parameters"]["commands"][0]
+        self.assertTrue(line.startswith("'/bin/bash' '-c' '#!/bin/bash"), line)
+        self.assertIn("EPH_SHA='\\''%s'\\''" % sha2, line)
+
+        # idle stop, then a wake: StartInstances, then Run Command
+        p = self.tool("stop", slug)
+        self.assertIn("rc=0", p.stdout)
+        self.assertEqual(self.instances(slug)[0]["State"]["Name"], "stopped")
+        self.assertIn("running=0", self.tool("observe", str(env_id)).stdout)
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(json.dumps(SERVICES), "woke\n"),
+                                   ctype="application/x-amz-json-1.1")]
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        self.assertEqual(len(self.calls("StartInstances", mark)), 1)
+        self.assertEqual(len(self.calls("SendCommand", mark)), 1)
+        self.assertEqual(self.calls("RunInstances", mark), [])
+        self.assertEqual(self.instances(slug)[0]["State"]["Name"], "running")
+
+        # Just started, its agent not registered: retried, not failed.
+        self.proxy.faults = [Fault("SendCommand", 400, json.dumps(
+            {"__type": "InvalidInstanceId", "message": "not registered"}).encode(),
+            ctype="application/x-amz-json-1.1")]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "retry", p.stdout)
+        self.assertIn("not registered yet", p.stdout)
+
+        # A script that fails on the host is the environment's failure.
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation("", "compose up failed\n", "Failed", 1),
+                                   ctype="application/x-amz-json-1.1")]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "failed", p.stdout)
+        self.assertIn("Failed", p.stdout)
+
+        # close: terminated, parameters gone, nothing left
+        p = self.tool("destroy", slug)
+        self.assertIn("rc=0", p.stdout, p.stdout + p.stderr)
+        self.assertEqual([i["State"]["Name"] for i in self.instances(slug)], ["terminated"])
+        # The gate's checkout on the worker is gone too (no Docker call).
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "envs", slug)))
+        left = self.admin_ssm.describe_parameters(ParameterFilters=[
+            {"Key": "Path", "Option": "Recursive", "Values": ["/%s/%s" % (self.inst, slug)]}])
+        self.assertEqual(left["Parameters"], [])
+        self.assertIn("any=0", self.tool("leftovers", slug).stdout)
+
+        # Every call the run made (both tests, all through the proxy),
+        # with its real ARN and tags, against the unwidened policy.
+        denied = iam_eval.check_run(load_policy("worker-policy.json"), self.proxy.records)
+        self.assertEqual(denied, [])
+
+    def test_crash_adopts(self):
+        repo = Repo(self.dir, "acme/crash")
+        slug = "pr-2-crash"
+        sha = repo.commit("one")
+        env_id = self.env_row(2, slug, sha, repo.path)
+        # A worker that died after RunInstances, before any database
+        # write: the instance exists with its tags (launched through the
+        # same client and proxy, tools/aws_run), no build knows it.
+        p = self.tool("launch", slug, str(env_id), "0", tool=AWS_RUN)
+        self.assertIn("adopted=no", p.stdout, p.stdout + p.stderr)
+        self.assertEqual(len(self.instances(slug)), 1)
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(json.dumps(SERVICES), ""),
+                                   ctype="application/x-amz-json-1.1")]
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        self.assertEqual(self.calls("RunInstances", mark), [])
+        self.assertEqual(len(self.instances(slug)), 1)
+        # The sweep's view: the slug is owned (grace 0 here).
+        owned = self.tool("owned").stdout
+        self.assertIn("owned slug=%s\n" % slug, owned)
+        p = self.tool("destroy", slug)
+        self.assertIn("rc=0", p.stdout)
+        self.assertNotIn("slug=%s\n" % slug, self.tool("owned").stdout)
+
+    def test_errors(self):
+        """Recorded AWS answers through the proxy map through aws_outcome:
+        throttling and capacity are the queue's retries, a denied call
+        fails the environment naming the permission; none launches."""
+        repo = Repo(self.dir, "acme/err")
+        slug = "pr-3-err"
+        env_id = self.env_row(3, slug, repo.commit("one"), repo.path)
+        mark = len(self.proxy.records)
+        self.proxy.faults = [Fault("DescribeInstances", 503,
+                                   fixture("ec2/error-request-limit-exceeded.xml"))]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "retry", p.stdout)
+        self.assertGreater(int(self.field(p.stdout, "retry_ms")), 0)
+        # Every type in every subnet out of capacity: retried in minutes.
+        self.proxy.faults = [Fault("RunInstances", 500,
+                                   fixture("ec2/error-insufficient-instance-capacity.xml"),
+                                   times=4)]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "retry", p.stdout)
+        self.assertEqual(self.field(p.stdout, "retry_ms"), "300000")
+        self.assertEqual(len(self.calls("RunInstances", mark)), 4)
+        self.proxy.faults = [Fault("RunInstances", 403, b"<Response><Errors><Error>"
+                                   b"<Code>UnauthorizedOperation</Code><Message>You are not "
+                                   b"authorized to perform this operation.</Message></Error>"
+                                   b"</Errors></Response>")]
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "failed", p.stdout)
+        self.assertIn("ec2:RunInstances", p.stdout)
+        build = self.field(p.stdout, "build")
+        self.assertEqual(self.steps(build)[-1], ["instance", "failed"])
+        self.assertEqual(self.instances(slug), [])
+        self.proxy.faults = []
+        self.tool("destroy", slug)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,245 @@
+/*
+ * test_ec2_compute.c - the pure parts of the ec2 provider: the deploy
+ * script (rendered with hostile inputs and run through bash, both as
+ * user-data and as SSM's quoted `bash -c` line, with stubs for
+ * ephemera-host and the AWS CLI), the services line of SSM's output and
+ * the ClientToken.
+ */
+#include <json.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "../../workers/aws/aws.h"
+
+/* The stubs write what they were given into the work dir. */
+static const char host_stub[] =
+        "#!/bin/sh\n"
+        "d=$EPH_DIR\n"
+        "printf '%s' \"$EPH_SOURCE\" >\"$d/$1.source\"\n"
+        "printf '%s' \"$EPH_SHA\" >\"$d/$1.sha\"\n"
+        "printf '%s' \"$EPH_PROJECT\" >\"$d/$1.project\"\n"
+        "printf '%s' \"$EPH_INSTANCE\" >\"$d/$1.instance\"\n"
+        "printf '%s' \"$EPH_BUILD\" >\"$d/$1.build\"\n";
+static const char aws_stub[] = "#!/bin/sh\n"
+                               "printf '%s\\n' \"$@\" >\"$EPH_DIR/aws.args\"\n"
+                               "printf '{\"services\":{}}'\n";
+
+static void
+write_exec(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	chmod(path, 0700);
+}
+
+static char *
+slurp(const char *dir, const char *name)
+{
+	struct buf p = BUF_INIT, b = BUF_INIT;
+	char chunk[512];
+	size_t n;
+	FILE *f;
+
+	buf_printf(&p, "%s/%s", dir, name);
+	f = fopen(buf_str(&p), "r");
+	while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	if (f)
+		fclose(f);
+	buf_free(&p);
+	return f ? (b.data ? buf_detach(&b) : xstrdup("")) : NULL;
+}
+
+static int
+run_sh(const char *cmd)
+{
+	FILE *p = popen(cmd, "w");
+
+	return p ? pclose(p) : -1;
+}
+
+static void
+check_run(const char *dir, const char *canary, const struct ec2_script *s)
+{
+	char *v;
+
+	CHECK(access(canary, F_OK) == -1); /* nothing was executed */
+	v = slurp(dir, "fetch.source");
+	CHECK_STR(v, s->source);
+	free(v);
+	v = slurp(dir, "up.sha");
+	CHECK_STR(v, s->sha);
+	free(v);
+	v = slurp(dir, "up.project");
+	CHECK_STR(v, s->project);
+	free(v);
+	v = slurp(dir, "up.instance");
+	CHECK_STR(v, s->instance);
+	free(v);
+	v = slurp(dir, "up.build");
+	CHECK_STR(v, "1");
+	free(v);
+	v = slurp(dir, "compose.json");
+	CHECK_STR(v, "{\"services\":{}}");
+	free(v);
+	v = slurp(dir, "aws.args");
+	CHECK(v != NULL && strstr(v, "--with-decryption\n") != NULL);
+	CHECK(v != NULL && strstr(v, s->compose_param) != NULL);
+	free(v);
+}
+
+static void
+test_script_hostile(void)
+{
+	static const char *const sources[] = {
+	        "https://github.com/o/r.git",
+	        "https://x/'; touch CANARY; echo '",
+	        "$(touch CANARY)",
+	        "`touch CANARY`",
+	        "a\nb; touch CANARY\n",
+	        "\"$(touch CANARY)\" ${IFS} \\ '\\'' ;|&<>*?~#",
+	};
+	char tmpl[] = "/tmp/ephemera-ec2-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	struct buf host = BUF_INIT, aws = BUF_INIT, canary = BUF_INIT;
+	struct buf cmd = BUF_INIT, src = BUF_INIT, sha = BUF_INIT;
+	size_t i;
+	int path;
+
+	CHECK(dir != NULL);
+	if (dir == NULL)
+		return;
+	buf_printf(&host, "%s/host stub's", dir);
+	buf_printf(&aws, "%s/aws", dir);
+	buf_printf(&canary, "%s/CANARY", dir);
+	buf_printf(&sha, "$(touch %s)", buf_str(&canary));
+	write_exec(buf_str(&host), host_stub);
+	write_exec(buf_str(&aws), aws_stub);
+	for (i = 0; i < NELEM(sources); i++) {
+		for (path = 0; path < 2; path++) {
+			struct ec2_script s = {0};
+			struct buf script = BUF_INIT;
+			const char *argv[] = {"/bin/bash", "-c", NULL};
+			size_t k;
+
+			/* CANARY stands for the canary's absolute path. */
+			buf_reset(&src);
+			for (k = 0; sources[i][k]; k++)
+				if (strncmp(sources[i] + k, "CANARY", 6) == 0) {
+					buf_puts(&src, buf_str(&canary));
+					k += 5;
+				} else {
+					buf_putc(&src, sources[i][k]);
+				}
+			s.host = buf_str(&host);
+			s.aws = buf_str(&aws);
+			s.instance = "t1";
+			s.project = "t1-o-r-7";
+			s.dir = dir;
+			s.source = buf_str(&src);
+			s.sha = i % 2 ? buf_str(&sha) : "0123abcd";
+			s.region = "us-east-1";
+			s.compose_param = "/t1/o-r-7/compose";
+			s.build = true;
+			CHECK(ec2_script_render(&s, &script) == 0);
+			buf_reset(&cmd);
+			if (path == 0) {
+				/* user-data: the script as cloud-init runs it */
+				buf_puts(&cmd,
+				         "exec /bin/bash -s <<'EOF_EPH'\n");
+				buf_puts(&cmd, buf_str(&script));
+				buf_puts(&cmd, "EOF_EPH\n");
+			} else {
+				/* SSM: the quoted `bash -c SCRIPT` line */
+				argv[2] = buf_str(&script);
+				for (k = 0; k < NELEM(argv); k++) {
+					if (k)
+						buf_putc(&cmd, ' ');
+					ssm_shell_quote(&cmd, argv[k]);
+				}
+			}
+			CHECK(run_sh(buf_str(&cmd)) == 0);
+			check_run(dir, buf_str(&canary), &s);
+			buf_free(&script);
+		}
+	}
+	buf_reset(&cmd);
+	buf_printf(&cmd, "rm -rf -- '%s'", dir);
+	run_sh(buf_str(&cmd));
+	buf_free(&host);
+	buf_free(&aws);
+	buf_free(&canary);
+	buf_free(&cmd);
+	buf_free(&src);
+	buf_free(&sha);
+}
+
+static void
+test_script_missing(void)
+{
+	struct ec2_script s = {0};
+	struct buf b = BUF_INIT;
+
+	s.host = EC2_HOST_SCRIPT;
+	s.aws = "aws";
+	CHECK(ec2_script_render(&s, &b) == -1);
+	buf_free(&b);
+}
+
+static void
+test_services_parse(void)
+{
+	static const struct {
+		const char *out;
+		int n; /* services; -1: NULL */
+	} cases[] = {
+	        {"[{\"name\":\"web\",\"address\":\"172.18.0.2\"}]\n", 1},
+	        {"fetch noise\n[{\"name\":\"a\"},{\"name\":\"b\"}]\n\n", 2},
+	        {"[]", 0},
+	        {"", -1},
+	        {"\n\n", -1},
+	        {"{\"name\":\"web\"}\n", -1},
+	        {"[{\"name\":\"web\"}]\ngarbage after\n", -1},
+	        {"[{\"name\":\"web\",\"addr", -1}, /* cut at 24,000 */
+	        {"[1]\r\n", 1},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		struct json_object *a =
+		        ec2_services_parse(cases[i].out, strlen(cases[i].out));
+		int n = a ? (int)json_object_array_length(a) : -1;
+
+		if (n != cases[i].n)
+			fprintf(stderr, "  case %zu: %d services, want %d\n", i,
+			        n, cases[i].n);
+		CHECK(n == cases[i].n);
+		json_object_put(a);
+	}
+}
+
+static void
+test_client_token(void)
+{
+	char a[64], b[64], c[64];
+
+	ec2_client_token("t123456789012345", 7, 3, a);
+	ec2_client_token("t123456789012345", 7, 3, b);
+	ec2_client_token("t123456789012345", 7, 4, c);
+	CHECK_STR(a, b);
+	CHECK(strcmp(a, c) != 0);
+	CHECK(strlen(a) <= 64);
+	ec2_client_token("eph", 18446744073709551615ull,
+	                 18446744073709551615ull, a);
+	CHECK_STR(a, "eph-18446744073709551615-18446744073709551615");
+}
+
+UNIT_MAIN(TEST(test_script_hostile), TEST(test_script_missing),
+          TEST(test_services_parse), TEST(test_client_token))

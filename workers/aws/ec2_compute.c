@@ -1,0 +1,649 @@
+/*
+ * ec2_compute.c - the `ec2` compute provider: one EC2 instance per
+ * environment, found by its tags (ephemera:instance, ephemera:env), driven
+ * without SSH.
+ *
+ * A deploy fetches and gates the commit on this machine exactly as the
+ * local provider does (deploy_gate), puts the gated compose.json into
+ * Parameter Store, then: no instance yet → RunInstances with the deploy as
+ * user-data (the first deploy does not wait for SSM registration; the
+ * exposure's verify sees the result); a stopped one → StartInstances,
+ * then Run Command; a running one → Run Command (AWS-RunShellScript
+ * running host/ephemera-host), polled until final. The script is the same
+ * both ways (ec2_script_render), and every value in it is quoted.
+ *
+ * A failed AWS call becomes the deploy's outcome through aws_outcome:
+ * throttling is retried with backoff, a denied call fails the environment
+ * naming the permission.
+ */
+#include <json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../workers.h"
+#include "aws.h"
+
+#define EC2_EXEC_TIMEOUT 900
+#define EC2_POLL_MS 2000
+
+/* ---- the pure part ---------------------------------------------------- */
+
+static void
+script_export(struct buf *b, const char *name, const char *value)
+{
+	buf_printf(b, "export %s=", name);
+	ssm_shell_quote(b, value);
+	buf_putc(b, '\n');
+}
+
+int
+ec2_script_render(const struct ec2_script *s, struct buf *out)
+{
+	if (!s->host || !s->aws || !s->instance || !s->project || !s->dir ||
+	    !s->source || !s->sha || !s->region || !s->compose_param)
+		return -1;
+	buf_puts(out, "#!/bin/bash\n"
+	              "# Ephemera: one deploy through host/ephemera-host. "
+	              "Every value is\n# single-quoted: none is parsed by "
+	              "the shell.\n"
+	              "set -euo pipefail\n"
+	              "umask 077\n");
+	script_export(out, "EPH_INSTANCE", s->instance);
+	script_export(out, "EPH_PROJECT", s->project);
+	script_export(out, "EPH_DIR", s->dir);
+	script_export(out, "EPH_SOURCE", s->source);
+	script_export(out, "EPH_SHA", s->sha);
+	script_export(out, "EPH_BUILD", s->build ? "1" : "0");
+	ssm_shell_quote(out, s->host);
+	buf_puts(out, " fetch\n");
+	/* compose.json is the gate's output, read with the instance's own
+	 * role; it never travels in user-data or a command. A first boot
+	 * may come before the worker has tagged it with the instance's ARN
+	 * (which the instance policy asks for): it is asked again. */
+	buf_puts(out, "n=0\nuntil ");
+	ssm_shell_quote(out, s->aws);
+	buf_puts(out, " ssm get-parameter --with-decryption --region ");
+	ssm_shell_quote(out, s->region);
+	buf_puts(out, " --name ");
+	ssm_shell_quote(out, s->compose_param);
+	buf_puts(out, " --query Parameter.Value --output text "
+	              ">\"$EPH_DIR/compose.json\"; do\n"
+	              "\tn=$((n + 1))\n"
+	              "\t[ \"$n\" -lt 60 ] || exit 1\n"
+	              "\tsleep 5\n"
+	              "done\n"
+	              "exec ");
+	ssm_shell_quote(out, s->host);
+	buf_puts(out, " up\n");
+	return out->failed ? -1 : 0;
+}
+
+struct json_object *
+ec2_services_parse(const char *out, size_t len)
+{
+	struct json_object *arr;
+	struct buf line = BUF_INIT;
+	size_t end = len, start;
+
+	/* The last non-empty line: `up` prints the JSON last. */
+	while (end > 0 && (out[end - 1] == '\n' || out[end - 1] == '\r' ||
+	                   out[end - 1] == ' '))
+		end--;
+	start = end;
+	while (start > 0 && out[start - 1] != '\n')
+		start--;
+	buf_append(&line, out + start, end - start);
+	arr = end > start ? json_tokener_parse(buf_str(&line)) : NULL;
+	buf_free(&line);
+	if (arr != NULL && !json_object_is_type(arr, json_type_array)) {
+		json_object_put(arr);
+		arr = NULL;
+	}
+	return arr;
+}
+
+void
+ec2_client_token(const char *instance, uint64_t env_id, uint64_t build_id,
+                 char out[static 64])
+{
+	snprintf(out, 64, "%.15s-%llu-%llu", instance,
+	         (unsigned long long)env_id, (unsigned long long)build_id);
+}
+
+/* ---- the shell: AWS calls -------------------------------------------- */
+
+static void
+env_tags(const struct config *cfg, const char *slug, struct aws_tag tags[2])
+{
+	tags[0] = (struct aws_tag){"ephemera:instance", local_instance(cfg)};
+	tags[1] = (struct aws_tag){"ephemera:env", slug};
+}
+
+/* "<prefix>/<instance>/<slug>/": everything of the environment. */
+static int
+param_path(const struct config *cfg, const char *slug, struct buf *out)
+{
+	if (ssm_parameter_name(cfg, slug, NULL, out) == -1)
+		return -1;
+	buf_putc(out, '/');
+	return 0;
+}
+
+static bool
+state_is(const struct ec2_instance *in, const char *a, const char *b)
+{
+	return strcmp(in->state, a) == 0 || (b && strcmp(in->state, b) == 0);
+}
+
+/* The environment's live instances (not terminated). */
+static int
+instances_of(struct aws_client *c, const char *slug, struct ec2_instances *l,
+             struct buf *why)
+{
+	struct aws_tag tags[2];
+	struct aws_error err;
+
+	env_tags(c->cfg, slug, tags);
+	if (ec2_describe_instances(c, tags, NELEM(tags), l, &err) == 0)
+		return 0;
+	if (why)
+		buf_printf(why, "ec2 DescribeInstances: %s %s", err.code,
+		           err.message);
+	return -1;
+}
+
+static int
+ec2_leftovers(struct worker *w, const struct job *job, const char *slug,
+              bool *any)
+{
+	struct aws_client c;
+	struct ec2_instances l = {0};
+	struct buf path = BUF_INIT;
+	struct aws_error err;
+	size_t n = 0;
+	int rc = -1;
+
+	(void)job;
+	aws_client_init(&c, w->cfg);
+	if (instances_of(&c, slug, &l, NULL) == -1)
+		goto out;
+	*any = l.n > 0;
+	if (!*any) {
+		if (param_path(w->cfg, slug, &path) == -1 ||
+		    ssm_count_path(&c, buf_str(&path), &n, &err) == -1)
+			goto out;
+		*any = n > 0;
+	}
+	rc = 0;
+out:
+	ec2_instances_free(&l);
+	buf_free(&path);
+	aws_client_free(&c);
+	return rc;
+}
+
+/*
+ * Running (or on its way there) from EC2; the work dir is the gate's
+ * checkout on this machine. Everything should be gone: any instance not
+ * terminated, or any parameter, is left over.
+ */
+static int
+ec2_observe(struct worker *w, const struct job *job, const struct env *e,
+            struct facts *f)
+{
+	struct aws_client c;
+	struct ec2_instances l = {0};
+	size_t i;
+	int rc = -1;
+
+	f->workdir = local_workdir_ours(w->cfg, e->slug, 0);
+	if (strcmp(e->desired, "destroyed") == 0)
+		return ec2_leftovers(w, job, e->slug, &f->leftover);
+	aws_client_init(&c, w->cfg);
+	if (instances_of(&c, e->slug, &l, NULL) == -1)
+		goto out;
+	for (i = 0; i < l.n; i++)
+		if (state_is(&l.v[i], "running", "pending"))
+			f->running = true;
+	f->leftover = l.n > 0;
+	rc = 0;
+out:
+	ec2_instances_free(&l);
+	aws_client_free(&c);
+	return rc;
+}
+
+/* An AWS error as the deploy's outcome, with its reason in d->why. */
+static enum deploy_rc
+deploy_aws_fail(struct deploy *d, const struct aws_error *err,
+                double since_launch)
+{
+	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	enum deploy_rc rc;
+
+	aws_outcome(err, d->job ? d->job->attempts : 1, since_launch,
+	            d->w->cfg->workers_backoff_base_ms,
+	            d->w->cfg->workers_backoff_cap_ms, backoff_random(), &res);
+	buf_puts(&d->why, buf_str(&res.error));
+	rc = res.outcome == JOB_RETRY ? DEPLOY_RETRY : DEPLOY_FAILED;
+	if (rc == DEPLOY_RETRY)
+		d->retry_ms = res.retry_after_ms;
+	buf_free(&res.error);
+	return rc;
+}
+
+static char *
+file_read(const char *path)
+{
+	struct buf b = BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(f);
+	explicit_bzero(chunk, sizeof(chunk));
+	return b.data ? buf_detach(&b) : xstrdup("");
+}
+
+/*
+ * The gated compose.json into Parameter Store (it may hold secrets),
+ * tagged with the instance's ARN: the instance policy lets an instance
+ * read only the parameters that carry its own ARN.
+ */
+static enum deploy_rc
+step_ship(struct deploy *d, struct aws_client *c, const char *param,
+          const struct ec2_instance *in)
+{
+	struct aws_tag tags[3];
+	struct buf arn = BUF_INIT;
+	struct aws_error err;
+	struct buf path = BUF_INIT;
+	enum deploy_rc rc = DEPLOY_OK;
+	char *text;
+
+	buf_printf(&path, "%s/compose.json", d->dir);
+	text = file_read(buf_str(&path));
+	buf_free(&path);
+	if (text == NULL) {
+		buf_puts(&d->why, "the gated compose.json is missing");
+		return DEPLOY_RETRY;
+	}
+	env_tags(d->w->cfg, d->e->slug, tags);
+	buf_printf(&arn, "arn:aws:ec2:%s:%s:instance/%s", d->w->cfg->aws_region,
+	           in->owner_id, in->id);
+	tags[2] = (struct aws_tag){"ephemera:instance-arn", buf_str(&arn)};
+	if (ssm_put_parameter(c, param, text, tags, NELEM(tags), &err) == -1)
+		rc = deploy_aws_fail(d, &err, -1);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	buf_free(&arn);
+	return rc;
+}
+
+/* The instance, found by its tags or launched with the deploy as its
+ * user-data; a stopped one is started. */
+static enum deploy_rc
+step_instance(struct deploy *d, struct aws_client *c, const char *script,
+              struct ec2_instance *in, bool *launched)
+{
+	const struct config *cfg = d->w->cfg;
+	struct aws_tag tags[2];
+	struct ec2_launch l = {0};
+	struct aws_error err;
+	char token[64];
+
+	env_tags(cfg, d->e->slug, tags);
+	ec2_client_token(local_instance(cfg), d->e->id, d->b.id, token);
+	l.ami = cfg->ec2_ami;
+	l.launch_template = cfg->ec2_launch_template;
+	l.security_group_ids = cfg->ec2_security_group_ids;
+	l.instance_profile = cfg->ec2_instance_profile;
+	l.user_data = script;
+	l.tags = tags;
+	l.ntags = NELEM(tags);
+	l.client_token = token;
+	if (ec2_find_or_launch(c, &l, cfg->ec2_instance_types,
+	                       cfg->ec2_subnet_ids, local_instance(cfg),
+	                       d->e->slug, in, launched, &err) == -1)
+		return deploy_aws_fail(d, &err, -1);
+	if (state_is(in, "stopping", NULL)) {
+		buf_printf(&d->why, "instance %s is still stopping", in->id);
+		return DEPLOY_RETRY;
+	}
+	if (state_is(in, "stopped", NULL)) {
+		if (ec2_instance_action(c, "StartInstances", in->id, &err) ==
+		    -1)
+			return deploy_aws_fail(d, &err, -1);
+		snprintf(in->state, sizeof(in->state), "pending");
+	}
+	log_info("ec2_instance", "env=%llu instance_id=%s state=%s launched=%d",
+	         (unsigned long long)d->e->id, in->id, in->state, *launched);
+	return DEPLOY_OK;
+}
+
+/* Run Command with the script, polled until final. */
+static enum deploy_rc
+step_command(struct deploy *d, struct aws_client *c, const char *script,
+             const struct ec2_instance *in, struct json_object **services)
+{
+	const char *argv[] = {"/bin/bash", "-c", script};
+	struct ssm_invocation v;
+	struct json_object *arr = NULL;
+	struct aws_error err;
+	char command_id[64], *text = NULL;
+	double until = now_mono() + EC2_EXEC_TIMEOUT + 120;
+	enum deploy_rc rc = DEPLOY_RETRY;
+
+	ssm_invocation_init(&v);
+	if (ssm_send_command(c, in->id, argv, NELEM(argv), EC2_EXEC_TIMEOUT,
+	                     command_id, &err) == -1) {
+		if (strcmp(err.code, "InvalidInstanceId") != 0) {
+			rc = deploy_aws_fail(d, &err, -1);
+			goto out;
+		}
+		/* Just started: its SSM agent has not registered yet (or,
+		 * retried until the last attempt, never will: no role). */
+		buf_printf(&d->why,
+		           "the SSM agent of %s is not registered yet "
+		           "(InvalidInstanceId); retrying",
+		           in->id);
+		d->retry_ms = backoff_delay_ms(d->job ? d->job->attempts : 1,
+		                               5000, 60000, backoff_random());
+		goto out;
+	}
+	for (;;) {
+		if (ssm_get_invocation(c, command_id, in->id, &v, &err) == -1 &&
+		    err.kind != AWS_NOT_FOUND) {
+			rc = deploy_aws_fail(d, &err, -1);
+			goto out;
+		}
+		if (err.kind == AWS_OK && ssm_status_final(v.status))
+			break;
+		if (now_mono() > until) {
+			buf_printf(&d->why, "command %s did not finish",
+			           command_id);
+			goto out;
+		}
+		if ((d->job && job_heartbeat(d->w, d->job) == -1) ||
+		    worker_sleep(d->w, EC2_POLL_MS) == -1) {
+			buf_puts(&d->why, "the job's lease was lost");
+			goto out;
+		}
+		buf_reset(&v.out);
+		buf_reset(&v.err);
+	}
+	deploy_log_append(d, v.err.data, v.err.len);
+	log_info("ec2_command", "env=%llu command_id=%s status=%s code=%d",
+	         (unsigned long long)d->e->id, command_id,
+	         ssm_status_name(v.status), v.response_code);
+	if (v.status != SSM_SUCCESS) {
+		buf_printf(&d->why, "the deploy on %s ended %s (exit %d)",
+		           in->id, ssm_status_name(v.status), v.response_code);
+		/* The script's own failure is the app's; delivery is ours. */
+		rc = v.status == SSM_FAILED ? DEPLOY_FAILED : DEPLOY_RETRY;
+		goto out;
+	}
+	arr = ec2_services_parse(v.out.data ? v.out.data : "", v.out.len);
+	if (arr == NULL) {
+		buf_puts(&d->why, "the host did not report its services");
+		rc = DEPLOY_FAILED;
+		goto out;
+	}
+	text = xstrdup(
+	        json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+	rc = deploy_addresses_take(d, text, services) == 0 ? DEPLOY_OK
+	                                                   : DEPLOY_FAILED;
+out:
+	json_object_put(arr);
+	free(text);
+	ssm_invocation_free(&v);
+	return rc;
+}
+
+/*
+ * A first deploy runs from user-data, and the worker does not wait for
+ * the instance: the targets get the instance's address and the services
+ * come from the exposure's verify (a tunnel connector in the project).
+ */
+static enum deploy_rc
+step_up(struct deploy *d, struct aws_client *c, const char *script,
+        const struct ec2_instance *in, bool launched,
+        struct json_object **services)
+{
+	size_t i;
+
+	if (!launched)
+		return step_command(d, c, script, in, services);
+	for (i = 0; i < d->ntargets; i++)
+		d->targets[i].address = in->private_ip;
+	*services = json_object_new_array();
+	buf_printf(&d->log, "launched %s; the deploy runs from its user-data\n",
+	           in->id);
+	return DEPLOY_OK;
+}
+
+static enum deploy_rc
+ec2_deploy(struct deploy *d, struct json_object **services)
+{
+	const struct config *cfg = d->w->cfg;
+	struct aws_client c;
+	struct ec2_instance in;
+	struct ec2_script s = {0};
+	struct buf param = BUF_INIT, script = BUF_INIT, dir = BUF_INIT;
+	char project[80];
+	bool launched = false;
+	enum deploy_rc rc;
+
+	if ((rc = deploy_gate(d)) != DEPLOY_OK)
+		return rc;
+	aws_client_init(&c, cfg);
+	memset(&in, 0, sizeof(in));
+	if (ssm_parameter_name(cfg, d->e->slug, "compose", &param) == -1) {
+		buf_puts(&d->why, "environments.instance or the slug cannot "
+		                  "name a parameter");
+		rc = DEPLOY_FAILED;
+		goto out;
+	}
+	local_project_name(cfg, d->e->slug, project);
+	buf_printf(&dir, "%s/%s", EC2_ENVS_DIR, d->e->slug);
+	s.host = EC2_HOST_SCRIPT;
+	s.aws = "aws";
+	s.instance = local_instance(cfg);
+	s.project = project;
+	s.dir = buf_str(&dir);
+	s.source = d->admin && d->admin->source ? d->admin->source
+	                                        : d->e->clone_url;
+	s.sha = d->e->desired_sha;
+	s.region = cfg->aws_region;
+	s.compose_param = buf_str(&param);
+	s.build = d->rs.build;
+	if (s.source == NULL || ec2_script_render(&s, &script) == -1) {
+		buf_puts(&d->why, "no source to fetch on the instance");
+		rc = DEPLOY_FAILED;
+		goto out;
+	}
+	if (build_step_begin(d->w->db, &d->b, "instance") == -1) {
+		rc = DEPLOY_RETRY;
+		goto out;
+	}
+	rc = step_instance(d, &c, buf_str(&script), &in, &launched);
+	if ((rc = step_run(d, "instance", rc)) != DEPLOY_OK)
+		goto out;
+	if (build_step_begin(d->w->db, &d->b, "ship") == -1) {
+		rc = DEPLOY_RETRY;
+		goto out;
+	}
+	rc = step_ship(d, &c, buf_str(&param), &in);
+	if ((rc = step_run(d, "ship", rc)) != DEPLOY_OK)
+		goto out;
+	if (build_step_begin(d->w->db, &d->b, "up") == -1) {
+		rc = DEPLOY_RETRY;
+		goto out;
+	}
+	rc = step_run(
+	        d, "up",
+	        step_up(d, &c, buf_str(&script), &in, launched, services));
+out:
+	buf_free(&param);
+	buf_free(&script);
+	buf_free(&dir);
+	aws_client_free(&c);
+	return rc;
+}
+
+/* StopInstances on each running one: the volumes (and the app's data)
+ * stay. */
+static int
+ec2_stop(struct worker *w, const struct job *job, const char *slug,
+         struct buf *why)
+{
+	struct aws_client c;
+	struct ec2_instances l = {0};
+	struct aws_error err;
+	size_t i;
+	int rc = -1;
+
+	(void)job;
+	aws_client_init(&c, w->cfg);
+	if (instances_of(&c, slug, &l, why) == -1)
+		goto out;
+	for (i = 0; i < l.n; i++) {
+		if (!state_is(&l.v[i], "running", "pending"))
+			continue;
+		if (ec2_instance_action(&c, "StopInstances", l.v[i].id, &err) ==
+		    -1) {
+			if (why)
+				buf_printf(why, "ec2 StopInstances: %s %s",
+				           err.code, err.message);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	ec2_instances_free(&l);
+	aws_client_free(&c);
+	return rc;
+}
+
+/* The gate's checkout on this machine (`forget`: no Docker call, so a
+ * control plane without Docker can serve ec2 environments). */
+static int
+checkout_remove(struct worker *w, const struct job *job, const char *slug,
+                struct buf *why)
+{
+	struct host_call c;
+	struct proc p;
+	char project[80];
+	char *dir;
+	int rc;
+
+	if (!local_workdir_ours(w->cfg, slug, 0))
+		return 0;
+	dir = local_env_dir(w->cfg, slug);
+	local_project_name(w->cfg, slug, project);
+	host_call_init(&c, "forget", project, dir);
+	proc_init(&p);
+	rc = local_host_run(w, job, &c, &p);
+	if (rc == -1 && why)
+		buf_printf(why, "removing the checkout failed: %s",
+		           buf_str(&p.err));
+	proc_free(&p);
+	free(dir);
+	return rc;
+}
+
+/* TerminateInstances on each, the environment's parameters deleted, and
+ * the gate's checkout on this machine removed. */
+static int
+ec2_destroy(struct worker *w, const struct job *job, const char *slug,
+            struct buf *why)
+{
+	struct aws_client c;
+	struct ec2_instances l = {0};
+	struct buf path = BUF_INIT;
+	struct aws_error err;
+	size_t i, n = 0;
+	int rc = -1;
+
+	aws_client_init(&c, w->cfg);
+	if (instances_of(&c, slug, &l, why) == -1)
+		goto out;
+	for (i = 0; i < l.n; i++) {
+		if (state_is(&l.v[i], "shutting-down", "terminated"))
+			continue;
+		if (ec2_instance_action(&c, "TerminateInstances", l.v[i].id,
+		                        &err) == -1)
+			goto fail;
+	}
+	if (param_path(w->cfg, slug, &path) == -1) {
+		if (why)
+			buf_puts(why, "the slug cannot name a parameter path");
+		goto out;
+	}
+	if (ssm_delete_path(&c, buf_str(&path), &n, &err) == -1)
+		goto fail;
+	log_info("ec2_destroy", "slug=%s instances=%zu parameters=%zu",
+	         log_q(slug), l.n, n);
+	rc = checkout_remove(w, job, slug, why);
+	goto out;
+fail:
+	if (why)
+		buf_printf(why, "%s %s: %s %s", err.service, err.action,
+		           err.code, err.message);
+out:
+	ec2_instances_free(&l);
+	buf_free(&path);
+	aws_client_free(&c);
+	return rc;
+}
+
+/* Slugs with a tagged instance of this installation launched longer ago
+ * than the sweep's grace period. */
+static int
+ec2_list_owned(struct worker *w, const struct job *job, slug_fn add, void *arg)
+{
+	struct aws_tag tag = {"ephemera:instance", local_instance(w->cfg)};
+	struct aws_client c;
+	struct ec2_instances l = {0};
+	struct aws_error err;
+	time_t now = time(NULL), at;
+	size_t i;
+	int rc = -1;
+
+	(void)job;
+	aws_client_init(&c, w->cfg);
+	if (ec2_describe_instances(&c, &tag, 1, &l, &err) == -1)
+		goto out;
+	for (i = 0; i < l.n; i++) {
+		size_t n = strlen(l.v[i].tag_env);
+
+		if (parse_iso8601(l.v[i].launch_time, &at) == -1)
+			at = now; /* unknown age: not yet */
+		if (slug_valid(l.v[i].tag_env, n) &&
+		    difftime(now, at) >=
+		            (double)w->cfg->workers_sweep_grace_seconds)
+			add(arg, l.v[i].tag_env, n);
+	}
+	rc = 0;
+out:
+	ec2_instances_free(&l);
+	aws_client_free(&c);
+	return rc;
+}
+
+const struct compute_ops compute_ec2 = {
+        .name = "ec2",
+        .observe = ec2_observe,
+        .deploy = ec2_deploy,
+        .stop = ec2_stop,
+        .destroy = ec2_destroy,
+        .leftovers = ec2_leftovers,
+        .list_owned = ec2_list_owned,
+};
