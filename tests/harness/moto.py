@@ -211,6 +211,18 @@ class FaultProxy:
         self.server.server_close()
 
 
+def moto_behind_proxy():
+    """(moto, its setup ids, a FaultProxy in front of it): what every AWS
+    test class starts. A failed start stops moto (tearDownClass does not
+    run after a failed setUpClass)."""
+    moto = MotoServer()
+    try:
+        return moto, moto.setup(), FaultProxy(moto.port)
+    except Exception:
+        moto.stop()
+        raise
+
+
 def fixture(rel):
     with open(os.path.join(FIXTURES, rel), "rb") as f:
         return f.read()

@@ -16,8 +16,8 @@ import tempfile
 import unittest
 
 from harness import iam_eval
-from harness.moto import (AMI, Fault, FaultProxy, FakeImds, MotoServer, ROOT,
-                          fixture, load_policy, widen)
+from harness.moto import (AMI, Fault, FakeImds, ROOT, fixture, load_policy,
+                          moto_behind_proxy, widen)
 
 TOOL = os.path.join(ROOT, "build", "asan", "tests", "tools", "aws_run")
 SECRET_VALUE = "DATABASE_URL=postgres://u:very-secret-pw@db/x"
@@ -28,14 +28,7 @@ class AwsBase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.moto = MotoServer()
-        try:
-            cls.ids = cls.moto.setup()
-            cls.proxy = FaultProxy(cls.moto.port)
-        except Exception:
-            # tearDownClass does not run after a failed setUpClass.
-            cls.moto.stop()
-            raise
+        cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
         cls.dir = tempfile.mkdtemp(prefix="eph-aws-")
         cls.secrets = []
         cls.creds_file = cls.write_creds({"worker": cls.ids["worker"],

@@ -24,7 +24,7 @@ import tempfile
 import unittest
 
 from harness import iam_eval
-from harness.moto import AMI, Fault, FaultProxy, MotoServer, fixture, load_policy
+from harness.moto import AMI, Fault, fixture, load_policy, moto_behind_proxy
 from harness.stack import ROOT, Stack
 
 from test_local import Repo
@@ -45,13 +45,7 @@ def invocation(stdout, stderr, status="Success", code=0):
 class Ec2Provider(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.moto = MotoServer()
-        try:
-            cls.ids = cls.moto.setup()
-            cls.proxy = FaultProxy(cls.moto.port)
-        except Exception:
-            cls.moto.stop()
-            raise
+        cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
         cls.dir = tempfile.mkdtemp(prefix="eph-ec2p-")
         creds = os.path.join(cls.dir, "credentials")
         with open(creds, "w") as f:
