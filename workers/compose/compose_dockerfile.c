@@ -156,8 +156,6 @@ from_check(struct dockerfile *df, const char *what, const char *ref)
 	return df->fn(df->arg, what, ref);
 }
 
-static int instruction(struct dockerfile *, char *line, bool onbuild);
-
 static int
 arg_declare(struct dockerfile *df, char *rest)
 {
