@@ -7,6 +7,7 @@ the batch cannot do (a command, a suffixed slug, a duplicate id) is
 recorded one at a time, after it."""
 import hashlib
 import os
+import re
 import time
 import unittest
 import uuid
@@ -246,8 +247,16 @@ class WebhookBatchTest(unittest.TestCase):
         while time.time() < deadline and os.path.exists("/proc/%d" % child):
             time.sleep(0.05)
         self.assertFalse(os.path.exists("/proc/%d" % child))
-        log = self.s.log("fcgi")
-        self.assertRegex(log, r"child_exit[^\n]*child=%d[^\n]*status=0" % child)
+        # The supervisor logs the exit after it reaps the child, which is
+        # when /proc forgets it: wait for the line, then read its status.
+        line = re.compile(r"child_exit[^\n]*child=%d\b[^\n]*" % child)
+        while True:
+            found = line.search(self.s.log("fcgi"))
+            if found or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertIsNotNone(found, self.s.log("fcgi")[-2000:])
+        self.assertIn("status=0", found.group(0))
         # The supervisor starts another, which answers.
         r = self.s.get("/healthz")
         self.assertEqual(r.status, 200)
