@@ -460,6 +460,17 @@ class SweepTest(LocalProviderBase):
         os.makedirs(os.path.join(self.s.var, "envs", ghost, "src"))
         with open(os.path.join(self.s.var, "envs", ghost, ".ephemera-instance"), "w") as f:
             f.write(self.instance + "\n")
+        # A built image is all a project left: ours by its tag alone.
+        image_ghost = "pr-97-image"
+        sh("docker", "tag", "ephemera/busybox:1", self.project(image_ghost) + "/s-web")
+        # Tags outside our namespace: another installation's prefix, and
+        # a repository under our project name that our builds never make.
+        others = ["other%s-pr-96-x/s-web:latest" % self.instance[1:],
+                  self.project("pr-95-y") + "/web:latest"]
+        for tag in others:
+            sh("docker", "tag", "ephemera/busybox:1", tag)
+        self.addCleanup(lambda: subprocess.run(
+            ["docker", "rmi"] + others, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         # Not ours, though named with our prefix or kept in our var/: a
         # container labelled with another installation's identity, a
         # route and a work dir without our identity. They stay.
@@ -481,6 +492,7 @@ class SweepTest(LocalProviderBase):
             return (docker_ids("container", self.project(ghost)) == [] and
                     docker_ids("network", self.project(ghost)) == [] and
                     docker_ids("network", self.project(gone["slug"])) == [] and
+                    docker_ids("image", self.project(image_ghost)) == [] and
                     not os.path.exists(route) and
                     not os.path.exists(os.path.join(self.s.var, "envs", ghost)))
         self.assertTrue(wait_until(clean, timeout=60), self.s.logs()[-4000:])
@@ -488,6 +500,8 @@ class SweepTest(LocalProviderBase):
         self.assertEqual(len(docker_ids("container", self.project(foreign))), 1)
         self.assertTrue(os.path.exists(foreign_route))
         self.assertTrue(os.path.isdir(foreign_dir))
+        for tag in others:
+            self.assertEqual(len(sh("docker", "images", "-q", tag).split()), 1, tag)
         with open(os.path.join(self.s.var, "log", "workers.log")) as f:
             removed = [l for l in f if "orphan_removed" in l]
         self.assertNotIn("pr-98-foreign", "".join(removed))

@@ -12,9 +12,10 @@
  * checkout; ports turned into `expose`; volumes that are the project's own
  * named volumes or tmpfs; networks and volumes whose Docker names we make;
  * memory, pids and CPU limits within the admin's ceilings; and on every
- * service, network, volume and built image the labels io.ephemera.project,
+ * service, network and volume the labels io.ephemera.project,
  * io.ephemera.env and io.ephemera.instance that teardown and the sweep
- * look for. See compose_service.c for the service keys.
+ * look for (built images go by their tag). See compose_service.c for the
+ * service keys.
  */
 #include <json.h>
 #include <stdarg.h>

@@ -190,7 +190,6 @@ build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
 {
 	const char *ctx = str_of(b), *df = "Dockerfile";
 	char *real = NULL, *dreal = NULL;
-	struct json_object *labels;
 	struct buf p = BUF_INIT;
 	struct stat st;
 	int rc = -1;
@@ -261,16 +260,11 @@ build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
 	                                       ? dreal + strlen(real) + 1
 	                                       : dreal));
 	/*
-	 * Only the installation's identity: Docker's legacy builder turns each
-	 * build label into a step of its own (about a second each here), and
-	 * teardown finds the image by our tag, not by label.
+	 * No build labels: Docker's legacy builder turns each into a step of
+	 * its own (about a second per image here). The image is ours by its
+	 * tag, <project>/s-<service>, a namespace no compose file may name;
+	 * teardown and the sweep go by that tag.
 	 */
-	labels = json_object_new_object();
-	if (g->pol->instance != NULL)
-		json_object_object_add(
-		        labels, "io.ephemera.instance",
-		        json_object_new_string(g->pol->instance));
-	json_object_object_add(ob, "labels", labels);
 	rc = 0;
 out:
 	free(real);
