@@ -7,7 +7,7 @@
 #   make check-style  clang-format must agree with every C file
 
 CC      ?= cc
-PKGS    := libconfig json-c libcurl openssl libmariadb yaml-0.1 libxml-2.0
+PKGS    := libconfig json-c libcurl openssl libmariadb yaml-0.1 libxml-2.0 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

@@ -8,7 +8,7 @@ set -euo pipefail
 run_pkgs=(gcc make pkg-config git curl ca-certificates
 	mariadb-server mariadb-client nginx-light
 	libfcgi-dev libjson-c-dev libconfig-dev libmariadb-dev
-	libcurl4-openssl-dev libssl-dev libyaml-dev libxml2-dev busybox-static
+	libcurl4-openssl-dev libssl-dev libyaml-dev libxml2-dev zlib1g-dev busybox-static
 	docker-compose)
 test_pkgs=(clang clang-format shellcheck valgrind iproute2 procps psmisc
 	chromium python3-flask python3-cryptography wrk libclang-rt-14-dev)

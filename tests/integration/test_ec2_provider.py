@@ -17,6 +17,7 @@ fault proxy in front of moto.
 """
 
 import base64
+import gzip
 import json
 import os
 import subprocess
@@ -33,6 +34,12 @@ TOOL = os.path.join(ROOT, "build", "asan", "tests", "tools", "ec2_compute_run")
 AWS_RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "aws_run")
 SERVICES = [{"name": "web", "address": "172.18.0.2", "state": "running"},
             {"name": "api", "address": "172.18.0.3", "state": "running"}]
+
+
+def unpack(values):
+    """compose.json from its parameters' values, as the instance's script
+    joins and unpacks them (base64 of gzip, cut into parts)."""
+    return gzip.decompress(base64.b64decode("".join(values))).decode()
 
 
 def invocation(stdout, stderr, status="Success", code=0):
@@ -147,7 +154,7 @@ class Ec2Provider(unittest.TestCase):
         self.assertIn("export EPH_SHA='%s'\n" % sha1, ud)
         self.assertIn("export EPH_SOURCE='%s'\n" % url, ud)
         self.assertIn("'/opt/ephemera/host/ephemera-host' fetch\n", ud)
-        self.assertIn("--name '%s'" % param, ud)
+        self.assertIn("for p in '%s'; do" % param, ud)
         self.assertTrue(run[0][2]["ClientToken"].startswith("%s-%d-" % (self.inst, env_id)))
         live = self.instances(slug)
         self.assertEqual(len(live), 1)
@@ -165,7 +172,8 @@ class Ec2Provider(unittest.TestCase):
             ResourceType="Parameter", ResourceId=param)["TagList"]}
         self.assertEqual(ptags["ephemera:instance-arn"], iam_eval.ec2_arn("instance", iid))
         self.assertEqual(ptags["ephemera:env"], slug)
-        self.assertIn('"services"', got["Value"])
+        model = json.loads(unpack([got["Value"]]))
+        self.assertEqual(sorted(model["services"]), ["api", "web"])
         self.assertNotIn('"services"', ud)
         p = self.tool("observe", str(env_id))
         self.assertIn("running=1", p.stdout)
@@ -246,6 +254,66 @@ class Ec2Provider(unittest.TestCase):
         # with its real ARN and tags, against the unwidened policy.
         denied = iam_eval.check_run(load_policy("worker-policy.json"), self.proxy.records)
         self.assertEqual(denied, [])
+
+    def parameters(self, slug):
+        r = self.admin_ssm.get_parameters_by_path(
+            Path="/%s/%s" % (self.inst, slug), Recursive=True, WithDecryption=True)
+        return {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in r["Parameters"]}
+
+    def test_compose_in_parts(self):
+        """A compose file whose packed form passes Parameter Store's 4 KB
+        goes in parts the script names in order; one too big for all the
+        parts fails before anything is launched."""
+        def compose(services, size):
+            # Random hex: gzip can halve it, no more.
+            return "services:\n" + "".join(
+                "  %s:\n    image: ephemera/busybox:1\n    expose: [\"80\"]\n"
+                "    environment:\n"
+                "      K: \"%s\"\n" % (("web", "api")[i] if i < 2 else "s%02d" % i,
+                                       os.urandom(size // 2).hex())
+                for i in range(services))
+        repo = Repo(self.dir, "acme/big")
+        slug = "pr-4-big"
+        env_id = self.env_row(4, slug, repo.commit("big", {
+            "docker-compose.yml": compose(20, 400)}), repo.path)
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        parts = self.parameters(slug)
+        self.assertEqual(sorted(parts), ["compose", "compose-1"])
+        self.assertTrue(all(len(v) <= 4096 for v in parts.values()))
+        with open(os.path.join(self.s.var, "envs", slug, "compose.json")) as f:
+            gated = json.load(f)
+        self.assertEqual(json.loads(unpack([parts["compose"], parts["compose-1"]])), gated)
+        self.assertEqual(len(gated["services"]), 20)
+        ud = base64.b64decode(self.calls("RunInstances", mark)[0][2]["UserData"]).decode()
+        self.assertIn("for p in '/%s/%s/compose' '/%s/%s/compose-1'; do"
+                      % (self.inst, slug, self.inst, slug), ud)
+        # Smaller again: one part named; the leftover goes with the rest.
+        self.push(env_id, repo.commit("small", {"docker-compose.yml": compose(2, 20)}))
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(json.dumps(SERVICES), ""),
+                                   ctype="application/x-amz-json-1.1")]
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        line = self.calls("SendCommand", mark)[0][2]["Parameters"]["commands"][0]
+        self.assertIn("for p in '\\''/%s/%s/compose'\\''; do" % (self.inst, slug), line)
+        self.assertEqual(len(json.loads(unpack([self.parameters(slug)["compose"]]))
+                             ["services"]), 2)
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+        self.assertEqual(self.parameters(slug), {})
+        # Past the eight parts: failed, saying why, before any AWS call.
+        slug = "pr-5-huge"
+        env_id = self.env_row(5, slug, repo.commit("huge", {
+            "docker-compose.yml": compose(20, 3000)}), repo.path)
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "failed", p.stdout)
+        self.assertIn("packs into", p.stdout)
+        self.assertEqual(self.proxy.records[mark:], [])
+        self.assertEqual(self.instances(slug), [])
+        self.tool("destroy", slug)
 
     def test_crash_adopts(self):
         repo = Repo(self.dir, "acme/crash")

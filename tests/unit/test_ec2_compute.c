@@ -23,9 +23,15 @@ static const char host_stub[] =
         "printf '%s' \"$EPH_PROJECT\" >\"$d/$1.project\"\n"
         "printf '%s' \"$EPH_INSTANCE\" >\"$d/$1.instance\"\n"
         "printf '%s' \"$EPH_BUILD\" >\"$d/$1.build\"\n";
-static const char aws_stub[] = "#!/bin/sh\n"
-                               "printf '%s\\n' \"$@\" >\"$EPH_DIR/aws.args\"\n"
-                               "printf '{\"services\":{}}'\n";
+/* Answers `ssm get-parameter --name NAME` with the part the test wrote
+ * to part.<last path segment of NAME>, a line as `--output text` gives. */
+static const char aws_stub[] =
+        "#!/bin/sh\n"
+        "printf '%s\\n' \"$@\" >>\"$EPH_DIR/aws.args\"\n"
+        "while [ $# -gt 0 ] && [ \"$1\" != --name ]; do shift; done\n"
+        "cat \"$EPH_DIR/part.${2##*/}\" && echo\n";
+static const char compose_text[] = "{\"services\":{\"web\":{\"image\":"
+                                   "\"t1-o-r-7/s-web\"}}}";
 
 static void
 write_exec(const char *path, const char *text)
@@ -68,6 +74,8 @@ run_sh(const char *cmd)
 static void
 check_run(const char *dir, const char *canary, const struct ec2_script *s)
 {
+	struct buf p = BUF_INIT;
+	size_t k;
 	char *v;
 
 	CHECK(access(canary, F_OK) == -1); /* nothing was executed */
@@ -87,12 +95,44 @@ check_run(const char *dir, const char *canary, const struct ec2_script *s)
 	CHECK_STR(v, "1");
 	free(v);
 	v = slurp(dir, "compose.json");
-	CHECK_STR(v, "{\"services\":{}}");
+	CHECK_STR(v, compose_text);
 	free(v);
 	v = slurp(dir, "aws.args");
 	CHECK(v != NULL && strstr(v, "--with-decryption\n") != NULL);
-	CHECK(v != NULL && strstr(v, s->compose_param) != NULL);
+	for (k = 0; k < s->ncompose_parts; k++)
+		CHECK(v != NULL && strstr(v, s->compose_parts[k]) != NULL);
 	free(v);
+	/* The next run's stub log starts empty. */
+	buf_printf(&p, "%s/aws.args", dir);
+	unlink(buf_str(&p));
+	buf_free(&p);
+}
+
+/* compose_text packed and cut into `n` parts, as the stub reads them. */
+static void
+parts_write(const char *dir, size_t n)
+{
+	static const char *const names[] = {"compose", "compose-1"};
+	struct buf packed = BUF_INIT, p = BUF_INIT;
+	size_t i, at = 0, len;
+	FILE *f;
+
+	CHECK(ec2_compose_pack(compose_text, strlen(compose_text), &packed) ==
+	      0);
+	for (i = 0; i < n; i++) {
+		len = i + 1 < n ? packed.len / n : packed.len - at;
+		buf_reset(&p);
+		buf_printf(&p, "%s/part.%s", dir, names[i]);
+		f = fopen(buf_str(&p), "w");
+		CHECK(f != NULL);
+		if (f) {
+			fwrite(packed.data + at, 1, len, f);
+			fclose(f);
+		}
+		at += len;
+	}
+	buf_free(&packed);
+	buf_free(&p);
 }
 
 static void
@@ -110,6 +150,8 @@ test_script_hostile(void)
 	char *dir = mkdtemp(tmpl);
 	struct buf host = BUF_INIT, aws = BUF_INIT, canary = BUF_INIT;
 	struct buf cmd = BUF_INIT, src = BUF_INIT, sha = BUF_INIT;
+	static const char *const parts[] = {"/t1/o-r-7/compose",
+	                                    "/t1/o-r-7/compose-1"};
 	size_t i;
 	int path;
 
@@ -146,7 +188,10 @@ test_script_hostile(void)
 			s.source = buf_str(&src);
 			s.sha = i % 2 ? buf_str(&sha) : "0123abcd";
 			s.region = "us-east-1";
-			s.compose_param = "/t1/o-r-7/compose";
+			/* One part, or two that only make sense joined. */
+			s.compose_parts = parts;
+			s.ncompose_parts = 1 + i % 2;
+			parts_write(dir, s.ncompose_parts);
 			s.build = true;
 			CHECK(ec2_script_render(&s, &script) == 0);
 			buf_reset(&cmd);
@@ -225,6 +270,56 @@ test_services_parse(void)
 	}
 }
 
+/* What the instance runs on the joined parts gives back the text. */
+static void
+test_compose_pack(void)
+{
+	char tmpl[] = "/tmp/ephemera-pack-XXXXXX";
+	char *dir = mkdtemp(tmpl), *v;
+	struct buf text = BUF_INIT, packed = BUF_INIT, cmd = BUF_INIT;
+	size_t i;
+	FILE *f;
+
+	CHECK(dir != NULL);
+	if (dir == NULL)
+		return;
+	/* 20 services' worth of JSON, with every byte value in strings. */
+	for (i = 0; i < 20000; i++)
+		buf_putc(&text, (char)(1 + (i * 7919) % 255));
+	CHECK(ec2_compose_pack(text.data, text.len, &packed) == 0);
+	CHECK(packed.len > 0 && packed.len % 4 == 0);
+	for (i = 0; i < packed.len; i++)
+		CHECK(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		             "0123456789+/=",
+		             packed.data[i]) != NULL);
+	buf_printf(&cmd, "%s/packed", dir);
+	f = fopen(buf_str(&cmd), "w");
+	CHECK(f != NULL);
+	if (f) {
+		/* Cut with a newline between parts, as the script joins them. */
+		fwrite(packed.data, 1, packed.len / 2, f);
+		fputc('\n', f);
+		fwrite(packed.data + packed.len / 2, 1,
+		       packed.len - packed.len / 2, f);
+		fputc('\n', f);
+		fclose(f);
+	}
+	buf_reset(&cmd);
+	buf_printf(&cmd, "base64 -d <'%s/packed' | gunzip >'%s/text'", dir,
+	           dir);
+	CHECK(run_sh(buf_str(&cmd)) == 0);
+	v = slurp(dir, "text");
+	CHECK(v != NULL && strlen(v) == text.len &&
+	      memcmp(v, text.data, text.len) == 0);
+	free(v);
+	buf_reset(&cmd);
+	buf_printf(&cmd, "rm -rf -- '%s'", dir);
+	run_sh(buf_str(&cmd));
+	buf_free(&text);
+	buf_free(&packed);
+	buf_free(&cmd);
+}
+
 static void
 test_client_token(void)
 {
@@ -242,4 +337,5 @@ test_client_token(void)
 }
 
 UNIT_MAIN(TEST(test_script_hostile), TEST(test_script_missing),
-          TEST(test_services_parse), TEST(test_client_token))
+          TEST(test_compose_pack), TEST(test_services_parse),
+          TEST(test_client_token))

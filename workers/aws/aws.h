@@ -319,15 +319,30 @@ struct ec2_script {
 	const char *source;   /* EPH_SOURCE: a clone URL, hostile */
 	const char *sha;      /* EPH_SHA */
 	const char *region;
-	const char *compose_param; /* the parameter holding compose.json */
+	/* The parameters holding compose.json (ec2_compose_pack), in order. */
+	const char *const *compose_parts;
+	size_t ncompose_parts;
 	bool build;
 };
 
 /*
- * Pure: the bash script that fetches the commit, reads compose.json from
- * Parameter Store and runs `up`. Every value is single-quoted
- * (ssm_shell_quote), so a hostile one is never parsed. -1: a value is
- * missing.
+ * compose.json travels gzipped, then base64-encoded, split into
+ * parameters of at most EC2_PART_MAX characters (the standard tier's
+ * limit, 4 KB a value): "compose", then "compose-1", "compose-2"... A
+ * 20-service file packs into about 1 KB; EC2_PARTS_MAX parts hold
+ * hundreds of KB of compose file.
+ */
+#define EC2_PART_MAX 4096
+#define EC2_PARTS_MAX 8
+/* Pure: gzip, then base64 with no line breaks, of `len` bytes of text.
+ * -1: zlib failed. */
+int ec2_compose_pack(const char *text, size_t len, struct buf *out);
+
+/*
+ * Pure: the bash script that fetches the commit, reads compose.json's
+ * parts from Parameter Store, unpacks them and runs `up`. Every value is
+ * single-quoted (ssm_shell_quote), so a hostile one is never parsed. -1:
+ * a value is missing.
  */
 int ec2_script_render(const struct ec2_script *, struct buf *out);
 /*

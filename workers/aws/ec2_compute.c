@@ -17,11 +17,15 @@
  * naming the permission.
  */
 #include <json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../workers.h"
 #include "aws.h"
@@ -42,9 +46,14 @@ script_export(struct buf *b, const char *name, const char *value)
 int
 ec2_script_render(const struct ec2_script *s, struct buf *out)
 {
+	size_t i;
+
 	if (!s->host || !s->aws || !s->instance || !s->project || !s->dir ||
-	    !s->source || !s->sha || !s->region || !s->compose_param)
+	    !s->source || !s->sha || !s->region || s->ncompose_parts == 0)
 		return -1;
+	for (i = 0; i < s->ncompose_parts; i++)
+		if (s->compose_parts[i] == NULL)
+			return -1;
 	buf_puts(out, "#!/bin/bash\n"
 	              "# Ephemera: one deploy through host/ephemera-host. "
 	              "Every value is\n# single-quoted: none is parsed by "
@@ -62,22 +71,73 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	/* compose.json is the gate's output, read with the instance's own
 	 * role; it never travels in user-data or a command. A first boot
 	 * may come before the worker has tagged it with the instance's ARN
-	 * (which the instance policy asks for): it is asked again. */
-	buf_puts(out, "n=0\nuntil ");
+	 * (which the instance policy asks for): it is asked again. The
+	 * parts are named here, so a longer file's leftover parts are never
+	 * read. */
+	buf_puts(out, "compose_get() {\n\tfor p in");
+	for (i = 0; i < s->ncompose_parts; i++) {
+		buf_putc(out, ' ');
+		ssm_shell_quote(out, s->compose_parts[i]);
+	}
+	buf_puts(out, "; do\n\t\t");
 	ssm_shell_quote(out, s->aws);
 	buf_puts(out, " ssm get-parameter --with-decryption --region ");
 	ssm_shell_quote(out, s->region);
-	buf_puts(out, " --name ");
-	ssm_shell_quote(out, s->compose_param);
-	buf_puts(out, " --query Parameter.Value --output text "
-	              ">\"$EPH_DIR/compose.json\"; do\n"
-	              "\tn=$((n + 1))\n"
-	              "\t[ \"$n\" -lt 60 ] || exit 1\n"
-	              "\tsleep 5\n"
-	              "done\n"
-	              "exec ");
+	buf_puts(out,
+	         " --name \"$p\" --query Parameter.Value --output text "
+	         "|| return 1\n"
+	         "\tdone\n"
+	         "}\n"
+	         "n=0\n"
+	         "until compose_get >\"$EPH_DIR/compose.json.gz.b64\"; do\n"
+	         "\tn=$((n + 1))\n"
+	         "\t[ \"$n\" -lt 60 ] || exit 1\n"
+	         "\tsleep 5\n"
+	         "done\n"
+	         "base64 -d <\"$EPH_DIR/compose.json.gz.b64\" | gunzip "
+	         ">\"$EPH_DIR/compose.json\"\n"
+	         "rm -f \"$EPH_DIR/compose.json.gz.b64\"\n"
+	         "exec ");
 	ssm_shell_quote(out, s->host);
 	buf_puts(out, " up\n");
+	return out->failed ? -1 : 0;
+}
+
+int
+ec2_compose_pack(const char *text, size_t len, struct buf *out)
+{
+	z_stream z;
+	unsigned char *gz, *enc;
+	size_t cap, gzlen, b64;
+	int rc;
+
+	memset(&z, 0, sizeof(z));
+	/* 15 + 16: a gzip wrapper, which gunzip(1) on the instance reads. */
+	if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+	                 Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	cap = deflateBound(&z, (uLong)len);
+	gz = xmalloc(cap);
+	z.next_in = (Bytef *)(uintptr_t)text;
+	z.avail_in = (uInt)len;
+	z.next_out = gz;
+	z.avail_out = (uInt)cap;
+	rc = deflate(&z, Z_FINISH);
+	gzlen = cap - z.avail_out;
+	deflateEnd(&z);
+	if (rc != Z_STREAM_END) {
+		free(gz);
+		return -1;
+	}
+	b64 = 4 * ((gzlen + 2) / 3);
+	enc = xmalloc(b64 + 1);
+	EVP_EncodeBlock(enc, gz, (int)gzlen);
+	buf_append(out, enc, b64);
+	/* It may hold the admin's secrets. */
+	OPENSSL_cleanse(gz, cap);
+	OPENSSL_cleanse(enc, b64);
+	free(gz);
+	free(enc);
 	return out->failed ? -1 : 0;
 }
 
@@ -252,21 +312,44 @@ file_read(const char *path)
 	return b.data ? buf_detach(&b) : xstrdup("");
 }
 
-/*
- * The gated compose.json into Parameter Store (it may hold secrets),
- * tagged with the instance's ARN: the instance policy lets an instance
- * read only the parameters that carry its own ARN.
- */
-static enum deploy_rc
-step_ship(struct deploy *d, struct aws_client *c, const char *param,
-          const struct ec2_instance *in)
+/* compose.json, packed and cut into its parameters (EC2_PART_MAX). */
+struct parts {
+	struct buf packed; /* may hold secrets: wiped */
+	size_t n;
+	struct buf names[EC2_PARTS_MAX];
+	const char *v[EC2_PARTS_MAX];
+};
+
+static void
+parts_init(struct parts *p)
 {
-	struct aws_tag tags[3];
-	struct buf arn = BUF_INIT;
-	struct aws_error err;
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	p->packed = (struct buf)BUF_INIT;
+	for (i = 0; i < EC2_PARTS_MAX; i++)
+		p->names[i] = (struct buf)BUF_INIT;
+}
+
+static void
+parts_free(struct parts *p)
+{
+	size_t i;
+
+	if (p->packed.data)
+		OPENSSL_cleanse(p->packed.data, p->packed.len);
+	buf_free(&p->packed);
+	for (i = 0; i < EC2_PARTS_MAX; i++)
+		buf_free(&p->names[i]);
+}
+
+static enum deploy_rc
+parts_make(struct deploy *d, struct parts *p)
+{
 	struct buf path = BUF_INIT;
-	enum deploy_rc rc = DEPLOY_OK;
-	char *text;
+	char key[32], *text;
+	size_t i, len;
+	int rc;
 
 	buf_printf(&path, "%s/compose.json", d->dir);
 	text = file_read(buf_str(&path));
@@ -275,14 +358,71 @@ step_ship(struct deploy *d, struct aws_client *c, const char *param,
 		buf_puts(&d->why, "the gated compose.json is missing");
 		return DEPLOY_RETRY;
 	}
+	len = strlen(text);
+	rc = ec2_compose_pack(text, len, &p->packed);
+	OPENSSL_cleanse(text, len);
+	free(text);
+	if (rc == -1) {
+		buf_puts(&d->why, "compose.json could not be compressed");
+		return DEPLOY_RETRY;
+	}
+	p->n = (p->packed.len + EC2_PART_MAX - 1) / EC2_PART_MAX;
+	if (p->n > EC2_PARTS_MAX) {
+		buf_printf(&d->why,
+		           "the gated compose file packs into %zu bytes, over "
+		           "the %d parameters of %d bytes it may use",
+		           p->packed.len, EC2_PARTS_MAX, EC2_PART_MAX);
+		return DEPLOY_FAILED;
+	}
+	for (i = 0; i < p->n; i++) {
+		if (i == 0)
+			snprintf(key, sizeof(key), "compose");
+		else
+			snprintf(key, sizeof(key), "compose-%zu", i);
+		if (ssm_parameter_name(d->w->cfg, d->e->slug, key,
+		                       &p->names[i]) == -1) {
+			buf_puts(&d->why, "environments.instance or the slug "
+			                  "cannot name a parameter");
+			return DEPLOY_FAILED;
+		}
+		p->v[i] = buf_str(&p->names[i]);
+	}
+	return DEPLOY_OK;
+}
+
+/*
+ * compose.json's parts into Parameter Store (SecureString: they may hold
+ * secrets), tagged with the instance's ARN: the instance policy lets an
+ * instance read only the parameters that carry its own ARN.
+ */
+static enum deploy_rc
+step_ship(struct deploy *d, struct aws_client *c, const struct parts *p,
+          const struct ec2_instance *in)
+{
+	struct aws_tag tags[3];
+	struct buf arn = BUF_INIT, value = BUF_INIT;
+	struct aws_error err;
+	enum deploy_rc rc = DEPLOY_OK;
+	size_t i, at;
+
 	env_tags(d->w->cfg, d->e->slug, tags);
 	buf_printf(&arn, "arn:aws:ec2:%s:%s:instance/%s", d->w->cfg->aws_region,
 	           in->owner_id, in->id);
 	tags[2] = (struct aws_tag){"ephemera:instance-arn", buf_str(&arn)};
-	if (ssm_put_parameter(c, param, text, tags, NELEM(tags), &err) == -1)
-		rc = deploy_aws_fail(d, &err, -1);
-	explicit_bzero(text, strlen(text));
-	free(text);
+	for (i = 0; i < p->n && rc == DEPLOY_OK; i++) {
+		at = i * EC2_PART_MAX;
+		buf_reset(&value);
+		buf_append(&value, p->packed.data + at,
+		           p->packed.len - at < EC2_PART_MAX
+		                   ? p->packed.len - at
+		                   : EC2_PART_MAX);
+		if (ssm_put_parameter(c, p->v[i], buf_str(&value), tags,
+		                      NELEM(tags), &err) == -1)
+			rc = deploy_aws_fail(d, &err, -1);
+	}
+	if (value.data)
+		OPENSSL_cleanse(value.data, value.len);
+	buf_free(&value);
 	buf_free(&arn);
 	return rc;
 }
@@ -436,7 +576,8 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	struct aws_client c;
 	struct ec2_instance in;
 	struct ec2_script s = {0};
-	struct buf param = BUF_INIT, script = BUF_INIT, dir = BUF_INIT;
+	struct parts parts;
+	struct buf script = BUF_INIT, dir = BUF_INIT;
 	char project[80];
 	bool launched = false;
 	enum deploy_rc rc;
@@ -445,12 +586,10 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		return rc;
 	aws_client_init(&c, cfg);
 	memset(&in, 0, sizeof(in));
-	if (ssm_parameter_name(cfg, d->e->slug, "compose", &param) == -1) {
-		buf_puts(&d->why, "environments.instance or the slug cannot "
-		                  "name a parameter");
-		rc = DEPLOY_FAILED;
+	parts_init(&parts);
+	/* Before any AWS call: a file too big to ship launches nothing. */
+	if ((rc = parts_make(d, &parts)) != DEPLOY_OK)
 		goto out;
-	}
 	local_project_name(cfg, d->e->slug, project);
 	buf_printf(&dir, "%s/%s", EC2_ENVS_DIR, d->e->slug);
 	s.host = EC2_HOST_SCRIPT;
@@ -462,7 +601,8 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	                                        : d->e->clone_url;
 	s.sha = d->e->desired_sha;
 	s.region = cfg->aws_region;
-	s.compose_param = buf_str(&param);
+	s.compose_parts = parts.v;
+	s.ncompose_parts = parts.n;
 	s.build = d->rs.build;
 	if (s.source == NULL || ec2_script_render(&s, &script) == -1) {
 		buf_puts(&d->why, "no source to fetch on the instance");
@@ -480,7 +620,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	rc = step_ship(d, &c, buf_str(&param), &in);
+	rc = step_ship(d, &c, &parts, &in);
 	if ((rc = step_run(d, "ship", rc)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "up") == -1) {
@@ -491,7 +631,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	        d, "up",
 	        step_up(d, &c, buf_str(&script), &in, launched, services));
 out:
-	buf_free(&param);
+	parts_free(&parts);
 	buf_free(&script);
 	buf_free(&dir);
 	aws_client_free(&c);
