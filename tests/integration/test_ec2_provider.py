@@ -139,22 +139,45 @@ class Ec2Provider(unittest.TestCase):
         env_id = self.env_row(1, slug, sha1, url)
         param = "/%s/%s/compose" % (self.inst, slug)
 
-        # open: launched with both tags, the deploy in its user-data
+        # open: launched with both tags, the deploy in its user-data. Its
+        # result is read through Run Command once the agent registers
+        # (here: one InvalidInstanceId first); the host's answer is the
+        # proxy's, as moto runs nothing.
+        self.proxy.faults = [
+            Fault("SendCommand", 400, json.dumps(
+                {"__type": "InvalidInstanceId", "message": "not registered"}).encode(),
+                ctype="application/x-amz-json-1.1"),
+            Fault("GetCommandInvocation", 200,
+                  invocation(json.dumps(SERVICES) + "\n",
+                             "fetch: checked out %s\nfirst-boot-line-7\n" % sha1),
+                  ctype="application/x-amz-json-1.1")]
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(self.field(p.stdout, "rc"), "ok")
+        self.assertIn("172.18.0.2", p.stdout)
         build = self.field(p.stdout, "build")
         self.assertEqual(self.steps(build), [["fetch", "succeeded"], ["configure", "succeeded"],
                                              ["instance", "succeeded"], ["ship", "succeeded"],
                                              ["up", "succeeded"]])
+        self.assertIn("first-boot-line-7",
+                      self.s.sql("SELECT log_tail FROM builds WHERE id = %s" % build)[0][0])
         run = self.calls("RunInstances", mark)
         self.assertEqual(len(run), 1)
         ud = base64.b64decode(run[0][2]["UserData"]).decode()
-        self.assertIn("export EPH_SHA='%s'\n" % sha1, ud)
-        self.assertIn("export EPH_SOURCE='%s'\n" % url, ud)
-        self.assertIn("'/opt/ephemera/host/ephemera-host' fetch\n", ud)
-        self.assertIn("for p in '%s'; do" % param, ud)
+        # The deploy script, quoted once more inside the user-data.
+        q = "'\\''"
+        self.assertIn("export EPH_SHA=%s%s%s\n" % (q, sha1, q), ud)
+        self.assertIn("export EPH_SOURCE=%s%s%s\n" % (q, url, q), ud)
+        self.assertIn("%s/opt/ephemera/host/ephemera-host%s fetch\n" % (q, q), ud)
+        self.assertIn("for p in %s%s%s; do" % (q, param, q), ud)
+        self.assertIn(">\"$r.out\" 2>\"$r.err\"\n", ud)
+        # Sent twice (the first refused), and neither runs the deploy again.
+        send = self.calls("SendCommand", mark)
+        self.assertEqual([r[3] for r in send], [400, 200])
+        line = send[1][2]["Parameters"]["commands"][0]
+        self.assertIn(".first", line)
+        self.assertNotIn("ephemera-host", line)
         self.assertTrue(run[0][2]["ClientToken"].startswith("%s-%d-" % (self.inst, env_id)))
         live = self.instances(slug)
         self.assertEqual(len(live), 1)
@@ -202,8 +225,12 @@ class Ec2Provider(unittest.TestCase):
         self.assertIn("up-log-line-42", tail[0])
         self.assertEqual(tail[1], "succeeded")
         # What moto recorded: the command, its script carrying the commit.
+        # (The first boot's result command is there too.)
         cmds = self.admin_ssm.list_commands(InstanceId=iid)["Commands"]
-        line = cmds[0]["Parameters"]["commands"][0]
+        lines = [c["Parameters"]["commands"][0] for c in cmds
+                 if "fetch" in c["Parameters"]["commands"][0]]
+        self.assertEqual(len(lines), 1)
+        line = lines[0]
         self.assertTrue(line.startswith("'/bin/bash' '-c' '#!/bin/bash"), line)
         self.assertIn("EPH_SHA='\\''%s'\\''" % sha2, line)
 
@@ -276,6 +303,9 @@ class Ec2Provider(unittest.TestCase):
         slug = "pr-4-big"
         env_id = self.env_row(4, slug, repo.commit("big", {
             "docker-compose.yml": compose(20, 400)}), repo.path)
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(json.dumps(SERVICES), ""),
+                                   ctype="application/x-amz-json-1.1")]
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -287,8 +317,9 @@ class Ec2Provider(unittest.TestCase):
         self.assertEqual(json.loads(unpack([parts["compose"], parts["compose-1"]])), gated)
         self.assertEqual(len(gated["services"]), 20)
         ud = base64.b64decode(self.calls("RunInstances", mark)[0][2]["UserData"]).decode()
-        self.assertIn("for p in '/%s/%s/compose' '/%s/%s/compose-1'; do"
-                      % (self.inst, slug, self.inst, slug), ud)
+        q = "'\\''"
+        self.assertIn("for p in {q}/{i}/{s}/compose{q} {q}/{i}/{s}/compose-1{q}; do".format(
+            q=q, i=self.inst, s=slug), ud)
         # Smaller again: one part named; the leftover goes with the rest.
         self.push(env_id, repo.commit("small", {"docker-compose.yml": compose(2, 20)}))
         self.proxy.faults = [Fault("GetCommandInvocation", 200,

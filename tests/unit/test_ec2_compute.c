@@ -8,6 +8,7 @@
 #include <json.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -22,7 +23,9 @@ static const char host_stub[] =
         "printf '%s' \"$EPH_SHA\" >\"$d/$1.sha\"\n"
         "printf '%s' \"$EPH_PROJECT\" >\"$d/$1.project\"\n"
         "printf '%s' \"$EPH_INSTANCE\" >\"$d/$1.instance\"\n"
-        "printf '%s' \"$EPH_BUILD\" >\"$d/$1.build\"\n";
+        "printf '%s' \"$EPH_BUILD\" >\"$d/$1.build\"\n"
+        "echo \"$1 said this\"\n"
+        "[ ! -f \"$d/fail\" ] || [ \"$1\" != up ] || exit 3\n";
 /* Answers `ssm get-parameter --name NAME` with the part the test wrote
  * to part.<last path segment of NAME>, a line as `--output text` gives. */
 static const char aws_stub[] =
@@ -105,6 +108,64 @@ check_run(const char *dir, const char *canary, const struct ec2_script *s)
 	/* The next run's stub log starts empty. */
 	buf_printf(&p, "%s/aws.args", dir);
 	unlink(buf_str(&p));
+	buf_free(&p);
+}
+
+/* The status of `bash -c SCRIPT`, its standard output into `out`. */
+static int
+bash_run(const char *script, struct buf *out)
+{
+	struct buf cmd = BUF_INIT;
+	char chunk[512];
+	size_t n;
+	FILE *p;
+	int st;
+
+	buf_puts(&cmd, "/bin/bash -c ");
+	ssm_shell_quote(&cmd, script);
+	buf_puts(&cmd, " 2>/dev/null");
+	p = popen(buf_str(&cmd), "r");
+	buf_free(&cmd);
+	if (p == NULL)
+		return -1;
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		buf_append(out, chunk, n);
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * After the first boot's user-data: the result command reports its exit
+ * code and output as its own; a failed `up` as exit 3, once the rerun
+ * has ended (its .rc replaced, not appended).
+ */
+static void
+check_result(const char *dir, const struct ec2_script *s)
+{
+	struct buf res = BUF_INIT, out = BUF_INIT, p = BUF_INIT;
+	FILE *f;
+
+	CHECK(ec2_result_render(s, &res) == 0);
+	CHECK(bash_run(buf_str(&res), &out) == 0);
+	CHECK(strstr(buf_str(&out), "up said this") != NULL);
+	buf_printf(&p, "%s/fail", dir);
+	f = fopen(buf_str(&p), "w");
+	if (f)
+		fclose(f);
+	buf_reset(&out);
+	buf_reset(&p);
+	CHECK(ec2_first_render(s, &p) == 0);
+	CHECK(bash_run(buf_str(&p), &out) == 0);
+	buf_reset(&out);
+	CHECK(bash_run(buf_str(&res), &out) == 3);
+	buf_reset(&p);
+	buf_printf(&p,
+	           "rm -f -- '%s/fail' '%s.first.out' '%s.first.err' "
+	           "'%s.first.rc'",
+	           dir, dir, dir, dir);
+	run_sh(buf_str(&p));
+	buf_free(&res);
+	buf_free(&out);
 	buf_free(&p);
 }
 
@@ -196,7 +257,9 @@ test_script_hostile(void)
 			CHECK(ec2_script_render(&s, &script) == 0);
 			buf_reset(&cmd);
 			if (path == 0) {
-				/* user-data: the script as cloud-init runs it */
+				/* user-data: as cloud-init runs it */
+				buf_reset(&script);
+				CHECK(ec2_first_render(&s, &script) == 0);
 				buf_puts(&cmd,
 				         "exec /bin/bash -s <<'EOF_EPH'\n");
 				buf_puts(&cmd, buf_str(&script));
@@ -212,6 +275,8 @@ test_script_hostile(void)
 			}
 			CHECK(run_sh(buf_str(&cmd)) == 0);
 			check_run(dir, buf_str(&canary), &s);
+			if (path == 0)
+				check_result(dir, &s);
 			buf_free(&script);
 		}
 	}

@@ -346,6 +346,16 @@ int ec2_compose_pack(const char *text, size_t len, struct buf *out);
  */
 int ec2_script_render(const struct ec2_script *, struct buf *out);
 /*
+ * Pure: the user-data of a first boot. It runs the deploy script and keeps
+ * its standard output, standard error and exit code beside the work dir
+ * (<dir>.first.out, .err, .rc), so the deploy starts without waiting for
+ * SSM and the worker still gets its result: ec2_result_render's command,
+ * sent once the agent has registered, waits for them and reports them as
+ * its own.
+ */
+int ec2_first_render(const struct ec2_script *, struct buf *out);
+int ec2_result_render(const struct ec2_script *, struct buf *out);
+/*
  * Pure: the services JSON array `up` printed as its last line of
  * standard output (SSM's StandardOutputContent), or NULL. Caller puts.
  */

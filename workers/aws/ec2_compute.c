@@ -6,11 +6,12 @@
  * A deploy fetches and gates the commit on this machine exactly as the
  * local provider does (deploy_gate), puts the gated compose.json into
  * Parameter Store, then: no instance yet → RunInstances with the deploy as
- * user-data (the first deploy does not wait for SSM registration; the
- * exposure's verify sees the result); a stopped one → StartInstances,
- * then Run Command; a running one → Run Command (AWS-RunShellScript
- * running host/ephemera-host), polled until final. The script is the same
- * both ways (ec2_script_render), and every value in it is quoted.
+ * user-data (it starts at boot, not waiting for SSM registration; its
+ * result is read through Run Command once the agent registers); a stopped
+ * one → StartInstances, then Run Command; a running one → Run Command
+ * (AWS-RunShellScript running host/ephemera-host), polled until final.
+ * The script is the same both ways (ec2_script_render), and every value
+ * in it is quoted.
  *
  * A failed AWS call becomes the deploy's outcome through aws_outcome:
  * throttling is retried with backoff, a denied call fails the environment
@@ -32,6 +33,8 @@
 
 #define EC2_EXEC_TIMEOUT 900
 #define EC2_POLL_MS 2000
+/* An instance's SSM agent registers within a minute or two of boot. */
+#define EC2_REGISTER_TIMEOUT 300
 
 /* ---- the pure part ---------------------------------------------------- */
 
@@ -100,6 +103,64 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	         "exec ");
 	ssm_shell_quote(out, s->host);
 	buf_puts(out, " up\n");
+	return out->failed ? -1 : 0;
+}
+
+int
+ec2_first_render(const struct ec2_script *s, struct buf *out)
+{
+	struct buf script = BUF_INIT;
+
+	if (ec2_script_render(s, &script) == -1) {
+		buf_free(&script);
+		return -1;
+	}
+	buf_puts(out, "#!/bin/bash\n"
+	              "# Ephemera: the first deploy, from user-data. Its "
+	              "result is kept for\n# the worker, which reads it "
+	              "through Run Command.\n"
+	              "umask 077\n"
+	              "r=");
+	ssm_shell_quote(out, s->dir);
+	buf_puts(out, ".first\n"
+	              "mkdir -p \"${r%/*}\"\n"
+	              "rm -f \"$r.rc\"\n"
+	              "/bin/bash -c ");
+	ssm_shell_quote(out, buf_str(&script));
+	buf_puts(out, " >\"$r.out\" 2>\"$r.err\"\n"
+	              "echo \"$?\" >\"$r.rc.new\"\n"
+	              "mv \"$r.rc.new\" \"$r.rc\"\n");
+	buf_free(&script);
+	return out->failed ? -1 : 0;
+}
+
+int
+ec2_result_render(const struct ec2_script *s, struct buf *out)
+{
+	if (s->dir == NULL)
+		return -1;
+	buf_puts(out, "#!/bin/bash\n"
+	              "# Ephemera: the first deploy's result, as if this "
+	              "command had run it.\n"
+	              "set -u\n"
+	              "r=");
+	ssm_shell_quote(out, s->dir);
+	/* Within the command's own time limit (EC2_EXEC_TIMEOUT). */
+	buf_printf(out,
+	           ".first\n"
+	           "n=0\n"
+	           "until [ -f \"$r.rc\" ]; do\n"
+	           "\tn=$((n + 1))\n"
+	           "\tif [ \"$n\" -gt %d ]; then\n"
+	           "\t\techo \"the first deploy did not end\" >&2\n"
+	           "\t\texit 124\n"
+	           "\tfi\n"
+	           "\tsleep 1\n"
+	           "done\n"
+	           "tail -c 16000 \"$r.err\" >&2\n"
+	           "cat \"$r.out\"\n"
+	           "exit \"$(cat \"$r.rc\")\"\n",
+	           EC2_EXEC_TIMEOUT - 60);
 	return out->failed ? -1 : 0;
 }
 
@@ -468,10 +529,27 @@ step_instance(struct deploy *d, struct aws_client *c, const char *script,
 	return DEPLOY_OK;
 }
 
-/* Run Command with the script, polled until final. */
+/* Sleeps one poll, keeping the job's lease. -1: the lease was lost. */
+static int
+poll_wait(struct deploy *d)
+{
+	if ((d->job && job_heartbeat(d->w, d->job) == -1) ||
+	    worker_sleep(d->w, EC2_POLL_MS) == -1) {
+		buf_puts(&d->why, "the job's lease was lost");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Run Command with the script, polled until final. An instance whose SSM
+ * agent has not registered yet is waited for until `register_until`
+ * (now_mono), then left to the queue's retry.
+ */
 static enum deploy_rc
 step_command(struct deploy *d, struct aws_client *c, const char *script,
-             const struct ec2_instance *in, struct json_object **services)
+             const struct ec2_instance *in, double register_until,
+             struct json_object **services)
 {
 	const char *argv[] = {"/bin/bash", "-c", script};
 	struct ssm_invocation v;
@@ -482,11 +560,16 @@ step_command(struct deploy *d, struct aws_client *c, const char *script,
 	enum deploy_rc rc = DEPLOY_RETRY;
 
 	ssm_invocation_init(&v);
-	if (ssm_send_command(c, in->id, argv, NELEM(argv), EC2_EXEC_TIMEOUT,
-	                     command_id, &err) == -1) {
+	while (ssm_send_command(c, in->id, argv, NELEM(argv), EC2_EXEC_TIMEOUT,
+	                        command_id, &err) == -1) {
 		if (strcmp(err.code, "InvalidInstanceId") != 0) {
 			rc = deploy_aws_fail(d, &err, -1);
 			goto out;
+		}
+		if (now_mono() < register_until) {
+			if (poll_wait(d) == -1)
+				goto out;
+			continue;
 		}
 		/* Just started: its SSM agent has not registered yet (or,
 		 * retried until the last attempt, never will: no role). */
@@ -511,11 +594,8 @@ step_command(struct deploy *d, struct aws_client *c, const char *script,
 			           command_id);
 			goto out;
 		}
-		if ((d->job && job_heartbeat(d->w, d->job) == -1) ||
-		    worker_sleep(d->w, EC2_POLL_MS) == -1) {
-			buf_puts(&d->why, "the job's lease was lost");
+		if (poll_wait(d) == -1)
 			goto out;
-		}
 		buf_reset(&v.out);
 		buf_reset(&v.err);
 	}
@@ -548,25 +628,21 @@ out:
 }
 
 /*
- * A first deploy runs from user-data, and the worker does not wait for
- * the instance: the targets get the instance's address and the services
- * come from the exposure's verify (a tunnel connector in the project).
+ * A first deploy runs from user-data, started at boot without waiting for
+ * SSM; its result is then read through Run Command (ec2_result_render)
+ * once the agent registers, which it does while the deploy runs.
  */
 static enum deploy_rc
 step_up(struct deploy *d, struct aws_client *c, const char *script,
-        const struct ec2_instance *in, bool launched,
+        const char *result, const struct ec2_instance *in, bool launched,
         struct json_object **services)
 {
-	size_t i;
-
 	if (!launched)
-		return step_command(d, c, script, in, services);
-	for (i = 0; i < d->ntargets; i++)
-		d->targets[i].address = in->private_ip;
-	*services = json_object_new_array();
+		return step_command(d, c, script, in, 0, services);
 	buf_printf(&d->log, "launched %s; the deploy runs from its user-data\n",
 	           in->id);
-	return DEPLOY_OK;
+	return step_command(d, c, result, in, now_mono() + EC2_REGISTER_TIMEOUT,
+	                    services);
 }
 
 static enum deploy_rc
@@ -577,7 +653,8 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	struct ec2_instance in;
 	struct ec2_script s = {0};
 	struct parts parts;
-	struct buf script = BUF_INIT, dir = BUF_INIT;
+	struct buf script = BUF_INIT, first = BUF_INIT, result = BUF_INIT;
+	struct buf dir = BUF_INIT;
 	char project[80];
 	bool launched = false;
 	enum deploy_rc rc;
@@ -604,7 +681,9 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	s.compose_parts = parts.v;
 	s.ncompose_parts = parts.n;
 	s.build = d->rs.build;
-	if (s.source == NULL || ec2_script_render(&s, &script) == -1) {
+	if (s.source == NULL || ec2_script_render(&s, &script) == -1 ||
+	    ec2_first_render(&s, &first) == -1 ||
+	    ec2_result_render(&s, &result) == -1) {
 		buf_puts(&d->why, "no source to fetch on the instance");
 		rc = DEPLOY_FAILED;
 		goto out;
@@ -613,7 +692,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	rc = step_instance(d, &c, buf_str(&script), &in, &launched);
+	rc = step_instance(d, &c, buf_str(&first), &in, &launched);
 	if ((rc = step_run(d, "instance", rc)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "ship") == -1) {
@@ -627,12 +706,14 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	rc = step_run(
-	        d, "up",
-	        step_up(d, &c, buf_str(&script), &in, launched, services));
+	rc = step_run(d, "up",
+	              step_up(d, &c, buf_str(&script), buf_str(&result), &in,
+	                      launched, services));
 out:
 	parts_free(&parts);
 	buf_free(&script);
+	buf_free(&first);
+	buf_free(&result);
 	buf_free(&dir);
 	aws_client_free(&c);
 	return rc;
