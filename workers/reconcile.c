@@ -77,8 +77,8 @@ log_last(const struct buf *log, size_t bytes)
  * token: contents:read on this one repository, valid an hour. An admin's
  * `source` (a mirror, a local path) never sees it.
  */
-static enum deploy_rc
-clone_token(struct deploy *d, struct buf *token)
+enum deploy_rc
+deploy_clone_token(struct deploy *d, struct buf *token)
 {
 	struct job_result res = {JOB_DONE, 0, BUF_INIT};
 	enum deploy_rc rc = DEPLOY_OK;
@@ -115,7 +115,7 @@ step_fetch(struct deploy *d)
 		                  "configured and the event had no clone URL");
 		return DEPLOY_FAILED;
 	}
-	if ((rc = clone_token(d, &token)) != DEPLOY_OK)
+	if ((rc = deploy_clone_token(d, &token)) != DEPLOY_OK)
 		return rc;
 	c.git_token = token.len ? buf_str(&token) : NULL;
 	/* A relative local path is the admin's, relative to our cwd. */

@@ -923,6 +923,10 @@ enum deploy_rc deploy_gate(struct deploy *);
  * or DEPLOY_RETRY when the row cannot be written. */
 enum deploy_rc step_run(struct deploy *, const char *name,
                         enum deploy_rc rc_of_step);
+/* A GitHub clone of the environment's repository gets an installation
+ * token (contents:read, that repository, an hour) into `token`; left
+ * empty without GitHub or for an admin's `source`. */
+enum deploy_rc deploy_clone_token(struct deploy *, struct buf *token);
 /* Host output into the build's log tail (filtered, \r made lines). */
 void deploy_log_append(struct deploy *, const char *text, size_t len);
 /* Each target's address from the services JSON `json`; *keep owns the

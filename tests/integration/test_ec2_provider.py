@@ -26,7 +26,8 @@ import unittest
 
 from harness import iam_eval
 from harness.moto import AMI, Fault, fixture, load_policy, moto_behind_proxy
-from harness.stack import ROOT, Stack
+from harness.github_fake import GitHubFake
+from harness.stack import ROOT, Stack, http
 
 from test_local import Repo
 
@@ -49,7 +50,14 @@ def invocation(stdout, stderr, status="Success", code=0):
                        "StandardErrorContent": stderr}).encode()
 
 
-class Ec2Provider(unittest.TestCase):
+class Ec2Base(unittest.TestCase):
+    """moto behind its fault proxy, and a stack without workers whose
+    config points the ec2 provider at it (plus extra_settings())."""
+
+    @classmethod
+    def extra_settings(cls):
+        return {}
+
     @classmethod
     def setUpClass(cls):
         cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
@@ -59,7 +67,7 @@ class Ec2Provider(unittest.TestCase):
             f.write("[worker]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
                     % cls.ids["worker"])
         os.chmod(creds, 0o600)
-        cls.s = Stack("ec2p", workers=False, settings={
+        cls.s = Stack("ec2p", workers=False, settings=dict(cls.extra_settings(), **{
             "compute.provider": "ec2",
             "workers.sweep_grace_seconds": 0,
             "aws.region": "us-east-1",
@@ -71,7 +79,7 @@ class Ec2Provider(unittest.TestCase):
             "ec2.subnet_ids": ",".join(cls.ids["subnets"]),
             "ec2.security_group_ids": cls.ids["sg"],
             "ec2.instance_profile": "ephemera-preview",
-        })
+        }))
         try:
             cls.s.up()
         except Exception:
@@ -102,10 +110,11 @@ class Ec2Provider(unittest.TestCase):
             self.assertNotIn(secret, p.stdout + p.stderr)
         return p
 
-    def env_row(self, pr, slug, sha, url):
+    def env_row(self, pr, slug, sha, url, installation=0):
         self.s.sql("INSERT INTO environments (repo, pr, slug, title, desired, phase, "
-                   "desired_sha, clone_url) VALUES ('acme/app', %d, '%s', 't', 'running', "
-                   "'deploying', '%s', '%s')" % (pr, slug, sha, url))
+                   "desired_sha, clone_url, installation_id) VALUES ('acme/app', %d, "
+                   "'%s', 't', 'running', 'deploying', '%s', '%s', %d)"
+                   % (pr, slug, sha, url, installation))
         return int(self.s.sql("SELECT id FROM environments WHERE slug = '%s'" % slug)[0][0])
 
     def push(self, env_id, sha):
@@ -131,6 +140,13 @@ class Ec2Provider(unittest.TestCase):
                 return tok.split("=", 1)[1]
         return None
 
+    def parameters(self, slug):
+        r = self.admin_ssm.get_parameters_by_path(
+            Path="/%s/%s" % (self.inst, slug), Recursive=True, WithDecryption=True)
+        return {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in r["Parameters"]}
+
+
+class Ec2Provider(Ec2Base):
     def test_lifecycle(self):
         repo = Repo(self.dir, "acme/app")
         url = repo.path
@@ -282,11 +298,6 @@ class Ec2Provider(unittest.TestCase):
         denied = iam_eval.check_run(load_policy("worker-policy.json"), self.proxy.records)
         self.assertEqual(denied, [])
 
-    def parameters(self, slug):
-        r = self.admin_ssm.get_parameters_by_path(
-            Path="/%s/%s" % (self.inst, slug), Recursive=True, WithDecryption=True)
-        return {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in r["Parameters"]}
-
     def test_compose_in_parts(self):
         """A compose file whose packed form passes Parameter Store's 4 KB
         goes in parts the script names in order; one too big for all the
@@ -405,6 +416,66 @@ class Ec2Provider(unittest.TestCase):
         self.assertEqual(self.instances(slug), [])
         self.proxy.faults = []
         self.tool("destroy", slug)
+
+
+class Ec2CloneToken(Ec2Base):
+    """A GitHub repository's clone token reaches the instance through its
+    own parameter, read by `fetch` alone: never in user-data, a command,
+    a log or the database."""
+    INST = 31
+
+    @classmethod
+    def extra_settings(cls):
+        cls.gh = GitHubFake()
+        cls.gh.configure(installations={str(cls.INST): {
+            "repos": ["acme/app"], "permissions": {"contents": "read", "metadata": "read"}}})
+        return cls.gh.settings()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.gh.stop()
+
+    def test_token_through_its_parameter(self):
+        repo = Repo(self.dir, "acme/app")
+        slug = "pr-6-app"
+        env_id = self.env_row(6, slug, repo.commit("one"), repo.path, self.INST)
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(json.dumps(SERVICES), ""),
+                                   ctype="application/x-amz-json-1.1")]
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        token = self.parameters(slug)["clone-token"]
+        self.assertTrue(token.startswith("ghs_"), token)
+        # One the fake issued (a made-up one is 401), with contents:read
+        # on this one repository and nothing more (issues are 403).
+        r = http("GET", self.gh.url + "/repos/acme/app/issues/6/comments",
+                 headers={"Authorization": "token " + token})
+        self.assertEqual(r.status, 403, r.text)
+        r = http("GET", self.gh.url + "/repos/acme/app/issues/6/comments",
+                 headers={"Authorization": "token ghs_" + "x" * 36})
+        self.assertEqual(r.status, 401, r.text)
+        self.assertIn({"inst": self.INST, "repositories": ["acme/app"],
+                       "permissions": {"contents": "read"}},
+                      self.gh.state()["tokens_issued"])
+        name = "/%s/%s/clone-token" % (self.inst, slug)
+        ptags = {t["Key"]: t["Value"] for t in self.admin_ssm.list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=name)["TagList"]}
+        iid = self.instances(slug)[0]["InstanceId"]
+        self.assertEqual(ptags["ephemera:instance-arn"], iam_eval.ec2_arn("instance", iid))
+        ud = base64.b64decode(self.calls("RunInstances", mark)[0][2]["UserData"]).decode()
+        self.assertIn(name, ud)
+        for rec in self.proxy.records[mark:]:
+            if rec[1] != "PutParameter":
+                self.assertNotIn(token, json.dumps(rec[2]), rec[1])
+        self.assertNotIn(token, self.s.logs())
+        for table in ("builds", "build_steps", "environments", "jobs"):
+            self.assertNotIn(token, repr(self.s.sql("SELECT * FROM %s" % table)), table)
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+        self.assertEqual(self.parameters(slug), {})
+        self.assertEqual(iam_eval.check_run(load_policy("worker-policy.json"),
+                                            self.proxy.records), [])
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ static const char host_stub[] =
         "printf '%s' \"$EPH_PROJECT\" >\"$d/$1.project\"\n"
         "printf '%s' \"$EPH_INSTANCE\" >\"$d/$1.instance\"\n"
         "printf '%s' \"$EPH_BUILD\" >\"$d/$1.build\"\n"
+        "printf '%s' \"${EPH_GIT_TOKEN-unset}\" >\"$d/$1.token\"\n"
         "echo \"$1 said this\"\n"
         "[ ! -f \"$d/fail\" ] || [ \"$1\" != up ] || exit 3\n";
 /* Answers `ssm get-parameter --name NAME` with the part the test wrote
@@ -96,6 +97,13 @@ check_run(const char *dir, const char *canary, const struct ec2_script *s)
 	free(v);
 	v = slurp(dir, "up.build");
 	CHECK_STR(v, "1");
+	free(v);
+	/* The clone token reaches `fetch` alone. */
+	v = slurp(dir, "fetch.token");
+	CHECK_STR(v, s->token_param ? "ghs_clone-secret" : "unset");
+	free(v);
+	v = slurp(dir, "up.token");
+	CHECK_STR(v, "unset");
 	free(v);
 	v = slurp(dir, "compose.json");
 	CHECK_STR(v, compose_text);
@@ -219,6 +227,9 @@ test_script_hostile(void)
 	CHECK(dir != NULL);
 	if (dir == NULL)
 		return;
+	buf_printf(&host, "%s/part.clone-token", dir);
+	write_exec(buf_str(&host), "ghs_clone-secret");
+	buf_reset(&host);
 	buf_printf(&host, "%s/host stub's", dir);
 	buf_printf(&aws, "%s/aws", dir);
 	buf_printf(&canary, "%s/CANARY", dir);
@@ -253,8 +264,10 @@ test_script_hostile(void)
 			s.compose_parts = parts;
 			s.ncompose_parts = 1 + i % 2;
 			parts_write(dir, s.ncompose_parts);
+			s.token_param = i % 3 ? "/t1/o-r-7/clone-token" : NULL;
 			s.build = true;
 			CHECK(ec2_script_render(&s, &script) == 0);
+			CHECK(strstr(buf_str(&script), "ghs_") == NULL);
 			buf_reset(&cmd);
 			if (path == 0) {
 				/* user-data: as cloud-init runs it */

@@ -322,6 +322,8 @@ struct ec2_script {
 	/* The parameters holding compose.json (ec2_compose_pack), in order. */
 	const char *const *compose_parts;
 	size_t ncompose_parts;
+	/* The parameter holding the clone token, or NULL: none. */
+	const char *token_param;
 	bool build;
 };
 

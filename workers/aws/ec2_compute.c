@@ -46,6 +46,25 @@ script_export(struct buf *b, const char *name, const char *value)
 	buf_putc(b, '\n');
 }
 
+/*
+ * `until CONDITION; do` wait and ask again: a first boot may come before
+ * the worker has written and tagged a parameter with the instance's ARN
+ * (which the instance policy asks for). Five minutes, then the deploy
+ * fails.
+ */
+static void
+script_until(struct buf *out, const char *condition)
+{
+	buf_printf(out,
+	           "n=0\n"
+	           "until %s; do\n"
+	           "\tn=$((n + 1))\n"
+	           "\t[ \"$n\" -lt 60 ] || exit 1\n"
+	           "\tsleep 5\n"
+	           "done\n",
+	           condition);
+}
+
 int
 ec2_script_render(const struct ec2_script *s, struct buf *out)
 {
@@ -69,38 +88,42 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	script_export(out, "EPH_SOURCE", s->source);
 	script_export(out, "EPH_SHA", s->sha);
 	script_export(out, "EPH_BUILD", s->build ? "1" : "0");
+	/* Parameters are read with the instance's own role: what they hold
+	 * never travels in user-data or a command. */
+	buf_puts(out, "param_get() {\n\t");
+	ssm_shell_quote(out, s->aws);
+	buf_puts(out, " ssm get-parameter --with-decryption --region ");
+	ssm_shell_quote(out, s->region);
+	buf_puts(out, " --name \"$1\" --query Parameter.Value --output text\n"
+	              "}\n");
+	if (s->token_param != NULL) {
+		/* The clone token, for `fetch` alone (in its environment,
+		 * never in an argument). */
+		buf_puts(out, "t=");
+		ssm_shell_quote(out, s->token_param);
+		buf_putc(out, '\n');
+		script_until(out, "EPH_GIT_TOKEN=$(param_get \"$t\")");
+		buf_puts(out, "EPH_GIT_TOKEN=$EPH_GIT_TOKEN ");
+	}
 	ssm_shell_quote(out, s->host);
-	buf_puts(out, " fetch\n");
-	/* compose.json is the gate's output, read with the instance's own
-	 * role; it never travels in user-data or a command. A first boot
-	 * may come before the worker has tagged it with the instance's ARN
-	 * (which the instance policy asks for): it is asked again. The
-	 * parts are named here, so a longer file's leftover parts are never
-	 * read. */
+	buf_puts(out, " fetch\n"
+	              "unset EPH_GIT_TOKEN\n");
+	/* compose.json is the gate's output. Its parts are named here, so a
+	 * longer file's leftover parts are never read. */
 	buf_puts(out, "compose_get() {\n\tfor p in");
 	for (i = 0; i < s->ncompose_parts; i++) {
 		buf_putc(out, ' ');
 		ssm_shell_quote(out, s->compose_parts[i]);
 	}
-	buf_puts(out, "; do\n\t\t");
-	ssm_shell_quote(out, s->aws);
-	buf_puts(out, " ssm get-parameter --with-decryption --region ");
-	ssm_shell_quote(out, s->region);
-	buf_puts(out,
-	         " --name \"$p\" --query Parameter.Value --output text "
-	         "|| return 1\n"
-	         "\tdone\n"
-	         "}\n"
-	         "n=0\n"
-	         "until compose_get >\"$EPH_DIR/compose.json.gz.b64\"; do\n"
-	         "\tn=$((n + 1))\n"
-	         "\t[ \"$n\" -lt 60 ] || exit 1\n"
-	         "\tsleep 5\n"
-	         "done\n"
-	         "base64 -d <\"$EPH_DIR/compose.json.gz.b64\" | gunzip "
-	         ">\"$EPH_DIR/compose.json\"\n"
-	         "rm -f \"$EPH_DIR/compose.json.gz.b64\"\n"
-	         "exec ");
+	buf_puts(out, "; do\n"
+	              "\t\tparam_get \"$p\" || return 1\n"
+	              "\tdone\n"
+	              "}\n");
+	script_until(out, "compose_get >\"$EPH_DIR/compose.json.gz.b64\"");
+	buf_puts(out, "base64 -d <\"$EPH_DIR/compose.json.gz.b64\" | gunzip "
+	              ">\"$EPH_DIR/compose.json\"\n"
+	              "rm -f \"$EPH_DIR/compose.json.gz.b64\"\n"
+	              "exec ");
 	ssm_shell_quote(out, s->host);
 	buf_puts(out, " up\n");
 	return out->failed ? -1 : 0;
@@ -452,12 +475,14 @@ parts_make(struct deploy *d, struct parts *p)
 }
 
 /*
- * compose.json's parts into Parameter Store (SecureString: they may hold
- * secrets), tagged with the instance's ARN: the instance policy lets an
- * instance read only the parameters that carry its own ARN.
+ * compose.json's parts, and the clone token if there is one, into
+ * Parameter Store (SecureString: they hold secrets), tagged with the
+ * instance's ARN: the instance policy lets an instance read only the
+ * parameters that carry its own ARN.
  */
 static enum deploy_rc
 step_ship(struct deploy *d, struct aws_client *c, const struct parts *p,
+          const char *token_param, const char *token,
           const struct ec2_instance *in)
 {
 	struct aws_tag tags[3];
@@ -481,6 +506,10 @@ step_ship(struct deploy *d, struct aws_client *c, const struct parts *p,
 		                      NELEM(tags), &err) == -1)
 			rc = deploy_aws_fail(d, &err, -1);
 	}
+	if (rc == DEPLOY_OK && token_param != NULL &&
+	    ssm_put_parameter(c, token_param, token, tags, NELEM(tags), &err) ==
+	            -1)
+		rc = deploy_aws_fail(d, &err, -1);
 	if (value.data)
 		OPENSSL_cleanse(value.data, value.len);
 	buf_free(&value);
@@ -654,7 +683,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	struct ec2_script s = {0};
 	struct parts parts;
 	struct buf script = BUF_INIT, first = BUF_INIT, result = BUF_INIT;
-	struct buf dir = BUF_INIT;
+	struct buf dir = BUF_INIT, token = BUF_INIT, token_param = BUF_INIT;
 	char project[80];
 	bool launched = false;
 	enum deploy_rc rc;
@@ -665,8 +694,15 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	memset(&in, 0, sizeof(in));
 	parts_init(&parts);
 	/* Before any AWS call: a file too big to ship launches nothing. */
-	if ((rc = parts_make(d, &parts)) != DEPLOY_OK)
+	if ((rc = parts_make(d, &parts)) != DEPLOY_OK ||
+	    (rc = deploy_clone_token(d, &token)) != DEPLOY_OK)
 		goto out;
+	if (token.len > 0 && ssm_parameter_name(cfg, d->e->slug, "clone-token",
+	                                        &token_param) == -1) {
+		buf_puts(&d->why, "the slug cannot name a parameter");
+		rc = DEPLOY_FAILED;
+		goto out;
+	}
 	local_project_name(cfg, d->e->slug, project);
 	buf_printf(&dir, "%s/%s", EC2_ENVS_DIR, d->e->slug);
 	s.host = EC2_HOST_SCRIPT;
@@ -680,6 +716,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	s.region = cfg->aws_region;
 	s.compose_parts = parts.v;
 	s.ncompose_parts = parts.n;
+	s.token_param = token.len > 0 ? buf_str(&token_param) : NULL;
 	s.build = d->rs.build;
 	if (s.source == NULL || ec2_script_render(&s, &script) == -1 ||
 	    ec2_first_render(&s, &first) == -1 ||
@@ -699,7 +736,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	rc = step_ship(d, &c, &parts, &in);
+	rc = step_ship(d, &c, &parts, s.token_param, buf_str(&token), &in);
 	if ((rc = step_run(d, "ship", rc)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "up") == -1) {
@@ -714,6 +751,10 @@ out:
 	buf_free(&script);
 	buf_free(&first);
 	buf_free(&result);
+	if (token.data)
+		OPENSSL_cleanse(token.data, token.len);
+	buf_free(&token);
+	buf_free(&token_param);
 	buf_free(&dir);
 	aws_client_free(&c);
 	return rc;
