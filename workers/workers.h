@@ -830,6 +830,9 @@ struct deploy {
 	struct build b;
 	char project[80];
 	char *dir, *src;
+	/* d->dir as the host that runs compose sees it (the ec2 instance's
+	 * work dir); NULL: this machine's d->dir. */
+	const char *host_dir;
 	struct repo_settings rs;
 	struct compose_result cr;
 	struct route_target *targets; /* addresses filled by deploy */

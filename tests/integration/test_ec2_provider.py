@@ -26,6 +26,7 @@ import unittest
 
 from harness import iam_eval
 from harness.moto import AMI, Fault, fixture, load_policy, moto_behind_proxy
+from harness.cloudflare_fake import CloudflareFake
 from harness.github_fake import GitHubFake
 from harness.stack import ROOT, Stack, http
 
@@ -472,6 +473,53 @@ class Ec2CloneToken(Ec2Base):
         self.assertNotIn(token, self.s.logs())
         for table in ("builds", "build_steps", "environments", "jobs"):
             self.assertNotIn(token, repr(self.s.sql("SELECT * FROM %s" % table)), table)
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+        self.assertEqual(self.parameters(slug), {})
+        self.assertEqual(iam_eval.check_run(load_policy("worker-policy.json"),
+                                            self.proxy.records), [])
+
+
+class Ec2Cloudflare(Ec2Base):
+    """ec2 compute behind the cloudflare exposure: the tunnel's connector
+    joins the project on the instance, its token there through its own
+    parameter (the connector mounts it from the instance's work dir)."""
+
+    @classmethod
+    def extra_settings(cls):
+        cls.cf = CloudflareFake()
+        return cls.cf.settings()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.cf.stop()
+
+    def test_tunnel_token_through_its_parameter(self):
+        repo = Repo(self.dir, "acme/app")
+        slug = "pr-7-app"
+        env_id = self.env_row(7, slug, repo.commit("one"), repo.path)
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(json.dumps(SERVICES), ""),
+                                   ctype="application/x-amz-json-1.1")]
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        params = self.parameters(slug)
+        token = params["tunnel-token"]
+        tunnels = [t for t in self.cf.inventory()["tunnels"] if slug in t["name"]]
+        self.assertEqual(len(tunnels), 1, tunnels)
+        self.assertEqual(json.loads(base64.b64decode(token))["t"], tunnels[0]["id"])
+        model = json.loads(unpack([params["compose"]]))
+        connector = model["services"]["ephemera-cloudflared"]
+        self.assertEqual([v["source"] for v in connector["volumes"]],
+                         ["/var/lib/ephemera/envs/%s/tunnel-token" % slug])
+        self.assertNotIn(token, json.dumps(model))
+        ud = base64.b64decode(self.calls("RunInstances", mark)[0][2]["UserData"]).decode()
+        self.assertIn("/%s/%s/tunnel-token" % (self.inst, slug), ud)
+        for rec in self.proxy.records[mark:]:
+            if rec[1] != "PutParameter":
+                self.assertNotIn(token, json.dumps(rec[2]), rec[1])
+        self.assertNotIn(token, self.s.logs())
         self.assertIn("rc=0", self.tool("destroy", slug).stdout)
         self.assertEqual(self.parameters(slug), {})
         self.assertEqual(iam_eval.check_run(load_policy("worker-policy.json"),

@@ -25,7 +25,8 @@ slug_print(void *arg, const char *slug, size_t n)
 
 static const char *const rc_names[] = {"ok", "failed", "retry"};
 
-/* reconcile.c's deploy(), minus the exposure's route and verify. */
+/* reconcile.c's deploy(), minus the exposure's route and verify (its
+ * prepare runs: a tunnel and its connector for `cloudflare`). */
 static int
 cmd_deploy(struct worker *w, const struct env *e)
 {
@@ -40,7 +41,7 @@ cmd_deploy(struct worker *w, const struct env *e)
 	d.e = e;
 	d.admin = config_repo(w->cfg, e->repo);
 	d.compute = &compute_ec2;
-	d.exposure = &exposure_nginx;
+	d.exposure = exposure_for(w->cfg, e->repo);
 	local_project_name(w->cfg, e->slug, d.project);
 	d.dir = local_env_dir(w->cfg, e->slug);
 	buf_printf(&src, "%s/src", d.dir);

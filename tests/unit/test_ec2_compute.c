@@ -105,6 +105,19 @@ check_run(const char *dir, const char *canary, const struct ec2_script *s)
 	v = slurp(dir, "up.token");
 	CHECK_STR(v, "unset");
 	free(v);
+	/* The tunnel's token: a file for the connector, 0400, no newline. */
+	v = slurp(dir, "tunnel-token");
+	CHECK_STR(v, s->tunnel_param ? "cf-tunnel-secret" : NULL);
+	free(v);
+	if (s->tunnel_param) {
+		struct stat st;
+
+		buf_printf(&p, "%s/tunnel-token", dir);
+		CHECK(stat(buf_str(&p), &st) == 0 &&
+		      (st.st_mode & 07777) == 0400);
+		unlink(buf_str(&p));
+		buf_reset(&p);
+	}
 	v = slurp(dir, "compose.json");
 	CHECK_STR(v, compose_text);
 	free(v);
@@ -230,6 +243,9 @@ test_script_hostile(void)
 	buf_printf(&host, "%s/part.clone-token", dir);
 	write_exec(buf_str(&host), "ghs_clone-secret");
 	buf_reset(&host);
+	buf_printf(&host, "%s/part.tunnel-token", dir);
+	write_exec(buf_str(&host), "cf-tunnel-secret");
+	buf_reset(&host);
 	buf_printf(&host, "%s/host stub's", dir);
 	buf_printf(&aws, "%s/aws", dir);
 	buf_printf(&canary, "%s/CANARY", dir);
@@ -265,9 +281,12 @@ test_script_hostile(void)
 			s.ncompose_parts = 1 + i % 2;
 			parts_write(dir, s.ncompose_parts);
 			s.token_param = i % 3 ? "/t1/o-r-7/clone-token" : NULL;
+			s.tunnel_param =
+			        i % 2 ? "/t1/o-r-7/tunnel-token" : NULL;
 			s.build = true;
 			CHECK(ec2_script_render(&s, &script) == 0);
 			CHECK(strstr(buf_str(&script), "ghs_") == NULL);
+			CHECK(strstr(buf_str(&script), "cf-tunnel") == NULL);
 			buf_reset(&cmd);
 			if (path == 0) {
 				/* user-data: as cloud-init runs it */

@@ -324,6 +324,9 @@ struct ec2_script {
 	size_t ncompose_parts;
 	/* The parameter holding the clone token, or NULL: none. */
 	const char *token_param;
+	/* The parameter holding the Cloudflare tunnel's token, written to
+	 * <dir>/tunnel-token for its connector; NULL: none. */
+	const char *tunnel_param;
 	bool build;
 };
 

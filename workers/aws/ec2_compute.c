@@ -33,6 +33,8 @@
 
 #define EC2_EXEC_TIMEOUT 900
 #define EC2_POLL_MS 2000
+/* cloudflared's image runs as this user (cloudflare.h's CF_CONNECTOR_UID). */
+#define EC2_CONNECTOR_UID 65532
 /* An instance's SSM agent registers within a minute or two of boot. */
 #define EC2_REGISTER_TIMEOUT 300
 
@@ -119,6 +121,24 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	              "\t\tparam_get \"$p\" || return 1\n"
 	              "\tdone\n"
 	              "}\n");
+	if (s->tunnel_param != NULL) {
+		/* The connector (uid 65532) reads it from a file mounted
+		 * read-only: never its argv or environment. */
+		buf_puts(out, "t=");
+		ssm_shell_quote(out, s->tunnel_param);
+		buf_putc(out, '\n');
+		script_until(out, "tok=$(param_get \"$t\")");
+		buf_printf(
+		        out,
+		        "printf '%%s' \"$tok\" >\"$EPH_DIR/tunnel-token.new\"\n"
+		        "unset tok\n"
+		        "chmod 0400 \"$EPH_DIR/tunnel-token.new\"\n"
+		        "chown %d:%d \"$EPH_DIR/tunnel-token.new\" 2>/dev/null "
+		        "|| true\n"
+		        "mv -f \"$EPH_DIR/tunnel-token.new\" "
+		        "\"$EPH_DIR/tunnel-token\"\n",
+		        EC2_CONNECTOR_UID, EC2_CONNECTOR_UID);
+	}
 	script_until(out, "compose_get >\"$EPH_DIR/compose.json.gz.b64\"");
 	buf_puts(out, "base64 -d <\"$EPH_DIR/compose.json.gz.b64\" | gunzip "
 	              ">\"$EPH_DIR/compose.json\"\n"
@@ -474,15 +494,88 @@ parts_make(struct deploy *d, struct parts *p)
 	return DEPLOY_OK;
 }
 
+/* A secret for the instance: its parameter's name (NULL: none) and value. */
+struct ec2_secret {
+	const char *name, *value;
+};
+
+/* What the instance reads besides compose.json. */
+struct secrets {
+	struct buf clone, tunnel; /* wiped */
+	struct buf clone_name, tunnel_name;
+	struct ec2_secret v[2];
+};
+
+static void
+secrets_init(struct secrets *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->clone = x->tunnel = (struct buf)BUF_INIT;
+	x->clone_name = x->tunnel_name = (struct buf)BUF_INIT;
+}
+
+static void
+secrets_free(struct secrets *x)
+{
+	if (x->clone.data)
+		OPENSSL_cleanse(x->clone.data, x->clone.len);
+	if (x->tunnel.data)
+		OPENSSL_cleanse(x->tunnel.data, x->tunnel.len);
+	buf_free(&x->clone);
+	buf_free(&x->tunnel);
+	buf_free(&x->clone_name);
+	buf_free(&x->tunnel_name);
+}
+
 /*
- * compose.json's parts, and the clone token if there is one, into
+ * The clone token (GitHub repositories) and the tunnel's token (the
+ * Cloudflare exposure wrote it into the work dir here, and mounted
+ * <host_dir>/tunnel-token into its connector), each for a parameter.
+ */
+static enum deploy_rc
+secrets_make(struct deploy *d, struct secrets *x)
+{
+	struct buf path = BUF_INIT;
+	enum deploy_rc rc;
+	char *text;
+
+	if ((rc = deploy_clone_token(d, &x->clone)) != DEPLOY_OK)
+		return rc;
+	buf_printf(&path, "%s/tunnel-token", d->dir);
+	text = file_read(buf_str(&path));
+	buf_free(&path);
+	if (text != NULL) {
+		buf_puts(&x->tunnel, text);
+		OPENSSL_cleanse(text, strlen(text));
+		free(text);
+	}
+	if ((x->clone.len > 0 &&
+	     ssm_parameter_name(d->w->cfg, d->e->slug, "clone-token",
+	                        &x->clone_name) == -1) ||
+	    (x->tunnel.len > 0 &&
+	     ssm_parameter_name(d->w->cfg, d->e->slug, "tunnel-token",
+	                        &x->tunnel_name) == -1)) {
+		buf_puts(&d->why, "the slug cannot name a parameter");
+		return DEPLOY_FAILED;
+	}
+	x->v[0] = (struct ec2_secret){x->clone.len > 0 ? buf_str(&x->clone_name)
+	                                               : NULL,
+	                              buf_str(&x->clone)};
+	x->v[1] = (struct ec2_secret){
+	        x->tunnel.len > 0 ? buf_str(&x->tunnel_name) : NULL,
+	        buf_str(&x->tunnel)};
+	return DEPLOY_OK;
+}
+
+/*
+ * compose.json's parts, and the secrets (clone and tunnel tokens), into
  * Parameter Store (SecureString: they hold secrets), tagged with the
  * instance's ARN: the instance policy lets an instance read only the
  * parameters that carry its own ARN.
  */
 static enum deploy_rc
 step_ship(struct deploy *d, struct aws_client *c, const struct parts *p,
-          const char *token_param, const char *token,
+          const struct ec2_secret *secrets, size_t nsecrets,
           const struct ec2_instance *in)
 {
 	struct aws_tag tags[3];
@@ -506,10 +599,11 @@ step_ship(struct deploy *d, struct aws_client *c, const struct parts *p,
 		                      NELEM(tags), &err) == -1)
 			rc = deploy_aws_fail(d, &err, -1);
 	}
-	if (rc == DEPLOY_OK && token_param != NULL &&
-	    ssm_put_parameter(c, token_param, token, tags, NELEM(tags), &err) ==
-	            -1)
-		rc = deploy_aws_fail(d, &err, -1);
+	for (i = 0; i < nsecrets && rc == DEPLOY_OK; i++)
+		if (secrets[i].name != NULL &&
+		    ssm_put_parameter(c, secrets[i].name, secrets[i].value,
+		                      tags, NELEM(tags), &err) == -1)
+			rc = deploy_aws_fail(d, &err, -1);
 	if (value.data)
 		OPENSSL_cleanse(value.data, value.len);
 	buf_free(&value);
@@ -682,29 +776,26 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	struct ec2_instance in;
 	struct ec2_script s = {0};
 	struct parts parts;
+	struct secrets x;
 	struct buf script = BUF_INIT, first = BUF_INIT, result = BUF_INIT;
-	struct buf dir = BUF_INIT, token = BUF_INIT, token_param = BUF_INIT;
+	struct buf dir = BUF_INIT;
 	char project[80];
 	bool launched = false;
 	enum deploy_rc rc;
 
-	if ((rc = deploy_gate(d)) != DEPLOY_OK)
-		return rc;
+	buf_printf(&dir, "%s/%s", EC2_ENVS_DIR, d->e->slug);
+	d->host_dir = buf_str(&dir);
 	aws_client_init(&c, cfg);
 	memset(&in, 0, sizeof(in));
 	parts_init(&parts);
+	secrets_init(&x);
+	if ((rc = deploy_gate(d)) != DEPLOY_OK)
+		goto out;
 	/* Before any AWS call: a file too big to ship launches nothing. */
 	if ((rc = parts_make(d, &parts)) != DEPLOY_OK ||
-	    (rc = deploy_clone_token(d, &token)) != DEPLOY_OK)
+	    (rc = secrets_make(d, &x)) != DEPLOY_OK)
 		goto out;
-	if (token.len > 0 && ssm_parameter_name(cfg, d->e->slug, "clone-token",
-	                                        &token_param) == -1) {
-		buf_puts(&d->why, "the slug cannot name a parameter");
-		rc = DEPLOY_FAILED;
-		goto out;
-	}
 	local_project_name(cfg, d->e->slug, project);
-	buf_printf(&dir, "%s/%s", EC2_ENVS_DIR, d->e->slug);
 	s.host = EC2_HOST_SCRIPT;
 	s.aws = "aws";
 	s.instance = local_instance(cfg);
@@ -716,7 +807,8 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	s.region = cfg->aws_region;
 	s.compose_parts = parts.v;
 	s.ncompose_parts = parts.n;
-	s.token_param = token.len > 0 ? buf_str(&token_param) : NULL;
+	s.token_param = x.v[0].name;
+	s.tunnel_param = x.v[1].name;
 	s.build = d->rs.build;
 	if (s.source == NULL || ec2_script_render(&s, &script) == -1 ||
 	    ec2_first_render(&s, &first) == -1 ||
@@ -736,7 +828,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	rc = step_ship(d, &c, &parts, s.token_param, buf_str(&token), &in);
+	rc = step_ship(d, &c, &parts, x.v, NELEM(x.v), &in);
 	if ((rc = step_run(d, "ship", rc)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "up") == -1) {
@@ -751,10 +843,8 @@ out:
 	buf_free(&script);
 	buf_free(&first);
 	buf_free(&result);
-	if (token.data)
-		OPENSSL_cleanse(token.data, token.len);
-	buf_free(&token);
-	buf_free(&token_param);
+	secrets_free(&x);
+	d->host_dir = NULL;
 	buf_free(&dir);
 	aws_client_free(&c);
 	return rc;

@@ -139,7 +139,8 @@ cf_prepare(struct deploy *d, struct json_object *model)
 		                           d->targets[i].primary, false};
 	/* A push: the connector keeps the token it has (one call less). */
 	env.token_known = token_file_exists(d->dir);
-	if (cf_client_init(&c, d->w->cfg, d->job->attempts) == -1 ||
+	if (cf_client_init(&c, d->w->cfg, d->job ? d->job->attempts : 1) ==
+	            -1 ||
 	    cloudflare_route(&c, d->e->slug, s, d->ntargets,
 	                     (const char *const *)d->rs.bypass, d->rs.nbypass,
 	                     &env) == -1) {
@@ -152,6 +153,12 @@ cf_prepare(struct deploy *d, struct json_object *model)
 	    cf_connector_token_write(buf_str(&path), env.token) == -1) {
 		buf_puts(&d->why, "cannot write the connector's token file");
 		goto out;
+	}
+	/* Mounted from where compose runs: an ec2 instance gets the file
+	 * through Parameter Store (ec2_compute.c). */
+	if (d->host_dir != NULL) {
+		buf_reset(&path);
+		buf_printf(&path, "%s/tunnel-token", d->host_dir);
 	}
 	rc = connector_add(d->w->cfg, buf_str(&path), model, &d->why) == 0 ? 0
 	                                                                   : -1;
