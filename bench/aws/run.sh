@@ -7,5 +7,5 @@
 #   bench/aws/run.sh [calls]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-make -s build/release/tests/tools/aws_run >/dev/null
+make -s build/release/tests/tools/aws_run build/release/tests/tools/ec2_compute_run >/dev/null
 exec python3 bench/aws/bench.py "$@"

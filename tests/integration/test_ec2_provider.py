@@ -358,6 +358,42 @@ class Ec2Provider(Ec2Base):
         self.assertEqual(self.instances(slug), [])
         self.tool("destroy", slug)
 
+    def test_replaced_instance_gets_its_parameters(self):
+        """An instance terminated outside Ephemera is replaced on the
+        next deploy; the parameters it left are made again with the new
+        instance's ARN (an overwrite would keep the old one, and the new
+        instance could not read them)."""
+        repo = Repo(self.dir, "acme/repl")
+        slug = "pr-8-repl"
+        env_id = self.env_row(8, slug, repo.commit("one"), repo.path)
+        def answer():
+            return [Fault("GetCommandInvocation", 200, invocation(json.dumps(SERVICES), ""),
+                          ctype="application/x-amz-json-1.1")]
+        self.proxy.faults = answer()
+        self.assertEqual(self.field(self.tool("deploy", str(env_id)).stdout, "rc"), "ok")
+        old = self.instances(slug)[0]["InstanceId"]
+        self.admin_ec2.terminate_instances(InstanceIds=[old])
+        self.proxy.faults = answer()
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        new = [i["InstanceId"] for i in self.instances(slug)
+               if i["State"]["Name"] != "terminated"]
+        self.assertEqual(len(new), 1)
+        self.assertNotEqual(new[0], old)
+        name = "/%s/%s/compose" % (self.inst, slug)
+        ptags = {t["Key"]: t["Value"] for t in self.admin_ssm.list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=name)["TagList"]}
+        self.assertEqual(ptags["ephemera:instance-arn"], iam_eval.ec2_arn("instance", new[0]))
+        # moto lets an overwrite drop the old tags; AWS keeps them (and
+        # refuses Tags with Overwrite). So: the request that last wrote
+        # the parameter is one that set the new instance's tag.
+        puts = [r[2] for r in self.calls("PutParameter", mark) if r[2]["Name"] == name]
+        self.assertNotIn("Overwrite", puts[-1])
+        self.assertIn({"Key": "ephemera:instance-arn",
+                       "Value": iam_eval.ec2_arn("instance", new[0])}, puts[-1]["Tags"])
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+
     def test_crash_adopts(self):
         repo = Repo(self.dir, "acme/crash")
         slug = "pr-2-crash"

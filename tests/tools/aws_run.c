@@ -169,7 +169,7 @@ cmd_param(struct aws_client *c, const struct config *cfg, const char *what,
 		char *v = file_slurp("-");
 
 		if (ssm_put_parameter(c, buf_str(&name), v, tags, NELEM(tags),
-		                      &e) == -1)
+		                      false, &e) == -1)
 			rc = fail(&e);
 		else
 			printf("put name=%s\n", buf_str(&name));

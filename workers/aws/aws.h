@@ -283,9 +283,11 @@ int ssm_get_invocation(struct aws_client *, const char *command_id,
 /* "<ec2.ssm_parameter_prefix>/<instance>/<slug>/<key>"; -1: bad key. */
 int ssm_parameter_name(const struct config *, const char *slug, const char *key,
                        struct buf *);
-/* A SecureString, tagged; an existing one is overwritten. */
+/* A SecureString, tagged; an existing one is overwritten (keeping the
+ * tags it was created with), or with `retag` made again with these. */
 int ssm_put_parameter(struct aws_client *, const char *name, const char *value,
-                      const struct aws_tag *, size_t, struct aws_error *);
+                      const struct aws_tag *, size_t, bool retag,
+                      struct aws_error *);
 int ssm_get_parameter(struct aws_client *, const char *name, struct buf *,
                       struct aws_error *);
 /* Idempotent: a parameter already gone is success. */

@@ -571,12 +571,14 @@ secrets_make(struct deploy *d, struct secrets *x)
  * compose.json's parts, and the secrets (clone and tunnel tokens), into
  * Parameter Store (SecureString: they hold secrets), tagged with the
  * instance's ARN: the instance policy lets an instance read only the
- * parameters that carry its own ARN.
+ * parameters that carry its own ARN. An overwrite keeps a parameter's
+ * tags, so for a newly launched instance (one that replaced another)
+ * they are made again.
  */
 static enum deploy_rc
 step_ship(struct deploy *d, struct aws_client *c, const struct parts *p,
           const struct ec2_secret *secrets, size_t nsecrets,
-          const struct ec2_instance *in)
+          const struct ec2_instance *in, bool launched)
 {
 	struct aws_tag tags[3];
 	struct buf arn = BUF_INIT, value = BUF_INIT;
@@ -596,13 +598,13 @@ step_ship(struct deploy *d, struct aws_client *c, const struct parts *p,
 		                   ? p->packed.len - at
 		                   : EC2_PART_MAX);
 		if (ssm_put_parameter(c, p->v[i], buf_str(&value), tags,
-		                      NELEM(tags), &err) == -1)
+		                      NELEM(tags), launched, &err) == -1)
 			rc = deploy_aws_fail(d, &err, -1);
 	}
 	for (i = 0; i < nsecrets && rc == DEPLOY_OK; i++)
 		if (secrets[i].name != NULL &&
 		    ssm_put_parameter(c, secrets[i].name, secrets[i].value,
-		                      tags, NELEM(tags), &err) == -1)
+		                      tags, NELEM(tags), launched, &err) == -1)
 			rc = deploy_aws_fail(d, &err, -1);
 	if (value.data)
 		OPENSSL_cleanse(value.data, value.len);
@@ -828,7 +830,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	rc = step_ship(d, &c, &parts, x.v, NELEM(x.v), &in);
+	rc = step_ship(d, &c, &parts, x.v, NELEM(x.v), &in, launched);
 	if ((rc = step_run(d, "ship", rc)) != DEPLOY_OK)
 		goto out;
 	if (build_step_begin(d->w->db, &d->b, "up") == -1) {

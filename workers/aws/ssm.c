@@ -375,11 +375,12 @@ wipe(struct buf *b)
 /*
  * PutParameter refuses Tags together with Overwrite, so a new parameter
  * is created with its tags and an existing one (already tagged when it
- * was created) is overwritten without them.
+ * was created) is overwritten without them; with `retag`, it is deleted
+ * and created again, so it carries these tags and no older ones.
  */
 int
 ssm_put_parameter(struct aws_client *c, const char *name, const char *value,
-                  const struct aws_tag *tags, size_t ntags,
+                  const struct aws_tag *tags, size_t ntags, bool retag,
                   struct aws_error *err)
 {
 	struct json_object *o = json_object_new_object();
@@ -406,6 +407,14 @@ ssm_put_parameter(struct aws_client *c, const char *name, const char *value,
 	                        o, JSON_C_TO_STRING_PLAIN |
 	                                   JSON_C_TO_STRING_NOSLASHESCAPE));
 	rc = ssm_call(c, "PutParameter", buf_str(&body), &resp, err);
+	if (rc == -1 && retag &&
+	    strcmp(err->code, "ParameterAlreadyExists") == 0) {
+		buf_reset(&resp);
+		rc = ssm_delete_parameter(c, name, err);
+		if (rc == 0)
+			rc = ssm_call(c, "PutParameter", buf_str(&body), &resp,
+			              err);
+	}
 	if (rc == -1 && strcmp(err->code, "ParameterAlreadyExists") == 0) {
 		json_object_object_del(o, "Tags");
 		json_object_object_add(o, "Overwrite",
