@@ -22,13 +22,14 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import iam_eval
-from harness.moto import AMI, Fault, fixture, load_policy, moto_behind_proxy
 from harness.cloudflare_fake import CloudflareFake
 from harness.github_fake import GitHubFake
-from harness.stack import ROOT, Stack, http
+from harness.moto import AMI, Fault, fixture, load_policy, moto_behind_proxy
+from harness.stack import ROOT, Stack, http, wait_until
 
 from test_local import Repo
 
@@ -55,6 +56,8 @@ class Ec2Base(unittest.TestCase):
     """moto behind its fault proxy, and a stack without workers whose
     config points the ec2 provider at it (plus extra_settings())."""
 
+    workers = False
+
     @classmethod
     def extra_settings(cls):
         return {}
@@ -68,7 +71,7 @@ class Ec2Base(unittest.TestCase):
             f.write("[worker]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
                     % cls.ids["worker"])
         os.chmod(creds, 0o600)
-        cls.s = Stack("ec2p", workers=False, settings=dict(cls.extra_settings(), **{
+        cls.s = Stack("ec2p", workers=cls.workers, settings=dict(cls.extra_settings(), **{
             "compute.provider": "ec2",
             "workers.sweep_grace_seconds": 0,
             "aws.region": "us-east-1",
@@ -453,6 +456,56 @@ class Ec2Provider(Ec2Base):
         self.assertEqual(self.instances(slug), [])
         self.proxy.faults = []
         self.tool("destroy", slug)
+
+
+class Ec2Sweep(Ec2Base):
+    """The reaper's sweep (sweep.c, workers running) on ec2 compute: an
+    instance of this installation that no environment owns is terminated
+    and its parameters deleted; one with an environment, and another
+    installation's, are left alone."""
+    workers = True
+
+    @classmethod
+    def extra_settings(cls):
+        return {"workers.sweep_interval_seconds": 1,
+                "environments.idle_stop_minutes": 600}
+
+    def launch(self, slug):
+        p = self.tool("launch", slug, "0", "0", tool=AWS_RUN)
+        self.assertIn("adopted=no", p.stdout, p.stdout + p.stderr)
+        return self.instances(slug)[0]
+
+    def test_orphan_instance_terminated(self):
+        ghost = self.launch("pr-9-ghost")
+        arn = iam_eval.ec2_arn("instance", ghost["InstanceId"])
+        p = subprocess.run([AWS_RUN, "-c", self.s.config, "param-put", "pr-9-ghost",
+                            "compose", arn], input="{}", capture_output=True, text=True,
+                           env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        live = self.launch("pr-10-live")
+        self.s.sql("INSERT INTO environments (repo, pr, slug, title, desired, phase, "
+                   "desired_sha, clone_url, last_active_at) VALUES ('acme/app', 10, "
+                   "'pr-10-live', 't', 'running', 'ready', '%s', '/x', NOW(6))" % ("a" * 40))
+        other = self.admin_ec2.run_instances(
+            ImageId=AMI, MinCount=1, MaxCount=1, TagSpecifications=[{
+                "ResourceType": "instance", "Tags": [
+                    {"Key": "ephemera:instance", "Value": "other"},
+                    {"Key": "ephemera:env", "Value": "pr-9-ghost"}]}])["Instances"][0]
+
+        def state(iid):
+            r = self.admin_ec2.describe_instances(InstanceIds=[iid])
+            return r["Reservations"][0]["Instances"][0]["State"]["Name"]
+        deadline = time.monotonic() + 60
+        while state(ghost["InstanceId"]) != "terminated" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.assertEqual(state(ghost["InstanceId"]), "terminated", self.s.logs()[-3000:])
+        self.assertTrue(wait_until(lambda: self.parameters("pr-9-ghost") == {}, timeout=30))
+        time.sleep(3)  # more sweeps
+        self.assertEqual(state(live["InstanceId"]), "running")
+        self.assertEqual(state(other["InstanceId"]), "running")
+        self.assertIn("orphan_removed", self.s.log("workers"))
+        self.assertNotIn('slug="pr-10-live"', "".join(
+            l for l in self.s.log("workers").splitlines() if "orphan_removed" in l))
 
 
 class Ec2CloneToken(Ec2Base):
