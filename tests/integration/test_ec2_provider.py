@@ -396,6 +396,10 @@ class Ec2Provider(Ec2Base):
         self.assertIn({"Key": "ephemera:instance-arn",
                        "Value": iam_eval.ec2_arn("instance", new[0])}, puts[-1]["Tags"])
         self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+        # The delete and the new create, as the worker policy allows them
+        # (the whole record: the evaluator learns tags from the creates).
+        self.assertEqual(iam_eval.check_run(load_policy("worker-policy.json"),
+                                            self.proxy.records), [])
 
     def test_crash_adopts(self):
         repo = Repo(self.dir, "acme/crash")
