@@ -9,12 +9,13 @@
  * Unix sockets in the mounted directory $CF_STANDIN_DIR (default /run/cf):
  * it registers at api.sock with its token (the tunnel becomes healthy),
  * re-registers every few seconds as cloudflared reconnects, and serves
- * conn-<pid>.sock, where the fake edge hands it requests with the chosen
- * ingress service in X-Ephemera-Ingress ("http://<service>:<port>"). It
+ * conn-<container id>.sock, where the fake edge hands it requests with the
+ * chosen ingress service in X-Ephemera-Ingress ("http://<service>:<port>"). It
  * carries each one to that compose service by name, as cloudflared does.
  * The token never reaches argv, stdout or stderr.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -244,8 +245,8 @@ main(int argc, char **argv)
 {
 	const char *dir = getenv("CF_STANDIN_DIR");
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	char name[64];
-	int l, registered = 0;
+	char name[96], host[64];
+	int l, i, registered = 0;
 
 	if (dir == NULL)
 		dir = "/run/cf";
@@ -254,7 +255,17 @@ main(int argc, char **argv)
 		say("no token: give --token-file FILE or TUNNEL_TOKEN");
 		return 1;
 	}
-	snprintf(name, sizeof(name), "conn-%ld.sock", (long)getpid());
+	/*
+	 * Named by the container's hostname (its ID), not the PID: every
+	 * connector is PID 1 in its container, and they share the directory.
+	 */
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "%ld", (long)getpid());
+	host[sizeof(host) - 1] = '\0';
+	for (i = 0; host[i]; i++)
+		if (!isalnum((unsigned char)host[i]) && host[i] != '-')
+			host[i] = '_';
+	snprintf(name, sizeof(name), "conn-%s.sock", host);
 	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", dir, name) >=
 	    (int)sizeof(a.sun_path))
 		return 1;

@@ -19,7 +19,9 @@ API (on --port), every answer in the envelope
   string), configurations PUT/GET (validated: the last rule a catch-all
   without hostname or path, paths valid regexes, hostnames inside the zone,
   service URLs with no path; version counts up), delete (400 code 1022
-  while connections exist), connections DELETE.
+  while connections exist), connections DELETE (a connector still running
+  reconnects at once, as cloudflared does, so its tunnel keeps refusing
+  deletion: the provider must stop the connector first).
 - DNS records: create (CNAME beside any record of the same name: 400 code
   81053; names outside the zone: 400 code 9005), list (type, name, comment,
   page, per_page), get, delete (404 code 81044 when gone). A new record
@@ -386,12 +388,34 @@ def make_api(st):
             st.connectors.pop(tid, None)
             return envelope(tunnel_view(t))
 
+    def connector_running(tid):
+        """Whether the stand-in that registered for `tid` still runs: its
+        socket accepts a connection (a killed one refuses at once)."""
+        addr = st.connectors.get(tid) or ""
+        name = addr[5:] if addr.startswith("unix:") else ""
+        if not re.fullmatch(r"[A-Za-z0-9._-]+\.sock", name) or not st.unix_dir:
+            return False
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(1)
+        try:
+            s.connect(os.path.join(st.unix_dir, name))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
     @app.delete(A + "/cfd_tunnel/<tid>/connections")
     def tunnel_clean(acc, tid):
         with st.lock:
             t = live_tunnel(tid)
             if t is None:
                 return fail(404, 1003, "Tunnel not found")
+            if connector_running(tid):
+                # cloudflared reconnects at once: nothing changes.
+                t["conns_active_at"] = iso(time.time())
+                body_ = {"success": True, "errors": [], "messages": []}
+                return Response(json.dumps(body_), mimetype="application/json")
             if t["connections"]:
                 t["conns_inactive_at"] = iso(time.time())
             t["connections"] = []
