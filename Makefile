@@ -61,7 +61,8 @@ build/asan/bin/$(1): $(call objs,asan,$(2) $(LIB_SRC))
 endef
 $(eval $(call program,ephemera-fcgi,$(FCGI_SRC)))
 $(eval $(call program,ephemera-workers,$(WORK_SRC)))
-$(eval $(call program,ephemera,$(CLI_SRC)))
+# The ops command reaches Cloudflare through the workers' client.
+$(eval $(call program,ephemera,$(CLI_SRC) $(WORK_CORE)))
 
 # Each unit test links the library and the cores of both programs.
 build/asan/tests/unit/%: build/asan/tests/unit/%.o \

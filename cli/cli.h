@@ -11,6 +11,11 @@
 /* argv[0] is "jobs". Returns the exit status. */
 int jobs_command(struct config *, int argc, char **argv);
 
+/* ---- cloudflare_token.c: `ephemera cloudflare service-token ...` ------- */
+
+/* argv[0] is "cloudflare". Returns the exit status. */
+int cloudflare_command(struct config *, int argc, char **argv);
+
 /* ---- deliver.c: `ephemera deliver EVENT FILE` --------------------------- */
 
 int cmd_deliver(struct config *, const char *event, const char *path);

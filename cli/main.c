@@ -9,6 +9,7 @@
  *   ephemera [-c config] deliver EVENT FILE
  *   ephemera [-c config] resync
  *   ephemera [-c config] github-app create --webhook-url URL ...
+ *   ephemera [-c config] cloudflare service-token OWNER/REPO FILE
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -29,7 +30,9 @@ usage(void)
 	                "       ephemera [-c config] deliver EVENT FILE\n"
 	                "       ephemera [-c config] resync\n"
 	                "       ephemera [-c config] github-app create "
-	                "--webhook-url URL ...\n");
+	                "--webhook-url URL ...\n"
+	                "       ephemera [-c config] cloudflare service-token "
+	                "OWNER/REPO FILE\n");
 	exit(2);
 }
 
@@ -110,6 +113,8 @@ main(int argc, char **argv)
 		rc = jobs_command(&cfg, argc, argv);
 	} else if (strcmp(argv[0], "resync") == 0 && argc == 1) {
 		rc = cmd_resync(&cfg);
+	} else if (strcmp(argv[0], "cloudflare") == 0) {
+		rc = cloudflare_command(&cfg, argc, argv);
 	} else if (strcmp(argv[0], "deliver") == 0 && argc == 3) {
 		rc = cmd_deliver(&cfg, argv[1], argv[2]);
 	} else if (strcmp(argv[0], "check") == 0 && argc == 1) {

@@ -84,6 +84,12 @@ class CloudflareTest(unittest.TestCase):
         out["error"] = p.stdout.split("error=", 1)[-1].strip() if "error=" in p.stdout else ""
         return out
 
+    def service_token(self, repo, path):
+        """The admin's `ephemera cloudflare service-token REPO FILE`."""
+        return subprocess.run([os.path.join(ROOT, "build", "asan", "bin", "ephemera"), "-c",
+                               self.conf, "cloudflare", "service-token", repo, path],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+
     def route(self, *services, **kw):
         return self.run_cf("route", SLUG, *(services or ("web:80:primary", "api:8080")), **kw)
 
@@ -288,13 +294,23 @@ class CloudflareTest(unittest.TestCase):
         # The admin's one-time setup (Terraform/README): *.zone behind
         # login; then a CI service token for the repository, shown once.
         credfile = os.path.join(self.cf.dir, "ci-%d" % time.monotonic_ns())
-        self.assertEqual(self.run_cf("service-token", "acme/app", credfile)["outcome"],
-                         "fail", "no zone-wide app yet")
+        p = self.service_token("acme/app", credfile)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("ephemera: cloudflare: ", p.stderr)
+        self.assertFalse(os.path.exists(credfile), "no zone-wide app yet")
         self.api("POST", "/accounts/%s/access/apps" % self.cf.account,
                  {"name": "previews", "domain": "*." + self.cf.zone, "type": "self_hosted"})
-        r0 = self.run_cf("service-token", "acme/app", credfile)
-        self.assertEqual(r0["outcome"], "done", r0)
+        p = self.service_token("acme/app", credfile)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(stat.S_IMODE(os.stat(credfile).st_mode), 0o600)
+        # Shown once: into the file, nowhere else; the file is never
+        # overwritten (the pair in it would be lost).
+        secret = open(credfile).read().split("CF-Access-Client-Secret: ")[1].strip()
+        self.assertNotIn(secret, p.stdout + p.stderr)
+        p = self.service_token("acme/app", credfile)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("exists", p.stderr)
+        self.assertEqual(len(self.cf.inventory()["service_tokens"]), 1)
         creds = dict(l.split(": ", 1) for l in open(credfile).read().splitlines())
         tok = {"client_id": creds["CF-Access-Client-Id"],
                "client_secret": creds["CF-Access-Client-Secret"]}

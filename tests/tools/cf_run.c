@@ -10,7 +10,6 @@
  *   cf_run -c CONF ready SLUG TUNNEL_ID [CLIENT_ID_FILE SECRET_FILE]
  *   cf_run -c CONF owned
  *   cf_run -c CONF connector TOKEN_PATH   (the compose service, JSON)
- *   cf_run -c CONF service-token REPO OUT (client id and secret, 0600)
  *
  * route writes the connector's token to TOKEN_OUT (0400), never to
  * stdout. Exit status: 0 done, 3 retry, 1 fail.
@@ -171,30 +170,6 @@ main(int argc, char **argv)
 		if (sec != NULL)
 			explicit_bzero(sec, strlen(sec));
 		free(sec);
-	} else if (strcmp(op, "service-token") == 0 && argc >= 3) {
-		struct buf id = BUF_INIT, sec = BUF_INIT;
-
-		if (cloudflare_service_token(&c, slug, &id, &sec) == 0) {
-			FILE *f = NULL;
-			int fd = open(argv[2],
-			              O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			              0600);
-
-			if (fd != -1)
-				f = fdopen(fd, "w");
-			if (f == NULL ||
-			    fprintf(f,
-			            "CF-Access-Client-Id: %s\n"
-			            "CF-Access-Client-Secret: %s\n",
-			            buf_str(&id), buf_str(&sec)) < 0)
-				c.stop = CF_FAIL;
-			if (f != NULL)
-				fclose(f);
-		}
-		if (sec.data != NULL)
-			explicit_bzero(sec.data, sec.len);
-		buf_free(&id);
-		buf_free(&sec);
 	} else if (strcmp(op, "owned") == 0) {
 		char **slugs = NULL;
 		size_t n = 0;
