@@ -152,6 +152,7 @@ static const struct setting settings[] = {
         STR("cloudflare.connector_image", cf_connector_image,
             "cloudflare/cloudflared:2025.4.0"),
         BOOL("cloudflare.access", cf_access, true),
+        STR("cloudflare.access_service_token_file", cf_access_token_file, ""),
 
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),
@@ -872,6 +873,18 @@ cloudflare_check(struct config *cfg, config_t *cf, const char *path,
 		             cs ? (int)config_setting_source_line(cs) : line,
 		             "cloudflare.api_token_file", "cannot read %s: %s",
 		             cfg->cf_api_token_file, why);
+		return -1;
+	}
+	cs = config_lookup(cf, "cloudflare.access_service_token_file");
+	errno = 0;
+	if (cfg->cf_access_token_file[0] != '\0' &&
+	    (stat(cfg->cf_access_token_file, &st) != 0 ||
+	     !S_ISREG(st.st_mode))) {
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "cloudflare.access_service_token_file",
+		             "cannot read %s: %s", cfg->cf_access_token_file,
+		             errno ? strerror(errno) : "not a regular file");
 		return -1;
 	}
 	cs = config_lookup(cf, "cloudflare.api_url");

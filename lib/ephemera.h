@@ -266,6 +266,10 @@ struct config {
 	char *cf_edge_url; /* "": https://<hostname> */
 	char *cf_connector_image;
 	bool cf_access;
+	/* "": none. The workers' own Access service token, the pair
+	 * `ephemera cloudflare service-token` writes: the ready check gets
+	 * through login to the preview itself. */
+	char *cf_access_token_file;
 
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;

@@ -820,6 +820,15 @@ class CloudflareAccessStackTest(ConnectorStackBase):
                          "type": "self_hosted"}).encode(),
              {"Authorization": "Bearer " + open(cls.cf.token).read().strip(),
               "Content-Type": "application/json"})
+        # And the workers' own service token, so their ready check gets
+        # through login to the preview (the admin's command makes it).
+        conf = os.path.join(cls.cf.dir, "admin.conf")
+        write_conf(conf, dict(cls.cf.settings(), **{"environments.instance": "adm"}))
+        cls.pair = os.path.join(cls.cf.dir, "ready-token")
+        subprocess.run([os.path.join(ROOT, "build", "asan", "bin", "ephemera"), "-c", conf,
+                        "cloudflare", "service-token", "workers/ready", cls.pair],
+                       check=True, stdout=subprocess.DEVNULL)
+        cls.settings["cloudflare.access_service_token_file"] = cls.pair
 
     @classmethod
     def repo_names(cls):
@@ -838,6 +847,35 @@ class CloudflareAccessStackTest(ConnectorStackBase):
             return r.status, r.getheader("Location") or ""
         finally:
             c.close()
+
+    def test_ready_check_gets_through_login_with_the_workers_token(self):
+        repo = self.repos["acme/hooks"]
+        a = repo.commit("ready")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hooks", 2, a))
+        slug = self.wait_phase("acme/hooks", 2, "ready", sha=a)["slug"]
+        good = open(self.pair).read()
+        # A token Access does not let through: the deploy fails and says
+        # so, not "ready" on the strength of the login page.
+        with open(self.pair, "w") as f:
+            f.write(good.split("CF-Access-Client-Secret: ")[0] +
+                    "CF-Access-Client-Secret: " + "0" * 64 + "\n")
+        try:
+            b = repo.commit("refused")
+            self.deliver("pull_request", events.pull_request("synchronize", "acme/hooks", 2, b))
+            e = self.wait_phase("acme/hooks", 2, "failed", timeout=180)
+            self.assertIn("Access sent the ready check to its login", e["error"])
+            self.assertNotIn("0" * 64, self.s.logs())
+        finally:
+            with open(self.pair, "w") as f:
+                f.write(good)
+        c = repo.commit("again")
+        self.deliver("pull_request", events.pull_request("synchronize", "acme/hooks", 2, c))
+        self.wait_phase("acme/hooks", 2, "ready", sha=c)
+        self.assertNotIn(good.split("CF-Access-Client-Secret: ")[1].strip(), self.s.logs())
+        self.deliver("pull_request", events.pull_request("closed", "acme/hooks", 2, c))
+        self.wait_phase("acme/hooks", 2, "destroyed")
+        self.assertNotIn(slug, " ".join(t["name"] for t in self.cf.inventory()["tunnels"]
+                                        if not t.get("deleted_at")))
 
     def test_bypass_paths_from_the_repository_within_the_admins(self):
         repo = self.repos["acme/hooks"]

@@ -114,6 +114,9 @@ int cf_http_request(const char *method, const char *url, const char *bearer,
                     const char *json_body, const char *host_header,
                     const char *const *extra_headers, long timeout_seconds,
                     long *status, struct buf *body, int64_t *retry_after);
+/* Whether the last request's answer redirected to Cloudflare Access's
+ * login (a team's <team>.cloudflareaccess.com). */
+bool cf_http_redirected_to_login(void);
 
 /* ---- cloudflare_api.c: calls on behalf of one job --------------------
  *

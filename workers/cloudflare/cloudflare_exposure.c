@@ -906,9 +906,11 @@ cloudflare_ready(struct cf_client *c, const char *slug, const char *tunnel_id,
 	/*
 	 * 2xx/3xx is an answer from the preview. Without a service token
 	 * Access's redirect to its login is all the edge will show, and it
-	 * proves the hostname is served through the tunnel's zone.
+	 * proves the hostname is served through the tunnel's zone; with
+	 * one, that redirect means the token was not let through.
 	 */
-	rc = *edge_status >= 200 && *edge_status < 400;
+	rc = *edge_status >= 200 && *edge_status < 400 &&
+	     !(client_id != NULL && cf_http_redirected_to_login());
 out:
 	if (sech.data != NULL)
 		explicit_bzero(sech.data, sech.len);

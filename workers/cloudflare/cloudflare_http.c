@@ -14,6 +14,8 @@
 #include "cloudflare.h"
 
 static CURL *cf_handle;
+/* The last answer redirected to Access's login. */
+static bool to_login;
 
 static size_t
 http_on_body(char *p, size_t size, size_t n, void *arg)
@@ -44,6 +46,27 @@ http_on_header(char *p, size_t size, size_t n, void *arg)
 			*retry_after = -1;
 	}
 	return len;
+}
+
+/* https://<team>.cloudflareaccess.com/... */
+static bool
+login_url(const char *url)
+{
+	const char *host, *end;
+	size_t n;
+
+	if (url == NULL || strncmp(url, "https://", 8) != 0)
+		return false;
+	host = url + 8;
+	end = host + strcspn(host, "/?#:");
+	n = (size_t)(end - host);
+	return n > 21 && memcmp(end - 21, ".cloudflareaccess.com", 21) == 0;
+}
+
+bool
+cf_http_redirected_to_login(void)
+{
+	return to_login;
 }
 
 int
@@ -113,6 +136,13 @@ cf_http_request(const char *method, const char *url, const char *bearer,
 	curl_easy_getinfo(cf_handle, CURLINFO_RESPONSE_CODE, status);
 	rc = 0;
 out:
+	to_login = false;
+	if (rc == 0 && *status >= 300 && *status < 400) {
+		char *to = NULL;
+
+		curl_easy_getinfo(cf_handle, CURLINFO_REDIRECT_URL, &to);
+		to_login = login_url(to);
+	}
 	curl_slist_free_all(hdrs);
 	if (auth.data != NULL)
 		explicit_bzero(auth.data, auth.len);

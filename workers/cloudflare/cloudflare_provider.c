@@ -170,27 +170,67 @@ out:
 	return deploy_rc_of(rc);
 }
 
+/*
+ * The pair in cloudflare.access_service_token_file ("CF-Access-Client-Id:
+ * ..." and "CF-Access-Client-Secret: ..." lines, as `ephemera cloudflare
+ * service-token` writes it), read at each verify so a rotated token is
+ * taken without a restart. -1: unreadable or incomplete.
+ */
+static int
+access_pair_read(const char *path, struct buf *id, struct buf *secret)
+{
+	static const char idk[] = "CF-Access-Client-Id: ",
+	                  seck[] = "CF-Access-Client-Secret: ";
+	FILE *f = fopen(path, "re");
+	char line[1024];
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strncmp(line, idk, sizeof(idk) - 1) == 0)
+			buf_puts(id, line + sizeof(idk) - 1);
+		else if (strncmp(line, seck, sizeof(seck) - 1) == 0)
+			buf_puts(secret, line + sizeof(seck) - 1);
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+	return id->len > 0 && secret->len > 0 ? 0 : -1;
+}
+
 /* Until the tunnel has a connection and the hostname answers at the
  * edge. `token` (nginx's route mark) has no meaning here. */
 static enum deploy_rc
 cf_verify(struct deploy *d, const char *token)
 {
+	const char *pair = d->w->cfg->cf_access_token_file;
 	double until = now_mono() + 60;
+	struct buf id = BUF_INIT, secret = BUF_INIT;
 	struct cf_client c;
 	long status = 0;
 	int r, rc = 1;
 
 	(void)token;
 	d->retry_ms = 0;
-	if (cf_client_init(&c, d->w->cfg, d->job->attempts) == -1) {
+	memset(&c, 0, sizeof(c));
+	if (pair[0] != '\0' && access_pair_read(pair, &id, &secret) == -1) {
+		buf_printf(&d->why,
+		           "cannot read the Access service token pair in %s "
+		           "(cloudflare.access_service_token_file)",
+		           pair);
+		goto out;
+	}
+	if (cf_client_init(&c, d->w->cfg, d->job ? d->job->attempts : 1) ==
+	    -1) {
 		rc = client_result(&c, &d->why, &d->retry_ms);
 		goto out;
 	}
 	for (;;) {
-		/* No CI service token here: with Access on, its login
-		 * redirect is the answer expected. */
-		r = cloudflare_ready(&c, d->e->slug, d->tunnel_id, NULL, NULL,
-		                     &status);
+		/* Without the workers' service token, with Access on, its
+		 * login redirect is the answer expected. */
+		r = cloudflare_ready(&c, d->e->slug, d->tunnel_id,
+		                     id.len ? buf_str(&id) : NULL,
+		                     id.len ? buf_str(&secret) : NULL, &status);
 		if (r == 1) {
 			rc = 0;
 			break;
@@ -200,12 +240,19 @@ cf_verify(struct deploy *d, const char *token)
 			break;
 		}
 		if (now_mono() > until) {
-			buf_printf(
-			        &d->why,
-			        "the preview did not answer through "
-			        "Cloudflare (tunnel connected: %s, last edge "
-			        "status %ld)",
-			        status ? "yes" : "no", status);
+			if (id.len && cf_http_redirected_to_login())
+				buf_printf(&d->why,
+				           "Access sent the ready check to its "
+				           "login: the service token in %s is "
+				           "not let through (add it to the "
+				           "application's Service Auth policy)",
+				           pair);
+			else
+				buf_printf(&d->why,
+				           "the preview did not answer through "
+				           "Cloudflare (tunnel connected: %s, "
+				           "last edge status %ld)",
+				           status ? "yes" : "no", status);
 			rc = -1;
 			break;
 		}
@@ -214,6 +261,10 @@ cf_verify(struct deploy *d, const char *token)
 	}
 out:
 	cf_client_free(&c);
+	if (secret.data != NULL)
+		explicit_bzero(secret.data, secret.len);
+	buf_free(&id);
+	buf_free(&secret);
 	return deploy_rc_of(rc);
 }
 
