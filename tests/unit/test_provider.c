@@ -125,6 +125,36 @@ test_override_checked(void)
 	}
 }
 
+/* The workers' Access service token file must be there to be named. */
+static void
+test_access_token_file_checked(void)
+{
+	char *tok = unit_write_tmp("token\n");
+	struct buf text = BUF_INIT, err = BUF_INIT;
+	struct config cfg;
+	char *p;
+
+	buf_printf(&text,
+	           "exposure: { provider = \"cloudflare\"; };\n"
+	           "cloudflare: { api_token_file = \"%s\";\n"
+	           "  account_id = \"%032d\"; zone_id = \"%032d\";\n"
+	           "  zone = \"previews.example\";\n"
+	           "  access_service_token_file = \"/nonexistent/pair\"; };\n",
+	           tok, 1, 2);
+	p = unit_write_tmp(buf_str(&text));
+	CHECK(config_load(&cfg, p, &err) == -1);
+	CHECK(strstr(buf_str(&err), ":5: setting "
+	                            "'cloudflare.access_service_token_file': "
+	                            "cannot read /nonexistent/pair") != NULL);
+	config_free(&cfg);
+	unlink(p);
+	unlink(tok);
+	free(p);
+	free(tok);
+	buf_free(&text);
+	buf_free(&err);
+}
+
 static void
 test_tables_complete(void)
 {
@@ -145,4 +175,5 @@ test_tables_complete(void)
 }
 
 UNIT_MAIN(TEST(test_selection), TEST(test_cloudflare_selected),
-          TEST(test_override_checked), TEST(test_tables_complete))
+          TEST(test_override_checked), TEST(test_access_token_file_checked),
+          TEST(test_tables_complete))
