@@ -16,6 +16,11 @@ int jobs_command(struct config *, int argc, char **argv);
 /* argv[0] is "cloudflare". Returns the exit status. */
 int cloudflare_command(struct config *, int argc, char **argv);
 
+/* ---- report.c: `ephemera report [NAME [--since DATE] [--csv]]` -------- */
+
+/* argv[0] is "report". Returns the exit status. */
+int report_command(struct config *, int argc, char **argv);
+
 /* ---- deliver.c: `ephemera deliver EVENT FILE` --------------------------- */
 
 int cmd_deliver(struct config *, const char *event, const char *path);

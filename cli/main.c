@@ -10,6 +10,7 @@
  *   ephemera [-c config] resync
  *   ephemera [-c config] github-app create --webhook-url URL ...
  *   ephemera [-c config] cloudflare service-token OWNER/REPO FILE
+ *   ephemera [-c config] report [NAME [--since YYYY-MM-DD] [--csv]]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +33,9 @@ usage(void)
 	                "       ephemera [-c config] github-app create "
 	                "--webhook-url URL ...\n"
 	                "       ephemera [-c config] cloudflare service-token "
-	                "OWNER/REPO FILE\n");
+	                "OWNER/REPO FILE\n"
+	                "       ephemera [-c config] report [NAME "
+	                "[--since YYYY-MM-DD] [--csv]]\n");
 	exit(2);
 }
 
@@ -113,6 +116,8 @@ main(int argc, char **argv)
 		rc = jobs_command(&cfg, argc, argv);
 	} else if (strcmp(argv[0], "resync") == 0 && argc == 1) {
 		rc = cmd_resync(&cfg);
+	} else if (strcmp(argv[0], "report") == 0) {
+		rc = report_command(&cfg, argc, argv);
 	} else if (strcmp(argv[0], "cloudflare") == 0) {
 		rc = cloudflare_command(&cfg, argc, argv);
 	} else if (strcmp(argv[0], "deliver") == 0 && argc == 3) {
