@@ -142,8 +142,9 @@ report_command(struct config *cfg, int argc, char **argv)
 	}
 	rep = report_find(argv[1]);
 	if (rep == NULL) {
-		fprintf(stderr, "ephemera: no report '%s' (ephemera report "
-		                "lists them)\n",
+		fprintf(stderr,
+		        "ephemera: no report '%s' (ephemera report "
+		        "lists them)\n",
 		        argv[1]);
 		return 2;
 	}
@@ -160,7 +161,8 @@ report_command(struct config *cfg, int argc, char **argv)
 		return 2;
 	}
 	/* The name and order are ours (the table above), never the user's. */
-	buf_printf(&sql, "SELECT * FROM report_%s WHERE period >= ? ORDER BY %s",
+	buf_printf(&sql,
+	           "SELECT * FROM report_%s WHERE period >= ? ORDER BY %s",
 	           rep->name, rep->order);
 	db = db_open(cfg);
 	if (db_connect(db, (double)cfg->db_connect_timeout) == 0 &&

@@ -144,6 +144,14 @@ class Ec2Base(unittest.TestCase):
                 return tok.split("=", 1)[1]
         return None
 
+    def host_answers(self, stdout=None, stderr="", status="Success", code=0):
+        """What the host says to the next Run Command (moto runs nothing):
+        by default, `up` worked and SERVICES run."""
+        out = json.dumps(SERVICES) + "\n" if stdout is None else stdout
+        self.proxy.faults = [Fault("GetCommandInvocation", 200,
+                                   invocation(out, stderr, status, code),
+                                   ctype="application/x-amz-json-1.1")]
+
     def parameters(self, slug):
         r = self.admin_ssm.get_parameters_by_path(
             Path="/%s/%s" % (self.inst, slug), Recursive=True, WithDecryption=True)
@@ -227,10 +235,7 @@ class Ec2Provider(Ec2Base):
         # the proxy answers as a host whose `up` worked.
         sha2 = repo.commit("two", {"web/extra.txt": "x\n"})
         self.push(env_id, sha2)
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation(json.dumps(SERVICES) + "\n",
-                                              "fetch: checked out %s\nup-log-line-42\n" % sha2),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers(None, "fetch: checked out %s\nup-log-line-42\n" % sha2)
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -259,9 +264,7 @@ class Ec2Provider(Ec2Base):
         self.assertIn("rc=0", p.stdout)
         self.assertEqual(self.instances(slug)[0]["State"]["Name"], "stopped")
         self.assertIn("running=0", self.tool("observe", str(env_id)).stdout)
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation(json.dumps(SERVICES), "woke\n"),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers(None, "woke\n")
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -279,9 +282,7 @@ class Ec2Provider(Ec2Base):
         self.assertIn("not registered yet", p.stdout)
 
         # A script that fails on the host is the environment's failure.
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation("", "compose up failed\n", "Failed", 1),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers("", "compose up failed\n", "Failed", 1)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "failed", p.stdout)
         self.assertIn("Failed", p.stdout)
@@ -318,9 +319,7 @@ class Ec2Provider(Ec2Base):
         slug = "pr-4-big"
         env_id = self.env_row(4, slug, repo.commit("big", {
             "docker-compose.yml": compose(20, 400)}), repo.path)
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation(json.dumps(SERVICES), ""),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers()
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -337,9 +336,7 @@ class Ec2Provider(Ec2Base):
             q=q, i=self.inst, s=slug), ud)
         # Smaller again: one part named; the leftover goes with the rest.
         self.push(env_id, repo.commit("small", {"docker-compose.yml": compose(2, 20)}))
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation(json.dumps(SERVICES), ""),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers()
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -369,14 +366,11 @@ class Ec2Provider(Ec2Base):
         repo = Repo(self.dir, "acme/repl")
         slug = "pr-8-repl"
         env_id = self.env_row(8, slug, repo.commit("one"), repo.path)
-        def answer():
-            return [Fault("GetCommandInvocation", 200, invocation(json.dumps(SERVICES), ""),
-                          ctype="application/x-amz-json-1.1")]
-        self.proxy.faults = answer()
+        self.host_answers()
         self.assertEqual(self.field(self.tool("deploy", str(env_id)).stdout, "rc"), "ok")
         old = self.instances(slug)[0]["InstanceId"]
         self.admin_ec2.terminate_instances(InstanceIds=[old])
-        self.proxy.faults = answer()
+        self.host_answers()
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -412,9 +406,7 @@ class Ec2Provider(Ec2Base):
         p = self.tool("launch", slug, str(env_id), "0", tool=AWS_RUN)
         self.assertIn("adopted=no", p.stdout, p.stdout + p.stderr)
         self.assertEqual(len(self.instances(slug)), 1)
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation(json.dumps(SERVICES), ""),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers()
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -534,9 +526,7 @@ class Ec2CloneToken(Ec2Base):
         repo = Repo(self.dir, "acme/app")
         slug = "pr-6-app"
         env_id = self.env_row(6, slug, repo.commit("one"), repo.path, self.INST)
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation(json.dumps(SERVICES), ""),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers()
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
@@ -591,9 +581,7 @@ class Ec2Cloudflare(Ec2Base):
         repo = Repo(self.dir, "acme/app")
         slug = "pr-7-app"
         env_id = self.env_row(7, slug, repo.commit("one"), repo.path)
-        self.proxy.faults = [Fault("GetCommandInvocation", 200,
-                                   invocation(json.dumps(SERVICES), ""),
-                                   ctype="application/x-amz-json-1.1")]
+        self.host_answers()
         mark = len(self.proxy.records)
         p = self.tool("deploy", str(env_id))
         self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)

@@ -67,6 +67,20 @@ script_until(struct buf *out, const char *condition)
 	           condition);
 }
 
+/* `var`, a shell variable (not exported), gets the value of `param`. */
+static void
+script_param_read(struct buf *out, const char *var, const char *param)
+{
+	struct buf cond = BUF_INIT;
+
+	buf_puts(out, "t=");
+	ssm_shell_quote(out, param);
+	buf_putc(out, '\n');
+	buf_printf(&cond, "%s=$(param_get \"$t\")", var);
+	script_until(out, buf_str(&cond));
+	buf_free(&cond);
+}
+
 int
 ec2_script_render(const struct ec2_script *s, struct buf *out)
 {
@@ -101,10 +115,7 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	if (s->token_param != NULL) {
 		/* The clone token, for `fetch` alone (in its environment,
 		 * never in an argument). */
-		buf_puts(out, "t=");
-		ssm_shell_quote(out, s->token_param);
-		buf_putc(out, '\n');
-		script_until(out, "EPH_GIT_TOKEN=$(param_get \"$t\")");
+		script_param_read(out, "EPH_GIT_TOKEN", s->token_param);
 		buf_puts(out, "EPH_GIT_TOKEN=$EPH_GIT_TOKEN ");
 	}
 	ssm_shell_quote(out, s->host);
@@ -124,10 +135,7 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	if (s->tunnel_param != NULL) {
 		/* The connector (uid 65532) reads it from a file mounted
 		 * read-only: never its argv or environment. */
-		buf_puts(out, "t=");
-		ssm_shell_quote(out, s->tunnel_param);
-		buf_putc(out, '\n');
-		script_until(out, "tok=$(param_get \"$t\")");
+		script_param_read(out, "tok", s->tunnel_param);
 		buf_printf(
 		        out,
 		        "printf '%%s' \"$tok\" >\"$EPH_DIR/tunnel-token.new\"\n"
