@@ -31,7 +31,7 @@ objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 
 PROGS := ephemera-fcgi ephemera-workers ephemera
 
-.PHONY: all asan run test test-unit test-integration bench fuzz sigv4-suite \
+.PHONY: all asan run test test-unit test-integration test-cloud bench fuzz sigv4-suite \
 	check-style format clean deps
 
 all: $(addprefix bin/,$(PROGS))
@@ -100,6 +100,13 @@ test-unit: $(UNIT_BINS)
 
 test-integration: all asan
 	@python3 tests/run.py
+
+# The ec2 path with instances that run (tests/harness/instances.py); the
+# first run builds the hosts' Debian image (tests/cloud/host-image.sh).
+test-cloud: all asan
+	@python3 tests/run.py --suite cloud
+
+test: test-cloud
 
 bench: all
 	@bench/run.sh

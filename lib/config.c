@@ -170,6 +170,7 @@ static const struct setting settings[] = {
         STR("ec2.security_group_ids", ec2_security_group_ids, ""),
         STR("ec2.instance_profile", ec2_instance_profile, ""),
         STR("ec2.ssm_parameter_prefix", ec2_ssm_parameter_prefix, ""),
+        STR("ec2.envs_dir", ec2_envs_dir, "/var/lib/ephemera/envs"),
 };
 
 /* In the order of struct repo_config's fields, all strings. */
@@ -689,6 +690,17 @@ github_check(struct config *cfg, config_t *cf, const char *path,
  * or launch template), a subnet and a security group: say which is missing
  * at compute.provider's line, not at the first launch.
  */
+static bool
+envs_dir_ok(const char *d)
+{
+	size_t n = strlen(d);
+
+	if (n < 2 || d[0] != '/' || d[n - 1] == '/' || strstr(d, "/..") != NULL)
+		return false;
+	return strspn(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                 "0123456789/._-") == n;
+}
+
 static int
 aws_check(struct config *cfg, config_t *cf, const char *path, struct buf *err)
 {
@@ -741,6 +753,17 @@ aws_check(struct config *cfg, config_t *cf, const char *path, struct buf *err)
 		             cs ? (int)config_setting_source_line(cs) : line,
 		             "ec2.ssm_parameter_prefix",
 		             "must start with '/' and not end with one");
+		return -1;
+	}
+	/* Quoted in every script, but a bind mount's source too: an
+	 * absolute path of plain characters, so compose reads it as one. */
+	if (!envs_dir_ok(cfg->ec2_envs_dir)) {
+		cs = config_lookup(cf, "ec2.envs_dir");
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "ec2.envs_dir",
+		             "must be an absolute path of letters, digits and "
+		             "\"/._-\", not ending in '/'");
 		return -1;
 	}
 	if (url[0] != '\0' && strncmp(url, "https://", 8) != 0 &&

@@ -256,6 +256,7 @@ struct config {
 	char *ec2_security_group_ids;   /* comma-separated */
 	char *ec2_instance_profile;     /* name or ARN */
 	char *ec2_ssm_parameter_prefix; /* "" or "/x": before /<instance>/ */
+	char *ec2_envs_dir; /* on the instance: one work dir per slug below */
 
 	/* Cloudflare (issue 11; workers/cloudflare/) */
 	char *cf_api_token_file; /* read by the workers when they call */

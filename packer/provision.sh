@@ -32,8 +32,8 @@ rm -f "$deb"
 systemctl enable amazon-ssm-agent docker
 
 # Ephemera's host scripts, where user-data and SSM commands call them.
-install -d -m 755 /usr/local/libexec/ephemera
-install -m 755 /tmp/ephemera-host/ephemera-host /usr/local/libexec/ephemera/ephemera-host
+install -d -m 755 /opt/ephemera/host
+install -m 755 /tmp/ephemera-host/ephemera-host /opt/ephemera/host/ephemera-host
 rm -rf /tmp/ephemera-host
 
 # Boots ready: no upgrades or package lists fetched under a build.

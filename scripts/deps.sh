@@ -11,7 +11,8 @@ run_pkgs=(gcc make pkg-config git curl ca-certificates
 	libcurl4-openssl-dev libssl-dev libyaml-dev libxml2-dev zlib1g-dev busybox-static
 	docker-compose)
 test_pkgs=(clang clang-format shellcheck valgrind iproute2 procps psmisc
-	chromium python3-flask python3-cryptography wrk libclang-rt-14-dev)
+	chromium python3-flask python3-cryptography wrk libclang-rt-14-dev
+	debootstrap socat)
 
 pkgs=("${run_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

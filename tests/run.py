@@ -4,6 +4,7 @@ prints one line per test and the closing "N passed, N failed" line.
 
     python3 tests/run.py                 # everything
     python3 tests/run.py test_stack      # one module (or module.Class)
+    python3 tests/run.py --suite cloud   # tests/cloud/ (make test-cloud)
 """
 import os
 import sys
@@ -13,6 +14,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
+sys.path.insert(0, os.path.join(HERE, "cloud"))
 
 
 class Result(unittest.TextTestResult):
@@ -47,11 +49,14 @@ class Result(unittest.TextTestResult):
 def main():
     loader = unittest.TestLoader()
     names = sys.argv[1:]
+    kind = "integration"
+    if names[:1] == ["--suite"] and len(names) > 1:
+        kind, names = names[1], names[2:]
     if names:
         suite = loader.loadTestsFromNames(names)
     else:
-        suite = loader.discover(os.path.join(HERE, "integration"), pattern="test_*.py",
-                                top_level_dir=os.path.join(HERE, "integration"))
+        suite = loader.discover(os.path.join(HERE, kind), pattern="test_*.py",
+                                top_level_dir=os.path.join(HERE, kind))
     runner = unittest.TextTestRunner(resultclass=Result, verbosity=0, stream=sys.stdout)
     res = runner.run(suite)
     failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
@@ -61,7 +66,7 @@ def main():
     line = "%d passed, %d failed" % (passed, failed)
     if res.skipped:
         line += ", %d skipped" % len(res.skipped)
-    print("integration: " + line)
+    print("%s: %s" % (kind, line))
     return 0 if failed == 0 and res.testsRun > 0 else 1
 
 

@@ -278,7 +278,7 @@ compose_write(struct deploy *d, struct json_object *model)
 
 static void
 policy_fill(struct deploy *d, struct compose_policy *pol, const char *src,
-            struct buf *images)
+            struct buf *images, struct buf *run_src)
 {
 	const struct config *cfg = d->w->cfg;
 
@@ -290,6 +290,10 @@ policy_fill(struct deploy *d, struct compose_policy *pol, const char *src,
 	pol->instance = local_instance(cfg);
 	pol->env_id = d->e->id;
 	pol->src_dir = src;
+	if (d->host_dir != NULL) {
+		buf_printf(run_src, "%s/src", d->host_dir);
+		pol->run_src = buf_str(run_src);
+	}
 	pol->allowed_services = d->admin ? d->admin->allowed_services : NULL;
 	pol->allowed_images = buf_str(images);
 	pol->max_services = (int)cfg->env_max_services;
@@ -394,6 +398,7 @@ static enum deploy_rc
 step_configure(struct deploy *d)
 {
 	struct buf conf = BUF_INIT, vtext = BUF_INIT, images = BUF_INIT;
+	struct buf run_src = BUF_INIT;
 	struct json_object *model = NULL;
 	struct compose_policy pol;
 	struct compose_load load;
@@ -410,7 +415,7 @@ step_configure(struct deploy *d)
 	    repo_settings_cap(&d->rs, d->admin, &d->why) == -1 ||
 	    vars_load(d, &vtext, &vars) == -1)
 		goto out;
-	policy_fill(d, &pol, src, &images);
+	policy_fill(d, &pol, src, &images, &run_src);
 	load.compose_file =
 	        d->rs.compose_file ? d->rs.compose_file
 	                           : (d->admin ? d->admin->compose_file : NULL);
@@ -445,6 +450,7 @@ out:
 		explicit_bzero(vtext.data, vtext.len);
 	buf_free(&vtext);
 	buf_free(&images);
+	buf_free(&run_src);
 	buf_free(&conf);
 	free(src);
 	return rc;

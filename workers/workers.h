@@ -490,7 +490,10 @@ struct compose_policy {
 	const char *project;  /* <instance>-<slug> */
 	const char *instance; /* environments.instance, a label for stops */
 	uint64_t env_id;
-	const char *src_dir;          /* the checkout, absolute and real */
+	const char *src_dir; /* the checkout, absolute and real */
+	/* The same checkout where compose runs, when that is another host
+	 * (ec2: <host_dir>/src on the instance); NULL: src_dir. */
+	const char *run_src;
 	const char *allowed_services; /* "a,b" or NULL: any */
 	const char *allowed_images;   /* "prefix,prefix" or NULL: built only */
 	int max_services;

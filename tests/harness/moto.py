@@ -158,6 +158,9 @@ class FaultProxy:
         self.records = []  # (service, action, params, status, response body)
         self.faults = []
         self.mutate = None  # fn(headers dict) -> headers, applied once
+        # .after(svc, action, params, status, body) -> None or (status,
+        # body) replacing moto's answer (harness.instances)
+        self.observer = None
         self.lock = threading.Lock()
         proxy = self
 
@@ -189,6 +192,10 @@ class FaultProxy:
                     status, resp = r.status, r.read()
                     ctype = r.getheader("Content-Type", "text/xml")
                     c.close()
+                    observer = proxy.observer
+                    replaced = observer and observer.after(svc, action, params, status, resp)
+                    if replaced:
+                        status, resp = replaced
                 with proxy.lock:
                     proxy.records.append((svc, action, params, status, resp))
                 self.send_response(status)

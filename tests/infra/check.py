@@ -300,6 +300,15 @@ def check_packer(_=None):
                      ("cloudflared", "CLOUDFLARED_VERSION")):
         if '"%s=$%s"' % (pkg, var) not in prov:
             errors.append("provision.sh installs %s without =$%s" % (pkg, var))
+    # The workers call ephemera-host at EC2_HOST_SCRIPT; the image and the
+    # emulated hosts (tests/cloud/host-image.sh) must put it there.
+    aws_h = open(os.path.join(ROOT, "workers", "aws", "aws.h")).read()
+    host = re.search(r'#define EC2_HOST_SCRIPT "([^"]+)"', aws_h).group(1)
+    emu = open(os.path.join(ROOT, "tests", "cloud", "host-image.sh")).read()
+    for name, text in (("packer/provision.sh", prov), ("tests/cloud/host-image.sh", emu)):
+        if not re.search(r"install -m 755 \S+ \S*%s\"?\n" % re.escape(host), text):
+            errors.append("%s does not install ephemera-host at %s (EC2_HOST_SCRIPT)"
+                          % (name, host))
     assert not errors, "\n".join(errors)
 
 

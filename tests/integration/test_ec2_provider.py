@@ -256,7 +256,11 @@ class Ec2Provider(Ec2Base):
                  if "fetch" in c["Parameters"]["commands"][0]]
         self.assertEqual(len(lines), 1)
         line = lines[0]
-        self.assertTrue(line.startswith("'/bin/bash' '-c' '#!/bin/bash"), line)
+        # The script is $0 of a wrapper that keeps only its stderr's tail
+        # (GetCommandInvocation keeps the first 8,000 characters).
+        self.assertTrue(line.startswith("'/bin/bash' '-c' 'e=$(mktemp)"), line)
+        self.assertIn("tail -c 7000", line)
+        self.assertIn("' '#!/bin/bash", line)
         self.assertIn("EPH_SHA='\\''%s'\\''" % sha2, line)
 
         # idle stop, then a wake: StartInstances, then Run Command

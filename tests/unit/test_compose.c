@@ -163,6 +163,17 @@ test_accept_and_rewrite(void)
 	CHECK_STR(at(m, "services.web.image"), "\"eph-pr-1-app/s-web\"");
 	snprintf(want, sizeof(want), "\"%s/web\"", src);
 	CHECK_STR(at(m, "services.web.build.context"), want);
+	json_object_put(m);
+	compose_result_free(&res);
+	free(why);
+	/* Gated here, built on an instance: the context is the instance's
+	 * checkout, the same path below it. */
+	pol.run_src = "/var/lib/ephemera/envs/pr-1-app/src";
+	why = gate(yaml, &pol, &m, &res);
+	pol.run_src = NULL;
+	CHECK_STR(why, "");
+	CHECK_STR(at(m, "services.web.build.context"),
+	          "\"/var/lib/ephemera/envs/pr-1-app/src/web\"");
 	CHECK_STR(at(m, "services.web.build.dockerfile"), "\"Dockerfile\"");
 	CHECK_STR(at(m, "services.web.build.args.C"), "\"abc\"");
 	/* No build labels (each is a builder step); the tag is the owner. */

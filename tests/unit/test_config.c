@@ -72,6 +72,14 @@ test_errors(void)
 	         "ec2: { ami = \"a\"; subnet_ids = \"s\"; "
 	         "security_group_ids = \"g\"; };\n",
 	         ":2: setting 'aws.endpoint_url': must be an https:// URL"},
+	        {"compute: { provider = \"ec2\"; };\naws: { region = \"r\"; };\n"
+	         "ec2: { ami = \"a\"; subnet_ids = \"s\"; "
+	         "security_group_ids = \"g\";\n envs_dir = \"/data/$(x)\"; };\n",
+	         ":4: setting 'ec2.envs_dir': must be an absolute path"},
+	        {"compute: { provider = \"ec2\"; };\naws: { region = \"r\"; };\n"
+	         "ec2: { ami = \"a\"; subnet_ids = \"s\"; "
+	         "security_group_ids = \"g\"; envs_dir = \"/a/../etc\"; };\n",
+	         ":3: setting 'ec2.envs_dir': must be an absolute path"},
 	        {"compute: { provider = \"fargate\"; };\n",
 	         ":1: setting 'compute.provider': must be one of \"local|ec2\""},
 	};

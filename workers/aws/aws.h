@@ -310,7 +310,6 @@ int ssm_count_path(struct aws_client *, const char *path, size_t *n,
 struct json_object;
 
 #define EC2_HOST_SCRIPT "/opt/ephemera/host/ephemera-host"
-#define EC2_ENVS_DIR "/var/lib/ephemera/envs"
 
 struct ec2_script {
 	const char *host;     /* ephemera-host's path: EC2_HOST_SCRIPT */

@@ -37,6 +37,22 @@
 #define EC2_CONNECTOR_UID 65532
 /* An instance's SSM agent registers within a minute or two of boot. */
 #define EC2_REGISTER_TIMEOUT 300
+/*
+ * GetCommandInvocation keeps the FIRST 8,000 characters of a command's
+ * stderr (24,000 of stdout). A build log's reason is at its end, so a
+ * command sends only its last bytes of stderr, within that limit.
+ */
+#define EC2_STDERR_TAIL 7000
+/* Runs the script given as $0 and keeps its stderr's tail (above). */
+#define EC2_TAIL_WRAP                                                          \
+	"e=$(mktemp) || exit 1\n"                                              \
+	"/bin/bash -c \"$0\" 2>\"$e\"\n"                                       \
+	"rc=$?\n"                                                              \
+	"tail -c " EC2_STR(EC2_STDERR_TAIL) " \"$e\" >&2\n"                    \
+	                                    "rm -f \"$e\"\n"                   \
+	                                    "exit \"$rc\"\n"
+#define EC2_STR(x) EC2_STR_(x)
+#define EC2_STR_(x) #x
 
 /* ---- the pure part ---------------------------------------------------- */
 
@@ -208,10 +224,10 @@ ec2_result_render(const struct ec2_script *s, struct buf *out)
 	           "\tfi\n"
 	           "\tsleep 1\n"
 	           "done\n"
-	           "tail -c 16000 \"$r.err\" >&2\n"
+	           "tail -c %d \"$r.err\" >&2\n"
 	           "cat \"$r.out\"\n"
 	           "exit \"$(cat \"$r.rc\")\"\n",
-	           EC2_EXEC_TIMEOUT - 60);
+	           EC2_EXEC_TIMEOUT - 60, EC2_STDERR_TAIL);
 	return out->failed ? -1 : 0;
 }
 
@@ -684,7 +700,7 @@ step_command(struct deploy *d, struct aws_client *c, const char *script,
              const struct ec2_instance *in, double register_until,
              struct json_object **services)
 {
-	const char *argv[] = {"/bin/bash", "-c", script};
+	const char *argv[] = {"/bin/bash", "-c", EC2_TAIL_WRAP, script};
 	struct ssm_invocation v;
 	struct json_object *arr = NULL;
 	struct aws_error err;
@@ -770,8 +786,14 @@ step_up(struct deploy *d, struct aws_client *c, const char *script,
         const char *result, const struct ec2_instance *in, bool launched,
         struct json_object **services)
 {
+	/* Started from stopped just now: its agent registers again after
+	 * the boot, as after a launch. */
 	if (!launched)
-		return step_command(d, c, script, in, 0, services);
+		return step_command(d, c, script, in,
+		                    state_is(in, "pending", NULL)
+		                            ? now_mono() + EC2_REGISTER_TIMEOUT
+		                            : 0,
+		                    services);
 	buf_printf(&d->log, "launched %s; the deploy runs from its user-data\n",
 	           in->id);
 	return step_command(d, c, result, in, now_mono() + EC2_REGISTER_TIMEOUT,
@@ -793,7 +815,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	bool launched = false;
 	enum deploy_rc rc;
 
-	buf_printf(&dir, "%s/%s", EC2_ENVS_DIR, d->e->slug);
+	buf_printf(&dir, "%s/%s", cfg->ec2_envs_dir, d->e->slug);
 	d->host_dir = buf_str(&dir);
 	aws_client_init(&c, cfg);
 	memset(&in, 0, sizeof(in));

@@ -252,7 +252,19 @@ build_gate(struct gate *g, struct json_object *b, struct json_object *ob)
 	}
 	if (dockerfile_gate(g, buf_str(&p), ob) == -1)
 		goto out;
-	json_object_object_add(ob, "context", json_object_new_string(real));
+	if (g->pol->run_src == NULL) {
+		json_object_object_add(ob, "context",
+		                       json_object_new_string(real));
+	} else {
+		/* Checked here; built there, from the same commit. */
+		struct buf there = BUF_INIT;
+
+		buf_printf(&there, "%s%s", g->pol->run_src,
+		           real + strlen(g->pol->src_dir));
+		json_object_object_add(ob, "context",
+		                       json_object_new_string(buf_str(&there)));
+		buf_free(&there);
+	}
 	/* Relative to the context where it is inside it, as compose wants. */
 	json_object_object_add(
 	        ob, "dockerfile",

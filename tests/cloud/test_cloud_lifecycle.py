@@ -1,0 +1,199 @@
+"""The `ec2` path with instances that really run (harness/instances.py):
+moto answers the API with signatures and IAM on, and each instance it
+launches is a Debian host that runs its user-data and its Run Commands
+for real — fetch from the repository, compose build and up on the host's
+engine, the services' answer read back through SSM.
+
+The operations are driven one at a time through ec2_compute_run, as
+reconcile.c calls them, so each step's effect on the instance is checked
+where it happens.
+"""
+
+import json
+import os
+import time
+import urllib.request
+
+from harness import instances
+
+from test_ec2_provider import Ec2Base
+from test_local import Repo
+
+
+def fetch(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+class CloudBase(Ec2Base):
+    """Ec2Base with the instance emulator in front of moto; repositories
+    live under <dir>/repos, which every host sees read-only."""
+
+    @classmethod
+    def extra_settings(cls):
+        cls.envs = os.path.join(cls.dir, "envs")
+        return {"ec2.envs_dir": cls.envs}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.repos = os.path.join(cls.dir, "repos")
+        os.makedirs(cls.repos)
+        try:
+            cls.emu = instances.InstanceEmulator(cls.moto, cls.ids, cls.proxy, cls.envs,
+                                                 mounts=[cls.repos])
+        except Exception:
+            super().tearDownClass()
+            raise
+        print("host image %s: %s" % (cls.emu.image, "built in %.0f s" % instances.image_seconds
+                                     if instances.image_seconds else "already built"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        super().tearDownClass()
+
+    def deploy(self, env_id):
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        self.assertIn('\\"name\\":\\"web\\"', p.stdout)
+
+    def page(self, slug):
+        """The web service's page, fetched from this machine at its
+        container's address (the instance's network)."""
+        ids = instances.docker("ps", "-q", "--filter", "label=com.docker.compose.project=%s-%s"
+                               % (self.inst, slug), "--filter",
+                               "label=com.docker.compose.service=web").split()
+        self.assertEqual(len(ids), 1, ids)
+        addr = instances.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}"
+                                "{{.IPAddress}} {{end}}", ids[0]).split()[0]
+        return fetch("http://%s/" % addr)
+
+    def live(self, slug):
+        return [i["InstanceId"] for i in self.instances(slug)
+                if i["State"]["Name"] != "terminated"]
+
+    def host_state(self, iid):
+        h = self.emu.hosts[iid]
+        return instances.docker("inspect", "-f", "{{.State.Status}}", h.name,
+                                check=False).strip() or "gone"
+
+
+class CloudLifecycle(CloudBase):
+    def test_open_push_stop_start_close(self):
+        repo = Repo(self.repos, "acme/app")
+        slug = "pr-1-app"
+        sha1 = repo.commit("one")
+        env_id = self.env_row(1, slug, sha1, repo.path)
+
+        # open: launched; user-data fetches, builds and starts the app on
+        # the instance; its answer comes back through Run Command.
+        self.deploy(env_id)
+        self.assertIn(sha1[:12], self.page(slug))
+        [inst] = self.instances(slug)
+        iid = inst["InstanceId"]
+        self.assertEqual(self.host_state(iid), "running")
+        first = os.path.join(self.envs, slug + ".first.err")
+        out = instances.docker("exec", self.emu.hosts[iid].name, "cat", first)
+        self.assertIn("checked out " + sha1, out)
+        # The tunnel of credentials: the instance read its parameters
+        # with its role's keys from its IMDS, never from user-data.
+        self.assertTrue(any(c[0] == "PUT" for c in self.emu.hosts[iid].imds.calls))
+
+        # push: the same instance, the new commit served.
+        sha2 = repo.commit("two", edit={"web/extra.txt": "two\n"})
+        self.push(env_id, sha2)
+        self.deploy(env_id)
+        self.assertIn(sha2[:12], self.page(slug))
+        self.assertEqual(self.live(slug), [iid])
+
+        # stop: the instance and its containers stopped, kept.
+        p = self.tool("stop", slug)
+        self.assertIn("rc=0", p.stdout, p.stdout + p.stderr)
+        self.assertEqual(self.host_state(iid), "exited")
+        self.assertEqual(self.instances(slug)[0]["State"]["Name"], "stopped")
+        self.assertEqual(instances.docker(
+            "ps", "-q", "--filter", "label=com.docker.compose.project=%s-%s"
+            % (self.inst, slug)).split(), [])
+        self.assertEqual(len(instances.docker(
+            "ps", "-aq", "--filter", "label=com.docker.compose.project=%s-%s"
+            % (self.inst, slug)).split()), 2)
+
+        # start (a push while stopped): booted again, no second instance,
+        # user-data not run again, the new commit served.
+        sha3 = repo.commit("three", edit={"web/extra.txt": "three\n"})
+        self.push(env_id, sha3)
+        self.deploy(env_id)
+        self.assertIn(sha3[:12], self.page(slug))
+        self.assertEqual(self.live(slug), [iid])
+        self.assertEqual(instances.docker("exec", self.emu.hosts[iid].name, "cat", first), out)
+
+        # close: terminated, its host and containers gone, its parameters
+        # deleted.
+        p = self.tool("destroy", slug)
+        self.assertIn("rc=0", p.stdout, p.stdout + p.stderr)
+        self.assertEqual(self.host_state(iid), "gone")
+        self.assertEqual(self.live(slug), [])
+        self.assertEqual(self.parameters(slug), {})
+        self.assertEqual(self.emu.projects(self.emu.hosts[iid]), set())
+
+
+class CloudBadHost(CloudBase):
+    """What the instance says is input: a failure deep in a long log,
+    garbage where the services' JSON should be."""
+
+    # A build whose reason comes after 20,000 bytes of log: SSM keeps only
+    # the first 8,000 characters of a command's stderr.
+    NOISY = ("FROM ephemera/busybox:1\n"
+             "RUN i=0; while [ $i -lt 400 ]; do echo build-noise-$i-.................."
+             "..............; i=$((i+1)); done; echo the-real-reason >&2; exit 3\n")
+
+    def failed_build(self, p):
+        self.assertEqual(self.field(p.stdout, "rc"), "failed", p.stdout + p.stderr)
+        build = self.field(p.stdout, "build")
+        return self.s.sql("SELECT error, log_tail FROM builds WHERE id = %s" % build)[0]
+
+    def test_reason_at_the_end_of_a_long_log(self):
+        repo = Repo(self.repos, "acme/noisy")
+        slug = "pr-2-noisy"
+        env_id = self.env_row(2, slug, repo.commit("noisy", edit={"web/Dockerfile": self.NOISY}),
+                              repo.path)
+        # First deploy: from user-data, read back through Run Command.
+        why, tail = self.failed_build(self.tool("deploy", str(env_id)))
+        self.assertIn("exit 1", why)
+        self.assertIn("the-real-reason", tail)
+        [iid] = self.live(slug)
+        # Again on the running instance: through Run Command itself.
+        self.push(env_id, repo.commit("noisier", edit={"web/extra.txt": "x\n"}))
+        why, tail = self.failed_build(self.tool("deploy", str(env_id)))
+        self.assertIn("the-real-reason", tail)
+        self.assertEqual(self.live(slug), [iid])
+        # Not leaked: the failed environment is destroyed like any other.
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+        self.assertEqual(self.live(slug), [])
+        self.assertEqual(self.host_state(iid), "gone")
+
+    def test_garbage_instead_of_services(self):
+        repo = Repo(self.repos, "acme/garbage")
+        slug = "pr-3-garbage"
+        env_id = self.env_row(3, slug, repo.commit("one"), repo.path)
+        self.deploy(env_id)
+        [iid] = self.live(slug)
+        # The host's script broken as a bad image would break it: `up`
+        # prints bytes that are not JSON and says it worked.
+        instances.docker("exec", "-i", self.emu.hosts[iid].name, "/bin/sh", "-c",
+                         "cat >/opt/ephemera/host/ephemera-host",
+                         input="#!/bin/sh\nprintf '\\377\\000{\"name\": [garbage\\n'\n"
+                               "echo up-said-this >&2\nexit 0\n")
+        self.push(env_id, repo.commit("two"))
+        why, tail = self.failed_build(self.tool("deploy", str(env_id)))
+        self.assertIn("services", why)
+        self.assertIn("up-said-this", tail)
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+        self.assertEqual(self.live(slug), [])
+        self.assertEqual(self.host_state(iid), "gone")
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
