@@ -9,9 +9,8 @@ reconcile.c calls them, so each step's effect on the instance is checked
 where it happens.
 """
 
-import json
 import os
-import time
+import shutil
 import urllib.request
 
 from harness import instances
@@ -52,6 +51,7 @@ class CloudBase(Ec2Base):
     def tearDownClass(cls):
         cls.emu.stop()
         super().tearDownClass()
+        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def deploy(self, env_id):
         p = self.tool("deploy", str(env_id))

@@ -418,5 +418,11 @@ class InstanceEmulator:
             self.terminate_host(iid)
         for c in self.containers():
             docker("rm", "-f", c, check=False)
+        # The hosts wrote as root below envs_dir (the test's temp dir):
+        # emptied through the image, then removed.
+        if os.path.isdir(self.envs_dir) and os.listdir(self.envs_dir):
+            docker("run", "--rm", "--network", "none", "-v", "%s:/envs" % self.envs_dir,
+                   self.image, "find", "/envs", "-mindepth", "1", "-delete", check=False)
+        shutil.rmtree(self.envs_dir, ignore_errors=True)
         self.proxy.observer = None
         shutil.rmtree(self.dir, ignore_errors=True)
