@@ -11,11 +11,14 @@ where it happens.
 
 import os
 import shutil
+import signal
+import subprocess
+import time
 import urllib.request
 
 from harness import instances
 
-from test_ec2_provider import Ec2Base
+from test_ec2_provider import TOOL, Ec2Base
 from test_local import Repo
 
 
@@ -192,6 +195,132 @@ class CloudBadHost(CloudBase):
         self.assertIn("rc=0", self.tool("destroy", slug).stdout)
         self.assertEqual(self.live(slug), [])
         self.assertEqual(self.host_state(iid), "gone")
+
+
+class CloudCrashWindows(CloudBase):
+    """A worker killed right after each AWS write of a deploy, a stop, a
+    start and a teardown, before it records anything; the next run of the
+    same operation converges: one instance, the commit served, or nothing
+    left. The windows come from a clean run's own writes, so a write the
+    code adds is covered without editing this list."""
+
+    READS = ("Describe", "Get", "List")
+
+    def writes(self, mark):
+        seen = []
+        for r in self.proxy.records[mark:]:
+            if not r[1].startswith(self.READS) and r[3] == 200 and r[1] not in seen:
+                seen.append(r[1])
+        return seen
+
+    def crashing(self, action, *args):
+        """Runs the tool, killed right after `action` took effect."""
+        e = dict(os.environ, AWS_EC2_METADATA_DISABLED="true")
+        p = subprocess.Popen([TOOL, "-c", self.s.config] + list(args), env=e,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.emu.crash_after = (action, p.pid)
+        p.wait(timeout=300)
+        self.emu.crash_after = None
+        return p.returncode
+
+    def next_worker(self, *op):
+        """The operation again, as the queue runs it: a retry comes back
+        after its retry_ms (an adopted instance's agent may not have
+        registered yet)."""
+        for _ in range(10):
+            p = self.tool(*op)
+            if self.field(p.stdout, "rc") != "retry":
+                return p
+            time.sleep(int(self.field(p.stdout, "retry_ms")) / 1000)
+        return p
+
+    def converged(self, slug, sha=None, iid=None):
+        """One live instance (iid when given) serving sha; or, with sha
+        None, none, no parameter and no host left."""
+        live = self.live(slug)
+        if sha is None:
+            self.assertEqual(live, [])
+            self.assertEqual(self.parameters(slug), {})
+            hosts = [h for h in self.emu.hosts.values() if h.slug == slug and not h.gone]
+            self.assertEqual(hosts, [])
+            return None
+        self.assertEqual(len(live), 1, live)
+        if iid:
+            self.assertEqual(live, [iid])
+        self.assertIn(sha[:12], self.page(slug))
+        return live[0]
+
+    def test_every_aws_write(self):
+        # A clean run: the writes of each operation.
+        repo = Repo(self.repos, "acme/crash")
+        slug, sha = "pr-9-crash", repo.commit("clean")
+        env_id = self.env_row(9, slug, sha, repo.path)
+        ops = {}
+        mark = len(self.proxy.records)
+        self.deploy(env_id)
+        ops["launch"] = self.writes(mark)
+        sha = repo.commit("clean-2")
+        self.push(env_id, sha)
+        mark = len(self.proxy.records)
+        self.deploy(env_id)
+        ops["redeploy"] = self.writes(mark)
+        mark = len(self.proxy.records)
+        self.tool("stop", slug)
+        ops["stop"] = self.writes(mark)
+        mark = len(self.proxy.records)
+        self.deploy(env_id)
+        ops["start"] = self.writes(mark)
+        mark = len(self.proxy.records)
+        self.tool("destroy", slug)
+        ops["destroy"] = self.writes(mark)
+        print("writes: %s" % ops)
+        self.assertIn("RunInstances", ops["launch"])
+        self.assertIn("StartInstances", ops["start"])
+        self.assertIn("TerminateInstances", ops["destroy"])
+
+        results = []
+        n = 0
+        for phase in ("launch", "redeploy", "stop", "start", "destroy"):
+            for action in ops[phase]:
+                n += 1
+                slug = "pr-%d-crash" % (100 + n)
+                sha = repo.commit("window %d" % n)
+                env_id = self.env_row(100 + n, slug, sha, repo.path)
+                iid = None
+                if phase != "launch":
+                    self.deploy(env_id)
+                    [iid] = self.live(slug)
+                if phase == "redeploy":
+                    sha = repo.commit("window %d pushed" % n)
+                    self.push(env_id, sha)
+                if phase == "start":
+                    self.tool("stop", slug)
+                    sha = repo.commit("window %d woken" % n)
+                    self.push(env_id, sha)
+                op = {"stop": ("stop", slug), "destroy": ("destroy", slug)}.get(
+                    phase, ("deploy", str(env_id)))
+                rc = self.crashing(action, *op)
+                self.assertEqual(rc, -signal.SIGKILL, "%s %s: not killed" % (phase, action))
+                again = self.next_worker(*op)
+                self.assertIn("rc=", again.stdout, again.stderr)
+                if op[0] == "deploy":
+                    build = self.field(again.stdout, "build")
+                    self.assertEqual(self.field(again.stdout, "rc"), "ok", "%s after %s: %s\n%s" % (
+                        phase, action, again.stdout, self.s.sql(
+                            "SELECT log_tail FROM builds WHERE id = %s" % build)[0][0][-3000:]))
+                if phase == "stop":
+                    self.assertEqual([i["State"]["Name"] for i in self.instances(slug)],
+                                     ["stopped"])
+                    self.deploy(env_id)
+                if phase == "destroy":
+                    self.converged(slug)
+                else:
+                    self.converged(slug, sha, iid)
+                    self.tool("destroy", slug)
+                    self.converged(slug)
+                results.append("%s after %s: converged" % (phase, action))
+        print("crash windows:\n  " + "\n  ".join(results))
+        self.assertEqual(len(self.emu.crashed), n)
 
 
 if __name__ == "__main__":

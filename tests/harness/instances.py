@@ -45,6 +45,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -141,6 +142,8 @@ class InstanceEmulator:
         self.invocations = {}
         self.lock = threading.Lock()
         self.events = []  # (monotonic time, instance id, what)
+        self.crash_after = None  # (action, pid): see after()
+        self.crashed = []
         os.makedirs(envs_dir, exist_ok=True)
         # The instance profile's role carries the instance policy, and a
         # host's IMDS serves that role's session keys from STS: moto
@@ -159,7 +162,20 @@ class InstanceEmulator:
     # ---- the proxy's hooks ---------------------------------------------
 
     def after(self, svc, action, params, status, resp):
-        """(status, body) to answer instead of moto's, or None."""
+        """(status, body) to answer instead of moto's, or None. With
+        crash_after set, the caller named there is SIGKILLed once the call
+        has taken effect, before it reads the answer."""
+        r = self.answer(svc, action, params, status, resp)
+        with self.lock:
+            crash, hit = self.crash_after, False
+            if crash and crash[0] == action and status == 200:
+                self.crash_after, hit = None, True
+        if hit:
+            os.kill(crash[1], signal.SIGKILL)
+            self.crashed.append(action)
+        return r
+
+    def answer(self, svc, action, params, status, resp):
         if status != 200:
             return None
         if svc == "ec2" and action == "RunInstances":

@@ -120,6 +120,14 @@ ec2_script_render(const struct ec2_script *s, struct buf *out)
 	script_export(out, "EPH_SOURCE", s->source);
 	script_export(out, "EPH_SHA", s->sha);
 	script_export(out, "EPH_BUILD", s->build ? "1" : "0");
+	/* One deploy of the environment at a time: a worker killed while its
+	 * command runs leaves that command running here, and the next
+	 * worker's must not interleave with it (fetch, compose.json, up).
+	 * fd 8 is inherited by `up` and compose, so it is held to the end. */
+	buf_puts(out, "mkdir -p \"${EPH_DIR%/*}\"\n"
+	              "exec 8>\"$EPH_DIR.lock\"\n"
+	              "flock -w 600 8 || { echo \"another deploy of "
+	              "$EPH_PROJECT holds its lock\" >&2; exit 1; }\n");
 	/* Parameters are read with the instance's own role: what they hold
 	 * never travels in user-data or a command. */
 	buf_puts(out, "param_get() {\n\t");
