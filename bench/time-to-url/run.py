@@ -4,7 +4,13 @@ commit, against a bare `docker compose up -d` (+ waiting for health, as
 --wait would) and the first 200 of the same app on the same machine, in the
 same run. Then the same for a push. Prints medians and the overhead.
 
-    python3 bench/time-to-url/run.py [rounds]
+The cloud row: the same app with compute.provider = "ec2" (moto, and
+instances that run: tests/harness/instances.py) and exposure.provider =
+"cloudflare" (the fake and its edge), the URL fetched through the edge,
+against the local provider's time in the same run; the difference is the
+cloud path's overhead on this machine, broken down by deploy step.
+
+    python3 bench/time-to-url/run.py [rounds] [--no-cloud]
 """
 import glob
 import os
@@ -21,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "cloud"))
 
 from harness import events  # noqa: E402
 from harness.stack import Stack, http  # noqa: E402
@@ -79,6 +86,100 @@ def ephemera_round(s, action, repo_name, pr, sha, slug):
         time.sleep(0.02)
 
 
+def steps_report(s):
+    """Where the time goes: each deploy step's mean."""
+    steps = s.sql("SELECT name, COUNT(*), AVG(TIMESTAMPDIFF(MICROSECOND, started_at, "
+                  "finished_at)) / 1e6 FROM build_steps GROUP BY name ORDER BY MIN(id)")
+    return "  ".join("%s %.2f" % (n, float(t)) for n, _, t in steps)
+
+
+def edge_round(s, cf, action, repo_name, pr, sha, slug):
+    """ephemera_round with the URL fetched through the Cloudflare edge."""
+    body, headers = events.signed(s.secret, "pull_request",
+                                  events.pull_request(action, repo_name, pr, sha))
+    t0 = time.monotonic()
+    r = s.post("/webhook", body, headers)
+    assert r.status in (200, 202), r.text
+    while True:
+        try:
+            r = http("GET", "http://127.0.0.1:%d/" % cf.edge_port,
+                     headers={"Host": "%s.%s" % (slug, cf.zone)}, timeout=5)
+            if r.status == 200 and sha in r.text:
+                return time.monotonic() - t0
+        except OSError:
+            pass
+        if time.monotonic() - t0 > 600:
+            raise RuntimeError("timed out; logs:\n" + s.logs()[-4000:])
+        time.sleep(0.05)
+
+
+def cloud_rounds(rounds, tmp, local):
+    """The cloud row (see the module's comment); `local` holds the local
+    provider's open and push times of this run."""
+    from harness import instances
+    from harness.cloudflare_fake import CloudflareFake
+    from harness.moto import AMI, moto_behind_proxy
+
+    image = subprocess.run([os.path.join(ROOT, "tests", "connector", "image.sh")], check=True,
+                           stdout=subprocess.PIPE, text=True).stdout.strip()
+    moto, ids, proxy = moto_behind_proxy()
+    cf = CloudflareFake()
+    os.environ["EPHEMERA_CF_STANDIN_DIR"] = cf.unix_dir
+    envs = os.path.join(tmp, "envs")
+    creds = os.path.join(tmp, "aws-credentials")
+    with open(creds, "w") as f:
+        f.write("[w]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % ids["worker"])
+    os.chmod(creds, 0o600)
+    emu = s = None
+    try:
+        emu = instances.InstanceEmulator(moto, ids, proxy, envs)
+        repo = Repo(tmp, "cloud/hello")
+        emu.mounts = [repo.path]
+        instance = "c%06d" % random.randrange(10**6)
+        s = Stack("ttuc", dict(cf.settings(), **{
+            "workers.count": 2, "environments.instance": instance,
+            "cloudflare.access": False, "cloudflare.connector_image": image,
+            "compute.provider": "ec2", "aws.region": "us-east-1",
+            "aws.endpoint_url": proxy.url, "aws.credentials_file": creds, "aws.profile": "w",
+            "ec2.ami": AMI, "ec2.instance_types": "t3.small",
+            "ec2.subnet_ids": ",".join(ids["subnets"]), "ec2.security_group_ids": ids["sg"],
+            "ec2.instance_profile": "ephemera-preview", "ec2.envs_dir": envs}), asan=False)
+        s.extra = 'repos = ( { name = "cloud/hello"; source = "%s"; } );\n' % repo.path
+        s.write_config()
+        s.up()
+        res = {"open": [], "push": []}
+        for i in range(rounds):
+            pr = 200 + i
+            slug = "pr-%d-hello" % pr
+            sha = repo.commit("open %d" % i, {"web/index.html.in": "<p>%d @COMMIT@</p>\n" % i})
+            res["open"].append(edge_round(s, cf, "opened", "cloud/hello", pr, sha, slug))
+            sha = repo.commit("push %d" % i, {"web/index.html.in": "<p>p%d @COMMIT@</p>\n" % i})
+            res["push"].append(edge_round(s, cf, "synchronize", "cloud/hello", pr, sha, slug))
+            body, headers = events.signed(s.secret, "pull_request",
+                                          events.pull_request("closed", "cloud/hello", pr, sha))
+            s.post("/webhook", body, headers)
+        print("cloud row: ec2 (emulated instances) + cloudflare (fake edge), medians, seconds")
+        for what in ("open", "push"):
+            c, l = statistics.median(res[what]), statistics.median(local[what])
+            print("  %-5s local provider: %.2fs   cloud path: %.2fs   overhead: %+.2fs   "
+                  "ratio: %.2f" % (what, l, c, c - l, c / l))
+        print("  cloud steps (mean s): " + steps_report(s))
+        # The closes finish before the emulator stops: nothing left running.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and any(
+                e["phase"] != "destroyed" for e in s.get("/api/v1/environments").json()):
+            time.sleep(0.5)
+    finally:
+        if s:
+            s.cleanup()
+        if emu:
+            emu.stop()
+        os.environ.pop("EPHEMERA_CF_STANDIN_DIR", None)
+        cf.stop()
+        proxy.stop()
+        moto.stop()
+
+
 def gate_report(s):
     """The gate's own time per build: from the workers' `gate` log lines
     (this app, release build), and for a 20-service file through the
@@ -107,7 +208,9 @@ def gate_report(s):
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    rounds = int(args[0]) if args else 3
+    cloud = "--no-cloud" not in sys.argv
     subprocess.run([os.path.join(ROOT, "examples", "busybox-image.sh")], check=True)
     tmp = tempfile.mkdtemp(prefix="eph-bench-ttu-")
     instance = "b%06d" % random.randrange(10**6)
@@ -154,14 +257,15 @@ def main():
             print("  %-5s bare compose up + first 200: %.2fs   ephemera: %.2fs   "
                   "overhead: %+.2fs (%+.0f%%)   paired: %+.2fs   ratio: %.2f"
                   % (what, b, e, e - b, 100 * (e - b) / b, d, e / b))
-        # Where Ephemera's time goes: each deploy step's mean.
-        steps = s.sql("SELECT name, COUNT(*), AVG(TIMESTAMPDIFF(MICROSECOND, started_at, "
-                      "finished_at)) / 1e6 FROM build_steps GROUP BY name ORDER BY MIN(id)")
-        print("  steps (mean s): " + "  ".join("%s %.2f" % (n, float(t)) for n, _, t in steps))
+        print("  steps (mean s): " + steps_report(s))
         gate_report(s)
     finally:
         time.sleep(3)
         s.cleanup()
+    try:
+        if cloud:
+            cloud_rounds(rounds, tmp, {k: v[1] for k, v in res.items()})
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
