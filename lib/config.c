@@ -171,6 +171,9 @@ static const struct setting settings[] = {
         STR("ec2.instance_profile", ec2_instance_profile, ""),
         STR("ec2.ssm_parameter_prefix", ec2_ssm_parameter_prefix, ""),
         STR("ec2.envs_dir", ec2_envs_dir, "/var/lib/ephemera/envs"),
+        /* SSM's executionTimeout: at most 48 hours. */
+        INT("ec2.command_timeout_seconds", ec2_command_timeout_seconds, 900, 10,
+            172800),
 };
 
 /* In the order of struct repo_config's fields, all strings. */

@@ -257,6 +257,7 @@ struct config {
 	char *ec2_instance_profile;     /* name or ARN */
 	char *ec2_ssm_parameter_prefix; /* "" or "/x": before /<instance>/ */
 	char *ec2_envs_dir; /* on the instance: one work dir per slug below */
+	int64_t ec2_command_timeout_seconds; /* a deploy's Run Command limit */
 
 	/* Cloudflare (issue 11; workers/cloudflare/) */
 	char *cf_api_token_file; /* read by the workers when they call */

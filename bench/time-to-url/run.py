@@ -71,19 +71,35 @@ def bare_round(repo, project, sha):
     return time.monotonic() - t0
 
 
-def ephemera_round(s, action, repo_name, pr, sha, slug):
+def pr_round(s, action, repo_name, pr, sha, url, host):
+    """Seconds from the PR event's delivery to `url` (with Host: host)
+    serving the commit."""
     body, headers = events.signed(s.secret, "pull_request",
                                   events.pull_request(action, repo_name, pr, sha))
     t0 = time.monotonic()
     r = s.post("/webhook", body, headers)
     assert r.status in (200, 202), r.text
     while True:
-        r = http("GET", s.url("/"), headers={"Host": "%s.localhost" % slug}, timeout=5)
-        if r.status == 200 and sha in r.text:
-            return time.monotonic() - t0
+        try:
+            r = http("GET", url, headers={"Host": host}, timeout=5)
+            if r.status == 200 and sha in r.text:
+                return time.monotonic() - t0
+        except OSError:
+            pass
         if time.monotonic() - t0 > 600:
             raise RuntimeError("timed out; logs:\n" + s.logs()[-4000:])
         time.sleep(0.02)
+
+
+def ephemera_round(s, action, repo_name, pr, sha, slug):
+    """Through the local provider's nginx route."""
+    return pr_round(s, action, repo_name, pr, sha, s.url("/"), "%s.localhost" % slug)
+
+
+def edge_round(s, cf, action, repo_name, pr, sha, slug):
+    """Through the Cloudflare fake's edge."""
+    return pr_round(s, action, repo_name, pr, sha, "http://127.0.0.1:%d/" % cf.edge_port,
+                    "%s.%s" % (slug, cf.zone))
 
 
 def steps_report(s):
@@ -93,32 +109,12 @@ def steps_report(s):
     return "  ".join("%s %.2f" % (n, float(t)) for n, _, t in steps)
 
 
-def edge_round(s, cf, action, repo_name, pr, sha, slug):
-    """ephemera_round with the URL fetched through the Cloudflare edge."""
-    body, headers = events.signed(s.secret, "pull_request",
-                                  events.pull_request(action, repo_name, pr, sha))
-    t0 = time.monotonic()
-    r = s.post("/webhook", body, headers)
-    assert r.status in (200, 202), r.text
-    while True:
-        try:
-            r = http("GET", "http://127.0.0.1:%d/" % cf.edge_port,
-                     headers={"Host": "%s.%s" % (slug, cf.zone)}, timeout=5)
-            if r.status == 200 and sha in r.text:
-                return time.monotonic() - t0
-        except OSError:
-            pass
-        if time.monotonic() - t0 > 600:
-            raise RuntimeError("timed out; logs:\n" + s.logs()[-4000:])
-        time.sleep(0.05)
-
-
 def cloud_rounds(rounds, tmp, local):
     """The cloud row (see the module's comment); `local` holds the local
     provider's open and push times of this run."""
     from harness import instances
     from harness.cloudflare_fake import CloudflareFake
-    from harness.moto import AMI, moto_behind_proxy
+    from harness.moto import AMI, moto_behind_proxy, worker_credentials
 
     image = subprocess.run([os.path.join(ROOT, "tests", "connector", "image.sh")], check=True,
                            stdout=subprocess.PIPE, text=True).stdout.strip()
@@ -126,10 +122,7 @@ def cloud_rounds(rounds, tmp, local):
     cf = CloudflareFake()
     os.environ["EPHEMERA_CF_STANDIN_DIR"] = cf.unix_dir
     envs = os.path.join(tmp, "envs")
-    creds = os.path.join(tmp, "aws-credentials")
-    with open(creds, "w") as f:
-        f.write("[w]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % ids["worker"])
-    os.chmod(creds, 0o600)
+    creds = worker_credentials(ids, tmp)
     emu = s = None
     try:
         emu = instances.InstanceEmulator(moto, ids, proxy, envs)
@@ -140,7 +133,7 @@ def cloud_rounds(rounds, tmp, local):
             "workers.count": 2, "environments.instance": instance,
             "cloudflare.access": False, "cloudflare.connector_image": image,
             "compute.provider": "ec2", "aws.region": "us-east-1",
-            "aws.endpoint_url": proxy.url, "aws.credentials_file": creds, "aws.profile": "w",
+            "aws.endpoint_url": proxy.url, "aws.credentials_file": creds, "aws.profile": "worker",
             "ec2.ami": AMI, "ec2.instance_types": "t3.small",
             "ec2.subnet_ids": ",".join(ids["subnets"]), "ec2.security_group_ids": ids["sg"],
             "ec2.instance_profile": "ephemera-preview", "ec2.envs_dir": envs}), asan=False)

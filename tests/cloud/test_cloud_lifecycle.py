@@ -197,6 +197,39 @@ class CloudBadHost(CloudBase):
         self.assertEqual(self.host_state(iid), "gone")
 
 
+class CloudHang(CloudBase):
+    """A host script that never ends: stopped before SSM's own limit, so
+    the log comes back; the environment fails saying so."""
+
+    @classmethod
+    def extra_settings(cls):
+        return dict(super().extra_settings(), **{"ec2.command_timeout_seconds": 60})
+
+    def test_hang_past_the_timeout(self):
+        repo = Repo(self.repos, "acme/hang")
+        slug = "pr-4-hang"
+        env_id = self.env_row(4, slug, repo.commit("one"), repo.path)
+        self.deploy(env_id)
+        [iid] = self.live(slug)
+        instances.docker("exec", "-i", self.emu.hosts[iid].name, "/bin/sh", "-c",
+                         "cat >/opt/ephemera/host/ephemera-host",
+                         input="#!/bin/sh\necho hanging-here >&2\nexec sleep 3600\n")
+        self.push(env_id, repo.commit("two"))
+        t = time.monotonic()
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "failed", p.stdout + p.stderr)
+        self.assertLess(time.monotonic() - t, 90)
+        build = self.field(p.stdout, "build")
+        why, tail = self.s.sql("SELECT error, log_tail FROM builds WHERE id = %s" % build)[0]
+        self.assertIn("did not finish within 60 s", why)
+        self.assertIn("hanging-here", tail)
+        # Nothing of the hung run is left on the host.
+        ps = instances.docker("exec", self.emu.hosts[iid].name, "ps", "-eo", "args")
+        self.assertNotIn("sleep 3600", ps)
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
+        self.assertEqual(self.live(slug), [])
+
+
 class CloudCrashWindows(CloudBase):
     """A worker killed right after each AWS write of a deploy, a stop, a
     start and a teardown, before it records anything; the next run of the

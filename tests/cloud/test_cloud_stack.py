@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from harness import events, instances
-from harness.moto import AMI, moto_behind_proxy
+from harness.moto import AMI, moto_behind_proxy, worker_credentials
 from harness.stack import wait_until
 
 from test_cloudflare import ConnectorStackBase
@@ -25,11 +25,7 @@ class CloudStackLifecycle(ConnectorStackBase):
     def setUpClass(cls):
         cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
         cls.aws_dir = tempfile.mkdtemp(prefix="eph-cloud-")
-        creds = os.path.join(cls.aws_dir, "credentials")
-        with open(creds, "w") as f:
-            f.write("[worker]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
-                    % cls.ids["worker"])
-        os.chmod(creds, 0o600)
+        creds = worker_credentials(cls.ids, cls.aws_dir)
         cls.envs = os.path.join(cls.aws_dir, "envs")
         cls.extra_settings = {
             "cloudflare.access": False,
@@ -69,16 +65,6 @@ class CloudStackLifecycle(ConnectorStackBase):
             super().tearDownClass()
         finally:
             cls.stop_aws()
-
-    def edge(self, slug, path="/"):
-        import http.client
-        c = http.client.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
-        try:
-            c.request("GET", path, headers={"Host": "%s.%s" % (slug, self.cf.zone)})
-            r = c.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            c.close()
 
     def live(self, slug):
         ec2 = self.moto.client("ec2", *self.ids["admin"])

@@ -96,7 +96,8 @@ def ssm_error(code, message):
 class Invocation:
     def __init__(self, command_id, instance_id, timeout):
         self.command_id, self.instance_id, self.timeout = command_id, instance_id, timeout
-        self.status, self.details, self.code = "InProgress", "InProgress", -1
+        # Status and StatusDetails as the API spells them.
+        self.status, self.details, self.code = "InProgress", "In Progress", -1
         self.out = self.err = ""
 
     def body(self):
@@ -418,7 +419,7 @@ class InstanceEmulator:
             inv.out = out.decode("utf-8", "replace")
             inv.err = err.decode("utf-8", "replace")
             if p.returncode == 137 and time.monotonic() - started >= inv.timeout:
-                inv.status, inv.details, inv.code = "TimedOut", "ExecutionTimedOut", -1
+                inv.status, inv.details, inv.code = "TimedOut", "Execution Timed Out", -1
             elif p.returncode == 0:
                 inv.status, inv.details, inv.code = "Success", "Success", 0
             else:

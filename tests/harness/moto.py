@@ -230,6 +230,17 @@ def moto_behind_proxy():
         raise
 
 
+def worker_credentials(ids, dirpath, profile="worker"):
+    """The worker's keys as a shared credentials file (0600) in dirpath:
+    what aws.credentials_file names in the tests' configs."""
+    path = os.path.join(dirpath, "credentials")
+    with open(path, "w") as f:
+        f.write("[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                % ((profile,) + tuple(ids["worker"])))
+    os.chmod(path, 0o600)
+    return path
+
+
 def fixture(rel):
     with open(os.path.join(FIXTURES, rel), "rb") as f:
         return f.read()

@@ -641,6 +641,16 @@ class ConnectorStackBase(LocalProviderBase):
             os.environ.pop("EPHEMERA_CF_STANDIN_DIR", None)
             cls.cf.stop()
 
+    def edge(self, slug, path="/"):
+        """(status, body) of the preview's URL through the fake's edge."""
+        c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
+        try:
+            c.request("GET", path, headers={"Host": "%s.%s" % (slug, self.cf.zone)})
+            r = c.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            c.close()
+
 
 class CloudflareStackTest(ConnectorStackBase):
     """local compute + cloudflare exposure, driven by webhooks through the
@@ -650,15 +660,6 @@ class CloudflareStackTest(ConnectorStackBase):
     @classmethod
     def repo_names(cls):
         return ["acme/hello", "acme/limited", "acme/throttled", "acme/swept"]
-
-    def edge(self, slug, path="/"):
-        c = httpclient.HTTPConnection("127.0.0.1", self.cf.edge_port, timeout=30)
-        try:
-            c.request("GET", path, headers={"Host": "%s.%s" % (slug, self.cf.zone)})
-            r = c.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            c.close()
 
     def test_open_push_close(self):
         repo = self.repos["acme/hello"]

@@ -28,7 +28,8 @@ import unittest
 from harness import iam_eval
 from harness.cloudflare_fake import CloudflareFake
 from harness.github_fake import GitHubFake
-from harness.moto import AMI, Fault, fixture, load_policy, moto_behind_proxy
+from harness.moto import (AMI, Fault, fixture, load_policy, moto_behind_proxy,
+                          worker_credentials)
 from harness.stack import ROOT, Stack, http, wait_until
 
 from test_local import Repo
@@ -66,11 +67,7 @@ class Ec2Base(unittest.TestCase):
     def setUpClass(cls):
         cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
         cls.dir = tempfile.mkdtemp(prefix="eph-ec2p-")
-        creds = os.path.join(cls.dir, "credentials")
-        with open(creds, "w") as f:
-            f.write("[worker]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
-                    % cls.ids["worker"])
-        os.chmod(creds, 0o600)
+        creds = worker_credentials(cls.ids, cls.dir)
         cls.s = Stack("ec2p", workers=cls.workers, settings=dict(cls.extra_settings(), **{
             "compute.provider": "ec2",
             "workers.sweep_grace_seconds": 0,
@@ -260,6 +257,7 @@ class Ec2Provider(Ec2Base):
         # (GetCommandInvocation keeps the first 8,000 characters).
         self.assertTrue(line.startswith("'/bin/bash' '-c' 'e=$(mktemp)"), line)
         self.assertIn("tail -c 7000", line)
+        self.assertIn("timeout -k 10 870 /bin/bash", line)
         self.assertIn("' '#!/bin/bash", line)
         self.assertIn("EPH_SHA='\\''%s'\\''" % sha2, line)
 

@@ -26,6 +26,16 @@ test_invocation_recorded(void)
 		CHECK(!v.truncated);
 	}
 	CHECK(ssm_parse_invocation("{", &v) == -1);
+	/* A script past executionTimeout, told from a command undelivered. */
+	CHECK(ssm_parse_invocation(
+	              "{\"Status\":\"TimedOut\",\"StatusDetails\":"
+	              "\"Execution Timed Out\",\"ResponseCode\":-1}",
+	              &v) == 0);
+	CHECK(v.status == SSM_TIMED_OUT && v.exec_timed_out);
+	CHECK(ssm_parse_invocation("{\"Status\":\"TimedOut\",\"StatusDetails\":"
+	                           "\"Delivery Timed Out\"}",
+	                           &v) == 0);
+	CHECK(v.status == SSM_TIMED_OUT && !v.exec_timed_out);
 	ssm_invocation_free(&v);
 	buf_free(&b);
 }

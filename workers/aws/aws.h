@@ -248,10 +248,11 @@ enum ssm_status {
 
 struct ssm_invocation {
 	enum ssm_status status;
-	int response_code; /* the script's exit code; -1: not run */
-	struct buf out;    /* StandardOutputContent */
-	struct buf err;    /* StandardErrorContent */
-	bool truncated;    /* an output reached SSM_OUTPUT_LIMIT */
+	int response_code;   /* the script's exit code; -1: not run */
+	struct buf out;      /* StandardOutputContent */
+	struct buf err;      /* StandardErrorContent */
+	bool truncated;      /* an output reached SSM_OUTPUT_LIMIT */
+	bool exec_timed_out; /* TimedOut past executionTimeout, not delivery */
 };
 
 void ssm_invocation_init(struct ssm_invocation *);
@@ -329,6 +330,7 @@ struct ec2_script {
 	 * <dir>/tunnel-token for its connector; NULL: none. */
 	const char *tunnel_param;
 	bool build;
+	int exec_timeout; /* the script's limit, seconds; 0: EC2_EXEC_TIMEOUT */
 };
 
 /*

@@ -43,16 +43,6 @@
  * command sends only its last bytes of stderr, within that limit.
  */
 #define EC2_STDERR_TAIL 7000
-/* Runs the script given as $0 and keeps its stderr's tail (above). */
-#define EC2_TAIL_WRAP                                                          \
-	"e=$(mktemp) || exit 1\n"                                              \
-	"/bin/bash -c \"$0\" 2>\"$e\"\n"                                       \
-	"rc=$?\n"                                                              \
-	"tail -c " EC2_STR(EC2_STDERR_TAIL) " \"$e\" >&2\n"                    \
-	                                    "rm -f \"$e\"\n"                   \
-	                                    "exit \"$rc\"\n"
-#define EC2_STR(x) EC2_STR_(x)
-#define EC2_STR_(x) #x
 
 /* ---- the pure part ---------------------------------------------------- */
 
@@ -209,9 +199,22 @@ ec2_first_render(const struct ec2_script *s, struct buf *out)
 	return out->failed ? -1 : 0;
 }
 
+/*
+ * What a command may take inside SSM's limit: it stops itself before the
+ * agent kills it, whose kill would take the log with it.
+ */
+static int
+inner_limit(int limit)
+{
+	return limit > 120 ? limit - 30 : limit * 3 / 4;
+}
+
 int
 ec2_result_render(const struct ec2_script *s, struct buf *out)
 {
+	int limit = inner_limit(s->exec_timeout > 0 ? s->exec_timeout
+	                                            : EC2_EXEC_TIMEOUT);
+
 	if (s->dir == NULL)
 		return -1;
 	buf_puts(out, "#!/bin/bash\n"
@@ -220,7 +223,7 @@ ec2_result_render(const struct ec2_script *s, struct buf *out)
 	              "set -u\n"
 	              "r=");
 	ssm_shell_quote(out, s->dir);
-	/* Within the command's own time limit (EC2_EXEC_TIMEOUT). */
+	/* Within the command's own time limit (exec_timeout). */
 	buf_printf(out,
 	           ".first\n"
 	           "n=0\n"
@@ -235,7 +238,7 @@ ec2_result_render(const struct ec2_script *s, struct buf *out)
 	           "tail -c %d \"$r.err\" >&2\n"
 	           "cat \"$r.out\"\n"
 	           "exit \"$(cat \"$r.rc\")\"\n",
-	           EC2_EXEC_TIMEOUT - 60, EC2_STDERR_TAIL);
+	           limit - 5, EC2_STDERR_TAIL);
 	return out->failed ? -1 : 0;
 }
 
@@ -307,6 +310,27 @@ ec2_client_token(const char *instance, uint64_t env_id, uint64_t build_id,
 {
 	snprintf(out, 64, "%.15s-%llu-%llu", instance,
 	         (unsigned long long)env_id, (unsigned long long)build_id);
+}
+
+/*
+ * Run Command's line: runs the script given as $0 within inner_limit()
+ * and sends only its stderr's tail (EC2_STDERR_TAIL).
+ */
+static void
+command_wrap(struct buf *out, int limit)
+{
+	int inner = inner_limit(limit);
+
+	buf_printf(out,
+	           "e=$(mktemp) || exit 1\n"
+	           "timeout -k 10 %d /bin/bash -c \"$0\" 2>\"$e\"\n"
+	           "rc=$?\n"
+	           "tail -c %d \"$e\" >&2\n"
+	           "rm -f \"$e\"\n"
+	           "[ \"$rc\" -ne 124 ] || echo \"ephemera: stopped after %d "
+	           "s\" >&2\n"
+	           "exit \"$rc\"\n",
+	           inner, EC2_STDERR_TAIL, inner);
 }
 
 /* ---- the shell: AWS calls -------------------------------------------- */
@@ -708,17 +732,21 @@ step_command(struct deploy *d, struct aws_client *c, const char *script,
              const struct ec2_instance *in, double register_until,
              struct json_object **services)
 {
-	const char *argv[] = {"/bin/bash", "-c", EC2_TAIL_WRAP, script};
+	struct buf wrap = BUF_INIT;
+	const char *argv[] = {"/bin/bash", "-c", NULL, script};
 	struct ssm_invocation v;
 	struct json_object *arr = NULL;
 	struct aws_error err;
 	char command_id[64], *text = NULL;
-	double until = now_mono() + EC2_EXEC_TIMEOUT + 120;
+	int limit = (int)d->w->cfg->ec2_command_timeout_seconds;
+	double until = now_mono() + limit + 120;
 	enum deploy_rc rc = DEPLOY_RETRY;
 
+	command_wrap(&wrap, limit);
+	argv[2] = buf_str(&wrap);
 	ssm_invocation_init(&v);
-	while (ssm_send_command(c, in->id, argv, NELEM(argv), EC2_EXEC_TIMEOUT,
-	                        command_id, &err) == -1) {
+	while (ssm_send_command(c, in->id, argv, NELEM(argv), limit, command_id,
+	                        &err) == -1) {
 		if (strcmp(err.code, "InvalidInstanceId") != 0) {
 			rc = deploy_aws_fail(d, &err, -1);
 			goto out;
@@ -760,6 +788,19 @@ step_command(struct deploy *d, struct aws_client *c, const char *script,
 	log_info("ec2_command", "env=%llu command_id=%s status=%s code=%d",
 	         (unsigned long long)d->e->id, command_id,
 	         ssm_status_name(v.status), v.response_code);
+	/* 124: timeout(1)'s, ours (command_wrap, or the first deploy's
+	 * result waiting in vain). */
+	if (v.exec_timed_out ||
+	    (v.status == SSM_FAILED && v.response_code == 124)) {
+		/* A hang is the app's (a build or a health check that never
+		 * ends): retrying would hang again. */
+		buf_printf(&d->why,
+		           "the deploy on %s did not finish within %d s "
+		           "(ec2.command_timeout_seconds)",
+		           in->id, limit);
+		rc = DEPLOY_FAILED;
+		goto out;
+	}
 	if (v.status != SSM_SUCCESS) {
 		buf_printf(&d->why, "the deploy on %s ended %s (exit %d)",
 		           in->id, ssm_status_name(v.status), v.response_code);
@@ -781,6 +822,7 @@ out:
 	json_object_put(arr);
 	free(text);
 	ssm_invocation_free(&v);
+	buf_free(&wrap);
 	return rc;
 }
 
@@ -850,6 +892,7 @@ ec2_deploy(struct deploy *d, struct json_object **services)
 	s.token_param = x.v[0].name;
 	s.tunnel_param = x.v[1].name;
 	s.build = d->rs.build;
+	s.exec_timeout = (int)cfg->ec2_command_timeout_seconds;
 	if (s.source == NULL || ec2_script_render(&s, &script) == -1 ||
 	    ec2_first_render(&s, &first) == -1 ||
 	    ec2_result_render(&s, &result) == -1) {

@@ -135,6 +135,12 @@ ssm_parse_invocation(const char *json, struct ssm_invocation *v)
 		goto out;
 	v->status =
 	        ssm_status_parse(jstr(o, "Status"), jstr(o, "StatusDetails"));
+	/* The script ran past executionTimeout (the agent killed it), as
+	 * opposed to a command never delivered. */
+	v->exec_timed_out =
+	        v->status == SSM_TIMED_OUT &&
+	        jstr(o, "StatusDetails") != NULL &&
+	        loose_eq(jstr(o, "StatusDetails"), "Execution Timed Out");
 	if (json_object_object_get_ex(o, "ResponseCode", &rc) &&
 	    json_object_is_type(rc, json_type_int))
 		v->response_code = json_object_get_int(rc);
