@@ -138,7 +138,7 @@ class CloudLifecycle(CloudBase):
         self.assertEqual(self.host_state(iid), "gone")
         self.assertEqual(self.live(slug), [])
         self.assertEqual(self.parameters(slug), {})
-        self.assertEqual(self.emu.projects(self.emu.hosts[iid]), set())
+        self.assertEqual(self.emu.leftovers(self.emu.hosts[iid]), [])
 
 
 class CloudBadHost(CloudBase):
@@ -354,6 +354,7 @@ class CloudCrashWindows(CloudBase):
                 results.append("%s after %s: converged" % (phase, action))
         print("crash windows:\n  " + "\n  ".join(results))
         self.assertEqual(len(self.emu.crashed), n)
+        self.assertEqual(self.emu.doubles, [])
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from harness.stack import wait_until
 from test_cloudflare import ConnectorStackBase
 
 
-class CloudStackLifecycle(ConnectorStackBase):
-    @classmethod
-    def repo_names(cls):
-        return ["acme/cloud"]
+class CloudStackBase(ConnectorStackBase):
+    """The stack with ec2 compute against moto and the instance emulator,
+    and the cloudflare exposure against the fake; `more` adds settings."""
+    more = {}
 
     @classmethod
     def setUpClass(cls):
@@ -42,6 +42,7 @@ class CloudStackLifecycle(ConnectorStackBase):
             "ec2.envs_dir": cls.envs,
             "workers.sweep_interval_seconds": 2,
         }
+        cls.extra_settings.update(cls.more)
         try:
             cls.emu = instances.InstanceEmulator(cls.moto, cls.ids, cls.proxy, cls.envs)
             super().setUpClass()
@@ -73,6 +74,12 @@ class CloudStackLifecycle(ConnectorStackBase):
             {"Name": "tag:ephemera:env", "Values": [slug]}])
         return [(i["InstanceId"], i["State"]["Name"]) for res in r["Reservations"]
                 for i in res["Instances"] if i["State"]["Name"] != "terminated"]
+
+
+class CloudStackLifecycle(CloudStackBase):
+    @classmethod
+    def repo_names(cls):
+        return ["acme/cloud"]
 
     def test_open_push_idle_start_close(self):
         repo = self.repos["acme/cloud"]
@@ -122,5 +129,5 @@ class CloudStackLifecycle(ConnectorStackBase):
         ssm = self.moto.client("ssm", *self.ids["admin"])
         self.assertEqual(ssm.get_parameters_by_path(Path="/%s/%s" % (self.instance, slug),
                                                     Recursive=True)["Parameters"], [])
-        self.assertEqual(self.emu.projects(self.emu.hosts[iid]), set())
+        self.assertEqual(self.emu.leftovers(self.emu.hosts[iid]), [])
         self.assertEqual(self.edge(slug)[0], 530)

@@ -118,6 +118,7 @@ class Host:
         self.registered_at = None  # monotonic time the agent is up; None: down
         self.relays = []
         self.ports = []
+        self.project = None
         self.gone = False
         # Launch and start return at once (pending) and boot behind; a
         # stop or terminate waits for the boot it follows.
@@ -145,6 +146,7 @@ class InstanceEmulator:
         self.events = []  # (monotonic time, instance id, what)
         self.crash_after = None  # (action, pid): see after()
         self.crashed = []
+        self.doubles = []  # (live instance, new one) of the same slug
         os.makedirs(envs_dir, exist_ok=True)
         # The instance profile's role carries the instance policy, and a
         # host's IMDS serves that role's session keys from STS: moto
@@ -222,6 +224,9 @@ class InstanceEmulator:
                              "Expiration": c["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ")},
                             role=ROLE)
             h = Host(iid, self.slug_of(iid), "eph-emu-%s-%s" % (self.run_id, iid), imds)
+            # Two live instances of one environment: a test asserts none.
+            self.doubles += [(o.iid, iid) for o in self.hosts.values()
+                             if h.slug and o.slug == h.slug and not o.gone]
             self.hosts[iid] = h
             h.lock.acquire()
         threading.Thread(target=self.create, args=(h, user_data_b64), daemon=True).start()
@@ -253,6 +258,11 @@ class InstanceEmulator:
         h.ports = self.ports + [imds_port]
         docker(*(args + [self.image]))
         ud = base64.b64decode(user_data_b64).decode() if user_data_b64 else ""
+        # The compose project its deploys run (quoted once more inside the
+        # first deploy's wrapper): its networks and volumes may outlive
+        # every container of it, and still go with the disk.
+        m = re.search(r"EPH_PROJECT=\W*([a-z0-9][a-z0-9-]*)", ud)
+        h.project = m.group(1) if m else None
         docker("exec", "-i", h.name, "/bin/sh", "-c",
                "mkdir -p /var/lib/cloud/instance && cat >/var/lib/cloud/instance/user-data.txt",
                input=ud)
@@ -304,8 +314,19 @@ class InstanceEmulator:
                      '{{.Label "com.docker.compose.project"}} '
                      '{{.Label "com.docker.compose.project.working_dir"}}')
         mine = os.path.join(self.envs_dir, h.slug) + "/"
-        return {line.split(" ", 1)[0] for line in out.splitlines()
-                if " " in line and (line.split(" ", 1)[1] + "/").startswith(mine)}
+        found = {line.split(" ", 1)[0] for line in out.splitlines()
+                 if " " in line and (line.split(" ", 1)[1] + "/").startswith(mine)}
+        return found | ({h.project} if h.project else set())
+
+    def leftovers(self, h):
+        """Containers, networks and volumes of the host's projects."""
+        out = []
+        for p in self.projects(h):
+            label = "label=com.docker.compose.project=%s" % p
+            out += docker("ps", "-aq", "--filter", label).split()
+            out += docker("network", "ls", "-q", "--filter", label).split()
+            out += docker("volume", "ls", "-q", "--filter", label).split()
+        return out
 
     def project_containers(self, project):
         return docker("ps", "-aq", "--filter",
@@ -363,7 +384,8 @@ class InstanceEmulator:
 
     def remove_projects(self, h):
         """What goes with the instance's disk: its projects' containers,
-        networks and volumes (checked to be compose's, of this host)."""
+        networks, volumes and images (checked to be compose's, of this
+        host)."""
         for p in self.projects(h):
             ids = self.project_containers(p)
             if ids:
@@ -375,6 +397,11 @@ class InstanceEmulator:
             vols = docker("volume", "ls", "-q", "--filter", label).split()
             if vols:
                 docker("volume", "rm", *vols, check=False)
+            # Its builds (tagged <project>/s-<service>) were on its disk.
+            imgs = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                          "reference=%s/*" % p).split()
+            if imgs:
+                docker("rmi", *imgs, check=False)
 
     def wipe(self, slug):
         d = os.path.join(self.envs_dir, slug)

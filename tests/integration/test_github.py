@@ -591,11 +591,19 @@ class GitHubWorkersTest(unittest.TestCase):
         running; returns the last one's (state, attempts, last_error)."""
         q = ("SELECT COUNT(*) FROM jobs WHERE kind='%s' AND env_id=%d AND state IN "
              "('queued', 'running')" % (kind, env_id))
-        self.assertTrue(wait_until(lambda: self.s.sql(q) == [["0"]], timeout=timeout,
-                                   interval=0.1), "jobs still pending:\n" + self.s.logs())
-        return self.s.sql("SELECT state, attempts, IFNULL(last_error, '') FROM jobs WHERE "
-                          "kind='%s' AND env_id=%d ORDER BY id DESC LIMIT 1"
-                          % (kind, env_id))[0]
+        last = ("SELECT state, attempts, IFNULL(last_error, '') FROM jobs WHERE "
+                "kind='%s' AND env_id=%d ORDER BY id DESC LIMIT 1" % (kind, env_id))
+
+        # Both in one look: a reconcile finishing between the two queries
+        # may queue another notify (seen under load: 'queued' read last).
+        def done():
+            if self.s.sql(q) != [["0"]]:
+                return None
+            row = self.s.sql(last)[0]
+            return row if row[0] not in ("queued", "running") else None
+        row = wait_until(done, timeout=timeout, interval=0.1)
+        self.assertTrue(row, "jobs still pending:\n" + self.s.logs())
+        return row
 
     def notify(self, env_id):
         self.enqueue("notify", env_id)
