@@ -114,7 +114,7 @@ def cloud_rounds(rounds, tmp, local):
     provider's open and push times of this run."""
     from harness import instances
     from harness.cloudflare_fake import CloudflareFake
-    from harness.moto import AMI, moto_behind_proxy, worker_credentials
+    from harness.moto import ec2_settings, moto_behind_proxy, worker_credentials
 
     image = subprocess.run([os.path.join(ROOT, "tests", "connector", "image.sh")], check=True,
                            stdout=subprocess.PIPE, text=True).stdout.strip()
@@ -129,14 +129,10 @@ def cloud_rounds(rounds, tmp, local):
         repo = Repo(tmp, "cloud/hello")
         emu.mounts = [repo.path]
         instance = "c%06d" % random.randrange(10**6)
-        s = Stack("ttuc", dict(cf.settings(), **{
+        s = Stack("ttuc", dict(cf.settings(), **dict(ec2_settings(proxy, ids, creds), **{
             "workers.count": 2, "environments.instance": instance,
             "cloudflare.access": False, "cloudflare.connector_image": image,
-            "compute.provider": "ec2", "aws.region": "us-east-1",
-            "aws.endpoint_url": proxy.url, "aws.credentials_file": creds, "aws.profile": "worker",
-            "ec2.ami": AMI, "ec2.instance_types": "t3.small",
-            "ec2.subnet_ids": ",".join(ids["subnets"]), "ec2.security_group_ids": ids["sg"],
-            "ec2.instance_profile": "ephemera-preview", "ec2.envs_dir": envs}), asan=False)
+            "ec2.envs_dir": envs})), asan=False)
         s.extra = 'repos = ( { name = "cloud/hello"; source = "%s"; } );\n' % repo.path
         s.write_config()
         s.up()

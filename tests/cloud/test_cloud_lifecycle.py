@@ -72,6 +72,11 @@ class CloudBase(Ec2Base):
                                 "{{.IPAddress}} {{end}}", ids[0]).split()[0]
         return fetch("http://%s/" % addr)
 
+    def host_script(self, iid, body):
+        """The instance's ephemera-host replaced by a shell script."""
+        instances.docker("exec", "-i", self.emu.hosts[iid].name, "/bin/sh", "-c",
+                         "cat >/opt/ephemera/host/ephemera-host", input="#!/bin/sh\n" + body)
+
     def live(self, slug):
         return [i["InstanceId"] for i in self.instances(slug)
                 if i["State"]["Name"] != "terminated"]
@@ -184,10 +189,8 @@ class CloudBadHost(CloudBase):
         [iid] = self.live(slug)
         # The host's script broken as a bad image would break it: `up`
         # prints bytes that are not JSON and says it worked.
-        instances.docker("exec", "-i", self.emu.hosts[iid].name, "/bin/sh", "-c",
-                         "cat >/opt/ephemera/host/ephemera-host",
-                         input="#!/bin/sh\nprintf '\\377\\000{\"name\": [garbage\\n'\n"
-                               "echo up-said-this >&2\nexit 0\n")
+        self.host_script(iid, "printf '\\377\\000{\"name\": [garbage\\n'\n"
+                              "echo up-said-this >&2\nexit 0\n")
         self.push(env_id, repo.commit("two"))
         why, tail = self.failed_build(self.tool("deploy", str(env_id)))
         self.assertIn("services", why)
@@ -211,9 +214,7 @@ class CloudHang(CloudBase):
         env_id = self.env_row(4, slug, repo.commit("one"), repo.path)
         self.deploy(env_id)
         [iid] = self.live(slug)
-        instances.docker("exec", "-i", self.emu.hosts[iid].name, "/bin/sh", "-c",
-                         "cat >/opt/ephemera/host/ephemera-host",
-                         input="#!/bin/sh\necho hanging-here >&2\nexec sleep 3600\n")
+        self.host_script(iid, "echo hanging-here >&2\nexec sleep 3600\n")
         self.push(env_id, repo.commit("two"))
         t = time.monotonic()
         p = self.tool("deploy", str(env_id))

@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from harness import events, instances
-from harness.moto import AMI, moto_behind_proxy, worker_credentials
+from harness.moto import ec2_settings, moto_behind_proxy, worker_credentials
 from harness.stack import wait_until
 
 from test_cloudflare import ConnectorStackBase
@@ -27,21 +27,11 @@ class CloudStackBase(ConnectorStackBase):
         cls.aws_dir = tempfile.mkdtemp(prefix="eph-cloud-")
         creds = worker_credentials(cls.ids, cls.aws_dir)
         cls.envs = os.path.join(cls.aws_dir, "envs")
-        cls.extra_settings = {
+        cls.extra_settings = dict(ec2_settings(cls.proxy, cls.ids, creds), **{
             "cloudflare.access": False,
-            "compute.provider": "ec2",
-            "aws.region": "us-east-1",
-            "aws.endpoint_url": cls.proxy.url,
-            "aws.credentials_file": creds,
-            "aws.profile": "worker",
-            "ec2.ami": AMI,
-            "ec2.instance_types": "t3.small",
-            "ec2.subnet_ids": ",".join(cls.ids["subnets"]),
-            "ec2.security_group_ids": cls.ids["sg"],
-            "ec2.instance_profile": "ephemera-preview",
             "ec2.envs_dir": cls.envs,
             "workers.sweep_interval_seconds": 2,
-        }
+        })
         cls.extra_settings.update(cls.more)
         try:
             cls.emu = instances.InstanceEmulator(cls.moto, cls.ids, cls.proxy, cls.envs)

@@ -241,6 +241,23 @@ def worker_credentials(ids, dirpath, profile="worker"):
     return path
 
 
+def ec2_settings(proxy, ids, creds, profile="worker"):
+    """The ec2 provider's settings against moto behind `proxy`, with the
+    worker's credentials file (worker_credentials)."""
+    return {
+        "compute.provider": "ec2",
+        "aws.region": REGION,
+        "aws.endpoint_url": proxy.url,
+        "aws.credentials_file": creds,
+        "aws.profile": profile,
+        "ec2.ami": AMI,
+        "ec2.instance_types": "t3.small",
+        "ec2.subnet_ids": ",".join(ids["subnets"]),
+        "ec2.security_group_ids": ids["sg"],
+        "ec2.instance_profile": "ephemera-preview",
+    }
+
+
 def fixture(rel):
     with open(os.path.join(FIXTURES, rel), "rb") as f:
         return f.read()

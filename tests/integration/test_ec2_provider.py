@@ -28,8 +28,8 @@ import unittest
 from harness import iam_eval
 from harness.cloudflare_fake import CloudflareFake
 from harness.github_fake import GitHubFake
-from harness.moto import (AMI, Fault, fixture, load_policy, moto_behind_proxy,
-                          worker_credentials)
+from harness.moto import (AMI, Fault, ec2_settings, fixture, load_policy,
+                          moto_behind_proxy, worker_credentials)
 from harness.stack import ROOT, Stack, http, wait_until
 
 from test_local import Repo
@@ -68,19 +68,10 @@ class Ec2Base(unittest.TestCase):
         cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
         cls.dir = tempfile.mkdtemp(prefix="eph-ec2p-")
         creds = worker_credentials(cls.ids, cls.dir)
-        cls.s = Stack("ec2p", workers=cls.workers, settings=dict(cls.extra_settings(), **{
-            "compute.provider": "ec2",
-            "workers.sweep_grace_seconds": 0,
-            "aws.region": "us-east-1",
-            "aws.endpoint_url": cls.proxy.url,
-            "aws.credentials_file": creds,
-            "aws.profile": "worker",
-            "ec2.ami": AMI,
-            "ec2.instance_types": "t3.small,t3a.small",
-            "ec2.subnet_ids": ",".join(cls.ids["subnets"]),
-            "ec2.security_group_ids": cls.ids["sg"],
-            "ec2.instance_profile": "ephemera-preview",
-        }))
+        cls.s = Stack("ec2p", workers=cls.workers, settings=dict(
+            cls.extra_settings(), **dict(ec2_settings(cls.proxy, cls.ids, creds), **{
+                "workers.sweep_grace_seconds": 0,
+                "ec2.instance_types": "t3.small,t3a.small"})))
         try:
             cls.s.up()
         except Exception:
