@@ -688,11 +688,7 @@ github_check(struct config *cfg, config_t *cf, const char *path,
 	return 0;
 }
 
-/*
- * The ec2 provider cannot launch anything without a region, an image (AMI
- * or launch template), a subnet and a security group: say which is missing
- * at compute.provider's line, not at the first launch.
- */
+/* ec2.envs_dir: absolute, plain characters, no "..", no trailing '/'. */
 static bool
 envs_dir_ok(const char *d)
 {
@@ -704,6 +700,11 @@ envs_dir_ok(const char *d)
 	                 "0123456789/._-") == n;
 }
 
+/*
+ * The ec2 provider cannot launch anything without a region, an image (AMI
+ * or launch template), a subnet and a security group: say which is missing
+ * at compute.provider's line, not at the first launch.
+ */
 static int
 aws_check(struct config *cfg, config_t *cf, const char *path, struct buf *err)
 {
