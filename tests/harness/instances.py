@@ -143,7 +143,6 @@ class InstanceEmulator:
         self.hosts = {}
         self.invocations = {}
         self.lock = threading.Lock()
-        self.events = []  # (monotonic time, instance id, what)
         self.crash_after = None  # (action, pid): see after()
         self.crashed = []
         self.doubles = []  # (live instance, new one) of the same slug
@@ -297,7 +296,6 @@ class InstanceEmulator:
                "[ -s $f ] || exit 0; chmod 700 $f; "
                "$f >>/var/log/cloud-init-output.log 2>&1")
         h.registered_at = time.monotonic() + REGISTER_DELAY
-        self.events.append((time.monotonic(), h.iid, "booted"))
 
     def relays_stop(self, h):
         for r in h.relays:
@@ -323,7 +321,7 @@ class InstanceEmulator:
         out = []
         for p in self.projects(h):
             label = "label=com.docker.compose.project=%s" % p
-            out += docker("ps", "-aq", "--filter", label).split()
+            out += self.project_containers(p)
             out += docker("network", "ls", "-q", "--filter", label).split()
             out += docker("volume", "ls", "-q", "--filter", label).split()
         return out
@@ -339,7 +337,6 @@ class InstanceEmulator:
                 self.stop_locked(h)
 
     def stop_locked(self, h):
-        iid = h.iid
         h.registered_at = None
         for p in self.projects(h):
             ids = self.project_containers(p)
@@ -347,7 +344,6 @@ class InstanceEmulator:
                 docker("stop", "-t", "5", *ids)
         docker("stop", "-t", "1", h.name)
         self.relays_stop(h)
-        self.events.append((time.monotonic(), iid, "stopped"))
 
     def start_host(self, iid):
         h = self.hosts[iid]
@@ -371,7 +367,6 @@ class InstanceEmulator:
                 self.terminate_locked(h)
 
     def terminate_locked(self, h):
-        iid = h.iid
         h.gone = True
         h.registered_at = None
         self.remove_projects(h)
@@ -380,7 +375,6 @@ class InstanceEmulator:
         h.imds.stop()
         if h.slug:
             self.wipe(h.slug)
-        self.events.append((time.monotonic(), iid, "terminated"))
 
     def remove_projects(self, h):
         """What goes with the instance's disk: its projects' containers,
