@@ -730,19 +730,32 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	const char *after = step == STEP_STOP   ? "stopped"
 	                    : step == STEP_HOLD ? "awaiting_approval"
 	                                        : "destroyed";
+	struct removal report, *rm = NULL;
 	int rc = -1;
 
+	/* Only a destroy is reported on the PR (a stop keeps everything). A
+	 * destroy resumed after a crash is already `destroying`, and one
+	 * the sweep finishes is `destroyed`: both keep what was found. */
+	if (step == STEP_DESTROY) {
+		removal_init(&report, w->db, e->id);
+		rm = &report;
+		if (strcmp(e->phase, "destroying") != 0 &&
+		    strcmp(e->phase, "destroyed") != 0 &&
+		    removal_begin(rm) == -1)
+			goto out;
+	}
 	if (env_phase_set(w->db, e->id, during, NULL) == -1)
 		goto out;
 	if (!exposure->unroute_after_compute &&
-	    exposure->unroute(w, job, e->slug, &res->error,
+	    exposure->unroute(w, job, e->slug, rm, &res->error,
 	                      &res->retry_after_ms) == -1)
 		goto out;
-	if ((step == STEP_STOP ? compute->stop : compute->destroy)(
-	            w, job, e->slug, &res->error) == -1)
+	if ((step == STEP_STOP ? compute->stop(w, job, e->slug, &res->error)
+	                       : compute->destroy(w, job, e->slug, rm,
+	                                          &res->error)) == -1)
 		goto out;
 	if (exposure->unroute_after_compute &&
-	    exposure->unroute(w, job, e->slug, &res->error,
+	    exposure->unroute(w, job, e->slug, rm, &res->error,
 	                      &res->retry_after_ms) == -1)
 		goto out;
 	if (db_exec(w->db,

@@ -217,10 +217,10 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug,
 	}
 	/* In teardown's order: the route first, unless it goes last. */
 	if ((exposure->unroute_after_compute ||
-	     exposure->unroute(w, job, slug, NULL, &retry_ms) == 0) &&
-	    compute->destroy(w, job, slug, NULL) == 0 &&
+	     exposure->unroute(w, job, slug, NULL, NULL, &retry_ms) == 0) &&
+	    compute->destroy(w, job, slug, NULL, NULL) == 0 &&
 	    (!exposure->unroute_after_compute ||
-	     exposure->unroute(w, job, slug, NULL, &retry_ms) == 0)) {
+	     exposure->unroute(w, job, slug, NULL, NULL, &retry_ms) == 0)) {
 		log_info("orphan_removed", "slug=%s exposure=%s", log_q(slug),
 		         exposure->name);
 		rc = 0;

@@ -363,6 +363,13 @@ struct github_step {
 	double seconds; /* < 0: still running */
 };
 
+/* One row of the teardown report (teardown_items). */
+struct github_removed {
+	const char *kind; /* "instance", "tunnel", "container", ... */
+	const char *name;
+	bool gone; /* checked gone; else found and not (yet) confirmed */
+};
+
 struct github_service {
 	const char *name;
 	const char *url;
@@ -385,6 +392,8 @@ struct github_view {
 	const char *build_status, *build_error, *log_tail;
 	const struct github_step *steps;
 	size_t nsteps;
+	const struct github_removed *removed; /* by kind, then name */
+	size_t nremoved;
 	size_t log_lines;
 	const char *updated; /* ISO 8601 */
 };
@@ -699,6 +708,25 @@ int notify_env(struct worker *, uint64_t env_id, const char *phase,
 int notify_catch_up(struct worker *, uint64_t env_id, const char *phase,
                     const char *message);
 
+/* ---- removal.c: the teardown report (table teardown_items) ------------- */
+
+/* NULL, or env_id 0: nothing recorded (a stop, an orphan, a tool). */
+struct removal {
+	struct db *db;
+	uint64_t env_id;
+};
+
+void removal_init(struct removal *, struct db *, uint64_t env_id);
+/* A new destroy of the environment: the last one's list goes. */
+int removal_begin(struct removal *);
+/* Seen before the delete: `kind` ("instance", "tunnel", ...) and its
+ * name (not NUL-terminated; len bytes). 0, or -1 (database). */
+int removal_found(struct removal *, const char *kind, const char *name,
+                  size_t len);
+/* Only after a fresh look shows nothing of `kind` left: every found
+ * object of that kind is confirmed gone. */
+int removal_gone(struct removal *, const char *kind);
+
 /* ---- provider_local.c: compute on this machine's Docker ---------------- */
 
 struct host_call {
@@ -864,9 +892,10 @@ struct compute_ops {
 	/* Stops the app, keeping its data (idle stop). */
 	int (*stop)(struct worker *, const struct job *, const char *slug,
 	            struct buf *why);
-	/* Removes everything of the environment. */
+	/* Removes everything of the environment; what it found and then
+	 * checked gone goes into `rm` (may be NULL). */
 	int (*destroy)(struct worker *, const struct job *, const char *slug,
-	               struct buf *why);
+	               struct removal *rm, struct buf *why);
 	/* *any: something of `slug` is left, running or not. */
 	int (*leftovers)(struct worker *, const struct job *, const char *slug,
 	                 bool *any);
@@ -891,9 +920,10 @@ struct exposure_ops {
 	enum deploy_rc (*route)(struct deploy *, const char *token);
 	/* Until the preview answers through this exposure (d->why if not). */
 	enum deploy_rc (*verify)(struct deploy *, const char *token);
-	/* Idempotent; `why` and *retry_ms (0: backoff) when it fails. */
+	/* Idempotent; `why` and *retry_ms (0: backoff) when it fails. What
+	 * it found and checked gone goes into `rm` (NULL for a stop). */
 	int (*unroute)(struct worker *, const struct job *, const char *slug,
-	               struct buf *why, int64_t *retry_ms);
+	               struct removal *rm, struct buf *why, int64_t *retry_ms);
 	/* A route that goes only once the app is down (a tunnel cannot be
 	 * deleted while its connector, a service of the app, holds it). */
 	bool unroute_after_compute;

@@ -138,12 +138,27 @@ class CloudLifecycle(CloudBase):
 
         # close: terminated, its host and containers gone, its parameters
         # deleted.
-        p = self.tool("destroy", slug)
+        names = {p["Name"] for p in self.admin_ssm.get_parameters_by_path(
+            Path="/%s/%s" % (self.inst, slug), Recursive=True)["Parameters"]}
+        self.assertTrue(names)
+        ec2 = self.moto.client("ec2", *self.ids["admin"])
+        vols = {v["VolumeId"] for v in ec2.describe_volumes(Filters=[
+            {"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"]}
+        self.assertTrue(vols)
+        p = self.tool("destroy", slug, str(env_id))
         self.assertIn("rc=0", p.stdout, p.stdout + p.stderr)
         self.assertEqual(self.host_state(iid), "gone")
         self.assertEqual(self.live(slug), [])
         self.assertEqual(self.parameters(slug), {})
         self.assertEqual(self.emu.leftovers(self.emu.hosts[iid]), [])
+        # The teardown report: each of them found, then checked gone.
+        self.assertEqual([v for v in ec2.describe_volumes()["Volumes"]
+                          if v["VolumeId"] in vols], [])
+        rows = self.s.sql("SELECT kind, name, gone_at IS NOT NULL FROM teardown_items "
+                        "WHERE env_id = %d ORDER BY kind, name" % env_id)
+        self.assertEqual(rows, sorted([["ebs_volume", v, "1"] for v in vols] +
+                                      [["instance", iid, "1"]] +
+                                      [["parameter", n, "1"] for n in names]), rows)
 
 
 class CloudBadHost(CloudBase):
@@ -305,7 +320,7 @@ class CloudCrashWindows(CloudBase):
         self.deploy(env_id)
         ops["start"] = self.writes(mark)
         mark = len(self.proxy.records)
-        self.tool("destroy", slug)
+        self.tool("destroy", slug, str(env_id))
         ops["destroy"] = self.writes(mark)
         print("writes: %s" % ops)
         self.assertIn("RunInstances", ops["launch"])
@@ -331,7 +346,7 @@ class CloudCrashWindows(CloudBase):
                     self.tool("stop", slug)
                     sha = repo.commit("window %d woken" % n)
                     self.push(env_id, sha)
-                op = {"stop": ("stop", slug), "destroy": ("destroy", slug)}.get(
+                op = {"stop": ("stop", slug), "destroy": ("destroy", slug, str(env_id))}.get(
                     phase, ("deploy", str(env_id)))
                 rc = self.crashing(action, *op)
                 self.assertEqual(rc, -signal.SIGKILL, "%s %s: not killed" % (phase, action))
@@ -348,6 +363,14 @@ class CloudCrashWindows(CloudBase):
                     self.deploy(env_id)
                 if phase == "destroy":
                     self.converged(slug)
+                    # The killed worker recorded the instance before it
+                    # terminated it; the next one confirmed it gone.
+                    self.assertEqual(self.s.sql(
+                        "SELECT kind, gone_at IS NOT NULL FROM teardown_items WHERE "
+                        "env_id = %d AND name = '%s'" % (env_id, iid)), [["instance", "1"]])
+                    self.assertEqual(self.s.sql(
+                        "SELECT COUNT(*) FROM teardown_items WHERE env_id = %d AND "
+                        "gone_at IS NULL" % env_id), [["0"]])
                 else:
                     self.converged(slug, sha, iid)
                     self.tool("destroy", slug)

@@ -34,6 +34,8 @@ API (on --port), every answer in the envelope
   header and the recorded body (code 10100); {"status": 5xx, "count": n}
   fails the next n matching requests; {"delay_after": S} carries out the
   request, then waits (to kill a client between the call and its record).
+  A fault applies to its "method" if given, and to paths holding "match",
+  or found by the regex "pattern" instead.
 - Error codes not in the fixtures (1022, 1056, 7003, 81044, 81053, 9005)
   are Cloudflare's as reported in public client code and issues; bodies are
   the envelope's shape.
@@ -161,6 +163,15 @@ def make_api(st):
             return "Access: Apps and Policies " + kind
         return None
 
+    def fault_matches(f):
+        """A fault applies to its method (any when none) and to paths that
+        hold its `match`, or that its `pattern` (a regex) finds."""
+        if f.get("method", request.method) != request.method:
+            return False
+        if "pattern" in f:
+            return re.search(f["pattern"], request.path) is not None
+        return f.get("match", "") in request.path
+
     @app.before_request
     def gate():
         if request.path.startswith("/_fake/"):
@@ -177,8 +188,7 @@ def make_api(st):
                                 "throttling your request speed",
                                 headers={"Retry-After": str(max(1, wait))})
             for f in st.faults:
-                if f["count"] > 0 and f.get("match", "") in request.path and \
-                        f.get("method", request.method) == request.method:
+                if f["count"] > 0 and fault_matches(f):
                     if f.get("status") == 429:
                         f["count"] -= 1
                         st.blocked.append((now + f["retry_after"], f.get("match", "")))
@@ -221,9 +231,7 @@ def make_api(st):
         d = 0
         with st.lock:
             for f in st.faults:
-                if f.get("delay_after") and f["count"] > 0 and \
-                        f.get("match", "") in request.path and \
-                        f.get("method", request.method) == request.method:
+                if f.get("delay_after") and f["count"] > 0 and fault_matches(f):
                     f["count"] -= 1
                     d = f["delay_after"]
                     break

@@ -45,6 +45,19 @@ def pull_request(action, repo, number, sha, ref="feature", title="A change",
     }
 
 
+def issue_comment(repo, number, comment_id, text, user, association="MEMBER"):
+    """A comment created on the PR, as a command arrives."""
+    owner, name = repo.split("/", 1)
+    return {
+        "action": "created",
+        "issue": {"number": number, "pull_request": {"url": "x"}, "state": "open"},
+        "comment": {"id": comment_id, "body": text, "author_association": association,
+                    "user": {"login": user, "type": "User"}},
+        "repository": {"name": name, "full_name": repo, "owner": {"login": owner}},
+        "sender": {"login": user, "type": "User"},
+    }
+
+
 def signed(secret, event, payload, delivery=None):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

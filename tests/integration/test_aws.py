@@ -106,7 +106,7 @@ class AwsBase(unittest.TestCase):
         steps = [("describe", [slug]),
                  ("param-put", [slug, "env", arn]),
                  ("send", [iid, "/opt/ephemera/host/ephemera-host", "deploy", slug]),
-                 ("stop", [iid]), ("start", [iid]),
+                 ("stop", [iid]), ("start", [iid]), ("volumes", [slug]),
                  ("terminate", [iid]), ("param-delete-env", [slug])]
         for name, args in steps:
             p = self.run_tool(conf, name, *args, stdin=SECRET_VALUE if name == "param-put" else None,
@@ -152,7 +152,8 @@ class TestAwsLifecycle(AwsBase):
                          ["DescribeInstances", "RunInstances", "DescribeInstances",
                           "PutParameter", "SendCommand",
                           "GetCommandInvocation", "StopInstances", "StartInstances",
-                          "TerminateInstances", "DescribeParameters", "DeleteParameter"])
+                          "DescribeVolumes", "TerminateInstances", "DescribeParameters",
+                          "DeleteParameter"])
         # The unwidened policy allows every call with its real ARN and tags.
         denied = iam_eval.check_run(load_policy("worker-policy.json"), run)
         self.assertEqual(denied, [])
@@ -217,7 +218,8 @@ class TestAwsLifecycle(AwsBase):
         steps = {"ec2:RunInstances": "launch", "ec2:DescribeInstances": "launch",
                  "ssm:PutParameter": "param-put", "ssm:SendCommand": "send",
                  "ssm:GetCommandInvocation": "invocation", "ec2:StopInstances": "stop",
-                 "ec2:StartInstances": "start", "ec2:TerminateInstances": "terminate",
+                 "ec2:StartInstances": "start", "ec2:DescribeVolumes": "volumes",
+                 "ec2:TerminateInstances": "terminate",
                  "ssm:DescribeParameters": "param-delete-env"}
         for n, (action, step) in enumerate(sorted(steps.items())):
             cut = widen(policy)

@@ -724,6 +724,15 @@ class CloudflareStackTest(ConnectorStackBase):
         self.assertEqual([a for a in inv["access_apps"] if slug in a["name"]], [])
         self.assertEqual(docker_ids("container", self.project(slug)), [])
         self.assertEqual(self.edge(slug)[0], 530)
+        # The teardown report: the tunnel, its record and the containers
+        # (the connector among them), each found and then checked gone.
+        rows = self.s.sql("SELECT kind, name, gone_at IS NOT NULL FROM teardown_items "
+                          "WHERE env_id = %d ORDER BY kind, name" % e["id"])
+        self.assertIn(["tunnel", tunnel["name"], "1"], rows)
+        self.assertIn(["dns_record", record["name"], "1"], rows)
+        containers = [r for r in rows if r[0] == "container"]
+        self.assertEqual(len(containers), 3, rows)
+        self.assertEqual({r[2] for r in rows}, {"1"}, rows)
 
     def test_429_rescheduled_at_retry_after(self):
         repo = self.repos["acme/throttled"]

@@ -94,14 +94,7 @@ class GitHubLifecycleTest(unittest.TestCase):
     def command(self, pr, user, text):
         c = self.gh.post("/_fake/comment", {"repo": REPO, "issue": pr, "body": text,
                                             "login": user})
-        owner, name = REPO.split("/")
-        self.deliver("issue_comment", {
-            "action": "created",
-            "issue": {"number": pr, "pull_request": {"url": "x"}, "state": "open"},
-            "comment": {"id": c["id"], "body": text, "author_association": "MEMBER",
-                        "user": {"login": user, "type": "User"}},
-            "repository": {"name": name, "full_name": REPO, "owner": {"login": owner}},
-            "sender": {"login": user, "type": "User"}})
+        self.deliver("issue_comment", events.issue_comment(REPO, pr, c["id"], text, user))
 
     def env(self, pr):
         for e in self.s.get("/api/v1/environments").json():
@@ -198,6 +191,34 @@ class GitHubLifecycleTest(unittest.TestCase):
         self.assertEqual(v["commit"][commit][2], self.status_url(pr))
         self.assertIn("The pull request is closed", v["body"])
         self.assert_no_loopback(pr)
+        self.assert_teardown_report(pr, v["body"])
+
+    def assert_teardown_report(self, pr, body):
+        """The closing comment lists what the destroy found and then
+        checked gone: both containers, the network, both built images and
+        the route; and none of the objects it names is still there."""
+        self.assertIn("Removed, each checked gone after the delete", body)
+        self.assertNotIn("Not yet confirmed", body)
+        listed = dict(re.findall(r"^- ([^(\n]+) \(\d+\): (.*)$", body, re.M))
+        names = {k: re.findall(r"`([^`]+)`", v) for k, v in listed.items()}
+        self.assertEqual(len(names.get("container", [])), 2, body)
+        self.assertEqual(len(names.get("built image", [])), 2, body)
+        self.assertEqual(len(names.get("Docker network", [])), 1, body)
+        self.assertEqual(names.get("proxy route"), ["pr-%d-app.%s" % (pr, DOMAIN)], body)
+        instance = self.s.settings["environments.instance"]
+        for c in names["container"]:
+            self.assertTrue(c.startswith("%s-pr-%d-" % (instance, pr)), c)
+            r = subprocess.run(["docker", "container", "inspect", c],
+                               capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0, "%s is still there" % c)
+        for i in names["built image"]:
+            r = subprocess.run(["docker", "image", "inspect", i],
+                               capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0, "%s is still there" % i)
+        # Every row the destroy recorded is confirmed gone.
+        self.assertEqual(self.s.sql(
+            "SELECT COUNT(*) FROM teardown_items t JOIN environments e "
+            "ON e.id = t.env_id WHERE e.pr = %d AND t.gone_at IS NULL" % pr), [["0"]])
 
     def test_failed(self):
         pr = 2

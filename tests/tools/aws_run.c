@@ -9,6 +9,7 @@
  *   aws_run -c CONF creds
  *   aws_run -c CONF launch SLUG ENV_ID GENERATION [USER_DATA_FILE]
  *   aws_run -c CONF describe SLUG|-
+ *   aws_run -c CONF volumes SLUG          (the volumes its tags went onto)
  *   aws_run -c CONF start|stop|terminate INSTANCE_ID
  *   aws_run -c CONF send INSTANCE_ID ARG...
  *   aws_run -c CONF invocation COMMAND_ID INSTANCE_ID
@@ -123,6 +124,24 @@ cmd_describe(struct aws_client *c, const struct config *cfg, const char *slug)
 		       l.v[i].state, log_q(l.v[i].tag_env), l.v[i].type);
 	printf("count=%zu\n", l.n);
 	ec2_instances_free(&l);
+	return 0;
+}
+
+static int
+cmd_volumes(struct aws_client *c, const struct config *cfg, const char *slug)
+{
+	struct aws_tag tags[] = {{"ephemera:instance", cfg->env_instance},
+	                         {"ephemera:env", slug}};
+	struct ec2_volumes v = {0};
+	struct aws_error e = {0};
+	size_t i;
+
+	if (ec2_describe_volumes(c, tags, NELEM(tags), &v, &e) == -1)
+		return fail(&e);
+	for (i = 0; i < v.n; i++)
+		printf("volume_id=%s\n", v.id[i]);
+	printf("count=%zu\n", v.n);
+	ec2_volumes_free(&v);
 	return 0;
 }
 
@@ -265,6 +284,8 @@ main(int argc, char **argv)
 		rc = cmd_launch(&c, &cfg, argv, argc);
 	} else if (strcmp(cmd, "describe") == 0 && argc == 1) {
 		rc = cmd_describe(&c, &cfg, argv[0]);
+	} else if (strcmp(cmd, "volumes") == 0 && argc == 1) {
+		rc = cmd_volumes(&c, &cfg, argv[0]);
 	} else if ((strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 ||
 	            strcmp(cmd, "terminate") == 0) &&
 	           argc == 1) {

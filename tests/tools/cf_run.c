@@ -154,7 +154,7 @@ main(int argc, char **argv)
 				c.stop = CF_FAIL;
 		}
 	} else if (strcmp(op, "unroute") == 0) {
-		cloudflare_unroute(&c, slug);
+		cloudflare_unroute(&c, slug, NULL);
 	} else if (strcmp(op, "exists") == 0) {
 		r = cloudflare_exists(&c, slug);
 		if (r >= 0)

@@ -6,7 +6,9 @@
  *
  *   ec2_compute_run -c CONF deploy ENV_ID     (a build row, as reconcile)
  *   ec2_compute_run -c CONF observe ENV_ID
- *   ec2_compute_run -c CONF stop|destroy|leftovers SLUG
+ *   ec2_compute_run -c CONF stop|leftovers SLUG
+ *   ec2_compute_run -c CONF destroy SLUG [ENV_ID]  (ENV_ID: reported, as
+ *                                                reconcile's teardown)
  *   ec2_compute_run -c CONF owned
  */
 #include <json.h>
@@ -78,8 +80,9 @@ cmd_deploy(struct worker *w, const struct env *e)
 }
 
 static int
-run(struct worker *w, const char *op, const char *arg)
+run(struct worker *w, const char *op, const char *arg, const char *env_id)
 {
+	struct removal rm;
 	struct buf why = BUF_INIT;
 	struct facts f = {0};
 	struct env e;
@@ -109,9 +112,12 @@ run(struct worker *w, const char *op, const char *arg)
 	}
 	if (strcmp(op, "stop") == 0)
 		rc = compute_ec2.stop(w, NULL, arg, &why);
-	else if (strcmp(op, "destroy") == 0)
-		rc = compute_ec2.destroy(w, NULL, arg, &why);
-	else if (strcmp(op, "leftovers") == 0)
+	else if (strcmp(op, "destroy") == 0) {
+		if (env_id != NULL && parse_uint64(env_id, &id) == -1)
+			return 2;
+		removal_init(&rm, w->db, id);
+		rc = compute_ec2.destroy(w, NULL, arg, &rm, &why);
+	} else if (strcmp(op, "leftovers") == 0)
 		rc = compute_ec2.leftovers(w, NULL, arg, &any);
 	else
 		rc = -2;
@@ -145,7 +151,8 @@ main(int argc, char **argv)
 	w.wake_fd = -1;
 	w.db = db_open(&cfg);
 	if (db_connect(w.db, 10) == 0)
-		rc = run(&w, argv[3], argc > 4 ? argv[4] : NULL);
+		rc = run(&w, argv[3], argc > 4 ? argv[4] : NULL,
+		         argc > 5 ? argv[5] : NULL);
 	db_close(w.db);
 	config_free(&cfg);
 	buf_free(&err);

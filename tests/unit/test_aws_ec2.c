@@ -147,5 +147,41 @@ test_launch_form(void)
 	buf_free(&b);
 }
 
+/* DescribeVolumes' answer, in the shape of the EC2 API reference's
+ * example (volumeSet/item/volumeId), paged by nextToken. */
+static void
+test_parse_volumes(void)
+{
+	static const char xml[] =
+	        "<DescribeVolumesResponse xmlns=\"http://ec2.amazonaws.com/"
+	        "doc/2016-11-15/\"><requestId>59dbff89-35bd-4eac-99ed-"
+	        "be587EXAMPLE</requestId><volumeSet><item><volumeId>vol-1a2b"
+	        "</volumeId><size>8</size><status>in-use</status>"
+	        "<attachmentSet><item><volumeId>vol-1a2b</volumeId>"
+	        "<instanceId>i-1</instanceId></item></attachmentSet></item>"
+	        "<item><volumeId>vol-3c4d</volumeId><status>deleting"
+	        "</status></item><item><size>1</size></item></volumeSet>"
+	        "<nextToken>v2==</nextToken></DescribeVolumesResponse>";
+	struct ec2_volumes v = {0};
+	struct buf next = BUF_INIT;
+
+	CHECK(ec2_parse_volumes(xml, strlen(xml), &v, &next) == 0);
+	/* The attachment's volumeId is not a second volume; an item with
+	 * no id is skipped. */
+	CHECK(v.n == 2);
+	CHECK_STR(v.id[0], "vol-1a2b");
+	CHECK_STR(v.id[1], "vol-3c4d");
+	CHECK_STR(buf_str(&next), "v2==");
+	/* Pages append. */
+	CHECK(ec2_parse_volumes(xml, strlen(xml), &v, NULL) == 0);
+	CHECK(v.n == 4);
+	ec2_volumes_free(&v);
+	CHECK(ec2_parse_volumes("not xml", 7, &v, &next) == -1);
+	CHECK(v.n == 0);
+	ec2_volumes_free(NULL);
+	buf_free(&next);
+}
+
 UNIT_MAIN(TEST(test_parse_describe), TEST(test_parse_tags_and_paging),
-          TEST(test_parse_errors), TEST(test_launch_form))
+          TEST(test_parse_errors), TEST(test_launch_form),
+          TEST(test_parse_volumes))

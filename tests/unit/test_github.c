@@ -604,7 +604,60 @@ test_repo_ok(void)
 	CHECK(!github_repo_ok(NULL));
 }
 
+/* The teardown report: checked-gone rows by kind, names neutralised,
+ * long lists counted, unconfirmed rows apart and never called removed. */
+static void
+test_comment_removed(void)
+{
+	struct github_removed rows[16] = {
+	        {"dns_record", "pr-7.example.com", true},
+	        {"instance", "i-0abc", true},
+	        {"tunnel", "eph-pr-7", false},
+	        {"volume", "eph-pr-7_data<script>@team", true},
+	};
+	struct github_view v;
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	for (i = 4; i < 16; i++)
+		rows[i] = (struct github_removed){"volume", "v", true};
+	memset(&v, 0, sizeof(v));
+	v.slug = "pr-7";
+	v.phase = "destroyed";
+	v.why = WHY_CLOSED;
+	v.removed = rows;
+	v.nremoved = 16;
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "have been removed") != NULL);
+	CHECK(strstr(buf_str(&b), "- DNS record (1): `pr-7.example.com`\n"));
+	CHECK(strstr(buf_str(&b), "- EC2 instance (1): `i-0abc`\n"));
+	CHECK(strstr(buf_str(&b), "- Docker volume (13): ") != NULL);
+	CHECK(strstr(buf_str(&b), ", and 3 more\n") != NULL);
+	CHECK(strstr(buf_str(&b), "<script>") == NULL);
+	CHECK(strstr(buf_str(&b), "@team") == NULL);
+	/* Found, not confirmed: listed apart, after the removed ones. */
+	CHECK(strstr(buf_str(&b), "Not yet confirmed gone:\n\n- Cloudflare "
+	                          "tunnel (1): `eph-pr-7`\n") != NULL);
+	CHECK(strstr(buf_str(&b), "Not yet confirmed") >
+	      strstr(buf_str(&b), "checked gone after the delete"));
+	/* Not shown outside a closed PR, nor while it is being removed with
+	 * nothing found yet. */
+	buf_reset(&b);
+	v.why = WHY_STOPPED;
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "i-0abc") == NULL);
+	buf_reset(&b);
+	v.why = WHY_CLOSED;
+	v.phase = "destroying";
+	v.nremoved = 0;
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "is being removed") != NULL);
+	CHECK(strstr(buf_str(&b), "checked gone") == NULL);
+	buf_free(&b);
+}
+
 UNIT_MAIN(TEST(test_permission), TEST(test_repo_ok), TEST(test_base64url),
           TEST(test_jwt), TEST(test_classify), TEST(test_link),
           TEST(test_md_text), TEST(test_comment_render), TEST(test_why),
-          TEST(test_deploy_steps), TEST(test_url_public))
+          TEST(test_deploy_steps), TEST(test_url_public),
+          TEST(test_comment_removed))

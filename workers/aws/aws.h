@@ -223,6 +223,21 @@ int ec2_find_or_launch(struct aws_client *, struct ec2_launch *,
 int ec2_describe_instances(struct aws_client *, const struct aws_tag *,
                            size_t ntags, struct ec2_instances *,
                            struct aws_error *);
+/* Volumes by id: what an instance's tags went onto (its root volume). */
+struct ec2_volumes {
+	char (*id)[32];
+	size_t n;
+};
+
+/* Pure: the volumes of a DescribeVolumes answer appended to `out`; the
+ * next page's token (or "") into `next`. */
+int ec2_parse_volumes(const char *xml, size_t len, struct ec2_volumes *,
+                      struct buf *next);
+/* Every page of volumes with all these tags (not deleted). */
+int ec2_describe_volumes(struct aws_client *, const struct aws_tag *,
+                         size_t ntags, struct ec2_volumes *,
+                         struct aws_error *);
+void ec2_volumes_free(struct ec2_volumes *);
 /* "StartInstances", "StopInstances" or "TerminateInstances" on one id. */
 int ec2_instance_action(struct aws_client *, const char *action, const char *id,
                         struct aws_error *);
@@ -300,6 +315,10 @@ int ssm_delete_path(struct aws_client *, const char *path, size_t *n,
 /* The parameters under `path` (names only, DescribeParameters) in *n. */
 int ssm_count_path(struct aws_client *, const char *path, size_t *n,
                    struct aws_error *);
+/* Each name under `path` to `each` (-1 from it ends the walk). */
+typedef int (*ssm_name_fn)(void *arg, const char *name);
+int ssm_list_path(struct aws_client *, const char *path, ssm_name_fn each,
+                  void *arg, size_t *n, struct aws_error *);
 
 /* ---- ec2_compute.c: the `ec2` compute provider (compute_ec2) ----------
  *

@@ -229,27 +229,21 @@ xml_read(const char *xml, size_t len)
 	                             XML_PARSE_NOWARNING);
 }
 
-int
-ec2_parse_instances(const char *xml, size_t len, struct ec2_instances *l,
-                    struct buf *next)
+/* A response's root handed to `take`, and its nextToken into `next`. */
+static int
+response_parse(const char *xml, size_t len,
+               void (*take)(xmlNode *root, void *out), void *out,
+               struct buf *next)
 {
 	xmlDoc *doc = xml_read(xml, len);
-	xmlNode *root, *r;
+	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
 	char token[2048];
 
-	if (doc == NULL)
-		return -1;
-	root = xmlDocGetRootElement(doc);
 	if (root == NULL) {
 		xmlFreeDoc(doc);
 		return -1;
 	}
-	/* RunInstances: instancesSet at the top; Describe: per reservation. */
-	instances_add(l, root, child(root, "instancesSet"));
-	r = child(root, "reservationSet");
-	for (r = r ? r->children : NULL; r; r = r->next)
-		if (named(r, "item"))
-			instances_add(l, r, child(r, "instancesSet"));
+	take(root, out);
 	if (next) {
 		buf_reset(next);
 		child_text(root, "nextToken", token, sizeof(token));
@@ -257,6 +251,27 @@ ec2_parse_instances(const char *xml, size_t len, struct ec2_instances *l,
 	}
 	xmlFreeDoc(doc);
 	return 0;
+}
+
+static void
+instances_take(xmlNode *root, void *out)
+{
+	struct ec2_instances *l = out;
+	xmlNode *r;
+
+	/* RunInstances: instancesSet at the top; Describe: per reservation. */
+	instances_add(l, root, child(root, "instancesSet"));
+	r = child(root, "reservationSet");
+	for (r = r ? r->children : NULL; r; r = r->next)
+		if (named(r, "item"))
+			instances_add(l, r, child(r, "instancesSet"));
+}
+
+int
+ec2_parse_instances(const char *xml, size_t len, struct ec2_instances *l,
+                    struct buf *next)
+{
+	return response_parse(xml, len, instances_take, l, next);
 }
 
 void
@@ -388,44 +403,55 @@ ec2_run_with_fallback(struct aws_client *c, struct ec2_launch *l,
 	return -1;
 }
 
-int
-ec2_describe_instances(struct aws_client *c, const struct aws_tag *tags,
-                       size_t ntags, struct ec2_instances *out,
-                       struct aws_error *err)
+/* Tag filters, then the state filter (`state_key` in any of `states`). */
+static void
+filters_add(struct buf *form, const struct aws_tag *tags, size_t ntags,
+            const char *state_key, const char *const *states, size_t nstates)
 {
-	static const char *const live[] = {"pending", "running", "stopping",
-	                                   "stopped", "shutting-down"};
+	size_t i;
+
+	for (i = 0; i < ntags; i++) {
+		char name[160];
+
+		snprintf(name, sizeof(name), "tag:%s", tags[i].key);
+		form_addf(form, name, "Filter.%zu.Name", i + 1);
+		form_addf(form, tags[i].value, "Filter.%zu.Value.1", i + 1);
+	}
+	form_addf(form, state_key, "Filter.%zu.Name", ntags + 1);
+	for (i = 0; i < nstates; i++)
+		form_addf(form, states[i], "Filter.%zu.Value.%zu", ntags + 1,
+		          i + 1);
+}
+
+/* One Describe* call's page, parsed into `out`; the next token in `next`. */
+typedef int (*page_parse)(const char *xml, size_t len, void *out,
+                          struct buf *next);
+
+/* Every page of a Describe* `action` filtered by tags and states. */
+static int
+describe_all(struct aws_client *c, const char *action,
+             const struct aws_tag *tags, size_t ntags, const char *state_key,
+             const char *const *states, size_t nstates, page_parse parse,
+             void *out, struct aws_error *err)
+{
 	struct buf form = BUF_INIT, resp = BUF_INIT, next = BUF_INIT;
-	size_t i, page;
+	size_t page;
 	int rc = -1;
 
 	for (page = 0; page < EC2_MAX_PAGES; page++) {
 		buf_reset(&form);
 		buf_reset(&resp);
-		form_start(&form, "DescribeInstances");
-		for (i = 0; i < ntags; i++) {
-			char name[160];
-
-			snprintf(name, sizeof(name), "tag:%s", tags[i].key);
-			form_addf(&form, name, "Filter.%zu.Name", i + 1);
-			form_addf(&form, tags[i].value, "Filter.%zu.Value.1",
-			          i + 1);
-		}
-		form_addf(&form, "instance-state-name", "Filter.%zu.Name",
-		          ntags + 1);
-		for (i = 0; i < NELEM(live); i++)
-			form_addf(&form, live[i], "Filter.%zu.Value.%zu",
-			          ntags + 1, i + 1);
+		form_start(&form, action);
+		filters_add(&form, tags, ntags, state_key, states, nstates);
 		ec2_form_add(&form, "MaxResults", "100");
 		if (next.len)
 			ec2_form_add(&form, "NextToken", buf_str(&next));
-		if (ec2_call(c, "DescribeInstances", &form, &resp, err) == -1)
+		if (ec2_call(c, action, &form, &resp, err) == -1)
 			goto out;
-		if (ec2_parse_instances(buf_str(&resp), resp.len, out, &next) ==
-		    -1) {
+		if (parse(buf_str(&resp), resp.len, out, &next) == -1) {
 			err->kind = AWS_INVALID;
 			snprintf(err->message, sizeof(err->message),
-			         "DescribeInstances answer is not XML");
+			         "%s answer is not XML", action);
 			goto out;
 		}
 		if (next.len == 0) {
@@ -441,6 +467,77 @@ out:
 	buf_free(&resp);
 	buf_free(&next);
 	return rc;
+}
+
+static int
+instances_page(const char *xml, size_t len, void *out, struct buf *next)
+{
+	return ec2_parse_instances(xml, len, out, next);
+}
+
+int
+ec2_describe_instances(struct aws_client *c, const struct aws_tag *tags,
+                       size_t ntags, struct ec2_instances *out,
+                       struct aws_error *err)
+{
+	static const char *const live[] = {"pending", "running", "stopping",
+	                                   "stopped", "shutting-down"};
+
+	return describe_all(c, "DescribeInstances", tags, ntags,
+	                    "instance-state-name", live, NELEM(live),
+	                    instances_page, out, err);
+}
+
+static void
+volumes_take(xmlNode *root, void *out)
+{
+	struct ec2_volumes *l = out;
+	xmlNode *item = child(root, "volumeSet");
+
+	for (item = item ? item->children : NULL; item; item = item->next) {
+		if (!named(item, "item"))
+			continue;
+		l->id = xrealloc(l->id, (l->n + 1) * sizeof(*l->id));
+		child_text(item, "volumeId", l->id[l->n], sizeof(l->id[0]));
+		if (l->id[l->n][0])
+			l->n++;
+	}
+}
+
+int
+ec2_parse_volumes(const char *xml, size_t len, struct ec2_volumes *l,
+                  struct buf *next)
+{
+	return response_parse(xml, len, volumes_take, l, next);
+}
+
+static int
+volumes_page(const char *xml, size_t len, void *out, struct buf *next)
+{
+	return ec2_parse_volumes(xml, len, out, next);
+}
+
+int
+ec2_describe_volumes(struct aws_client *c, const struct aws_tag *tags,
+                     size_t ntags, struct ec2_volumes *out,
+                     struct aws_error *err)
+{
+	/* "deleted" is gone; "deleting" is not yet. */
+	static const char *const live[] = {"creating", "available", "in-use",
+	                                   "deleting", "error"};
+
+	return describe_all(c, "DescribeVolumes", tags, ntags, "status", live,
+	                    NELEM(live), volumes_page, out, err);
+}
+
+void
+ec2_volumes_free(struct ec2_volumes *l)
+{
+	if (l == NULL)
+		return;
+	free(l->id);
+	l->id = NULL;
+	l->n = 0;
 }
 
 int

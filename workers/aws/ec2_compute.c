@@ -994,21 +994,139 @@ checkout_remove(struct worker *w, const struct job *job, const char *slug,
 	return rc;
 }
 
-/* TerminateInstances on each, the environment's parameters deleted, and
- * the gate's checkout on this machine removed. */
+/* How long a reported destroy waits for its instances to be terminated
+ * and their volumes deleted (EC2 takes about a minute for both). */
+#define EC2_GONE_WAIT_S 600
+
+static int
+param_record(void *arg, const char *name)
+{
+	return removal_found(arg, "parameter", name, strlen(name));
+}
+
+/*
+ * Everything of the environment that EC2 and Parameter Store list, into
+ * the report before anything is deleted: its instances (not terminated),
+ * the volumes its tags went onto, its parameters.
+ */
+static int
+destroy_record(struct aws_client *c, const char *slug,
+               const struct ec2_instances *l, struct removal *rm,
+               struct buf *why)
+{
+	struct aws_tag tags[2];
+	struct ec2_volumes v = {0};
+	struct buf path = BUF_INIT;
+	struct aws_error err;
+	size_t i, n;
+	int rc = -1;
+
+	for (i = 0; i < l->n; i++)
+		if (removal_found(rm, "instance", l->v[i].id,
+		                  strlen(l->v[i].id)) == -1)
+			goto db;
+	env_tags(c->cfg, slug, tags);
+	if (ec2_describe_volumes(c, tags, NELEM(tags), &v, &err) == -1)
+		goto aws;
+	for (i = 0; i < v.n; i++)
+		if (removal_found(rm, "ebs_volume", v.id[i], strlen(v.id[i])) ==
+		    -1)
+			goto db;
+	if (param_path(c->cfg, slug, &path) == 0 &&
+	    ssm_list_path(c, buf_str(&path), param_record, rm, &n, &err) == -1)
+		goto aws;
+	rc = 0;
+	goto out;
+aws:
+	buf_printf(why, "%s %s: %s %s", err.service, err.action, err.code,
+	           err.message);
+	goto out;
+db:
+	buf_puts(why, "recording what the environment has failed");
+out:
+	ec2_volumes_free(&v);
+	buf_free(&path);
+	return rc;
+}
+
+/*
+ * The report's "gone": no instance of the environment left that is not
+ * terminated, and no volume of it left that is not deleted, polled until
+ * both hold (or the wait ends: the destroy is retried).
+ */
+static int
+destroy_confirm(struct worker *w, const struct job *job, struct aws_client *c,
+                const char *slug, struct removal *rm, struct buf *why)
+{
+	double until = now_mono() + EC2_GONE_WAIT_S;
+	struct aws_tag tags[2];
+	struct ec2_instances l = {0};
+	struct ec2_volumes v = {0};
+	struct aws_error err;
+	int rc = -1;
+
+	env_tags(c->cfg, slug, tags);
+	for (;;) {
+		ec2_instances_free(&l);
+		ec2_volumes_free(&v);
+		if (instances_of(c, slug, &l, why) == -1)
+			goto out;
+		if (ec2_describe_volumes(c, tags, NELEM(tags), &v, &err) ==
+		    -1) {
+			buf_printf(why, "ec2 DescribeVolumes: %s %s", err.code,
+			           err.message);
+			goto out;
+		}
+		if (l.n == 0 && v.n == 0)
+			break;
+		if (now_mono() > until) {
+			buf_printf(why,
+			           "%zu instance(s) and %zu volume(s) still "
+			           "listed after %d s",
+			           l.n, v.n, EC2_GONE_WAIT_S);
+			goto out;
+		}
+		if ((job && job_heartbeat(w, job) == -1) ||
+		    worker_sleep(w, EC2_POLL_MS) == -1) {
+			buf_puts(why, "the job's lease was lost");
+			goto out;
+		}
+	}
+	if (removal_gone(rm, "instance") == -1 ||
+	    removal_gone(rm, "ebs_volume") == -1) {
+		buf_puts(why, "recording the removal failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	ec2_instances_free(&l);
+	ec2_volumes_free(&v);
+	return rc;
+}
+
+/*
+ * TerminateInstances on each, the environment's parameters deleted, and
+ * the gate's checkout on this machine removed. With a report, what was
+ * there is recorded first and each kind confirmed gone by a fresh look.
+ */
 static int
 ec2_destroy(struct worker *w, const struct job *job, const char *slug,
-            struct buf *why)
+            struct removal *rm, struct buf *why)
 {
 	struct aws_client c;
 	struct ec2_instances l = {0};
-	struct buf path = BUF_INIT;
+	struct buf path = BUF_INIT, ignored = BUF_INIT;
 	struct aws_error err;
+	bool report = rm != NULL && rm->env_id != 0;
 	size_t i, n = 0;
 	int rc = -1;
 
+	if (why == NULL)
+		why = &ignored;
 	aws_client_init(&c, w->cfg);
 	if (instances_of(&c, slug, &l, why) == -1)
+		goto out;
+	if (report && destroy_record(&c, slug, &l, rm, why) == -1)
 		goto out;
 	for (i = 0; i < l.n; i++) {
 		if (state_is(&l.v[i], "shutting-down", "terminated"))
@@ -1018,23 +1136,37 @@ ec2_destroy(struct worker *w, const struct job *job, const char *slug,
 			goto fail;
 	}
 	if (param_path(w->cfg, slug, &path) == -1) {
-		if (why)
-			buf_puts(why, "the slug cannot name a parameter path");
+		buf_puts(why, "the slug cannot name a parameter path");
 		goto out;
 	}
 	if (ssm_delete_path(&c, buf_str(&path), &n, &err) == -1)
 		goto fail;
 	log_info("ec2_destroy", "slug=%s instances=%zu parameters=%zu",
 	         log_q(slug), l.n, n);
+	if (report) {
+		/* DescribeParameters is read right after the deletes. */
+		if (ssm_count_path(&c, buf_str(&path), &n, &err) == -1)
+			goto fail;
+		if (n > 0) {
+			buf_printf(why, "%zu parameter(s) still listed", n);
+			goto out;
+		}
+		if (removal_gone(rm, "parameter") == -1) {
+			buf_puts(why, "recording the removal failed");
+			goto out;
+		}
+		if (destroy_confirm(w, job, &c, slug, rm, why) == -1)
+			goto out;
+	}
 	rc = checkout_remove(w, job, slug, why);
 	goto out;
 fail:
-	if (why)
-		buf_printf(why, "%s %s: %s %s", err.service, err.action,
-		           err.code, err.message);
+	buf_printf(why, "%s %s: %s %s", err.service, err.action, err.code,
+	           err.message);
 out:
 	ec2_instances_free(&l);
 	buf_free(&path);
+	buf_free(&ignored);
 	aws_client_free(&c);
 	return rc;
 }

@@ -497,11 +497,12 @@ ssm_delete_parameter(struct aws_client *c, const char *name,
 /*
  * DescribeParameters, filtered by path, lists names and never values
  * (GetParametersByPath could decrypt every parameter under the path, a
- * permission the workers need not hold); each name is deleted as it comes.
+ * permission the workers need not hold); each name is given to `each`
+ * (when set) and then deleted (`remove`) as it comes.
  */
 static int
-path_walk(struct aws_client *c, const char *path, bool remove, size_t *n,
-          struct aws_error *err)
+path_walk(struct aws_client *c, const char *path, bool remove, ssm_name_fn each,
+          void *arg, size_t *n, struct aws_error *err)
 {
 	struct buf body = BUF_INIT, resp = BUF_INIT, next = BUF_INIT;
 	size_t page, i;
@@ -553,6 +554,13 @@ path_walk(struct aws_client *c, const char *path, bool remove, size_t *n,
 
 			if (name == NULL)
 				continue;
+			if (each != NULL && each(arg, name) == -1) {
+				json_object_put(o);
+				err->kind = AWS_INVALID;
+				snprintf(err->message, sizeof(err->message),
+				         "recording %s failed", name);
+				goto out;
+			}
 			if (remove &&
 			    ssm_delete_parameter(c, name, err) == -1) {
 				json_object_put(o);
@@ -580,12 +588,19 @@ int
 ssm_delete_path(struct aws_client *c, const char *path, size_t *n,
                 struct aws_error *err)
 {
-	return path_walk(c, path, true, n, err);
+	return path_walk(c, path, true, NULL, NULL, n, err);
 }
 
 int
 ssm_count_path(struct aws_client *c, const char *path, size_t *n,
                struct aws_error *err)
 {
-	return path_walk(c, path, false, n, err);
+	return path_walk(c, path, false, NULL, NULL, n, err);
+}
+
+int
+ssm_list_path(struct aws_client *c, const char *path, ssm_name_fn each,
+              void *arg, size_t *n, struct aws_error *err)
+{
+	return path_walk(c, path, false, each, arg, n, err);
 }

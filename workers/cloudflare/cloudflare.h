@@ -171,8 +171,10 @@ int cloudflare_route(struct cf_client *, const char *slug,
                      const struct cf_service *, size_t n,
                      const char *const *bypass, size_t nbypass,
                      struct cf_env *out);
-/* Records, connections, tunnel, Access apps: each gone and verified. */
-int cloudflare_unroute(struct cf_client *, const char *slug);
+/* Records, connections, tunnel, Access apps: each gone and verified;
+ * with `rm` (may be NULL), each found, then confirmed gone, reported. */
+int cloudflare_unroute(struct cf_client *, const char *slug,
+                       struct removal *rm);
 /* 1: the tunnel and record exist; 0: not; -1: error. */
 int cloudflare_exists(struct cf_client *, const char *slug);
 /* "https://<slug>.<zone><path>"; caller frees. */

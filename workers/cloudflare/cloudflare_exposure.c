@@ -467,13 +467,15 @@ struct records_owned {
 	char (*ids)[40];
 	size_t n, cap;
 	struct owned *owned; /* list_owned: collects the slugs */
+	struct removal *rm;  /* unroute: each record's name, found */
+	bool rm_failed;      /* recording one failed (the list stopped) */
 };
 
 static int
 record_owned(struct json_object *o, void *arg)
 {
 	struct records_owned *ro = arg;
-	const char *comment = jstr(o, "comment");
+	const char *comment = jstr(o, "comment"), *name;
 	char slug[64];
 
 	if (!cf_comment_slug(comment, ro->instance, slug))
@@ -485,6 +487,12 @@ record_owned(struct json_object *o, void *arg)
 		ro->ids = xrealloc(ro->ids, ro->cap * sizeof(*ro->ids));
 	}
 	id_copy(ro->ids[ro->n++], jstr(o, "id"));
+	name = jstr(o, "name");
+	if (ro->rm != NULL && name != NULL &&
+	    removal_found(ro->rm, "dns_record", name, strlen(name)) == -1) {
+		ro->rm_failed = true;
+		return -1;
+	}
 	if (ro->owned != NULL && owned_old(ro->owned, o, "created_on"))
 		owned_add(ro->owned, slug);
 	return 0;
@@ -769,11 +777,21 @@ out:
 	return rc;
 }
 
+/* A database write of the report failed: the unroute is retried. */
+static void
+unroute_record_failed(struct cf_client *c, struct cf_reply *r)
+{
+	r->status = -1;
+	buf_reset(&r->message);
+	buf_puts(&r->message, "recording what the environment has failed");
+	cf_stop(c, r, CF_RETRY, "record the teardown", NULL);
+}
+
 int
-cloudflare_unroute(struct cf_client *c, const char *slug)
+cloudflare_unroute(struct cf_client *c, const char *slug, struct removal *rm)
 {
 	struct buf name = BUF_INIT, comment = BUF_INIT, prefix = BUF_INIT;
-	struct records_owned ro = {0};
+	struct records_owned ro = {.rm = rm};
 	struct apps_of apps = {0};
 	struct cf_reply r;
 	char tid[40];
@@ -784,33 +802,57 @@ cloudflare_unroute(struct cf_client *c, const char *slug)
 	cf_comment(local_instance(c->cfg), slug, &comment);
 	cf_tunnel_name(local_instance(c->cfg), slug, &name);
 	/* Deleting a tunnel never deletes its records: they go first. */
-	if (records_of(c, buf_str(&comment), &ro) == -1)
+	if (records_of(c, buf_str(&comment), &ro) == -1) {
+		if (ro.rm_failed)
+			unroute_record_failed(c, &r);
 		goto out;
+	}
 	for (i = 0; i < ro.n; i++)
 		if (record_delete(c, ro.ids[i]) == -1)
 			goto out;
 	found = tunnel_find(c, buf_str(&name), tid);
+	if (found == 1 &&
+	    removal_found(rm, "tunnel", buf_str(&name), name.len) == -1) {
+		unroute_record_failed(c, &r);
+		goto out;
+	}
 	if (found == -1 || (found == 1 && tunnel_remove(c, tid) == -1))
 		goto out;
 	buf_printf(&prefix, "%s-%s ", local_instance(c->cfg), slug);
 	if (apps_list(c, buf_str(&prefix), &apps) == -1)
 		goto out;
-	for (i = 0; i < apps.n; i++)
+	for (i = 0; i < apps.n; i++) {
+		if (removal_found(rm, "access_app", apps.names[i],
+		                  strlen(apps.names[i])) == -1) {
+			unroute_record_failed(c, &r);
+			goto out;
+		}
 		if (app_delete(c, apps.ids[i]) == -1)
 			goto out;
+	}
 	/* Verify: nothing of the environment is left. */
 	ro.n = 0;
+	ro.rm = NULL;
+	apps_free(&apps);
 	if (records_of(c, buf_str(&comment), &ro) == -1 ||
-	    (found = tunnel_find(c, buf_str(&name), tid)) == -1)
+	    (found = tunnel_find(c, buf_str(&name), tid)) == -1 ||
+	    apps_list(c, buf_str(&prefix), &apps) == -1)
 		goto out;
-	if (ro.n > 0 || found) {
+	if (ro.n > 0 || found || apps.n > 0) {
 		r.status = -1;
 		buf_reset(&r.message);
-		buf_printf(&r.message, "%zu record(s)%s still listed", ro.n,
-		           found ? " and the tunnel" : "");
+		buf_printf(&r.message,
+		           "%zu record(s), %zu Access app(s)%s still listed",
+		           ro.n, apps.n, found ? " and the tunnel" : "");
 		c->retry_ms = CF_LIST_LAG_MS;
 		cf_stop(c, &r, CF_RETRY, "verify the environment is gone",
 		        NULL);
+		goto out;
+	}
+	if (removal_gone(rm, "dns_record") == -1 ||
+	    removal_gone(rm, "tunnel") == -1 ||
+	    removal_gone(rm, "access_app") == -1) {
+		unroute_record_failed(c, &r);
 		goto out;
 	}
 	log_info("cf_unrouted", "slug=%s calls=%u", slug, c->calls);

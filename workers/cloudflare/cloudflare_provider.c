@@ -271,7 +271,7 @@ out:
 /* Tunnel, record and Access apps of `slug`, then the token file. */
 static int
 cf_unroute(struct worker *w, const struct job *job, const char *slug,
-           struct buf *why, int64_t *retry_ms)
+           struct removal *rm, struct buf *why, int64_t *retry_ms)
 {
 	struct cf_client c;
 	struct buf path = BUF_INIT, ignored = BUF_INIT;
@@ -282,7 +282,7 @@ cf_unroute(struct worker *w, const struct job *job, const char *slug,
 	if (why == NULL)
 		why = &ignored;
 	if (cf_client_init(&c, w->cfg, job ? job->attempts : 1) == -1 ||
-	    cloudflare_unroute(&c, slug) == -1)
+	    cloudflare_unroute(&c, slug, rm) == -1)
 		rc = client_result(&c, why, retry_ms);
 	cf_client_free(&c);
 	/* Gone on Cloudflare: the token and the route fact go too. */

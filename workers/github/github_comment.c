@@ -200,8 +200,13 @@ render_why(const struct github_view *v, struct buf *b)
 		            "start it again.\n\n");
 		return;
 	case WHY_CLOSED:
-		buf_puts(b, "The pull request is closed; its preview and "
-		            "everything it used have been removed.\n\n");
+		if (v->phase != NULL && strcmp(v->phase, "destroyed") == 0)
+			buf_puts(b, "The pull request is closed; its preview "
+			            "and everything it used have been "
+			            "removed.\n\n");
+		else
+			buf_puts(b, "The pull request is closed; its preview "
+			            "is being removed.\n\n");
 		return;
 	}
 }
@@ -277,6 +282,114 @@ render_log(const struct github_view *v, struct buf *b)
 	buf_puts(b, "</pre>\n</details>\n\n");
 }
 
+/* What the report's kinds are called on the PR. */
+static const char *
+kind_label(const char *kind)
+{
+	static const char *const labels[][2] = {
+	        {"instance", "EC2 instance"},
+	        {"ebs_volume", "EBS volume"},
+	        {"parameter", "Parameter Store parameter"},
+	        {"tunnel", "Cloudflare tunnel"},
+	        {"dns_record", "DNS record"},
+	        {"access_app", "Access application"},
+	        {"route", "proxy route"},
+	        {"container", "container"},
+	        {"network", "Docker network"},
+	        {"volume", "Docker volume"},
+	        {"image", "built image"},
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(labels); i++)
+		if (strcmp(kind, labels[i][0]) == 0)
+			return labels[i][1];
+	return kind;
+}
+
+/*
+ * A resource name: in a code span when it is made only of characters that
+ * cannot end one or mean anything inside it (ours all are: ids, hosts,
+ * parameter paths, compose names), else as neutralised text.
+ */
+static void
+md_name(struct buf *b, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n > 0 && n <= 255 &&
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                 "0123456789._:/_-") == n) {
+		buf_printf(b, "`%s`", name);
+		return;
+	}
+	github_md_text(b, name, 255);
+}
+
+/* Names shown per kind and state; the rest are counted. */
+#define REMOVED_NAMES_MAX 10
+
+/* One line per kind of the rows in state `gone`: "label (n): a, b". */
+static void
+removed_lines(const struct github_view *v, bool gone, struct buf *b)
+{
+	size_t i = 0, j, n, shown;
+
+	while (i < v->nremoved) {
+		const char *kind = v->removed[i].kind;
+
+		for (n = 0, j = i;
+		     j < v->nremoved && strcmp(v->removed[j].kind, kind) == 0;
+		     j++)
+			n += v->removed[j].gone == gone;
+		if (n > 0) {
+			buf_puts(b, "- ");
+			github_md_text(b, kind_label(kind), 64);
+			buf_printf(b, " (%zu): ", n);
+			for (shown = 0; i < j; i++) {
+				if (v->removed[i].gone != gone)
+					continue;
+				if (shown == REMOVED_NAMES_MAX) {
+					buf_printf(b, ", and %zu more",
+					           n - shown);
+					break;
+				}
+				if (shown++ > 0)
+					buf_puts(b, ", ");
+				md_name(b, v->removed[i].name);
+			}
+			buf_puts(b, "\n");
+		}
+		i = j;
+	}
+}
+
+/*
+ * The teardown report: what was checked gone after the delete, and apart
+ * from it anything found that no look has confirmed gone yet.
+ */
+static void
+render_removed(const struct github_view *v, struct buf *b)
+{
+	size_t i, pending = 0;
+
+	if (v->why != WHY_CLOSED || v->nremoved == 0)
+		return;
+	for (i = 0; i < v->nremoved; i++)
+		pending += !v->removed[i].gone;
+	if (pending < v->nremoved) {
+		buf_puts(b, "<details><summary>Removed, each checked gone "
+		            "after the delete</summary>\n\n");
+		removed_lines(v, true, b);
+		buf_puts(b, "\n</details>\n\n");
+	}
+	if (pending > 0) {
+		buf_puts(b, "Not yet confirmed gone:\n\n");
+		removed_lines(v, false, b);
+		buf_puts(b, "\n");
+	}
+}
+
 int
 github_comment_render(const struct github_view *v, struct buf *b)
 {
@@ -319,6 +432,7 @@ github_comment_render(const struct github_view *v, struct buf *b)
 	}
 	buf_puts(b, "\n");
 	render_why(v, b);
+	render_removed(v, b);
 	render_steps(v, b);
 	render_log(v, b);
 	buf_puts(b, "<sub>");

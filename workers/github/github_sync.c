@@ -984,10 +984,57 @@ services_parse(const char *text, struct json_object **json, size_t *n)
 	return sv;
 }
 
+/* The teardown report's rows (removal.c), by kind and name. */
+/*
+ * A route is named by its hostname; one on this machine's loopback
+ * (*.localhost) is shown by its first label alone, since GitHub never
+ * holds this machine's loopback names (github_url_public).
+ */
+static const char *
+removed_name(const char *kind, const char *name, struct buf *keep)
+{
+	size_t dot = strcspn(name, ".");
+
+	buf_reset(keep);
+	buf_printf(keep, "http://%s/", name);
+	if (strcmp(kind, "route") != 0 || github_url_public(buf_str(keep)))
+		return name;
+	buf_reset(keep);
+	buf_append(keep, name, dot);
+	return buf_str(keep);
+}
+
+static int
+removed_load(struct sync *s, struct db_rows **rows, struct github_removed **out,
+             struct buf **names, size_t *n)
+{
+	size_t i;
+
+	if (db_query(s->w->db, rows,
+	             "SELECT kind, name, gone_at IS NOT NULL FROM "
+	             "teardown_items WHERE env_id = ? ORDER BY kind, name "
+	             "LIMIT 500",
+	             "u", s->env_id) == -1)
+		return -1;
+	*n = db_rows_count(*rows);
+	*out = xcalloc(*n ? *n : 1, sizeof(**out));
+	*names = xcalloc(*n ? *n : 1, sizeof(**names));
+	for (i = 0; i < *n; i++) {
+		(*names)[i] = (struct buf)BUF_INIT;
+		(*out)[i].kind = db_rows_get(*rows, i, 0);
+		(*out)[i].name = removed_name(
+		        (*out)[i].kind, db_rows_get(*rows, i, 1), &(*names)[i]);
+		(*out)[i].gone = strcmp(db_rows_get(*rows, i, 2), "1") == 0;
+	}
+	return 0;
+}
+
 static int
 render(struct sync *s, struct buf *text)
 {
-	struct db_rows *steps = NULL;
+	struct db_rows *steps = NULL, *removed_rows = NULL;
+	struct github_removed *removed = NULL;
+	struct buf *removed_names = NULL;
 	struct github_step *st = NULL;
 	struct github_view v;
 	struct github_service *services;
@@ -1054,14 +1101,27 @@ render(struct sync *s, struct buf *text)
 	v.nsteps = n;
 	v.log_lines = (size_t)s->cfg->github_comment_lines;
 	v.updated = env_get(s, E_UPDATED);
-	rc = github_comment_render(&v, text);
+	if (v.why == WHY_CLOSED &&
+	    removed_load(s, &removed_rows, &removed, &removed_names,
+	                 &v.nremoved) == -1) {
+		rc = github_db_error(&s->gh);
+		goto out;
+	}
+	v.removed = removed;
+	rc = github_comment_render(&v, text) == -1
+	             ? github_fail(&s->gh, "comment too large")
+	             : 0;
+out:
 	free(services);
 	json_object_put(services_json);
 	free(st);
 	db_rows_free(steps);
-	if (rc == -1)
-		return github_fail(&s->gh, "comment too large");
-	return 0;
+	for (i = 0; removed_names != NULL && i < v.nremoved; i++)
+		buf_free(&removed_names[i]);
+	free(removed_names);
+	free(removed);
+	db_rows_free(removed_rows);
+	return rc;
 }
 
 static int

@@ -310,15 +310,35 @@ nginx_verify(struct deploy *d, const char *token)
 
 static int
 nginx_unroute(struct worker *w, const struct job *job, const char *slug,
-              struct buf *why, int64_t *retry_ms)
+              struct removal *rm, struct buf *why, int64_t *retry_ms)
 {
+	struct buf host = BUF_INIT;
+	int rc = -1;
+
 	(void)job;
 	*retry_ms = 0;
-	if (exposure_local_remove(w->cfg, slug) == 0)
-		return 0;
-	if (why)
-		buf_puts(why, "the proxy route could not be removed");
-	return -1;
+	buf_printf(&host, "%s.%s", slug, w->cfg->preview_domain);
+	if (exposure_local_exists(w->cfg, slug) &&
+	    removal_found(rm, "route", buf_str(&host), host.len) == -1) {
+		if (why)
+			buf_puts(why, "recording the route failed");
+		goto out;
+	}
+	if (exposure_local_remove(w->cfg, slug) == -1 ||
+	    exposure_local_exists(w->cfg, slug)) {
+		if (why)
+			buf_puts(why, "the proxy route could not be removed");
+		goto out;
+	}
+	if (removal_gone(rm, "route") == -1) {
+		if (why)
+			buf_puts(why, "recording the route's removal failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_free(&host);
+	return rc;
 }
 
 /* The exposure_ops of `nginx` (see workers.h, the provider seam). */

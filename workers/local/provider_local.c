@@ -313,11 +313,82 @@ local_stop(struct worker *w, const struct job *job, const char *slug,
 	return local_stop_or_down(w, job, slug, false, why);
 }
 
+static const char *const local_kinds[] = {"container", "network", "volume",
+                                          "image"};
+
+/* Each "<kind> <name>" line of `ephemera-host inventory` into `rm`. */
+static int
+inventory_record(struct worker *w, const struct job *job, const char *project,
+                 struct removal *rm)
+{
+	struct host_call c;
+	struct proc p;
+	const char *line, *end, *sp;
+	int rc;
+
+	host_call_init(&c, "inventory", project, NULL);
+	proc_init(&p);
+	rc = local_host_run(w, job, &c, &p);
+	for (line = buf_str(&p.out); rc == 0 && *line; line = end) {
+		end = strchr(line, '\n');
+		end = end ? end + 1 : line + strlen(line);
+		sp = memchr(line, ' ', (size_t)(end - line));
+		if (sp == NULL)
+			continue;
+		for (size_t k = 0; k < NELEM(local_kinds); k++)
+			if ((size_t)(sp - line) == strlen(local_kinds[k]) &&
+			    memcmp(line, local_kinds[k], (size_t)(sp - line)) ==
+			            0)
+				rc = removal_found(rm, local_kinds[k], sp + 1,
+				                   (size_t)(end - sp - 1) -
+				                           (end[-1] == '\n'));
+	}
+	proc_free(&p);
+	return rc;
+}
+
+/*
+ * What the project has is recorded, `down` removes it, and only when a
+ * fresh count finds nothing left is it reported gone: an object that
+ * survived (or was made meanwhile by a killed worker's compose) fails
+ * the destroy, which is retried.
+ */
 static int
 local_destroy(struct worker *w, const struct job *job, const char *slug,
-              struct buf *why)
+              struct removal *rm, struct buf *why)
 {
-	return local_stop_or_down(w, job, slug, true, why);
+	char project[80];
+	bool any = false;
+	size_t k;
+	int counted;
+
+	local_project_name(w->cfg, slug, project);
+	if (rm != NULL && rm->env_id != 0 &&
+	    inventory_record(w, job, project, rm) == -1) {
+		if (why)
+			buf_puts(why, "listing the project's objects failed");
+		return -1;
+	}
+	if (local_stop_or_down(w, job, slug, true, why) == -1)
+		return -1;
+	counted = local_leftovers(w, job, slug, &any);
+	if (counted == -1 || any) {
+		if (why)
+			buf_puts(why,
+			         counted == -1
+			                 ? "counting the project's objects "
+			                   "failed"
+			                 : "objects of the project are left "
+			                   "after down");
+		return -1;
+	}
+	for (k = 0; k < NELEM(local_kinds); k++)
+		if (removal_gone(rm, local_kinds[k]) == -1) {
+			if (why)
+				buf_puts(why, "recording the removal failed");
+			return -1;
+		}
+	return 0;
 }
 
 /* Work dirs that carry this installation's marker, past the grace. */
