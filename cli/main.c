@@ -68,7 +68,7 @@ cmd_resync(struct config *cfg)
 static int
 cmd_migrate(struct config *cfg)
 {
-	struct db *db = db_open(cfg);
+	struct db *db = db_open_migrate(cfg);
 	int applied = 0, rc = 1;
 
 	if (db_connect(db, (double)cfg->db_connect_timeout) == 0 &&

@@ -70,6 +70,10 @@ static const struct setting settings[] = {
         STR("database.name", db_name, "ephemera"),
         STR("database.user", db_user, "root"),
         SECRET("database.password_file", db_password_file, db_password),
+        STR("database.tls_ca_file", db_tls_ca_file, ""),
+        STR("database.migrate_user", db_migrate_user, ""),
+        SECRET("database.migrate_password_file", db_migrate_password_file,
+               db_migrate_password),
         INT("database.connect_timeout", db_connect_timeout, 10, 1, 600),
 
         STR("fcgi.socket", fcgi_socket, ""),

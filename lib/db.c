@@ -41,6 +41,8 @@ struct db {
 	struct db_stmt cache[DB_STMT_CACHE];
 	uint64_t clock;
 	char *socket, *host, *user, *password, *name;
+	char *tls_ca; /* NULL: no TLS (the socket, or a trusted link) */
+	char last_message[256]; /* the client's words for the last failure */
 	unsigned port, connect_timeout;
 	unsigned last_errno;
 	enum db_error last;
@@ -57,8 +59,8 @@ struct db_rows {
 	char **cells; /* nrows * ncols, NULL for SQL NULL */
 };
 
-struct db *
-db_open(const struct config *cfg)
+static struct db *
+db_open_as(const struct config *cfg, const char *user, const char *password)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
 
@@ -70,11 +72,27 @@ db_open(const struct config *cfg)
 		db->host = xstrdup(cfg->db_host);
 	}
 	db->port = (unsigned)cfg->db_port;
-	db->user = xstrdup(cfg->db_user);
-	db->password = cfg->db_password ? xstrdup(cfg->db_password) : NULL;
+	db->user = xstrdup(user);
+	db->password = password ? xstrdup(password) : NULL;
 	db->name = xstrdup(cfg->db_name);
+	db->tls_ca =
+	        cfg->db_tls_ca_file[0] ? xstrdup(cfg->db_tls_ca_file) : NULL;
 	db->connect_timeout = (unsigned)cfg->db_connect_timeout;
 	return db;
+}
+
+struct db *
+db_open(const struct config *cfg)
+{
+	return db_open_as(cfg, cfg->db_user, cfg->db_password);
+}
+
+struct db *
+db_open_migrate(const struct config *cfg)
+{
+	if (cfg->db_migrate_user[0] == '\0')
+		return db_open(cfg);
+	return db_open_as(cfg, cfg->db_migrate_user, cfg->db_migrate_password);
 }
 
 static enum db_error
@@ -143,6 +161,16 @@ db_connect_once(struct db *db)
 	mysql_options(db->conn, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
 	mysql_options(db->conn, MYSQL_OPT_RECONNECT, &off);
 	mysql_options(db->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if (db->tls_ca) {
+		/* TLS or no connection, and the server's certificate checked
+		 * against the CA and the host name: a worker host reaches
+		 * the database across a network it does not own. */
+		my_bool on = 1;
+
+		mysql_options(db->conn, MYSQL_OPT_SSL_CA, db->tls_ca);
+		mysql_options(db->conn, MYSQL_OPT_SSL_ENFORCE, &on);
+		mysql_options(db->conn, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+	}
 	/*
 	 * CLIENT_FOUND_ROWS: affected rows count matched rows, so a fenced
 	 * UPDATE that changes nothing still says "the lease was ours".
@@ -154,6 +182,8 @@ db_connect_once(struct db *db)
 	                       CLIENT_FOUND_ROWS | CLIENT_MULTI_RESULTS) ==
 	    NULL) {
 		db->last_errno = mysql_errno(db->conn);
+		snprintf(db->last_message, sizeof(db->last_message), "%s",
+		         mysql_error(db->conn));
 		db->last = DB_GONE;
 		db_disconnect(db);
 		return -1;
@@ -196,8 +226,11 @@ db_connect(struct db *db, double wait_seconds)
 		if (delay < 1.0)
 			delay *= 2;
 	}
-	log_error("db_connect", "tries=%d errno=%u socket=%s host=%s", tries,
-	          db->last_errno, log_q(db->socket), log_q(db->host));
+	log_error("db_connect",
+	          "tries=%d errno=%u socket=%s host=%s tls=%s "
+	          "message=%s",
+	          tries, db->last_errno, log_q(db->socket), log_q(db->host),
+	          db->tls_ca ? "on" : "off", log_q(db->last_message));
 	return -1;
 }
 
@@ -215,6 +248,7 @@ db_close(struct db *db)
 		free(db->password);
 	}
 	free(db->name);
+	free(db->tls_ca);
 	free(db);
 }
 

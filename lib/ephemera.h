@@ -169,7 +169,11 @@ struct config {
 	char *db_name;
 	char *db_user;
 	char *db_password_file;
-	char *db_password; /* loaded from db_password_file */
+	char *db_password;     /* loaded from db_password_file */
+	char *db_tls_ca_file;  /* set: TCP over TLS, the server verified */
+	char *db_migrate_user; /* "": migrate as db_user */
+	char *db_migrate_password_file;
+	char *db_migrate_password;
 	int64_t db_connect_timeout;
 
 	/* fcgi */
@@ -322,6 +326,8 @@ struct db_rows;
 enum db_error { DB_OK, DB_FAILED, DB_RETRY, DB_GONE, DB_DUPLICATE };
 
 struct db *db_open(const struct config *);
+/* The handle `migrate` uses: database.migrate_user when set. */
+struct db *db_open_migrate(const struct config *);
 /*
  * Makes this handle's sessions READ COMMITTED (call before db_connect):
  * a locking read of a missing row then takes no gap lock, so concurrent

@@ -6,7 +6,8 @@
 #
 # EPHEMERA_BIN selects the binaries (default bin/; the tests use the ASan
 # build). EPHEMERA_MARIADB_ARGS adds server options to the private
-# MariaDB (benches trying a setting; not for durability switches). Every daemon is started in its own session (setsid) so a Ctrl-C
+# MariaDB (benches trying a setting, the tests' TCP and TLS; not for
+# durability switches). Every daemon is started in its own session (setsid) so a Ctrl-C
 # in the terminal reaches only run.sh, which then stops them in order.
 set -euo pipefail
 
@@ -24,8 +25,12 @@ DB_HOST=$(cfg database.host)
 DB_NAME=$(cfg database.name)
 FCGI_SOCKET=$(cfg fcgi.socket)
 [ -n "$FCGI_SOCKET" ] || FCGI_SOCKET=$VAR/run/fcgi.sock
+# The private MariaDB serves a configuration without a database, and one
+# whose database.host is that server's TCP port when EPHEMERA_PRIVATE_DB=1
+# (the tests' TLS stack; its port and certificates come through
+# EPHEMERA_MARIADB_ARGS). Its own socket stays the admin's way in.
 PRIVATE_DB=false
-if [ -z "$DB_SOCKET" ] && [ -z "$DB_HOST" ]; then
+if [ -z "$DB_SOCKET" ] && { [ -z "$DB_HOST" ] || [ "${EPHEMERA_PRIVATE_DB:-}" = 1 ]; }; then
 	PRIVATE_DB=true
 	DB_SOCKET=$VAR/run/mysqld.sock
 fi

@@ -89,6 +89,8 @@ class Stack:
         # workers=False: the stack runs without the worker pool, so jobs
         # stay as the fcgi-app queued them.
         self.workers = workers
+        # Environment for stack.sh and everything it starts.
+        self.extra_env = {}
         # (compiled pattern, why): error lines a test provokes on purpose.
         self.allowed_logs = []
         self.write_config()
@@ -121,6 +123,7 @@ class Stack:
             env["EPHEMERA_WORKERS"] = "0"
         env["ASAN_OPTIONS"] = "log_path=%s/log/asan:detect_leaks=1" % self.var
         env["UBSAN_OPTIONS"] = "log_path=%s/log/ubsan:print_stacktrace=1" % self.var
+        env.update(self.extra_env)
         return env
 
     def stack(self, *args, check=True):
