@@ -305,9 +305,14 @@ struct jobs_view {
 	size_t ncounts;
 	struct job_failure *failures;
 	size_t nfailures;
+	/* name, workers, heartbeat_at, running: one row per worker host */
+	struct db_rows *hosts;
+	/* id, kind, env_id, worker, lease_until: what runs now, by whom */
+	struct db_rows *running_jobs;
 };
 
 #define JOBS_FAILURES_MAX 20
+#define JOBS_RUNNING_MAX 100
 
 int jobs_view_load(struct db *, double now, struct jobs_view *);
 void jobs_view_free(struct jobs_view *);

@@ -1,7 +1,8 @@
 /*
  * jobs_view.c - queue health from the jobs table: counts by kind and
  * state, how long the oldest runnable job has waited, and the newest jobs
- * that recorded an error. The payload and the lease token are never read:
+ * that recorded an error; each worker host's last heartbeat and the
+ * running jobs with the worker (host:pid) that holds each. The payload and the lease token are never read:
  * neither belongs on a page.
  */
 #include <stdlib.h>
@@ -98,13 +99,32 @@ failures_load(struct db *db, struct jobs_view *v)
 	return 0;
 }
 
+/* Each worker host's last heartbeat, and which host runs what. */
+static int
+hosts_load(struct db *db, struct jobs_view *v)
+{
+	if (db_query(db, &v->hosts,
+	             "SELECT h.name, h.workers, DATE_FORMAT(h.heartbeat_at,"
+	             " '%Y-%m-%dT%H:%i:%sZ'), (SELECT COUNT(*) FROM jobs j"
+	             " WHERE j.state = 'running' AND"
+	             " SUBSTRING_INDEX(j.worker, ':', 1) = h.name)"
+	             " FROM worker_hosts h ORDER BY h.name",
+	             "") == -1)
+		return -1;
+	return db_query(db, &v->running_jobs,
+	                "SELECT id, kind, env_id, worker, DATE_FORMAT("
+	                "lease_until, '%Y-%m-%dT%H:%i:%sZ') FROM jobs"
+	                " WHERE state = 'running' ORDER BY id LIMIT ?",
+	                "i", (int64_t)JOBS_RUNNING_MAX);
+}
+
 int
 jobs_view_load(struct db *db, double now, struct jobs_view *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->oldest_wait = -1;
 	if (counts_load(db, v) == -1 || oldest_load(db, now, v) == -1 ||
-	    failures_load(db, v) == -1) {
+	    failures_load(db, v) == -1 || hosts_load(db, v) == -1) {
 		jobs_view_free(v);
 		return -1;
 	}
@@ -129,5 +149,7 @@ jobs_view_free(struct jobs_view *v)
 	}
 	free(v->counts);
 	free(v->failures);
+	db_rows_free(v->hosts);
+	db_rows_free(v->running_jobs);
 	memset(v, 0, sizeof(*v));
 }

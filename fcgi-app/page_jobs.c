@@ -9,13 +9,19 @@
 #include "app.h"
 
 static void
-json_str(struct buf *b, const char *key, const char *v)
+json_str_value(struct buf *b, const char *v)
 {
-	buf_printf(b, ",\"%s\":", key);
 	if (v == NULL)
 		buf_puts(b, "null");
 	else
 		buf_append_json_string(b, v, strlen(v));
+}
+
+static void
+json_str(struct buf *b, const char *key, const char *v)
+{
+	buf_printf(b, ",\"%s\":", key);
+	json_str_value(b, v);
 }
 
 void
@@ -53,6 +59,26 @@ jobs_view_json(const struct jobs_view *v, struct buf *b)
 		           f->attempts, f->max_attempts);
 		json_str(b, "error", f->last_error);
 		json_str(b, "at", f->at);
+		buf_putc(b, '}');
+	}
+	buf_puts(b, "],\"hosts\":[");
+	for (i = 0; i < db_rows_count(v->hosts); i++) {
+		buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+		json_str_value(b, db_rows_get(v->hosts, i, 0));
+		buf_printf(b, ",\"workers\":%s", db_rows_get(v->hosts, i, 1));
+		json_str(b, "heartbeat_at", db_rows_get(v->hosts, i, 2));
+		buf_printf(b, ",\"running\":%s}", db_rows_get(v->hosts, i, 3));
+	}
+	buf_puts(b, "],\"running_jobs\":[");
+	for (i = 0; i < db_rows_count(v->running_jobs); i++) {
+		const char *env = db_rows_get(v->running_jobs, i, 2);
+
+		buf_printf(b, "%s{\"id\":%s", i ? "," : "",
+		           db_rows_get(v->running_jobs, i, 0));
+		json_str(b, "kind", db_rows_get(v->running_jobs, i, 1));
+		buf_printf(b, ",\"env_id\":%s", env ? env : "null");
+		json_str(b, "worker", db_rows_get(v->running_jobs, i, 3));
+		json_str(b, "lease_until", db_rows_get(v->running_jobs, i, 4));
 		buf_putc(b, '}');
 	}
 	buf_puts(b, "]}\n");
@@ -114,6 +140,65 @@ kinds_table(const struct jobs_view *v, struct buf *b)
 	buf_puts(b, "</tbody></table>\n");
 }
 
+/* The worker hosts (last heartbeat, running count), then who runs what. */
+static void
+hosts_table(const struct jobs_view *v, double now, struct buf *b)
+{
+	size_t i, n = db_rows_count(v->hosts);
+
+	buf_puts(b, "<h2>Worker hosts</h2>\n");
+	if (n == 0) {
+		buf_puts(b, "<p class=\"empty\">No worker host has reported "
+		            "yet.</p>\n");
+	} else {
+		buf_puts(b, "<table id=\"hosts\" class=\"compact\"><thead><tr>"
+		            "<th>Host</th><th class=\"num\">Workers</th>"
+		            "<th class=\"num\">Running</th><th>Last "
+		            "heartbeat</th></tr></thead><tbody>\n");
+		for (i = 0; i < n; i++) {
+			buf_puts(b, "<tr><td>");
+			html_text(b, db_rows_get(v->hosts, i, 0));
+			buf_puts(b, "</td><td class=\"num\">");
+			html_text(b, db_rows_get(v->hosts, i, 1));
+			buf_puts(b, "</td><td class=\"num\">");
+			html_text(b, db_rows_get(v->hosts, i, 3));
+			buf_puts(b, "</td><td>");
+			html_age(b, db_rows_get(v->hosts, i, 2), now);
+			buf_puts(b, "</td></tr>\n");
+		}
+		buf_puts(b, "</tbody></table>\n");
+	}
+	n = db_rows_count(v->running_jobs);
+	if (n == 0)
+		return;
+	buf_puts(b, "<h2>Running now</h2>\n<table id=\"running\" "
+	            "class=\"compact\"><thead><tr><th>Job</th><th>Kind</th>"
+	            "<th>Environment</th><th>Worker</th><th>Lease until</th>"
+	            "</tr></thead><tbody>\n");
+	for (i = 0; i < n; i++) {
+		const char *env = db_rows_get(v->running_jobs, i, 2);
+
+		buf_puts(b, "<tr><td class=\"num\">");
+		html_text(b, db_rows_get(v->running_jobs, i, 0));
+		buf_puts(b, "</td><td>");
+		html_text(b, db_rows_get(v->running_jobs, i, 1));
+		buf_puts(b, "</td><td>");
+		if (env) {
+			buf_puts(b, "<a href=\"/env/");
+			html_text(b, env);
+			buf_puts(b, "\">");
+			html_text(b, env);
+			buf_puts(b, "</a>");
+		}
+		buf_puts(b, "</td><td>");
+		html_text(b, db_rows_get(v->running_jobs, i, 3));
+		buf_puts(b, "</td><td>");
+		html_text(b, db_rows_get(v->running_jobs, i, 4));
+		buf_puts(b, "</td></tr>\n");
+	}
+	buf_puts(b, "</tbody></table>\n");
+}
+
 void
 jobs_view_html(const struct jobs_view *v, double now, struct buf *b)
 {
@@ -135,6 +220,7 @@ jobs_view_html(const struct jobs_view *v, double now, struct buf *b)
 	tile(b, v->oldest_wait > 60 ? "t-dead" : "", "oldest waiting", d);
 	buf_puts(b, "</div>\n<h2>By kind</h2>\n");
 	kinds_table(v, b);
+	hosts_table(v, now, b);
 	buf_puts(b, "<h2>Recent failures</h2>\n");
 	if (v->nfailures == 0) {
 		buf_puts(b, "<p class=\"empty\">No failures recorded.</p>\n");

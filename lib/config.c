@@ -82,6 +82,7 @@ static const struct setting settings[] = {
         INT("fcgi.max_requests", fcgi_max_requests, 0, 0, 100000000),
 
         INT("workers.count", workers_count, 2, 1, 64),
+        STR("workers.host", workers_host, ""),
         INT("workers.shutdown_timeout", workers_shutdown_timeout, 30, 1, 3600),
         INT("workers.poll_interval_ms", workers_poll_interval_ms, 200, 1,
             60000),

@@ -184,6 +184,7 @@ struct config {
 
 	/* workers */
 	int64_t workers_count;
+	char *workers_host; /* "": the machine's name (gethostname) */
 	int64_t workers_shutdown_timeout;
 	int64_t workers_poll_interval_ms;
 	int64_t workers_poll_max_ms;

@@ -84,12 +84,38 @@ job_run(struct worker *w, struct job *job)
 static void
 worker_id_init(struct worker *w)
 {
-	char host[64];
+	if (w->cfg->workers_host[0])
+		snprintf(w->host, sizeof(w->host), "%s", w->cfg->workers_host);
+	else if (gethostname(w->host, sizeof(w->host)) == -1)
+		memcpy(w->host, "localhost", 10);
+	w->host[sizeof(w->host) - 1] = '\0';
+	snprintf(w->id, sizeof(w->id), "%s:%ld", w->host, (long)getpid());
+}
 
-	if (gethostname(host, sizeof(host)) == -1)
-		memcpy(host, "localhost", 10);
-	host[sizeof(host) - 1] = '\0';
-	snprintf(w->id, sizeof(w->id), "%s:%ld", host, (long)getpid());
+/*
+ * The host's row in worker_hosts, beaten by its first worker every
+ * HOST_BEAT_S: the status page's "last heartbeat" of each host. A failed
+ * beat is only logged (the next one retries).
+ */
+#define HOST_BEAT_S 5
+
+static void
+host_beat(struct worker *w)
+{
+	if (w->slot != 0 || now_mono() < w->beat_at)
+		return;
+	w->beat_at = now_mono() + HOST_BEAT_S;
+	/* started_at first: it compares the old supervisor_pid. */
+	if (db_exec(w->db,
+	            "INSERT INTO worker_hosts (name, supervisor_pid, workers, "
+	            "started_at, heartbeat_at) VALUES (?, ?, ?, NOW(6), "
+	            "NOW(6)) ON DUPLICATE KEY UPDATE started_at = "
+	            "IF(supervisor_pid = VALUES(supervisor_pid), started_at, "
+	            "NOW(6)), supervisor_pid = VALUES(supervisor_pid), "
+	            "workers = VALUES(workers), heartbeat_at = NOW(6)",
+	            "sii", w->host, (int64_t)getppid(),
+	            w->cfg->workers_count) == -1)
+		log_warn("host_beat", "host=%s", log_q(w->host));
 }
 
 /*
@@ -108,6 +134,7 @@ worker_loop(struct worker *w)
 	memset(&job, 0, sizeof(job));
 	while (!supervisor_stopping()) {
 		reaper_tick(w);
+		host_beat(w);
 		if (cfg->workers_max_jobs > 0 &&
 		    w->jobs_done >= (unsigned long)cfg->workers_max_jobs)
 			break;
@@ -143,6 +170,8 @@ worker_loop(struct worker *w)
 		wait = (int64_t)((claim_at - now) * 1000.0) + 1;
 		if (reaper_due_ms(w) < wait)
 			wait = reaper_due_ms(w);
+		if (w->slot == 0 && (w->beat_at - now) * 1000.0 < (double)wait)
+			wait = (int64_t)((w->beat_at - now) * 1000.0) + 1;
 		if (wakeup_wait(w->wake_fd, wait < 0 ? 0 : wait) == 1) {
 			claim_at = 0;
 			interval = cfg->workers_poll_interval_ms;

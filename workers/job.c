@@ -87,6 +87,17 @@ job_parse_row(const struct db_rows *r, struct job *job)
 	return 0;
 }
 
+/*
+ * What this host may claim: anything but a reconcile of a local
+ * environment whose containers another host's Docker engine holds
+ * (environments.compute_host, migration 015). A locking read does not
+ * lock what its subquery reads, so environments rows stay unlocked.
+ */
+#define CLAIMABLE                                                              \
+	"state = 'queued' AND (kind <> 'reconcile' OR env_id IS NULL OR "      \
+	"NOT EXISTS (SELECT 1 FROM environments e WHERE e.id = jobs.env_id "   \
+	"AND e.compute_host <> ?))"
+
 static int
 claim_tx(struct db *db, void *arg)
 {
@@ -98,10 +109,10 @@ claim_tx(struct db *db, void *arg)
 	job_clear(c->job);
 	if (db_query(db, &r,
 	             "SELECT id, kind, env_id, attempts, max_attempts, "
-	             "payload FROM jobs WHERE state = 'queued' AND "
+	             "payload FROM jobs WHERE " CLAIMABLE " AND "
 	             "run_at <= NOW(6) ORDER BY run_at, id LIMIT 1 "
 	             "FOR UPDATE SKIP LOCKED",
-	             "") == -1)
+	             "s", c->w->host) == -1)
 		goto out;
 	if (db_rows_count(r) == 0) {
 		rc = 0;
@@ -151,16 +162,16 @@ out:
 
 /* Milliseconds until the earliest queued job is due; -1 if none. */
 static int64_t
-next_due_ms(struct db *db)
+next_due_ms(struct worker *w)
 {
 	struct db_rows *r = NULL;
 	int64_t us = -1;
 	const char *v;
 
-	if (db_query(db, &r,
+	if (db_query(w->db, &r,
 	             "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(run_at)) "
-	             "FROM jobs WHERE state = 'queued'",
-	             "") == 0 &&
+	             "FROM jobs WHERE " CLAIMABLE,
+	             "s", w->host) == 0 &&
 	    (v = db_rows_get(r, 0, 0)) != NULL &&
 	    parse_int64(v, INT64_MIN, INT64_MAX, &us) == 0)
 		us = us < 0 ? 0 : (us + 999) / 1000;
@@ -194,7 +205,7 @@ job_claim(struct worker *w, struct job *job, int64_t *next_ms)
 			break;
 	}
 	job_clear(job);
-	*next_ms = next_due_ms(w->db);
+	*next_ms = next_due_ms(w);
 	return CLAIM_NONE;
 }
 

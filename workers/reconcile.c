@@ -643,6 +643,22 @@ out:
 	return rc;
 }
 
+/*
+ * A local environment lives on one host's Docker engine: its first deploy
+ * binds it to this host, and from then on only this host claims its
+ * reconciles (job.c CLAIMABLE). 1: another host holds it.
+ */
+static int
+host_bind(struct worker *w, const struct env *e)
+{
+	if (db_exec(w->db,
+	            "UPDATE environments SET compute_host = ? WHERE id = ? AND "
+	            "(compute_host IS NULL OR compute_host = ?)",
+	            "sus", w->host, e->id, w->host) == -1)
+		return -1;
+	return db_affected(w->db) == 1 ? 0 : 1;
+}
+
 static enum deploy_rc
 deploy(struct worker *w, const struct job *job, const struct env *e,
        const struct compute_ops *compute, const struct exposure_ops *exposure,
@@ -668,6 +684,12 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 
 		buf_printf(&s, "%s/src", d.dir);
 		d.src = buf_detach(&s);
+	}
+	if (strcmp(compute->name, "local") == 0 && host_bind(w, e) != 0) {
+		buf_puts(&res->error,
+		         "the environment is on another worker host");
+		rc = DEPLOY_RETRY;
+		goto out;
 	}
 	if (build_begin(w->db, e->id, e->desired_sha, &d.b) == -1) {
 		rc = DEPLOY_RETRY;

@@ -29,7 +29,9 @@ struct worker {
 	int slot;
 	unsigned long jobs_done;
 	int wake_fd;
+	char host[64];      /* workers.host, else the machine's name */
 	char id[128];       /* "host:pid", stored in jobs.worker */
+	double beat_at;     /* monotonic time of the next host_beat */
 	double stop_at;     /* monotonic deadline after TERM; 0: none yet */
 	double lease_local; /* monotonic end of the current job's lease */
 	struct reaper *reaper;

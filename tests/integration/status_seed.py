@@ -137,6 +137,14 @@ def seed_sql():
         "(6, 'reconcile', 4, 'done', '2026-02-27 07:59:59', 3, 5, "
         "'github: 502', '2026-02-27 07:59:59', '2026-02-27 08:00:00', "
         "'2026-02-27 08:00:00.250');" % q(HOSTILE_ERROR),
+        # Job 3 runs on worker host w2 (a name with markup: escaped);
+        # w1 has been silent since 11:00.
+        "UPDATE jobs SET worker = 'w2<b>:4242', lease_until = "
+        "'2026-03-02 12:01:00' WHERE id = 3;",
+        "INSERT INTO worker_hosts (name, supervisor_pid, workers, started_at, "
+        "heartbeat_at) VALUES ('w1', 100, 8, '2026-03-01 08:00:00', "
+        "'2026-03-02 11:00:00'), ('w2<b>', 200, 4, '2026-03-02 09:00:00', "
+        "'2026-03-02 11:59:58');",
         "INSERT INTO deliveries (guid, event, action, repo, pr, env_id, "
         "result, received_at) VALUES "
         "('g1', 'pull_request', 'opened', 'acme/shop', 42, 1, 'accepted', "

@@ -395,6 +395,14 @@ class StatusTest(unittest.TestCase):
         self.assertEqual(d["oldest_wait_seconds"], 120)
         self.assertEqual([f["id"] for f in d["recent_failures"]], [6, 3, 2])
         self.assertEqual(d["recent_failures"][2]["error"], seed.HOSTILE_ERROR)
+        # Each worker host's last heartbeat and what it runs.
+        self.assertEqual([(h["name"], h["workers"], h["running"], h["heartbeat_at"])
+                          for h in d["hosts"]],
+                         [("w1", 8, 0, "2026-03-02T11:00:00Z"),
+                          ("w2<b>", 4, 1, "2026-03-02T11:59:58Z")])
+        self.assertEqual(d["running_jobs"], [{"id": 3, "kind": "reconcile", "env_id": 3,
+                                              "worker": "w2<b>:4242",
+                                              "lease_until": "2026-03-02T12:01:00Z"}])
 
     def test_metrics(self):
         r = self.s.get("/metrics")
