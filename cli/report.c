@@ -1,6 +1,6 @@
 /*
  * report.c - `ephemera report [NAME [--since DATE] [--csv]]`: the
- * reporting views of migration 013 (docs/reports.md) as an aligned table
+ * reporting views of migrations 013 and 016 (docs/reports.md) as an aligned table
  * or as CSV (RFC 4180). Values come from the database, where titles,
  * authors and error texts are the PRs' own: a table cell is printed with
  * its control characters replaced, a CSV cell quoted.
@@ -24,6 +24,9 @@ static const struct report {
          "jobs per hour and kind: how they ended, waited and ran"},
         {"authors", "period, builds DESC, author",
          "PRs, builds, failures and build hours per author and month"},
+        {"cost", "period, cost DESC, repo",
+         "environment-hours and cost per repository and month, from when "
+         "compute ran"},
 };
 
 static const struct report *

@@ -691,7 +691,14 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
-	if (build_begin(w->db, e->id, e->desired_sha, &d.b) == -1) {
+	/* The compute runs (and costs) from here until a teardown: a run
+	 * already open (a redeploy) is kept. */
+	if (build_begin(w->db, e->id, e->desired_sha, &d.b) == -1 ||
+	    db_exec(w->db,
+	            "INSERT INTO env_runs (env_id, started_at, hourly_price) "
+	            "SELECT ?, NOW(6), ? FROM DUAL WHERE NOT EXISTS (SELECT 1 "
+	            "FROM env_runs WHERE env_id = ? AND stopped_at IS NULL)",
+	            "udu", e->id, w->cfg->env_hourly_price, e->id) == -1) {
 		rc = DEPLOY_RETRY;
 		goto out;
 	}
@@ -783,6 +790,10 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	if (db_exec(w->db,
 	            "UPDATE builds SET status = 'cancelled', finished_at = "
 	            "NOW(6) WHERE env_id = ? AND status = 'running'",
+	            "u", e->id) == -1 ||
+	    db_exec(w->db,
+	            "UPDATE env_runs SET stopped_at = NOW(6) WHERE env_id = ? "
+	            "AND stopped_at IS NULL",
 	            "u", e->id) == -1 ||
 	    db_exec(w->db,
 	            "UPDATE environments SET phase = ?, url = IF(? = 'stopped', "

@@ -420,6 +420,13 @@ class SweepTest(LocalProviderBase):
         self.assertEqual(self.env("acme/hello", 40)["phase"], "ready")
         self.deliver("pull_request", events.pull_request("closed", "acme/hello", 40, sha2))
         self.wait_phase("acme/hello", 40, "destroyed")
+        # Cost accrues while compute runs: one run up to the idle stop, a
+        # second from the push to the close, none while stopped.
+        runs = self.s.sql("SELECT started_at, stopped_at FROM env_runs WHERE env_id = %d "
+                          "ORDER BY id" % e["id"])
+        self.assertEqual(len(runs), 2, runs)
+        self.assertNotIn("NULL", runs[0] + runs[1])
+        self.assertLess(runs[0][1], runs[1][0])
 
     def test_teardown_that_died_is_retried(self):
         sha = self.repos["acme/hello"].commit("stuck")

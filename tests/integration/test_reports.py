@@ -77,6 +77,18 @@ class ReportTest(unittest.TestCase):
                 "VALUES ('%s', '%s', '2027-01-01 %s', '2027-01-01 %s', '2027-01-01 %s', "
                 "'2027-01-01 %s')" % (kind, state, run, run, start, end))
 
+        # Compute runs (migration 016): one across the new year, one
+        # stopped and started across midnight, an open one since November.
+        runs = [(1, "2026-12-31 22:00:00", "2027-01-01 02:00:00", 0.5),
+                (2, "2027-01-01 23:00:00", "2027-01-02 01:00:00", 0.5),
+                (2, "2027-01-02 03:00:00", "2027-01-02 04:00:00", 0.5),
+                (4, "2026-12-10 00:00:00", "2026-12-10 06:00:00", 0.25),
+                (5, "2026-11-30 23:00:00", None, 0.25)]
+        for pr, start, stop, price in runs:
+            sql("INSERT INTO env_runs (env_id, started_at, stopped_at, hourly_price) "
+                "SELECT id, '%s', %s, %s FROM environments WHERE pr = %d"
+                % (start, "'%s'" % stop if stop else "NULL", price, pr))
+
     def report(self, *args, rc=0):
         p = subprocess.run([CLI, "-c", self.s.config, "report"] + list(args),
                            capture_output=True, text=True, timeout=60)
@@ -88,7 +100,8 @@ class ReportTest(unittest.TestCase):
 
     def test_list(self):
         names = [l.split()[0] for l in self.report().splitlines()]
-        self.assertEqual(names, ["time_to_ready", "step_failures", "queue_health", "authors"])
+        self.assertEqual(names, ["time_to_ready", "step_failures", "queue_health", "authors",
+                                 "cost"])
         self.assertIn("no report", subprocess.run(
             [CLI, "-c", self.s.config, "report", "nope"], capture_output=True,
             text=True).stderr)
@@ -137,6 +150,19 @@ class ReportTest(unittest.TestCase):
         table = self.report("authors")
         self.assertNotIn("\x1b", table)
         self.assertIn("o'brien, jr?[31m", table)
+
+    def test_cost_cut_at_month_ends(self):
+        rows = self.rows("cost")
+        self.assertEqual(rows[0], ["period", "repo", "environments", "hours", "cost"])
+        self.assertEqual(rows[1], ["2026-11-01", "b/y", "1", "1.00", "0.25"])
+        # December: b/y's 6 h plus the open run up to now; a/x's first 2 h.
+        self.assertEqual(rows[2][:3], ["2026-12-01", "b/y", "2"])
+        self.assertGreaterEqual(float(rows[2][3]), 6 + 48)
+        self.assertEqual(rows[3], ["2026-12-01", "a/x", "1", "2.00", "1.00"])
+        # January: 2 h after the new year, then 2 h over a midnight, and
+        # the hour after a stop; the stopped two hours between cost nothing.
+        self.assertEqual(rows[4], ["2027-01-01", "a/x", "2", "5.00", "2.50"])
+        self.assertEqual(len(rows), 5, rows)
 
 
 if __name__ == "__main__":
