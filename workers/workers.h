@@ -396,6 +396,8 @@ struct github_view {
 	size_t nsteps;
 	const struct github_removed *removed; /* by kind, then name */
 	size_t nremoved;
+	/* Compute hours and cost (env_runs) once no run is open; < 0: none */
+	double compute_hours, compute_cost;
 	size_t log_lines;
 	const char *updated; /* ISO 8601 */
 };

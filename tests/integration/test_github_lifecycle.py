@@ -252,6 +252,8 @@ class GitHubLifecycleTest(unittest.TestCase):
         def stopped(v):
             self.assertEqual(v["headline"], "💤 Preview stopped")
             self.assertIn("Stopped on request", v["body"])
+            # What the compute ran and cost, once nothing runs.
+            self.assertRegex(v["body"], r"\| \*\*Compute\*\* \| \d+\.\d\d h, \$\d")
             self.assertNotIn(self.preview_url(pr), v["body"])
             self.assertEqual(v["deployments"], [(commit, "inactive")])
             self.assertEqual(v["commit"][commit], ("success",

@@ -656,8 +656,37 @@ test_comment_removed(void)
 	buf_free(&b);
 }
 
+/* The compute row: hours and cost, a small cost with four decimals; none
+ * when the caller has nothing settled to show (hours <= 0). */
+static void
+test_comment_compute(void)
+{
+	struct github_view v;
+	struct buf b = BUF_INIT;
+
+	memset(&v, 0, sizeof(v));
+	v.slug = "pr-7";
+	v.phase = "stopped";
+	v.why = WHY_STOPPED;
+	v.compute_hours = 1.5;
+	v.compute_cost = 0.0312;
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "| **Compute** | 1.50 h, $0.03 |\n") != NULL);
+	buf_reset(&b);
+	v.compute_hours = 0.25;
+	v.compute_cost = 0.005;
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "| **Compute** | 0.25 h, $0.0050 |\n") !=
+	      NULL);
+	buf_reset(&b);
+	v.compute_hours = -1;
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "Compute") == NULL);
+	buf_free(&b);
+}
+
 UNIT_MAIN(TEST(test_permission), TEST(test_repo_ok), TEST(test_base64url),
           TEST(test_jwt), TEST(test_classify), TEST(test_link),
           TEST(test_md_text), TEST(test_comment_render), TEST(test_why),
           TEST(test_deploy_steps), TEST(test_url_public),
-          TEST(test_comment_removed))
+          TEST(test_comment_removed), TEST(test_comment_compute))

@@ -430,6 +430,15 @@ github_comment_render(const struct github_view *v, struct buf *b)
 		github_md_text(b, v->approved_by, 100);
 		buf_puts(b, " |\n");
 	}
+	if (v->compute_hours > 0) {
+		/* Only with no run open, so the figure does not change
+		 * between two updates that change nothing else. */
+		buf_printf(b, "| **Compute** | %.2f h, $%.*f |\n",
+		           v->compute_hours,
+		           v->compute_cost > 0 && v->compute_cost < 0.01 ? 4
+		                                                         : 2,
+		           v->compute_cost);
+	}
 	buf_puts(b, "\n");
 	render_why(v, b);
 	render_removed(v, b);

@@ -1029,6 +1029,36 @@ removed_load(struct sync *s, struct db_rows **rows, struct github_removed **out,
 	return 0;
 }
 
+/*
+ * What the environment's compute ran and cost (env_runs, migration 016),
+ * shown only while no run is open: an open run's figure would grow
+ * between updates. Leaves -1 when there is nothing to show.
+ */
+static int
+compute_load(struct sync *s, double *hours, double *cost)
+{
+	struct db_rows *r = NULL;
+	const char *h, *c, *open;
+
+	*hours = *cost = -1;
+	if (db_query(s->w->db, &r,
+	             "SELECT SUM(TIMESTAMPDIFF(MICROSECOND, started_at, "
+	             "stopped_at)) / 3.6e9, SUM(TIMESTAMPDIFF(MICROSECOND, "
+	             "started_at, stopped_at) / 3.6e9 * hourly_price), "
+	             "SUM(stopped_at IS NULL) FROM env_runs WHERE env_id = ?",
+	             "u", s->env_id) == -1)
+		return -1;
+	h = db_rows_get(r, 0, 0);
+	c = db_rows_get(r, 0, 1);
+	open = db_rows_get(r, 0, 2);
+	if (h != NULL && c != NULL && open != NULL && strcmp(open, "0") == 0) {
+		*hours = strtod(h, NULL);
+		*cost = strtod(c, NULL);
+	}
+	db_rows_free(r);
+	return 0;
+}
+
 static int
 render(struct sync *s, struct buf *text)
 {
@@ -1101,9 +1131,10 @@ render(struct sync *s, struct buf *text)
 	v.nsteps = n;
 	v.log_lines = (size_t)s->cfg->github_comment_lines;
 	v.updated = env_get(s, E_UPDATED);
-	if (v.why == WHY_CLOSED &&
-	    removed_load(s, &removed_rows, &removed, &removed_names,
-	                 &v.nremoved) == -1) {
+	if (compute_load(s, &v.compute_hours, &v.compute_cost) == -1 ||
+	    (v.why == WHY_CLOSED &&
+	     removed_load(s, &removed_rows, &removed, &removed_names,
+	                  &v.nremoved) == -1)) {
 		rc = github_db_error(&s->gh);
 		goto out;
 	}
