@@ -1101,6 +1101,16 @@ config_warnings(const struct config *cfg, const char *name, FILE *out)
 		        "status page (loopback URLs are never sent to "
 		        "GitHub)\n",
 		        name);
+	/* Over a network, the database link is plaintext without a CA. */
+	if (cfg->db_host[0] && cfg->db_tls_ca_file[0] == '\0' &&
+	    strcmp(cfg->db_host, "127.0.0.1") != 0 &&
+	    strcmp(cfg->db_host, "::1") != 0 &&
+	    strcmp(cfg->db_host, "localhost") != 0)
+		fprintf(out,
+		        "%s: warning: database.host is set without "
+		        "database.tls_ca_file: the connection to the "
+		        "database is not encrypted\n",
+		        name);
 }
 
 int

@@ -154,6 +154,24 @@ class ConfigCheckTest(unittest.TestCase):
         finally:
             s.cleanup()
 
+    def test_database_over_the_network_without_tls_is_warned(self):
+        s = Stack("dbconf", {"database.host": "db.internal"})
+        try:
+            r = self.run_check("ephemera-workers", s.config)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            self.assertIn("warning: database.host is set without database.tls_ca_file",
+                          r.stdout)
+            s.settings["database.tls_ca_file"] = "/etc/ephemera/db-ca.pem"
+            s.write_config()
+            self.assertNotIn("warning", self.run_check("ephemera-workers", s.config).stdout)
+            # The same machine's TCP port is no network.
+            s.settings["database.host"] = "127.0.0.1"
+            del s.settings["database.tls_ca_file"]
+            s.write_config()
+            self.assertNotIn("warning", self.run_check("ephemera-workers", s.config).stdout)
+        finally:
+            s.cleanup()
+
     def test_bad_value_names_file_and_line(self):
         s = Stack("badconf")
         try:
