@@ -445,6 +445,12 @@ test_repo_settings(void)
 	        {"access_bypass = \"/webhooks/\";\n", "at most 8 paths"},
 	        {"access_bypass = [\"webhooks\"];\n", "entry 0 is not a path"},
 	        {"access_bypass = [\"/a/*/b\"];\n", "entry 0 is not a path"},
+	        {"access_bypass = [\"/webhooks/../admin\"];\n",
+	         "entry 0 is not a path"},
+	        {"access_bypass = [\"/webhooks/..\"];\n",
+	         "entry 0 is not a path"},
+	        {"access_bypass = [\"/a/./b\"];\n", "entry 0 is not a path"},
+	        {"access_bypass = [\"/a//b\"];\n", "entry 0 is not a path"},
 	        {"access_bypass = [\"/a\", \"/x y\"];\n",
 	         "entry 1 is not a path"},
 	        {"access_bypass = [\"/1\", \"/2\", \"/3\", \"/4\", \"/5\", "

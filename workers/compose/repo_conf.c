@@ -23,13 +23,21 @@ static const char *const known[] = {"compose_file", "primary_service",
 
 #define BYPASS_MAX 8
 
-/* "/webhooks/" or "/webhooks/" + "*": safe characters, a star only last. */
+/*
+ * "/webhooks/" or "/webhooks/" + "*": safe characters, a star only last,
+ * and no "." or ".." segment nor "//": the admin's rule is a prefix, and
+ * "/webhooks/../admin" would pass it while naming another path to
+ * whatever normalises it.
+ */
 static bool
 bypass_path_valid(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (s[0] != '/' || n > 200)
+	if (s[0] != '/' || n > 200 || strstr(s, "//") != NULL ||
+	    strstr(s, "/./") != NULL || strstr(s, "/../") != NULL ||
+	    (n >= 2 && strcmp(s + n - 2, "/.") == 0) ||
+	    (n >= 3 && strcmp(s + n - 3, "/..") == 0))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
