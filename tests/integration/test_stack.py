@@ -211,7 +211,13 @@ class MakeRunTest(unittest.TestCase):
             self.assertTrue(s.processes())
             # Ctrl-C: SIGINT to the whole foreground process group.
             os.killpg(p.pid, signal.SIGINT)
-            p.wait(timeout=90)
+            try:
+                p.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                s.stack("down", check=False)
+                self.fail("make run did not stop within 90 s of Ctrl-C:\n" +
+                          "".join(lines)[-3000:] + s.logs()[-3000:])
             reader.join(timeout=10)
             out = "".join(lines)
             self.assertIn("ephemera: stopped", out)

@@ -36,6 +36,8 @@ class MakeRun:
 
     def __init__(self, tree, env, args=()):
         self.out = []
+        self.tree, self.env = tree, env
+        self.forced = False  # stop() had to kill it and take the stack down
         self.p = subprocess.Popen(["make", "run", *args], cwd=tree, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, start_new_session=True)
@@ -60,8 +62,14 @@ class MakeRun:
         try:
             self.p.wait(timeout=120)
         except subprocess.TimeoutExpired:
+            # Its daemons run in their own sessions: killing make leaves
+            # them up, so the stack is taken down as run.sh would have.
             os.killpg(self.p.pid, signal.SIGKILL)
             self.p.wait()
+            self.forced = True
+            subprocess.run([os.path.join(self.tree, "scripts", "stack.sh"), "down"],
+                           cwd=self.tree, env=self.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=300)
         self.t.join(timeout=5)
 
 
@@ -149,6 +157,8 @@ class StandaloneTest(unittest.TestCase):
             self.assertIn("hello", r.text.lower())
         finally:
             run.stop()
+        self.assertFalse(run.forced, "make run did not stop within 120 s of Ctrl-C:\n" +
+                         run.text()[-3000:])
         self.assertTrue(wait_until(lambda: port_free(port), timeout=30), "still listening")
 
         # The command-line form, without the demo.
