@@ -274,6 +274,15 @@ class Stack:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
 
+def interruptible():
+    """preexec_fn for a `make run` that a test stops with Ctrl-C: SIGINT
+    back to its default. A test run started in the background by a
+    non-interactive shell (`cmd &`) inherits SIGINT ignored, and bash can
+    neither trap nor restore a signal ignored on entry, so run.sh would
+    never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_until(fn, timeout=10.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:

@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness.stack import ROOT, Stack, wait_until
+from harness.stack import ROOT, Stack, interruptible, wait_until
 
 
 class StackTest(unittest.TestCase):
@@ -195,7 +195,7 @@ class MakeRunTest(unittest.TestCase):
         env["EPHEMERA_DEMO"] = "0"
         p = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             start_new_session=True, text=True)
+                             start_new_session=True, text=True, preexec_fn=interruptible)
         lines = []
         reader = threading.Thread(target=lambda: lines.extend(p.stdout), daemon=True)
         reader.start()

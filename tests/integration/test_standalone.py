@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness.stack import ROOT, free_port, http, wait_until
+from harness.stack import ROOT, free_port, http, interruptible, wait_until
 
 SHARED = ".." + "/shared"  # spelled apart so this file does not match
 
@@ -40,7 +40,8 @@ class MakeRun:
         self.forced = False  # stop() had to kill it and take the stack down
         self.p = subprocess.Popen(["make", "run", *args], cwd=tree, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, start_new_session=True)
+                                  text=True, start_new_session=True,
+                                  preexec_fn=interruptible)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
 
