@@ -159,9 +159,17 @@ class CloudNoLeaks(CloudStackBase):
         def empty():
             inv = self.inventory()
             return inv if not any(inv.values()) else None
-        wait_until(empty, timeout=30, interval=2)
+        # 90 s: an orphaned compose may still be building under load (a
+        # clean-clone run saw two containers and their images still there
+        # after 30 s).
+        t_sweep = time.monotonic()
+        wait_until(empty, timeout=90, interval=2)
         inv = self.inventory()
-        print("inventory checked (instance %s):" % self.instance)
+        print("inventory checked (instance %s, %.0f s after the last teardown):"
+              % (self.instance, time.monotonic() - t_sweep))
         for kind, items in inv.items():
             print("  %-28s %d %s" % (kind, len(items), " ".join(items[:5])))
-        self.assertEqual({k: v for k, v in inv.items() if v}, {})
+        self.assertEqual({k: v for k, v in inv.items() if v}, {},
+                         "what the sweeps said:\n" + "".join(
+                             l + "\n" for l in self.s.log("workers").splitlines()
+                             if "orphan" in l or "sweep" in l and "level=error" in l)[-4000:])
