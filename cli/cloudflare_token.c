@@ -39,7 +39,7 @@ int
 cloudflare_command(struct config *cfg, int argc, char **argv)
 {
 	struct buf id = BUF_INIT, sec = BUF_INIT;
-	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
 	struct cf_client c;
 	int rc = 1;
 

@@ -65,7 +65,7 @@ worker_sleep(struct worker *w, int64_t ms)
 static void
 job_run(struct worker *w, struct job *job)
 {
-	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
 	double t0 = now_mono();
 
 	res.error.max = 16 * 1024;

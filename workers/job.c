@@ -236,6 +236,7 @@ enum settle_kind { SETTLE_DONE, SETTLE_REQUEUE, SETTLE_DEAD, SETTLE_RELEASE };
 struct settle {
 	const struct worker *w;
 	const struct job *job;
+	const struct job_result *res; /* NULL: the reaper's */
 	enum settle_kind kind;
 	int64_t delay_ms;
 	const char *error;
@@ -328,11 +329,8 @@ out:
 }
 
 static int
-settle_tx(struct db *db, void *arg)
+settle_change(struct db *db, struct settle *s)
 {
-	struct settle *s = arg;
-
-	s->matched = false;
 	switch (s->kind) {
 	case SETTLE_DONE:
 		if (db_exec(db,
@@ -351,6 +349,25 @@ settle_tx(struct db *db, void *arg)
 		return settle_dead(db, s);
 	}
 	return -1;
+}
+
+static bool
+settle_hooked(const struct settle *s)
+{
+	return s->res != NULL && s->res->in_settle != NULL;
+}
+
+static int
+settle_tx(struct db *db, void *arg)
+{
+	struct settle *s = arg;
+
+	s->matched = false;
+	if (settle_change(db, s) == -1)
+		return -1;
+	if (s->matched && settle_hooked(s))
+		return s->res->in_settle(db, s->w, s->job, s->res);
+	return 0;
 }
 
 /* After an ambiguous failure: did one of our statements land after all? */
@@ -385,8 +402,8 @@ settle_run(struct worker *w, struct settle *s)
 	int rc;
 
 	for (;;) {
-		/* DONE is one statement: autocommit, no transaction. */
-		if (s->kind == SETTLE_DONE)
+		/* DONE alone is one statement: autocommit, no transaction. */
+		if (s->kind == SETTLE_DONE && !settle_hooked(s))
 			rc = settle_tx(w->db, s);
 		else
 			rc = db_tx(w->db, settle_tx, s, 5);
@@ -418,7 +435,7 @@ int
 job_settle(struct worker *w, const struct job *job,
            const struct job_result *res)
 {
-	struct settle s = {w, job, SETTLE_DONE, 0, NULL, false, false};
+	struct settle s = {w, job, res, SETTLE_DONE, 0, NULL, false, false};
 	const struct config *cfg = w->cfg;
 
 	if (res->outcome != JOB_DONE)
@@ -471,7 +488,7 @@ job_settle(struct worker *w, const struct job *job,
 int
 job_release(struct worker *w, const struct job *job)
 {
-	struct settle s = {w, job, SETTLE_RELEASE, 0, NULL, false, false};
+	struct settle s = {w, job, NULL, SETTLE_RELEASE, 0, NULL, false, false};
 	char why[192];
 
 	snprintf(why, sizeof(why), "released at shutdown by %s", w->id);
@@ -486,7 +503,7 @@ job_release(struct worker *w, const struct job *job)
 int
 job_rescue(struct worker *w, const struct job *job, const char *holder)
 {
-	struct settle s = {w, job, SETTLE_REQUEUE, 0, NULL, true, false};
+	struct settle s = {w, job, NULL, SETTLE_REQUEUE, 0, NULL, true, false};
 	const struct config *cfg = w->cfg;
 	char why[192];
 

@@ -58,30 +58,22 @@ noop_sleep(struct worker *w, const struct job *job, const struct noop_args *a)
 }
 
 /*
- * Records this execution. A lost connection is retried for up to a minute
- * (the insert may have landed before the server went away, and giving up
- * would run the job again): INSERT IGNORE on (job, lease) makes the retry
- * harmless, and the reaper leaves leases alone just after a restart.
+ * Records this execution, inside the settling transaction (job_result's
+ * in_settle): the record commits with the job's new state under our lease
+ * or not at all. A worker cut off from the database whose job was rescued
+ * meanwhile is fenced out of both, so a second row for a job is a real
+ * second execution, never a stale one.
  */
 static int
-noop_record(struct worker *w, const struct job *job, double started)
+noop_record(struct db *db, const struct worker *w, const struct job *job,
+            const struct job_result *res)
 {
-	double deadline = now_mono() + 60;
-
-	for (;;) {
-		if (db_exec(w->db,
-		            "INSERT IGNORE INTO noop_runs (job_id, env_id, "
-		            "lease_token, worker, attempt, started_at) VALUES "
-		            "(?, NULLIF(?, 0), ?, ?, ?, FROM_UNIXTIME(?))",
-		            "uussid", job->id, job->env_id, job->lease_token,
-		            w->id, (int64_t)job->attempts, started) == 0)
-			return 0;
-		if ((db_error(w->db) != DB_GONE &&
-		     db_error(w->db) != DB_RETRY) ||
-		    now_mono() > deadline || worker_interrupted(w))
-			return -1;
-		usleep(100 * 1000);
-	}
+	return db_exec(db,
+	               "INSERT INTO noop_runs (job_id, env_id, lease_token, "
+	               "worker, attempt, started_at) VALUES (?, NULLIF(?, 0), "
+	               "?, ?, ?, FROM_UNIXTIME(?))",
+	               "uussid", job->id, job->env_id, job->lease_token, w->id,
+	               (int64_t)job->attempts, res->started);
 }
 
 void
@@ -89,8 +81,8 @@ noop_run(struct worker *w, const struct job *job, struct job_result *res)
 {
 	json_object *root = NULL;
 	struct noop_args a;
-	double started = now_real();
 
+	res->started = now_real();
 	if (job->payload != NULL)
 		root = json_tokener_parse(job->payload);
 	noop_parse(root, &a);
@@ -112,11 +104,8 @@ noop_run(struct worker *w, const struct job *job, struct job_result *res)
 		res->retry_after_ms = a.retry_after_ms;
 		buf_puts(&res->error, a.retry);
 	}
-	if (a.record && noop_record(w, job, started) == -1) {
-		res->outcome = JOB_RETRY;
-		buf_reset(&res->error);
-		buf_puts(&res->error, "noop: could not record the run");
-	}
+	if (a.record)
+		res->in_settle = noop_record;
 out:
 	json_object_put(root);
 }

@@ -80,7 +80,7 @@ log_last(const struct buf *log, size_t bytes)
 enum deploy_rc
 deploy_clone_token(struct deploy *d, struct buf *token)
 {
-	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
 	enum deploy_rc rc = DEPLOY_OK;
 
 	if (!d->w->cfg->github_enabled || (d->admin && d->admin->source))

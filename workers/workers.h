@@ -67,6 +67,15 @@ struct job_result {
 	enum job_outcome outcome;
 	int64_t retry_after_ms; /* JOB_RETRY: 0 means use the backoff */
 	struct buf error;       /* why, for JOB_RETRY and JOB_FAIL */
+	/*
+	 * A write that must commit with the settling or not at all: run in
+	 * the settling transaction once the job's row changed under our
+	 * lease, so a worker fenced out (its lease rescued while it was cut
+	 * off) writes nothing. noop's record of its run.
+	 */
+	int (*in_settle)(struct db *, const struct worker *,
+	                 const struct job *, const struct job_result *);
+	double started; /* wall clock, when the handler began */
 };
 
 typedef void (*job_handler)(struct worker *, const struct job *,

@@ -370,8 +370,14 @@ class StepTest(unittest.TestCase):
                        ("heartbeat", jid, stale)):
             self.assertEqual(self.s.driver(*action), "lost", action)
             self.assertEqual(self.s.job(jid)[:2], ("running", "2"), action)
-        self.assertEqual(self.s.driver("settle", jid, fresh, "done"), "ok")
+        # Nor can its handler's own write land (noop's record commits
+        # with the settling): a cut-off worker that comes back has run
+        # nothing as far as the database knows.
+        self.assertEqual(self.s.driver("run", jid, stale), "lost")
+        self.assertEqual(self.s.runs(jid), 0)
+        self.assertEqual(self.s.driver("run", jid, fresh), "ok")
         self.assertEqual(self.s.job(jid)[0], "done")
+        self.assertEqual(self.s.runs(jid), 1)
         # Settled is settled: the same token cannot settle it again.
         self.assertEqual(self.s.driver("settle", jid, fresh, "fail"), "lost")
         self.assertEqual(self.s.job(jid)[0], "done")

@@ -38,7 +38,7 @@ static int
 fail(const struct aws_error *e)
 {
 	static const char *const outcomes[] = {"done", "retry", "fail"};
-	struct job_result r = {JOB_DONE, 0, BUF_INIT};
+	struct job_result r = {.outcome = JOB_DONE, .error = BUF_INIT};
 
 	printf("error action=%s kind=%s code=%s status=%ld message=%s\n",
 	       e->action[0] ? e->action : "-", aws_error_kind_name(e->kind),

@@ -25,7 +25,7 @@ err(enum aws_error_kind k, const char *svc, const char *action,
 static void
 test_outcomes(void)
 {
-	struct job_result r = {JOB_DONE, 0, BUF_INIT};
+	struct job_result r = {.outcome = JOB_DONE, .error = BUF_INIT};
 	struct aws_error e;
 
 	e = err(AWS_THROTTLED, "ec2", "RunInstances", "RequestLimitExceeded");

@@ -80,7 +80,7 @@ static void
 test_unknown_kind(void)
 {
 	struct job job;
-	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
 
 	memset(&job, 0, sizeof(job));
 	memcpy(job.kind, "frobnicate", 11);

@@ -441,7 +441,7 @@ static enum deploy_rc
 deploy_aws_fail(struct deploy *d, const struct aws_error *err,
                 double since_launch)
 {
-	struct job_result res = {JOB_DONE, 0, BUF_INIT};
+	struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
 	enum deploy_rc rc;
 
 	aws_outcome(err, d->job ? d->job->attempts : 1, since_launch,
