@@ -73,8 +73,8 @@ struct job_result {
 	 * lease, so a worker fenced out (its lease rescued while it was cut
 	 * off) writes nothing. noop's record of its run.
 	 */
-	int (*in_settle)(struct db *, const struct worker *,
-	                 const struct job *, const struct job_result *);
+	int (*in_settle)(struct db *, const struct worker *, const struct job *,
+	                 const struct job_result *);
 	double started; /* wall clock, when the handler began */
 };
 

@@ -81,7 +81,8 @@ cmd_run(struct worker *w, long n, const char *iso, bool inject)
 	if (isolation_set(w->db, iso) == -1)
 		return 1;
 	while (ran < n && now_mono() - idle_since < 2.0) {
-		struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
+		struct job_result res = {.outcome = JOB_DONE,
+		                         .error = BUF_INIT};
 		enum claim_result c;
 
 		if (inject && random() % 3 == 0) {
@@ -176,7 +177,8 @@ cmd_step(struct worker *w, int argc, char **argv)
 		return 2;
 	}
 	if (strcmp(argv[0], "settle") == 0 && argc == 4) {
-		struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
+		struct job_result res = {.outcome = JOB_DONE,
+		                         .error = BUF_INIT};
 
 		if (strcmp(argv[3], "retry") == 0)
 			res.outcome = JOB_RETRY;
@@ -187,7 +189,8 @@ cmd_step(struct worker *w, int argc, char **argv)
 		buf_free(&res.error);
 	} else if (strcmp(argv[0], "run") == 0) {
 		/* The handler runs and settles as this holder (noop records). */
-		struct job_result res = {.outcome = JOB_DONE, .error = BUF_INIT};
+		struct job_result res = {.outcome = JOB_DONE,
+		                         .error = BUF_INIT};
 
 		dispatch_run(w, &job, &res);
 		rc = job_settle(w, &job, &res);
