@@ -31,7 +31,7 @@ objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 
 PROGS := ephemera-fcgi ephemera-workers ephemera
 
-.PHONY: all asan run test test-unit test-integration test-cloud bench fuzz sigv4-suite \
+.PHONY: all asan run test test-unit test-integration test-cloud test-cluster bench fuzz sigv4-suite \
 	check-style format clean deps
 
 all: $(addprefix bin/,$(PROGS))
@@ -107,6 +107,13 @@ test-cloud: all asan
 	@python3 tests/run.py --suite cloud
 
 test: test-cloud
+
+# Worker hosts in network namespaces against one database host
+# (tests/harness/cluster.py): drains, a host cut off, a SIGKILL soak.
+test-cluster: all asan
+	@python3 tests/run.py --suite cluster
+
+test: test-cluster
 
 bench: all
 	@bench/run.sh

@@ -15,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
 sys.path.insert(0, os.path.join(HERE, "cloud"))
+sys.path.insert(0, os.path.join(HERE, "cluster"))
 
 
 class Result(unittest.TextTestResult):
