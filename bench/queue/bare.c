@@ -8,6 +8,10 @@
  *
  *   bare SOCKET loop        claim + record + ack until the queue is idle
  *   bare SOCKET enqueue N WAKE_SOCKET   N jobs, 5-30 ms apart, nudging
+ *
+ * SOCKET may be tcp:HOST:PORT (bench/cluster's worker hosts): then TLS
+ * with the CA in $BARE_TLS_CA, as $BARE_USER with the password in the
+ * file $BARE_PASSWORD_FILE, as the workers connect.
  */
 #define _GNU_SOURCE
 #include <mysql.h>
@@ -89,6 +93,8 @@ run_loop(void)
 		        token, getpid(), id);
 		q(sql);
 		q("COMMIT");
+		/* The record commits with the ack, as noop's does (in_settle). */
+		q("START TRANSACTION");
 		snprintf(sql, sizeof(sql),
 		         "INSERT IGNORE INTO noop_runs (job_id, lease_token, "
 		         "worker, attempt, started_at) VALUES (%llu, '%s', "
@@ -129,6 +135,32 @@ run_enqueue(long n, const char *wake)
 	return 0;
 }
 
+/* tcp:HOST:PORT with TLS, or a unix socket path. */
+static MYSQL *
+connect_to(const char *where)
+{
+	char host[256], pw[256] = "";
+	const char *ca = getenv("BARE_TLS_CA"), *pwf = getenv("BARE_PASSWORD_FILE");
+	const char *user = getenv("BARE_USER");
+	unsigned port = 0;
+	my_bool verify = 1;
+	FILE *f;
+
+	if (strncmp(where, "tcp:", 4) != 0)
+		return mysql_real_connect(db, NULL, "root", NULL, "ephemera", 0,
+		                          where, CLIENT_FOUND_ROWS);
+	if (sscanf(where + 4, "%255[^:]:%u", host, &port) != 2 || !ca ||
+	    !user || !pwf || (f = fopen(pwf, "r")) == NULL)
+		return NULL;
+	if (fgets(pw, sizeof(pw), f) != NULL)
+		pw[strcspn(pw, "\r\n")] = '\0';
+	fclose(f);
+	mysql_options(db, MYSQL_OPT_SSL_CA, ca);
+	mysql_options(db, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+	return mysql_real_connect(db, host, user, pw, "ephemera", port, NULL,
+	                          CLIENT_FOUND_ROWS);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -146,8 +178,7 @@ main(int argc, char **argv)
 	 */
 	mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
 	mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
-	if (mysql_real_connect(db, NULL, "root", NULL, "ephemera", 0, argv[1],
-	                       CLIENT_FOUND_ROWS) == NULL) {
+	if (connect_to(argv[1]) == NULL) {
 		fprintf(stderr, "bare: connect: %s\n", mysql_error(db));
 		return 1;
 	}
