@@ -158,6 +158,7 @@ static const struct setting settings[] = {
             "cloudflare/cloudflared:2025.4.0"),
         BOOL("cloudflare.access", cf_access, true),
         STR("cloudflare.access_service_token_file", cf_access_token_file, ""),
+        INT("cloudflare.timeout_seconds", cf_timeout, 30, 1, 600),
 
         STR("status.clock", status_clock, ""),
         INT("status.refresh_seconds", status_refresh_seconds, 10, 0, 3600),

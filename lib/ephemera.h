@@ -277,6 +277,7 @@ struct config {
 	 * `ephemera cloudflare service-token` writes: the ready check gets
 	 * through login to the preview itself. */
 	char *cf_access_token_file;
+	int64_t cf_timeout; /* seconds per API request */
 
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;

@@ -222,6 +222,7 @@ struct github_response {
 	int64_t ratelimit_reset;     /* epoch seconds; 0: absent */
 	int64_t retry_after;         /* seconds; -1: absent */
 	char *link;                  /* Link header or NULL */
+	const char *transport_error; /* status 0: curl's reason (static) */
 };
 
 void github_response_init(struct github_response *);

@@ -140,7 +140,8 @@ static MYSQL *
 connect_to(const char *where)
 {
 	char host[256], pw[256] = "";
-	const char *ca = getenv("BARE_TLS_CA"), *pwf = getenv("BARE_PASSWORD_FILE");
+	const char *ca = getenv("BARE_TLS_CA"),
+	           *pwf = getenv("BARE_PASSWORD_FILE");
 	const char *user = getenv("BARE_USER");
 	unsigned port = 0;
 	my_bool verify = 1;

@@ -33,7 +33,9 @@ API (on --port), every answer in the envelope
   blocks every matching request for S seconds with HTTP 429, a Retry-After
   header and the recorded body (code 10100); {"status": 5xx, "count": n}
   fails the next n matching requests; {"delay_after": S} carries out the
-  request, then waits (to kill a client between the call and its record).
+  request, then waits (to kill a client between the call and its record);
+  {"truncate": true} carries it out and cuts the answer short. With
+  "each": true a fault hits the first call of each kind only (faults.py).
   A fault applies to its "method" if given, and to paths holding "match",
   or found by the regex "pattern" instead.
 - Error codes not in the fixtures (1022, 1056, 7003, 81044, 81053, 9005)
@@ -75,6 +77,8 @@ import time
 import uuid
 
 from flask import Flask, Response, request
+
+from faults import first_of_each, truncate
 
 PERM_IMPLIES = {"Edit": ["Edit", "Read"], "Read": ["Read"]}
 LOGIN = "https://ephemera-test.cloudflareaccess.com/cdn-cgi/access/login/"
@@ -188,7 +192,8 @@ def make_api(st):
                                 "throttling your request speed",
                                 headers={"Retry-After": str(max(1, wait))})
             for f in st.faults:
-                if f["count"] > 0 and fault_matches(f):
+                if f["count"] > 0 and f.get("status") and fault_matches(f) and \
+                        first_of_each(f, request.method, request.path):
                     if f.get("status") == 429:
                         f["count"] -= 1
                         st.blocked.append((now + f["retry_after"], f.get("match", "")))
@@ -196,9 +201,8 @@ def make_api(st):
                                     "seconds reached. Please wait and consider "
                                     "throttling your request speed",
                                     headers={"Retry-After": str(f["retry_after"])})
-                    if f.get("status"):
-                        f["count"] -= 1
-                        return fail(f["status"], 1000, "Internal fault (injected)")
+                    f["count"] -= 1
+                    return fail(f["status"], 1000, "Internal fault (injected)")
         auth = request.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else None
         with st.lock:
@@ -231,8 +235,12 @@ def make_api(st):
         d = 0
         with st.lock:
             for f in st.faults:
-                if f.get("delay_after") and f["count"] > 0 and fault_matches(f):
+                if (f.get("delay_after") or f.get("truncate")) and f["count"] > 0 and \
+                        (not f.get("each") or resp.status_code < 300) and fault_matches(f) and \
+                        first_of_each(f, request.method, request.path):
                     f["count"] -= 1
+                    if f.get("truncate"):
+                        return truncate(resp)
                     d = f["delay_after"]
                     break
         if d:
@@ -641,6 +649,18 @@ def make_api(st):
             for a in st.apps.values():
                 a["created_at"] = older(a["created_at"])
         return envelope({"ok": True})
+
+    @app.post("/_fake/fault/clear")
+    def fake_fault_clear():
+        with st.lock:
+            st.faults[:] = []
+            st.blocked[:] = []
+        return envelope({"ok": True})
+
+    @app.get("/_fake/faults")
+    def fake_faults():
+        with st.lock:
+            return envelope(json.loads(json.dumps(st.faults)))
 
     @app.post("/_fake/reset")
     def fake_reset():

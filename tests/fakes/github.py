@@ -20,7 +20,10 @@ Behaviours (what the tests rely on):
   (5xx), every token expiring just before the request, the primary
   rate limit (403 + x-ratelimit-remaining 0 + reset),
   the secondary limit (403 + Retry-After), or a delay after a request has
-  been carried out (to kill a client between "created" and "recorded").
+  been carried out (to kill a client between "created" and "recorded"),
+  or a carried-out request's answer cut short ("kind": "truncate").
+  With "each": true a fault hits the first call of each kind only
+  (faults.py), so a whole lifecycle meets it once at every step.
 - Git over smart HTTP (`/{owner}/{repo}.git/...`, fetch only) for the
   repositories given in /_fake/config `git`, as GitHub serves private
   repositories to an App: HTTP Basic with an installation token as the
@@ -47,6 +50,8 @@ import threading
 import time
 
 from cryptography.hazmat.primitives import hashes, serialization
+
+from faults import first_of_each, truncate
 from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Flask, Response, request
 
@@ -148,6 +153,8 @@ def make_app(state):
                     continue
                 if not re.search(f["path"], request.path):
                     continue
+                if not first_of_each(f, request.method, request.path):
+                    continue
                 f["times"] -= 1
                 f["hits"] = f.get("hits", 0) + 1
                 headers = dict(f.get("headers", {}))
@@ -184,8 +191,12 @@ def make_app(state):
                     continue
                 if not re.search(f["path"], request.path) or resp.status_code >= 300:
                     continue
+                if not first_of_each(f, request.method, request.path):
+                    continue
                 f["times"] -= 1
                 f["hits"] = f.get("hits", 0) + 1
+                if f.get("kind") == "truncate":
+                    return truncate(resp)
                 delay = f.get("delay", 30)
         if delay:
             time.sleep(delay)
@@ -610,6 +621,12 @@ def make_app(state):
         req.setdefault("times", 1)
         with state.lock:
             state.faults.append(req)
+        return ok({})
+
+    @app.post("/_fake/fault/clear")
+    def fake_fault_clear():
+        with state.lock:
+            state.faults[:] = []
         return ok({})
 
     @app.post("/_fake/expire_tokens")

@@ -14,7 +14,6 @@
 /* An API token is 40 characters; anything near this cap is not one. */
 #define CF_TOKEN_MAX 4096
 #define CF_BODY_MAX (8u * 1024 * 1024)
-#define CF_TIMEOUT 30L
 
 static char *
 token_read(const char *path, struct buf *why)
@@ -92,7 +91,7 @@ cf_call(struct cf_client *c, const char *method, const char *path,
 	cf_reply_free(r);
 	cf_reply_init(r);
 	if (cf_http_request(method, buf_str(&url), c->token, body, NULL, NULL,
-	                    CF_TIMEOUT, &r->status, &raw,
+	                    (long)c->cfg->cf_timeout, &r->status, &raw,
 	                    &r->retry_after) == -1) {
 		buf_puts(&r->message, buf_str(&raw));
 	} else if (cf_reply_parse(r, raw.data ? raw.data : "", raw.len) == -1) {

@@ -169,6 +169,8 @@ github_message(const struct github_response *r, struct buf *out)
 {
 	struct json_object *o = github_json(r), *m;
 
+	if (r->status == 0 && r->transport_error != NULL)
+		buf_printf(out, "no answer (%s)", r->transport_error);
 	if (o != NULL && json_object_object_get_ex(o, "message", &m))
 		buf_puts(out, json_object_get_string(m));
 	json_object_put(o);

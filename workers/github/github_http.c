@@ -162,6 +162,7 @@ github_http_request(const char *method, const char *url, const char *bearer,
 		log_warn("github_http", "method=%s url=%s error=%s", method,
 		         log_q(url), log_q(curl_easy_strerror(cc)));
 		r->status = 0;
+		r->transport_error = curl_easy_strerror(cc);
 		goto out;
 	}
 	curl_easy_getinfo(http_handle, CURLINFO_RESPONSE_CODE, &r->status);

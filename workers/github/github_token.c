@@ -146,7 +146,13 @@ token_fetch(struct github *gh, const char *scope, struct token_slot *out)
 		gh->stop = GH_RETRY;
 		gh->retry_ms = retry_ms;
 		buf_reset(&gh->error);
-		buf_printf(&gh->error, "installation token: %ld", res.status);
+		if (res.status == 0 && res.transport_error != NULL)
+			buf_printf(&gh->error,
+			           "installation token: no answer (%s)",
+			           res.transport_error);
+		else
+			buf_printf(&gh->error, "installation token: %ld",
+			           res.status);
 		goto out;
 	}
 	if (v != GH_OK) {
