@@ -169,6 +169,7 @@ static const struct setting settings[] = {
         STR("aws.endpoint_url", aws_endpoint_url, ""),
         STR("aws.credentials_file", aws_credentials_file, ""),
         STR("aws.profile", aws_profile, "default"),
+        INT("aws.timeout_seconds", aws_timeout, 30, 1, 600),
         STR("ec2.ami", ec2_ami, ""),
         STR("ec2.launch_template", ec2_launch_template, ""),
         STR("ec2.instance_types", ec2_instance_types, "t3.small"),

@@ -254,6 +254,7 @@ struct config {
 	char *aws_endpoint_url;     /* "": the real regional endpoints */
 	char *aws_credentials_file; /* "": skip the shared file */
 	char *aws_profile;
+	int64_t aws_timeout; /* seconds per API request */
 	char *ec2_ami;
 	char *ec2_launch_template; /* id "lt-..." or name */
 	char *ec2_instance_types;  /* "t3.small,t3a.small": first preferred */

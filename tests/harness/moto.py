@@ -161,6 +161,9 @@ class FaultProxy:
         # .after(svc, action, params, status, body) -> None or (status,
         # body) replacing moto's answer (harness.instances)
         self.observer = None
+        # {"kinds": [...], "seen": {}}: the first call of each (service,
+        # action) meets the next kind in turn (each_fault).
+        self.each = None
         self.lock = threading.Lock()
         proxy = self
 
@@ -181,7 +184,10 @@ class FaultProxy:
                     if fault:
                         fault.times -= 1
                     mutate, proxy.mutate = proxy.mutate, None
-                if fault:
+                    kind = proxy.each_kind(svc, action) if not fault else None
+                if kind in ("500", "throttle"):
+                    status, resp, ctype = aws_error(svc, kind)
+                elif fault:
                     status, resp, ctype = fault.status, fault.body, fault.ctype
                 else:
                     if mutate:
@@ -198,11 +204,32 @@ class FaultProxy:
                         status, resp = replaced
                 with proxy.lock:
                     proxy.records.append((svc, action, params, status, resp))
+                if kind == "slow":
+                    # The client has given up by the time this answers.
+                    time.sleep(proxy.each["delay"])
+                    self.close_connection = True
+                    try:
+                        self.send_error(504)
+                    except OSError:
+                        pass
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(resp)))
+                if kind == "truncated":
+                    # Carried out, its answer cut short: half the body
+                    # under the whole body's length, then the connection
+                    # closes.
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(resp[:len(resp) // 2])
+                    self.close_connection = True
+                    return
                 self.end_headers()
-                self.wfile.write(resp)
+                try:
+                    self.wfile.write(resp)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout it was given)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -210,12 +237,40 @@ class FaultProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def each_kind(self, svc, action):
+        """Under self.lock: the fault kind this call meets, if it is the
+        first of its (service, action) since `each` was set."""
+        if not self.each or (svc, action) in self.each["seen"]:
+            return None
+        kinds = self.each["kinds"]
+        kind = kinds[len(self.each["seen"]) % len(kinds)]
+        self.each["seen"][(svc, action)] = kind
+        return kind
+
     def actions(self):
         return [r[1] for r in self.records]
 
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def aws_error(svc, kind):
+    """(status, body, content type) of AWS's answer for an internal error
+    or throttling: EC2's query API answers XML (RequestLimitExceeded is
+    503), SSM's JSON API answers 500 InternalServerError or 400
+    ThrottlingException."""
+    if svc == "ssm":
+        status, code = (500, "InternalServerError") if kind == "500" else \
+            (400, "ThrottlingException")
+        body = json.dumps({"__type": code, "message": "injected %s" % kind}).encode()
+        return status, body, "application/x-amz-json-1.1"
+    status, code = (500, "InternalError") if kind == "500" else (503, "RequestLimitExceeded")
+    body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>"
+            "<Code>%s</Code><Message>injected %s</Message></Error></Errors>"
+            "<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+            % (code, kind)).encode()
+    return status, body, "text/xml"
 
 
 def moto_behind_proxy():

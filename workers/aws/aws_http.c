@@ -36,7 +36,7 @@ aws_client_init(struct aws_client *c, const struct config *cfg)
 {
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
-	c->timeout = 30;
+	c->timeout = cfg->aws_timeout;
 }
 
 void
