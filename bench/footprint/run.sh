@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# bench/footprint - how small the control plane is: RSS (and PSS, which
+# counts pages the forked processes share once) of the fcgi-app and the 8
+# workers, idle and under a webhook load (wrk, 32 connections), and their
+# CPU over an idle minute, beside MariaDB's and nginx's; printed against
+# issue 20's goals. Not a pass/fail test.
+#   BENCH_IDLE_SECONDS=60 BENCH_SECONDS=10 bench/footprint/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || {
+	echo "footprint: wrk is not installed (scripts/deps.sh --test)" >&2
+	exit 1
+}
+make -s all >/dev/null
+exec python3 bench/footprint/footprint.py
