@@ -20,29 +20,21 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harness.cluster import DB_PORT, Cluster, have_netns  # noqa: E402
-from harness.stack import wait_until  # noqa: E402
+from harness.stack import cpu_seconds, wait_until  # noqa: E402
 
 BARE = os.path.join(ROOT, "build", "bench", "queue_bare")
 JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 PER_HOST = 4
-TICK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count()
 STATUS = ("Questions", "Innodb_data_fsyncs", "Innodb_row_lock_waits",
           "Innodb_row_lock_time")
 
 
-def proc_cpu(pid):
-    """Seconds of CPU a process has used (user + system)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def machine_busy():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return (sum(v) - v[3] - v[4]) / TICK  # all but idle and iowait
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
 class Probe:
@@ -56,7 +48,7 @@ class Probe:
         st = dict((k, int(v)) for k, v in self.c.sql(
             "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
             "WHERE VARIABLE_NAME IN (%s)" % ",".join("'%s'" % s.upper() for s in STATUS)))
-        return (time.monotonic(), proc_cpu(self.pid), machine_busy(),
+        return (time.monotonic(), cpu_seconds([self.pid]), machine_busy(),
                 {k: st.get(k.upper(), 0) for k in STATUS})
 
     def delta(self, a, b, jobs):

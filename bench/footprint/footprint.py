@@ -20,11 +20,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from harness.stack import Stack  # noqa: E402
+from harness.stack import Stack, cpu_seconds as cpu  # noqa: E402
 
 IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "60"))
 LOAD = int(os.environ.get("BENCH_SECONDS", "10"))
-TICK = os.sysconf("SC_CLK_TCK")
 GOALS = {"idle": 40.0, "load": 60.0}  # MB, fcgi-app + workers together
 
 
@@ -57,18 +56,6 @@ def mem(pids):
         except OSError:
             pass
     return rss / 1024, pss / 1024
-
-
-def cpu(pids):
-    t = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                st = f.read().rsplit(")", 1)[1].split()
-            t += int(st[11]) + int(st[12])
-        except OSError:
-            pass
-    return t / TICK
 
 
 def groups(s):

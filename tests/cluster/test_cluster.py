@@ -11,8 +11,8 @@ import threading
 import time
 import unittest
 
-from harness.cluster import Cluster, alive, have_netns
-from harness.stack import wait_until
+from harness.cluster import Cluster, have_netns
+from harness.stack import alive, wait_until
 
 SETTINGS = {
     "workers.count": 4,

@@ -21,21 +21,13 @@ import subprocess
 import time
 
 from harness.dbtls import make_ca, make_server_cert, readme_grants, secret_file
-from harness.stack import STACK, Stack, wait_until
+from harness.stack import STACK, Stack, alive, wait_until
 
 DB_PORT = 3306
 
 
 def ip(*args, check=True):
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Host:

@@ -274,6 +274,30 @@ class Stack:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
 
+def alive(pid):
+    """Running, not a zombie (an exited child not yet reaped is no
+    longer alive, though kill -0 still finds it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cpu_seconds(pids):
+    """CPU time (user + system) the processes have used so far; a process
+    gone meanwhile counts nothing."""
+    t = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            t += int(st[11]) + int(st[12])
+        except OSError:
+            pass
+    return t / os.sysconf("SC_CLK_TCK")
+
+
 def interruptible():
     """preexec_fn for a `make run` that a test stops with Ctrl-C: SIGINT
     back to its default. A test run started in the background by a

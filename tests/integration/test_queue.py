@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from harness.stack import ROOT, Stack, wait_until
+from harness.stack import ROOT, Stack, alive, wait_until
 
 DRIVER = os.path.join(ROOT, "build", "asan", "tests", "tools", "queue_driver")
 EPHEMERA = os.path.join(ROOT, "build", "asan", "bin", "ephemera")
@@ -39,14 +39,6 @@ def stamp(ts):
 
 def idlist(ids):
     return ",".join(str(int(i)) for i in ids)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class QueueStack(Stack):
