@@ -280,6 +280,10 @@ struct index_view {
 void env_list_html(const struct index_view *, struct buf *);
 void page_index_get(struct app *, const struct request *, struct response *);
 
+/* ---- page_wake.c: an idle-stopped preview's visitors -------------------- */
+
+void page_wake_get(struct app *, const struct request *, struct response *);
+
 /* ---- page_env.c --------------------------------------------------------- */
 
 void env_page_html(const struct env_view *, const struct build_list *,

@@ -23,6 +23,9 @@ static const struct route routes[] = {
         {"GET", "/api/v1/environments/", true, api_environment_get},
         {"GET", "/api/v1/jobs", false, api_jobs_get},
         {"POST", "/webhook", false, webhook_post},
+        /* Only waking routes pass this path (site.conf does not). */
+        {"GET", "/_wake", false, page_wake_get},
+        {"POST", "/_wake", false, page_wake_get},
 };
 
 int

@@ -129,6 +129,7 @@ static const struct setting settings[] = {
         INT("environments.max_running", env_max_running, 10, 1, 10000),
         INT("environments.idle_stop_minutes", env_idle_stop_minutes, 240, 0,
             525600),
+        BOOL("environments.wake_on_visit", env_wake_on_visit, true),
         DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
         INT("environments.max_services", env_max_services, 20, 1, 200),
         BOOL("environments.allow_build", env_allow_build, true),

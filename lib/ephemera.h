@@ -228,6 +228,7 @@ struct config {
 	char *preview_domain;
 	int64_t env_max_running;
 	int64_t env_idle_stop_minutes;
+	bool env_wake_on_visit;
 	double env_hourly_price;
 	int64_t env_max_services;
 	bool env_allow_build;
@@ -412,6 +413,16 @@ bool supervisor_stopping(void);
 void supervisor_child_signals(void (*on_stop)(void));
 /* In a child: how many TERMs arrived (a second one means "hurry"). */
 int supervisor_term_count(void);
+
+/*
+ * Stopped by the idle sweep, and its PR unchanged since (a draft, a label
+ * or a push is the PR's own decision, and a visit must not undo it):
+ * 017_wake.sql's meaning in SQL, for the workers and the waking page
+ * alike.
+ */
+#define ENV_IDLE_STOPPED                                                       \
+	"(desired = 'stopped' AND idle_stopped_at IS NOT NULL AND "            \
+	"last_delivery_id <=> idle_stop_delivery)"
 
 /* ---- queue.c: the jobs table (docs/architecture.md section 3) ---------
  *

@@ -24,7 +24,8 @@ env_load(struct db *db, uint64_t id, struct env *e)
 	if (db_query(db, &r,
 	             "SELECT id, repo, pr, slug, desired, desired_sha, phase, "
 	             "deployed_sha, attempted_sha, clone_url, url, "
-	             "installation_id, trusted FROM environments WHERE id = ?",
+	             "installation_id, trusted, " ENV_IDLE_STOPPED
+	             " FROM environments WHERE id = ?",
 	             "u", id) == -1)
 		return -1;
 	if (db_rows_count(r) == 0) {
@@ -45,6 +46,8 @@ env_load(struct db *db, uint64_t id, struct env *e)
 	if (db_rows_get(r, 0, 11))
 		parse_uint64(db_rows_get(r, 0, 11), &e->installation_id);
 	e->trusted = db_rows_get(r, 0, 12) && db_rows_get(r, 0, 12)[0] == '1';
+	e->idle_stopped =
+	        db_rows_get(r, 0, 13) && db_rows_get(r, 0, 13)[0] == '1';
 	rc = 0;
 out:
 	db_rows_free(r);

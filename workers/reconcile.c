@@ -760,6 +760,10 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	                    : step == STEP_HOLD ? "awaiting_approval"
 	                                        : "destroyed";
 	struct removal report, *rm = NULL;
+	/* An idle stop keeps the hostname: the route turns to the waking
+	 * page first, so no visit meets a dead app. */
+	bool sleep = step == STEP_STOP && e->idle_stopped && exposure->sleep &&
+	             w->cfg->env_wake_on_visit;
 	int rc = -1;
 
 	/* Only a destroy is reported on the PR (a stop keeps everything). A
@@ -775,15 +779,18 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	}
 	if (env_phase_set(w->db, e->id, during, NULL) == -1)
 		goto out;
-	if (!exposure->unroute_after_compute &&
-	    exposure->unroute(w, job, e->slug, rm, &res->error,
-	                      &res->retry_after_ms) == -1)
+	if (sleep) {
+		if (exposure->sleep(w, job, e->slug, &res->error) == -1)
+			goto out;
+	} else if (!exposure->unroute_after_compute &&
+	           exposure->unroute(w, job, e->slug, rm, &res->error,
+	                             &res->retry_after_ms) == -1)
 		goto out;
 	if ((step == STEP_STOP ? compute->stop(w, job, e->slug, &res->error)
 	                       : compute->destroy(w, job, e->slug, rm,
 	                                          &res->error)) == -1)
 		goto out;
-	if (exposure->unroute_after_compute &&
+	if (exposure->unroute_after_compute && !sleep &&
 	    exposure->unroute(w, job, e->slug, rm, &res->error,
 	                      &res->retry_after_ms) == -1)
 		goto out;

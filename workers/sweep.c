@@ -6,8 +6,9 @@
  * one at a time per environment:
  *
  *  - idle stop: a running environment with no push, deploy or command for
- *    environments.idle_stop_minutes, and no `/preview keep`, is asked to
- *    stop; the next push or `/preview deploy` starts it again;
+ *    environments.idle_stop_minutes, no visit its exposure saw, and no
+ *    `/preview keep`, is asked to stop; the next push, `/preview deploy`
+ *    or (where the exposure can) a visit starts it again;
  *  - converge: an environment that should be stopped or destroyed but is
  *    not, and has no job to get it there (its teardown died while Docker
  *    was down, say), gets a reconcile; so does one whose deploy job died
@@ -22,6 +23,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "workers.h"
 
@@ -58,9 +60,12 @@ idle_stop_tx(struct db *db, void *arg)
 	struct env_tx *t = arg;
 
 	t->changed = false;
+	/* idle_stopped_at and idle_stop_delivery make it wakeable by a
+	 * visit (017_wake.sql); no other stop sets them. */
 	if (db_exec(db,
-	            "UPDATE environments SET desired = 'stopped' WHERE id = ? "
-	            "AND " IDLE_WHERE,
+	            "UPDATE environments SET desired = 'stopped', "
+	            "idle_stopped_at = NOW(6), idle_stop_delivery = "
+	            "last_delivery_id WHERE id = ? AND " IDLE_WHERE,
 	            "ui", t->env_id, t->w->cfg->env_idle_stop_minutes) == -1)
 		return -1;
 	return db_affected(db) == 0 ? 0 : reconcile_tx(db, arg);
@@ -90,6 +95,40 @@ each_env(struct worker *w, db_tx_fn fn, const char *what,
 	return n;
 }
 
+/*
+ * Visits the exposure saw (nginx's per-route log) are activity: a preview
+ * in use is not idle because nobody pushed. Each candidate's last visit
+ * moves last_active_at forward before the stop looks again.
+ */
+static int
+visits_record(struct worker *w, const struct db_rows *r)
+{
+	size_t i;
+
+	for (i = 0; i < db_rows_count(r); i++) {
+		const struct exposure_ops *x =
+		        exposure_for(w->cfg, db_rows_get(r, i, 1));
+		uint64_t id;
+		time_t at = 0;
+
+		if (x == NULL || x->last_visit == NULL ||
+		    parse_uint64(db_rows_get(r, i, 0), &id) == -1 ||
+		    x->last_visit(w->cfg, db_rows_get(r, i, 2), &at) <= 0)
+			continue;
+		if (db_exec(w->db,
+		            "UPDATE environments SET last_active_at = "
+		            "FROM_UNIXTIME(?) WHERE id = ? AND "
+		            "COALESCE(last_active_at, updated_at) < "
+		            "FROM_UNIXTIME(?)",
+		            "iui", (int64_t)at, id, (int64_t)at) == -1)
+			return -1;
+		if (db_affected(w->db) > 0)
+			log_info("idle_visited", "env=%llu",
+			         (unsigned long long)id);
+	}
+	return 0;
+}
+
 static int
 idle_stop(struct worker *w)
 {
@@ -99,10 +138,14 @@ idle_stop(struct worker *w)
 	if (w->cfg->env_idle_stop_minutes == 0)
 		return 0;
 	if (db_query(w->db, &r,
-	             "SELECT id FROM environments WHERE " IDLE_WHERE
+	             "SELECT id, repo, slug FROM environments WHERE " IDLE_WHERE
 	             " LIMIT 100",
 	             "i", w->cfg->env_idle_stop_minutes) == -1)
 		return -1;
+	if (visits_record(w, r) == -1) {
+		db_rows_free(r);
+		return -1;
+	}
 	n = each_env(w, idle_stop_tx, "idle_stop", r);
 	db_rows_free(r);
 	return n;

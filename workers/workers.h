@@ -400,6 +400,9 @@ struct github_view {
 	const char *approved_by;
 	enum github_why why;
 	int64_t queue_position, max_running, idle_minutes;
+	/* Stopped as idle behind an exposure that wakes on a visit: the
+	 * URL that does it; NULL otherwise. */
+	const char *wake_url;
 	const char *label, *trusted_label;
 	const char *build_status, *build_error, *log_tail;
 	const struct github_step *steps;
@@ -660,6 +663,9 @@ struct env {
 	char *url;
 	uint64_t installation_id;
 	bool trusted;
+	/* Stopped by the idle sweep: a stop leaves a waking route where the
+	 * exposure has one (017_wake.sql). */
+	bool idle_stopped;
 };
 
 /* 0: loaded; 1: no such environment; -1: database error. */
@@ -804,8 +810,15 @@ struct route_target {
 int exposure_local_write(const struct config *, const char *slug,
                          const char *token, const struct route_target *,
                          size_t n);
+/* Writes `text` as slug's route (tmp + rename) and reloads nginx. */
+int exposure_local_install(const struct config *, const char *slug,
+                           const struct buf *text);
 int exposure_local_remove(const struct config *, const char *slug);
 bool exposure_local_exists(const struct config *, const char *slug);
+bool exposure_local_present(const struct config *, const char *slug);
+/* <var_dir>/log/previews/<slug>.log, the route's visits; caller frees. */
+char *exposure_local_visits_path(const struct config *, const char *slug);
+bool exposure_local_path_valid(const char *path);
 /* The route carries this installation's identity and is `age` s old. */
 bool exposure_local_ours(const struct config *, const char *slug, double age);
 char *exposure_local_url(const struct config *, const char *slug,
@@ -813,6 +826,16 @@ char *exposure_local_url(const struct config *, const char *slug,
 void exposure_local_render(const struct config *, const char *slug,
                            const char *token, const struct route_target *,
                            size_t n, struct buf *);
+
+/* ---- route_sleep.c: the waking route and the visits log -------------- */
+
+/* The line that marks a waking route (its fourth at most). */
+#define ROUTE_ASLEEP "# asleep: visits get the waking page"
+void route_sleep_render(const struct config *, const char *slug,
+                        const char *fcgi_socket, struct buf *);
+int route_sleep(struct worker *, const struct job *, const char *slug,
+                struct buf *why);
+int route_last_visit(const struct config *, const char *slug, time_t *at);
 
 /* ---- nginx_generation.c: when a reload has taken over ----------------- */
 
@@ -916,6 +939,13 @@ struct compute_ops {
 	/* Every slug this installation has compute for. */
 	int (*list_owned)(struct worker *, const struct job *, slug_fn,
 	                  void *arg);
+	/* Optional (wake on visit): replaces the app's route with one to
+	 * the control plane's waking page, for an idle stop; idempotent. */
+	int (*sleep)(struct worker *, const struct job *, const char *slug,
+	             struct buf *why);
+	/* Optional: the last visit it saw through slug's route in *at;
+	 * 1 seen, 0 none since the last look, -1 unknown. */
+	int (*last_visit)(const struct config *, const char *slug, time_t *at);
 };
 
 /*
@@ -948,6 +978,13 @@ struct exposure_ops {
 	 * grace period (workers.sweep_grace_seconds). */
 	int (*list_owned)(struct worker *, const struct job *, slug_fn,
 	                  void *arg);
+	/* Optional (wake on visit): replaces the app's route with one to
+	 * the control plane's waking page, for an idle stop; idempotent. */
+	int (*sleep)(struct worker *, const struct job *, const char *slug,
+	             struct buf *why);
+	/* Optional: the last visit it saw through slug's route in *at;
+	 * 1 seen, 0 none since the last look, -1 unknown. */
+	int (*last_visit)(const struct config *, const char *slug, time_t *at);
 };
 
 extern const struct compute_ops compute_local;

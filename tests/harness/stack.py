@@ -194,9 +194,23 @@ class Stack:
     def logs(self):
         out = []
         for p in sorted(glob.glob(os.path.join(self.var, "log", "*"))):
+            if not os.path.isfile(p):
+                continue  # log/previews/: the routes' visits
             with open(p, errors="replace") as f:
                 out.append("==> %s <==\n%s" % (p, f.read()[-3000:]))
         return "\n".join(out)
+
+    def make_idle(self, env_id, slug, hours=2):
+        """`hours` pass with nobody there: by the nginx route's visits log,
+        whose last line is the deploy's own probe, and by the database. In
+        that order: a sweep between the two would otherwise take the probe
+        for a visit."""
+        log = os.path.join(self.var, "log", "previews", slug + ".log")
+        if os.path.exists(log):
+            then = time.time() - hours * 3600
+            os.utime(log, (then, then))
+        self.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL %d HOUR "
+                 "WHERE id = %d" % (hours, env_id))
 
     def sql(self, query):
         """Runs SQL through the mariadb client; returns rows of strings."""

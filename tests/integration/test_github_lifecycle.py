@@ -13,7 +13,7 @@ import unittest
 
 from harness import events
 from harness.github_fake import GitHubFake
-from harness.stack import ROOT, Stack, wait_until
+from harness.stack import ROOT, Stack, http, wait_until
 from test_local import HELLO, Repo
 
 REPO = "octo/app"
@@ -248,6 +248,11 @@ class GitHubLifecycleTest(unittest.TestCase):
         self.wait_phase(pr, "ready")
         self.command(pr, "writer", "/preview stop")
         self.wait_phase(pr, "stopped")
+        # Stopped on purpose: a visit does not start it (no waking route).
+        r = http("GET", self.s.url("/"), headers={"Host": "pr-%d-app.%s" % (pr, DOMAIN)})
+        self.assertEqual(r.status, 404, r.text)
+        time.sleep(2)
+        self.assertEqual(self.env(pr)["desired"], "stopped")
 
         def stopped(v):
             self.assertEqual(v["headline"], "💤 Preview stopped")
@@ -267,18 +272,31 @@ class GitHubLifecycleTest(unittest.TestCase):
         commit = self.repo.commit("idle")
         self.pr_event("opened", pr, commit)
         e = self.wait_phase(pr, "ready")
-        self.s.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL 2 HOUR "
-                   "WHERE id = %d" % e["id"])
+        self.s.make_idle(e["id"], e["slug"])
         self.wait_phase(pr, "stopped", timeout=60)
 
         def idle(v):
             self.assertEqual(v["headline"], "💤 Preview stopped")
             self.assertIn("Stopped after 60 minutes without traffic", v["body"])
-            self.assertNotIn(self.preview_url(pr), v["body"])
+            # Its URL still works: a visit wakes it (test_local.WakeOnVisitTest).
+            self.assertIn("Opening [its URL](<%s>) starts it again" % self.preview_url(pr),
+                          v["body"])
             self.assertEqual(v["deployments"], [(commit, "inactive")])
             self.assertEqual(v["commit"][commit][:2],
                              ("success", "Deployed; the preview is stopped"))
         self.settle(pr, idle)
+        # `/preview stop` on the sleeping preview: from now on a visit only
+        # says so, and nothing starts.
+        self.command(pr, "writer", "/preview stop")
+        self.assertTrue(wait_until(lambda: self.s.sql(
+            "SELECT idle_stopped_at IS NULL FROM environments WHERE id = %d" % e["id"])
+            == [["1"]], timeout=30), "the command did not land")
+        r = http("GET", self.s.url("/"), headers={"Host": "pr-%d-app.%s" % (pr, DOMAIN)})
+        self.assertEqual(r.status, 503, r.text)
+        self.assertIn("This preview is stopped", r.text)
+        time.sleep(2)
+        self.assertEqual(self.env(pr)["desired"], "stopped")
+        self.assertEqual(self.env(pr)["phase"], "stopped")
         self.close(pr, commit)
 
     def test_approval_pending_then_closed(self):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from harness import events
 from harness.stack import ROOT, Stack, http, wait_until
@@ -136,6 +137,14 @@ class LocalProviderBase(unittest.TestCase):
 
     def project(self, slug):
         return "%s-%s" % (self.instance, slug)
+
+    def running(self, slug):
+        return sh("docker", "ps", "-q", "--filter",
+                  "label=com.docker.compose.project=%s" % self.project(slug)).split()
+
+    def route(self, slug):
+        with open(os.path.join(self.s.var, "nginx", "previews", slug + ".conf")) as f:
+            return f.read()
 
 
 class LocalLifecycleTest(LocalProviderBase):
@@ -388,18 +397,15 @@ class SweepTest(LocalProviderBase):
                 "workers.sweep_grace_seconds": 2,
                 "environments.idle_stop_minutes": 60}
 
-    def running(self, slug):
-        return sh("docker", "ps", "-q", "--filter",
-                  "label=com.docker.compose.project=%s" % self.project(slug)).split()
-
     def test_idle_stop_then_push_wakes(self):
         repo = self.repos["acme/hello"]
         sha = repo.commit("idle")
         self.deliver("pull_request", events.pull_request("opened", "acme/hello", 40, sha))
         e = self.wait_phase("acme/hello", 40, "ready")
         # Quiet for two hours, but kept by `/preview keep`: stays up.
-        self.s.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL 2 HOUR, "
-                   "keep_until = NOW(6) + INTERVAL 1 HOUR WHERE id = %d" % e["id"])
+        self.s.sql("UPDATE environments SET keep_until = NOW(6) + INTERVAL 1 HOUR "
+                   "WHERE id = %d" % e["id"])
+        self.s.make_idle(e["id"], e["slug"])
         time.sleep(4)
         self.assertEqual(self.env("acme/hello", 40)["phase"], "ready")
         self.assertNotEqual(self.running(e["slug"]), [])
@@ -410,7 +416,9 @@ class SweepTest(LocalProviderBase):
         self.assertEqual(e["desired"], "stopped")
         self.assertEqual(self.running(e["slug"]), [])
         self.assertNotEqual(docker_ids("container", self.project(e["slug"])), [])
-        self.assertNotIn(sha, self.fetch(e["slug"]).text)
+        # Its hostname now leads to the waking page (WakeOnVisitTest);
+        # not visited here, so the push below is what starts it.
+        self.assertIn("# asleep:", self.route(e["slug"]))
         # A push is activity: it deploys again, and is not stopped again.
         sha2 = repo.commit("wake")
         self.deliver("pull_request", events.pull_request("synchronize", "acme/hello", 40, sha2))
@@ -524,3 +532,105 @@ class SweepTest(LocalProviderBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class WakeOnVisitTest(LocalProviderBase):
+    """Issue 20: a preview stopped as idle keeps its URL; a visit gets a
+    waking page that starts it, and the page's refresh lands in the app.
+    Visits through the route count as activity."""
+    settings = {"workers.sweep_interval_seconds": 1,
+                "workers.sweep_grace_seconds": 2,
+                "environments.idle_stop_minutes": 60}
+
+    def quiet(self, e):
+        self.s.make_idle(e["id"], e["slug"])
+
+    def recently_active(self, e):
+        return self.s.sql("SELECT last_active_at > NOW(6) - INTERVAL 1 MINUTE "
+                          "FROM environments WHERE id = %d" % e["id"]) == [["1"]]
+
+    def starts(self, slug, since):
+        """Container starts of the project since `since` (docker's own
+        event stream): a second start of the app would show twice."""
+        return sh("docker", "events", "--since", "%.3f" % since, "--until",
+                  "%.3f" % time.time(), "--filter", "event=start", "--filter",
+                  "label=com.docker.compose.project=%s" % self.project(slug),
+                  "--format", "{{.Actor.Attributes.name}}").split()
+
+    def test_visit_wakes_an_idle_preview_once(self):
+        sha = self.repos["acme/hello"].commit("sleepy")
+        title = "<script>alert(1)</script> & co"
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 60, sha,
+                                                         title=title))
+        e = self.wait_phase("acme/hello", 60, "ready")
+        slug = e["slug"]
+        first = self.starts(slug, 0)
+        self.assertNotEqual(first, [])
+        # Two quiet hours, then a visit: the sweep finds it in the route's
+        # log and keeps the preview up.
+        self.quiet(e)
+        self.assertIn(sha, self.fetch(slug).text)
+        self.assertTrue(wait_until(lambda: self.recently_active(e), timeout=30),
+                        "the visit was not seen as activity")
+        self.assertEqual(self.env("acme/hello", 60)["phase"], "ready")
+        # Quiet for real: stopped, the route now leads to the waking page.
+        self.quiet(e)
+        self.wait_phase("acme/hello", 60, "stopped", timeout=60)
+        self.assertEqual(self.running(slug), [])
+        self.assertIn("# asleep:", self.route(slug))
+        asleep = time.time()
+        # Fifty visits at once: every answer is the waking page (or, if the
+        # start was that quick, the app), and the app starts once.
+        with ThreadPoolExecutor(50) as pool:
+            answers = list(pool.map(lambda _: self.fetch(slug), range(50)))
+        waking = [a for a in answers if a.status == 503]
+        self.assertTrue(waking, [a.status for a in answers])
+        for a in answers:
+            self.assertIn(a.status, (200, 503), a.text)
+        for a in waking:
+            self.assertIn("Waking up this preview", a.text)
+            self.assertIn('http-equiv="refresh"', a.text)
+            self.assertEqual(a.headers.get("Retry-After"), "2")
+            # The PR's title is the author's: escaped.
+            self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co", a.text)
+            self.assertNotIn("<script>", a.text)
+        self.wait_phase("acme/hello", 60, "ready", sha=sha)
+        r = wait_until(lambda: (lambda r: r if r.status == 200 else None)(self.fetch(slug)),
+                       timeout=30)
+        self.assertTrue(r, "the app never answered after the wake")
+        self.assertIn(sha, r.text)
+        self.assertEqual(sorted(self.starts(slug, asleep)), sorted(first))
+        # One run from the first deploy to the idle stop, one from the wake.
+        runs = self.s.sql("SELECT COUNT(*) FROM env_runs WHERE env_id = %d" % e["id"])
+        self.assertEqual(runs, [["2"]])
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 60, sha))
+        self.wait_phase("acme/hello", 60, "destroyed")
+        # Destroyed: route and visits log gone, the hostname is no one's.
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "nginx", "previews",
+                                                     slug + ".conf")))
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "log", "previews",
+                                                     slug + ".log")))
+        self.assertEqual(self.fetch(slug).status, 404)
+
+    def test_stopped_otherwise_is_not_woken(self):
+        sha = self.repos["acme/hello"].commit("stays down")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 61, sha))
+        e = self.wait_phase("acme/hello", 61, "ready")
+        self.quiet(e)
+        self.wait_phase("acme/hello", 61, "stopped", timeout=60)
+        # The PR turned into a draft after the idle stop: a PR event decides
+        # now, and a draft stays stopped whoever visits.
+        self.deliver("pull_request", events.pull_request("converted_to_draft", "acme/hello",
+                                                         61, sha, draft=True))
+        wait_until(lambda: self.s.sql("SELECT last_delivery_id <=> idle_stop_delivery "
+                                      "FROM environments WHERE id = %d" % e["id"])
+                   == [["0"]], timeout=10)
+        r = self.fetch(e["slug"])
+        self.assertEqual(r.status, 503)
+        self.assertIn("This preview is stopped", r.text)
+        self.assertNotIn("refresh", r.text)
+        time.sleep(3)
+        self.assertEqual(self.env("acme/hello", 61)["desired"], "stopped")
+        self.assertEqual(self.running(e["slug"]), [])
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 61, sha))
+        self.wait_phase("acme/hello", 61, "destroyed")

@@ -577,7 +577,11 @@ test_route_render(void)
 
 	cfg.http_port = 8080;
 	cfg.preview_domain = "localhost";
+	cfg.var_dir = "/var/lib/ephemera";
 	exposure_local_render(&cfg, "pr-1-app", "b42", t, 2, &b);
+	/* Its visits, for the idle sweep (route_sleep.c). */
+	CHECK(strstr(buf_str(&b), "access_log /var/lib/ephemera/log/previews/"
+	                          "pr-1-app.log ephemera_visit;") != NULL);
 	CHECK(strstr(buf_str(&b),
 	             "add_header X-Ephemera-Route \"b42\" always;") != NULL);
 	CHECK(strstr(buf_str(&b), "server_name pr-1-app.localhost;") != NULL);
@@ -590,6 +594,36 @@ test_route_render(void)
 	CHECK_STR(url, "http://pr-1-app.localhost:8080/");
 	free(url);
 	buf_free(&b);
+}
+
+/* The waking route hands the slug over itself and nothing of the visitor's
+ * body; a path nginx would read as two tokens is refused. */
+static void
+test_route_sleep_render(void)
+{
+	struct config cfg = {0};
+	struct buf b = BUF_INIT;
+
+	cfg.http_port = 8080;
+	cfg.preview_domain = "localhost";
+	cfg.env_instance = "e1";
+	route_sleep_render(&cfg, "pr-1-app", "/run/e/fcgi.sock", &b);
+	CHECK(strstr(buf_str(&b), "\n" ROUTE_ASLEEP "\n") != NULL);
+	CHECK(strstr(buf_str(&b), "server_name pr-1-app.localhost;") != NULL);
+	CHECK(strstr(buf_str(&b), "fastcgi_pass unix:/run/e/fcgi.sock;") !=
+	      NULL);
+	CHECK(strstr(buf_str(&b), "fastcgi_param EPHEMERA_WAKE_SLUG "
+	                          "pr-1-app;") != NULL);
+	CHECK(strstr(buf_str(&b), "fastcgi_pass_request_body off;") != NULL);
+	CHECK(strstr(buf_str(&b), "$http_host") == NULL);
+	buf_free(&b);
+	CHECK(exposure_local_path_valid("/var/lib/ephemera/run/fcgi.sock"));
+	CHECK(!exposure_local_path_valid("relative/fcgi.sock"));
+	CHECK(!exposure_local_path_valid("/tmp/a b"));
+	CHECK(!exposure_local_path_valid("/tmp/a;b"));
+	CHECK(!exposure_local_path_valid("/tmp/${x}"));
+	CHECK(!exposure_local_path_valid("/tmp/a'b"));
+	CHECK(!exposure_local_path_valid(NULL));
 }
 
 /* A dockerfile_ref_fn that records "what ref;" and refuses "deny". */
@@ -676,4 +710,5 @@ UNIT_MAIN(TEST(test_setup), TEST(test_accept_and_rewrite),
           TEST(test_symlinks_and_bombs), TEST(test_allowed_and_build_caps),
           TEST(test_repo_settings), TEST(test_repo_bypass_cap),
           TEST(test_log_filter), TEST(test_route_render),
-          TEST(test_dockerfile_refs), TEST(test_teardown))
+          TEST(test_route_sleep_render), TEST(test_dockerfile_refs),
+          TEST(test_teardown))

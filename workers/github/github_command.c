@@ -129,10 +129,12 @@ command_apply(struct db *db, const struct decision *d)
 		               "iiu", (int64_t)(strcmp(c, "redeploy") == 0),
 		               (int64_t)(strcmp(c, "redeploy") == 0),
 		               d->env_id);
+	/* Stopped by command: never woken by a visit (017_wake.sql). */
 	if (strcmp(c, "stop") == 0)
 		return db_exec(db,
 		               "UPDATE environments SET desired = IF(desired = "
-		               "'destroyed', desired, 'stopped') WHERE id = ?",
+		               "'destroyed', desired, 'stopped'), "
+		               "idle_stopped_at = NULL WHERE id = ?",
 		               "u", d->env_id);
 	if (strcmp(c, "destroy") == 0)
 		return db_exec(db,

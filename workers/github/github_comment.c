@@ -191,9 +191,19 @@ render_why(const struct github_view *v, struct buf *b)
 		buf_printf(
 		        b,
 		        "Stopped after %lld minutes without traffic, to save "
-		        "cost. Comment `/preview deploy` (or push) to start "
-		        "it again.\n\n",
+		        "cost. ",
 		        (long long)v->idle_minutes);
+		if (v->wake_url != NULL) {
+			/* The waking page answers there (route_sleep.c). */
+			buf_puts(b, "Opening ");
+			md_link(b, "its URL", v->wake_url);
+			buf_puts(b, " starts it again and shows the app once "
+			            "it is up; so does a push or `/preview "
+			            "deploy`.\n\n");
+			return;
+		}
+		buf_puts(b, "Comment `/preview deploy` (or push) to start it "
+		            "again.\n\n");
 		return;
 	case WHY_STOPPED:
 		buf_puts(b, "Stopped on request. Comment `/preview deploy` to "

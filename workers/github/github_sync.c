@@ -1071,7 +1071,9 @@ render(struct sync *s, struct buf *text)
 	struct json_object *services_json = NULL;
 	const char *bstatus = NULL;
 	bool trusted = strcmp(env_get(s, E_TRUSTED), "1") == 0;
-	bool label_missing, idle = strcmp(env_get(s, E_IDLE), "1") == 0;
+	/* E_IDLE "2": the sweep stopped it as idle (017_wake.sql). */
+	bool label_missing, idle = strcmp(env_get(s, E_IDLE), "0") != 0;
+	const struct exposure_ops *exposure = exposure_for(s->cfg, s->repo);
 	bool draft = strcmp(env_get(s, E_DRAFT), "1") == 0 &&
 	             !s->cfg->policy_deploy_drafts;
 	size_t i, n = 0;
@@ -1123,6 +1125,9 @@ render(struct sync *s, struct buf *text)
 	v.queue_position = pos > 0 ? pos : 1;
 	v.max_running = s->cfg->env_max_running;
 	v.idle_minutes = s->cfg->env_idle_stop_minutes;
+	if (strcmp(env_get(s, E_IDLE), "2") == 0 && s->cfg->env_wake_on_visit &&
+	    exposure && exposure->sleep)
+		v.wake_url = v.url;
 	v.label = s->cfg->policy_label;
 	v.trusted_label = s->cfg->policy_trusted_label;
 	if (v.build_error == NULL && v.why == WHY_FAILED)
@@ -1165,8 +1170,9 @@ load(struct sync *s)
 	             "head_ref, author, desired, desired_sha, phase, "
 	             "deployed_sha, url, trusted, approved_by, labels, draft, "
 	             "error, "
-	             "IF(? > 0 AND last_active_at IS NOT NULL AND "
-	             "last_active_at < NOW(6) - INTERVAL ? MINUTE, 1, 0), "
+	             "IF(" ENV_IDLE_STOPPED ", 2, IF(? > 0 AND "
+	             "last_active_at IS NOT NULL AND "
+	             "last_active_at < NOW(6) - INTERVAL ? MINUTE, 1, 0)), "
 	             "DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'), "
 	             "(SELECT COUNT(*) FROM environments q WHERE "
 	             "q.phase = 'queued' AND q.queued_at <= e.queued_at), "

@@ -5,9 +5,12 @@
  * exposed service at /<service>/, then a graceful reload (SIGHUP to the
  * master). Service names are checked by compose.c and addresses come from
  * Docker, so nothing in the file can come from a pull request unchecked.
+ * Each route logs its visits to <var_dir>/log/previews/<slug>.log, which
+ * the idle sweep reads (route_sleep.c, with the waking route).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,28 @@ route_path(const struct config *cfg, const char *slug)
 
 	buf_printf(&b, "%s/nginx/previews/%s.conf", cfg->var_dir, slug);
 	return buf_detach(&b);
+}
+
+char *
+exposure_local_visits_path(const struct config *cfg, const char *slug)
+{
+	struct buf b = BUF_INIT;
+
+	buf_printf(&b, "%s/log/previews/%s.log", cfg->var_dir, slug);
+	return buf_detach(&b);
+}
+
+/* A path nginx reads as one token: no quoting, so no space, quote, ';',
+ * brace, '$' (a variable) or '#'. */
+bool
+exposure_local_path_valid(const char *p)
+{
+	if (p == NULL || p[0] != '/')
+		return false;
+	for (; *p; p++)
+		if (*p <= ' ' || strchr("\"';{}$#\\", *p) != NULL)
+			return false;
+	return true;
 }
 
 static bool
@@ -70,9 +95,10 @@ exposure_local_render(const struct config *cfg, const char *slug,
 	           "\tproxy_set_header X-Forwarded-Proto $scheme;\n"
 	           "\tproxy_set_header Upgrade $http_upgrade;\n"
 	           "\tproxy_read_timeout 300s;\n"
-	           "\tadd_header X-Ephemera-Route \"%s\" always;\n",
+	           "\tadd_header X-Ephemera-Route \"%s\" always;\n"
+	           "\taccess_log %s/log/previews/%s.log ephemera_visit;\n",
 	           slug, local_instance(cfg), (long long)cfg->http_port, slug,
-	           cfg->preview_domain, token);
+	           cfg->preview_domain, token, cfg->var_dir, slug);
 	for (i = 0; i < n; i++) {
 		if (t[i].primary) {
 			buf_printf(b,
@@ -127,18 +153,83 @@ address_valid(const char *a)
 	       x[0] < 256 && x[1] < 256 && x[2] < 256 && x[3] < 256;
 }
 
+/*
+ * The visits log is created here, by us, before nginx opens it: a file
+ * nginx's master made would be root's, and the sweep could not empty it.
+ */
+static int
+visits_create(const struct config *cfg, const char *slug)
+{
+	struct buf dir = BUF_INIT;
+	char *path = exposure_local_visits_path(cfg, slug);
+	int fd, rc = -1;
+
+	buf_printf(&dir, "%s/log/previews", cfg->var_dir);
+	if (mkdir(buf_str(&dir), 0755) == -1 && errno != EEXIST) {
+		log_error("route_write", "path=%s errno=%m",
+		          log_q(buf_str(&dir)));
+		goto out;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+	          0644);
+	if (fd == -1) {
+		log_error("route_write", "path=%s errno=%m", log_q(path));
+		goto out;
+	}
+	close(fd);
+	rc = 0;
+out:
+	buf_free(&dir);
+	free(path);
+	return rc;
+}
+
+int
+exposure_local_install(const struct config *cfg, const char *slug,
+                       const struct buf *text)
+{
+	struct buf tmp = BUF_INIT;
+	char *path = route_path(cfg, slug);
+	FILE *f = NULL;
+	int rc = -1;
+
+	if (visits_create(cfg, slug) == -1)
+		goto out;
+	buf_printf(&tmp, "%s.tmp", path);
+	f = fopen(buf_str(&tmp), "w");
+	if (f == NULL || fwrite(text->data, 1, text->len, f) != text->len) {
+		log_error("route_write", "path=%s errno=%m", log_q(path));
+		goto out;
+	}
+	if (fclose(f) != 0 || rename(buf_str(&tmp), path) != 0) {
+		f = NULL;
+		log_error("route_write", "path=%s errno=%m", log_q(path));
+		goto out;
+	}
+	f = NULL;
+	rc = nginx_reload(cfg);
+out:
+	if (f)
+		fclose(f);
+	buf_free(&tmp);
+	free(path);
+	return rc;
+}
+
 int
 exposure_local_write(const struct config *cfg, const char *slug,
                      const char *token, const struct route_target *t, size_t n)
 {
-	struct buf text = BUF_INIT, tmp = BUF_INIT;
-	char *path = route_path(cfg, slug);
-	FILE *f = NULL;
+	struct buf text = BUF_INIT;
 	size_t i;
 	int rc = -1;
 
 	if (!domain_valid(cfg->preview_domain)) {
 		log_error("route_write", "reason=invalid_preview_domain");
+		goto out;
+	}
+	if (!exposure_local_path_valid(cfg->var_dir)) {
+		log_error("route_write", "reason=invalid_var_dir");
 		goto out;
 	}
 	for (i = 0; i < n; i++)
@@ -157,32 +248,18 @@ exposure_local_write(const struct config *cfg, const char *slug,
 			goto out;
 		}
 	exposure_local_render(cfg, slug, token, t, n, &text);
-	buf_printf(&tmp, "%s.tmp", path);
-	f = fopen(buf_str(&tmp), "w");
-	if (f == NULL || fwrite(text.data, 1, text.len, f) != text.len) {
-		log_error("route_write", "path=%s errno=%m", log_q(path));
-		goto out;
-	}
-	if (fclose(f) != 0 || rename(buf_str(&tmp), path) != 0) {
-		f = NULL;
-		log_error("route_write", "path=%s errno=%m", log_q(path));
-		goto out;
-	}
-	f = NULL;
-	rc = nginx_reload(cfg);
+	rc = exposure_local_install(cfg, slug, &text);
 out:
-	if (f)
-		fclose(f);
 	buf_free(&text);
-	buf_free(&tmp);
-	free(path);
 	return rc;
 }
 
+/* The route (either kind) and, once nginx has let go of it, its log. */
 int
 exposure_local_remove(const struct config *cfg, const char *slug)
 {
 	char *path = route_path(cfg, slug);
+	char *visits = exposure_local_visits_path(cfg, slug);
 	int rc = 0;
 
 	if (unlink(path) == 0)
@@ -191,15 +268,32 @@ exposure_local_remove(const struct config *cfg, const char *slug)
 		log_error("route_remove", "path=%s errno=%m", log_q(path));
 		rc = -1;
 	}
+	if (rc == 0 && unlink(visits) == -1 && errno != ENOENT)
+		log_error("route_remove", "path=%s errno=%m", log_q(visits));
+	free(visits);
 	free(path);
 	return rc;
 }
 
+/* A route file of either kind: the app's or the waking page's. */
+bool
+exposure_local_present(const struct config *cfg, const char *slug)
+{
+	char *path = route_path(cfg, slug);
+	bool yes = access(path, F_OK) == 0;
+
+	free(path);
+	return yes;
+}
+
+/* A route to the app: a waking route is no route to the app, so a stopped
+ * environment that has one is stopped, and a running one needs its own. */
 bool
 exposure_local_exists(const struct config *cfg, const char *slug)
 {
 	char *path = route_path(cfg, slug);
-	bool yes = access(path, F_OK) == 0;
+	bool yes = access(path, F_OK) == 0 &&
+	           !local_file_marked(path, 0, ROUTE_ASLEEP, 4);
 
 	free(path);
 	return yes;
@@ -318,14 +412,14 @@ nginx_unroute(struct worker *w, const struct job *job, const char *slug,
 	(void)job;
 	*retry_ms = 0;
 	buf_printf(&host, "%s.%s", slug, w->cfg->preview_domain);
-	if (exposure_local_exists(w->cfg, slug) &&
+	if (exposure_local_present(w->cfg, slug) &&
 	    removal_found(rm, "route", buf_str(&host), host.len) == -1) {
 		if (why)
 			buf_puts(why, "recording the route failed");
 		goto out;
 	}
 	if (exposure_local_remove(w->cfg, slug) == -1 ||
-	    exposure_local_exists(w->cfg, slug)) {
+	    exposure_local_present(w->cfg, slug)) {
 		if (why)
 			buf_puts(why, "the proxy route could not be removed");
 		goto out;
@@ -350,4 +444,6 @@ const struct exposure_ops exposure_nginx = {
         .exists = exposure_local_exists,
         .url = exposure_local_url,
         .list_owned = nginx_list_owned,
+        .sleep = route_sleep,
+        .last_visit = route_last_visit,
 };
