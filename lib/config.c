@@ -130,6 +130,8 @@ static const struct setting settings[] = {
         INT("environments.idle_stop_minutes", env_idle_stop_minutes, 240, 0,
             525600),
         BOOL("environments.wake_on_visit", env_wake_on_visit, true),
+        STR("local.subnet_pool", local_subnet_pool, ""),
+        INT("local.subnet_prefix", local_subnet_prefix, 28, 16, 29),
         DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
         INT("environments.max_services", env_max_services, 20, 1, 200),
         BOOL("environments.allow_build", env_allow_build, true),
@@ -708,6 +710,32 @@ envs_dir_ok(const char *d)
 	                 "0123456789/._-") == n;
 }
 
+/* local.subnet_pool: a block, and subnets no larger than it. */
+static int
+subnet_check(struct config *cfg, config_t *cf, const char *path,
+             struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "local.subnet_pool");
+	int line = cs ? (int)config_setting_source_line(cs) : 0;
+	uint32_t base;
+	int bits;
+
+	if (cfg->local_subnet_pool[0] == '\0')
+		return 0;
+	if (subnet_pool_parse(cfg->local_subnet_pool, &base, &bits) == -1) {
+		config_error(err, path, line, "local.subnet_pool",
+		             "must be an IPv4 block like \"10.230.0.0/16\" "
+		             "(no host bits set)");
+		return -1;
+	}
+	if (cfg->local_subnet_prefix < bits) {
+		config_error(err, path, line, "local.subnet_prefix",
+		             "must be at least the pool's own prefix length");
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * The ec2 provider cannot launch anything without a region, an image (AMI
  * or launch template), a subnet and a security group: say which is missing
@@ -987,6 +1015,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 		goto out;
 	}
 	if (github_check(cfg, &cf, path, err) == -1)
+		goto out;
+	if (subnet_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (aws_check(cfg, &cf, path, err) == -1)
 		goto out;

@@ -229,6 +229,8 @@ struct config {
 	int64_t env_max_running;
 	int64_t env_idle_stop_minutes;
 	bool env_wake_on_visit;
+	char *local_subnet_pool;    /* "": Docker's default address pools */
+	int64_t local_subnet_prefix; /* each preview network's size */
 	double env_hourly_price;
 	int64_t env_max_services;
 	bool env_allow_build;
@@ -423,6 +425,17 @@ int supervisor_term_count(void);
 #define ENV_IDLE_STOPPED                                                       \
 	"(desired = 'stopped' AND idle_stopped_at IS NOT NULL AND "            \
 	"last_delivery_id <=> idle_stop_delivery)"
+
+/* ---- subnet.c: local.subnet_pool's arithmetic -------------------------- */
+
+#define SUBNET_MAX 19 /* "255.255.255.255/32" */
+/* "10.230.0.0/16" into its address and prefix length; -1 if malformed
+ * or with host bits set. */
+int subnet_pool_parse(const char *cidr, uint32_t *base, int *bits);
+/* Subnets of local.subnet_prefix in the pool; 0: no pool configured. */
+int64_t subnet_pool_size(const struct config *);
+/* The idx'th subnet ("10.230.0.16/28"); -1 outside the pool. */
+int subnet_format(const struct config *, int64_t idx, char out[SUBNET_MAX]);
 
 /* ---- queue.c: the jobs table (docs/architecture.md section 3) ---------
  *

@@ -435,6 +435,11 @@ step_configure(struct deploy *d)
 	if (d->exposure->prepare &&
 	    (rc = d->exposure->prepare(d, model)) != DEPLOY_OK)
 		goto out;
+	/* This host's networks come from local.subnet_pool, if set. */
+	if (d->compute == &compute_local && subnet_apply(d, model) == -1) {
+		rc = DEPLOY_RETRY;
+		goto out;
+	}
 	rc = DEPLOY_FAILED;
 	if (compose_write(d, model) == -1) {
 		rc = DEPLOY_RETRY;
@@ -802,6 +807,10 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	            "UPDATE env_runs SET stopped_at = NOW(6) WHERE env_id = ? "
 	            "AND stopped_at IS NULL",
 	            "u", e->id) == -1 ||
+	    /* Its networks are gone (a stop keeps them, and their subnets). */
+	    (step != STEP_STOP &&
+	     db_exec(w->db, "DELETE FROM env_subnets WHERE env_id = ?", "u",
+	             e->id) == -1) ||
 	    db_exec(w->db,
 	            "UPDATE environments SET phase = ?, url = IF(? = 'stopped', "
 	            "url, NULL), error = NULL WHERE id = ?",
@@ -825,6 +834,31 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	rc = 0;
 out:
 	return rc;
+}
+
+/*
+ * Admitted to a slot, but this host has no networks left for it: it
+ * waits queued, the reason on the PR, until a teardown frees some
+ * (capacity_release nudges every queued one). 0 admitted, 1 waiting.
+ */
+static int
+networks_admit(struct worker *w, const struct env *e)
+{
+	struct buf why = BUF_INIT;
+	int r = subnet_reserve(w, e->id, &why);
+
+	if (r == 1 &&
+	    (db_exec(w->db,
+	             "UPDATE environments SET phase = 'queued', queued_at = "
+	             "COALESCE(queued_at, NOW(6)), error = ? WHERE id = ?",
+	             "su", buf_str(&why), e->id) == -1 ||
+	     notify_env(w, e->id, "queued", buf_str(&why)) == -1))
+		r = -1;
+	if (r == 1)
+		log_info("networks_full", "env=%llu",
+		         (unsigned long long)e->id);
+	buf_free(&why);
+	return r;
 }
 
 static int
@@ -973,6 +1007,9 @@ reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 			                   w->cfg->env_max_running);
 			if (r == 1 && queued_notify(w, &e) == -1)
 				r = -1;
+			/* A slot, and networks for it on this host. */
+			if (r == 0 && compute == &compute_local)
+				r = networks_admit(w, &e);
 			if (r != 0) {
 				if (r == -1)
 					res->outcome = JOB_RETRY;

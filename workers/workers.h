@@ -403,6 +403,9 @@ struct github_view {
 	/* Stopped as idle behind an exposure that wakes on a visit: the
 	 * URL that does it; NULL otherwise. */
 	const char *wake_url;
+	/* Queued for a reason other than the slots (environments.error:
+	 * this host's networks are all taken); NULL otherwise. */
+	const char *queued_reason;
 	const char *label, *trusted_label;
 	const char *build_status, *build_error, *log_tail;
 	const struct github_step *steps;
@@ -826,6 +829,15 @@ char *exposure_local_url(const struct config *, const char *slug,
 void exposure_local_render(const struct config *, const char *slug,
                            const char *token, const struct route_target *,
                            size_t n, struct buf *);
+
+/* ---- subnet_pool.c: local.subnet_pool's reservations ------------------- */
+
+/* Reserves environments.max_networks subnets for env_id unless it holds
+ * them: 0 done (or no pool), 1 the pool is full (`why` says so), -1. */
+int subnet_reserve(struct worker *, uint64_t env_id, struct buf *why);
+/* Gives each network of the gated model its reserved subnet (ipam). */
+struct deploy;
+int subnet_apply(struct deploy *, struct json_object *model);
 
 /* ---- route_sleep.c: the waking route and the visits log -------------- */
 

@@ -634,3 +634,50 @@ class WakeOnVisitTest(LocalProviderBase):
         self.assertEqual(self.running(e["slug"]), [])
         self.deliver("pull_request", events.pull_request("closed", "acme/hello", 61, sha))
         self.wait_phase("acme/hello", 61, "destroyed")
+
+
+class SubnetPoolTest(LocalProviderBase):
+    """Issue 20: each preview's networks get subnets of local.subnet_pool,
+    reserved at admission; when they are all taken the next preview waits
+    queued, the reason said, and starts once a preview is removed."""
+    settings = {"local.subnet_pool": "10.231.7.0/27", "local.subnet_prefix": 28,
+                "environments.max_networks": 1}
+
+    def subnet(self, slug):
+        net = "%s_default" % self.project(slug)
+        return sh("docker", "network", "inspect", "-f",
+                  "{{range .IPAM.Config}}{{.Subnet}}{{end}}", net).strip()
+
+    def test_pool_full_waits_then_starts(self):
+        sha = self.repos["acme/hello"].commit("subnets")
+        a, b, c = 70, 71, 72
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", a, sha))
+        ea = self.wait_phase("acme/hello", a, "ready")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", b, sha))
+        eb = self.wait_phase("acme/hello", b, "ready")
+        self.assertEqual(self.subnet(ea["slug"]), "10.231.7.0/28")
+        self.assertEqual(self.subnet(eb["slug"]), "10.231.7.16/28")
+        self.assertIn(sha, self.fetch(eb["slug"]).text)
+        # The pool's two subnets are taken: the third waits, and says why.
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", c, sha))
+        ec = self.wait_phase("acme/hello", c, "queued")
+        self.assertIn("this host's preview networks are all taken (2 of the 2 subnets",
+                      ec["error"])
+        msg = self.s.sql("SELECT message FROM notifications WHERE env_id = %d AND phase = "
+                         "'queued' ORDER BY id DESC LIMIT 1" % ec["id"])
+        self.assertIn("networks are all taken", msg[0][0])
+        time.sleep(2)
+        self.assertEqual(self.env("acme/hello", c)["phase"], "queued")
+        self.assertEqual(docker_ids("network", self.project(ec["slug"])), [])
+        # A close frees the first's subnet: the third starts on it.
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", a, sha))
+        self.wait_phase("acme/hello", a, "destroyed")
+        ec = self.wait_phase("acme/hello", c, "ready")
+        self.assertEqual(self.subnet(ec["slug"]), "10.231.7.0/28")
+        self.assertIsNone(ec["error"])
+        self.assertIn(sha, self.fetch(ec["slug"]).text)
+        for pr in (b, c):
+            self.deliver("pull_request", events.pull_request("closed", "acme/hello", pr, sha))
+        self.wait_phase("acme/hello", b, "destroyed")
+        self.wait_phase("acme/hello", c, "destroyed")
+        self.assertEqual(self.s.sql("SELECT COUNT(*) FROM env_subnets"), [["0"]])

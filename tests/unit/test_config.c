@@ -40,6 +40,11 @@ test_errors(void)
 	        {"\n\npolicy: { trigger = \"sometimes\"; };\n",
 	         ":3: setting 'policy.trigger': must be one of \"all|label\" "
 	         "(got \"sometimes\")"},
+	        {"local: { subnet_pool = \"10.230.0.1/16\"; };\n",
+	         ":1: setting 'local.subnet_pool': must be an IPv4 block"},
+	        {"local: { subnet_pool = \"10.230.0.0/24\"; subnet_prefix = 20; "
+	         "};\n",
+	         ":1: setting 'local.subnet_prefix': must be at least the pool"},
 	        {"workers: { cuont = 3; };\n",
 	         ":1: setting 'workers.cuont': unknown setting"},
 	        {"http: { port = 8080 \n", ":2: syntax: "},
@@ -145,5 +150,38 @@ test_example_config(void)
 	buf_free(&err);
 }
 
+/* local.subnet_pool's arithmetic (lib/subnet.c). */
+static void
+test_subnets(void)
+{
+	struct config cfg = {0};
+	char out[SUBNET_MAX];
+	uint32_t base;
+	int bits;
+
+	CHECK(subnet_pool_parse("10.230.0.0/16", &base, &bits) == 0);
+	CHECK(base == 0x0ae60000u && bits == 16);
+	CHECK(subnet_pool_parse("10.230.0.0/33", &base, &bits) == -1);
+	CHECK(subnet_pool_parse("10.230.0/16", &base, &bits) == -1);
+	CHECK(subnet_pool_parse("10.230.0.0/16 ", &base, &bits) == -1);
+	CHECK(subnet_pool_parse("256.0.0.0/8", &base, &bits) == -1);
+	cfg.local_subnet_pool = "";
+	cfg.local_subnet_prefix = 28;
+	CHECK(subnet_pool_size(&cfg) == 0);
+	cfg.local_subnet_pool = "10.231.7.0/27";
+	CHECK(subnet_pool_size(&cfg) == 2);
+	CHECK(subnet_format(&cfg, 0, out) == 0);
+	CHECK_STR(out, "10.231.7.0/28");
+	CHECK(subnet_format(&cfg, 1, out) == 0);
+	CHECK_STR(out, "10.231.7.16/28");
+	CHECK(subnet_format(&cfg, 2, out) == -1);
+	CHECK(subnet_format(&cfg, -1, out) == -1);
+	/* A /8 cut into /28s: capped at 65,536, the last one in the block. */
+	cfg.local_subnet_pool = "10.0.0.0/8";
+	CHECK(subnet_pool_size(&cfg) == 65536);
+	CHECK(subnet_format(&cfg, 65535, out) == 0);
+	CHECK_STR(out, "10.15.255.240/28");
+}
+
 UNIT_MAIN(TEST(test_defaults), TEST(test_errors), TEST(test_secret_and_repos),
-          TEST(test_example_config))
+          TEST(test_example_config), TEST(test_subnets))

@@ -400,12 +400,29 @@ test_comment_render(void)
 	v.max_running = 10;
 	CHECK(github_comment_render(&v, &b) == 0);
 	CHECK(strstr(buf_str(&b), "number 3 in the queue") != NULL);
+	/* Queued for this host's networks: the reason, not the slots. */
+	buf_reset(&b);
+	v.queued_reason = "this host's preview networks are all taken";
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "Waiting: this host&#39;s preview networks "
+	                          "are all taken.") != NULL);
+	CHECK(strstr(buf_str(&b), "in the queue") == NULL);
+	v.queued_reason = NULL;
 	buf_reset(&b);
 	v.phase = "stopped";
 	v.why = WHY_IDLE;
 	v.idle_minutes = 240;
 	CHECK(github_comment_render(&v, &b) == 0);
 	CHECK(strstr(buf_str(&b), "after 240 minutes without traffic") != NULL);
+	CHECK(strstr(buf_str(&b), "Comment `/preview deploy` (or push)") !=
+	      NULL);
+	/* Behind an exposure that wakes on a visit: the URL says so. */
+	buf_reset(&b);
+	v.wake_url = "https://pr-1-app.preview.example/";
+	CHECK(github_comment_render(&v, &b) == 0);
+	CHECK(strstr(buf_str(&b), "Opening [its URL](<https://pr-1-app.preview."
+	                          "example/>) starts it again") != NULL);
+	v.wake_url = NULL;
 	buf_reset(&b);
 	v.why = WHY_DRAFT;
 	CHECK(github_comment_render(&v, &b) == 0);

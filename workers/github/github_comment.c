@@ -171,6 +171,12 @@ render_why(const struct github_view *v, struct buf *b)
 		            "ready for review to get one.\n\n");
 		return;
 	case WHY_QUEUED:
+		if (v->queued_reason != NULL) {
+			buf_puts(b, "Waiting: ");
+			github_md_text(b, v->queued_reason, 500);
+			buf_puts(b, ".\n\n");
+			return;
+		}
 		buf_printf(b,
 		           "All %lld preview slots are in use; this one is "
 		           "number %lld in the queue and starts when a slot "

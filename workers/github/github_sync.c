@@ -1132,6 +1132,9 @@ render(struct sync *s, struct buf *text)
 	v.trusted_label = s->cfg->policy_trusted_label;
 	if (v.build_error == NULL && v.why == WHY_FAILED)
 		v.build_error = env_get(s, E_ERROR);
+	if (v.why == WHY_QUEUED && env_get(s, E_ERROR) &&
+	    env_get(s, E_ERROR)[0])
+		v.queued_reason = env_get(s, E_ERROR);
 	v.steps = st;
 	v.nsteps = n;
 	v.log_lines = (size_t)s->cfg->github_comment_lines;
