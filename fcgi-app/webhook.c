@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "app.h"
 
@@ -101,6 +102,49 @@ delivery_log(const struct delivery *d, const char *guid)
 	         ev->missing ? ev->missing : "");
 }
 
+/*
+ * A COMMIT whose answer was lost (MariaDB shut down or the connection
+ * died under it) may have recorded the delivery anyway. Answering 503
+ * then would tell GitHub "not taken" about a delivery that was: so the
+ * delivery's row is looked for, for up to RECORD_CHECK_MS while the
+ * database comes back. A process-wide outage clock keeps a long outage
+ * from holding every request that long: once the database has been gone
+ * for longer than that, no COMMIT can still be in doubt, and failures
+ * are answered at once. 1: recorded; 0: not, or unknown.
+ */
+#define RECORD_CHECK_MS 10000
+
+/* Milliseconds of now_mono() when the outage began; 0: none seen. */
+static int64_t outage_since_ms;
+
+static int
+recorded_after_failure(struct app *app, const char *guid)
+{
+	int64_t t0 = (int64_t)(now_mono() * 1000),
+	        since = __atomic_load_n(&outage_since_ms, __ATOMIC_RELAXED);
+	struct db_rows *r = NULL;
+
+	if (since == 0)
+		__atomic_compare_exchange_n(&outage_since_ms, &since, t0, false,
+		                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	else if (t0 - since > RECORD_CHECK_MS)
+		return 0;
+	for (;;) {
+		if (db_query(app->db, &r,
+		             "SELECT 1 FROM deliveries WHERE guid = ?", "s",
+		             guid) == 0) {
+			int found = db_rows_count(r) > 0;
+
+			db_rows_free(r);
+			__atomic_store_n(&outage_since_ms, 0, __ATOMIC_RELAXED);
+			return found;
+		}
+		if ((int64_t)(now_mono() * 1000) - t0 > RECORD_CHECK_MS)
+			return 0;
+		usleep(200 * 1000);
+	}
+}
+
 void
 webhook_post(struct app *app, const struct request *req, struct response *res)
 {
@@ -171,6 +215,14 @@ webhook_post(struct app *app, const struct request *req, struct response *res)
 	switch (app->batch ? batch_record(app->batch, app->db, &d)
 	                   : delivery_record(app->db, &d)) {
 	case DELIVERY_FAILED:
+		if (recorded_after_failure(app, guid) == 1) {
+			log_info("webhook",
+			         "delivery=%s event=%s "
+			         "result=recorded_before_failure",
+			         log_q(guid), ev.name);
+			response_text(res, 200, "recorded");
+			goto out;
+		}
 		log_error("webhook_not_recorded", "delivery=%s event=%s",
 		          log_q(guid), ev.name);
 		response_text(res, 503, "database unavailable");
@@ -183,6 +235,9 @@ webhook_post(struct app *app, const struct request *req, struct response *res)
 	case DELIVERY_DONE:
 		break;
 	}
+	/* Recorded: any outage is over (a read, unless one was seen). */
+	if (__atomic_load_n(&outage_since_ms, __ATOMIC_RELAXED) != 0)
+		__atomic_store_n(&outage_since_ms, 0, __ATOMIC_RELAXED);
 	delivery_log(&d, guid);
 	if (d.reconciles > 0 || d.command_id != 0)
 		wake_notify(app->cfg);
