@@ -28,6 +28,7 @@ enum wake_state {
 	WAKE_GONE,     /* no such environment, or destroyed */
 	WAKE_STARTING, /* woken now or before, on its way */
 	WAKE_FAILED,   /* woken, but the start failed */
+	WAKE_WAITING,  /* woken, waiting for a slot or this host's networks */
 	WAKE_STOPPED,  /* stopped for another reason: not ours to start */
 };
 
@@ -68,8 +69,9 @@ wake_tx(struct db *db, void *arg)
 	if (strcmp(desired, "destroyed") == 0)
 		goto done;
 	if (strcmp(desired, "running") == 0) {
-		w->state = strcmp(phase, "failed") == 0 ? WAKE_FAILED
-		                                        : WAKE_STARTING;
+		w->state = strcmp(phase, "failed") == 0   ? WAKE_FAILED
+		           : strcmp(phase, "queued") == 0 ? WAKE_WAITING
+		                                          : WAKE_STARTING;
 		goto done;
 	}
 	w->state = WAKE_STOPPED;
@@ -104,6 +106,13 @@ out:
 	return rc;
 }
 
+/* Starting: seconds away. Waiting: until another preview goes. */
+static int
+refresh_of(enum wake_state s)
+{
+	return s == WAKE_WAITING ? 10 * WAKE_REFRESH_S : WAKE_REFRESH_S;
+}
+
 static void
 page_render(const struct wake *w, struct buf *b)
 {
@@ -111,6 +120,7 @@ page_render(const struct wake *w, struct buf *b)
 	        [WAKE_GONE] = "No preview here",
 	        [WAKE_STARTING] = "Waking up this preview\xe2\x80\xa6",
 	        [WAKE_FAILED] = "This preview could not start",
+	        [WAKE_WAITING] = "This preview is waiting to start",
 	        [WAKE_STOPPED] = "This preview is stopped",
 	};
 	static const char *const text[] = {
@@ -119,6 +129,10 @@ page_render(const struct wake *w, struct buf *b)
 	                          "starting again. This page reloads by "
 	                          "itself and turns into the app when it is "
 	                          "ready.",
+	        [WAKE_WAITING] = "Every preview slot of this installation is "
+	                         "taken (the pull request's comment says "
+	                         "which limit); it starts when one frees up. "
+	                         "This page reloads by itself.",
 	        [WAKE_FAILED] = "The pull request's comment says why; a push "
 	                        "or <code>/preview deploy</code> tries again.",
 	        [WAKE_STOPPED] = "It was stopped on purpose. Comment "
@@ -130,9 +144,9 @@ page_render(const struct wake *w, struct buf *b)
 	            "<meta charset=\"utf-8\">"
 	            "<meta name=\"viewport\" "
 	            "content=\"width=device-width, initial-scale=1\">");
-	if (w->state == WAKE_STARTING)
+	if (w->state == WAKE_STARTING || w->state == WAKE_WAITING)
 		buf_printf(b, "<meta http-equiv=\"refresh\" content=\"%d\">",
-		           WAKE_REFRESH_S);
+		           refresh_of(w->state));
 	buf_puts(b, "<title>");
 	buf_puts(b, heading[w->state]);
 	buf_puts(b, " \xc2\xb7 Ephemera</title><style>body{font:16px/1.5 "
@@ -176,9 +190,9 @@ page_wake_get(struct app *app, const struct request *req, struct response *res)
 		log_info("wake", "slug=%s", w.slug);
 	}
 	res->status = w.state == WAKE_GONE ? 404 : 503;
-	if (w.state == WAKE_STARTING)
+	if (w.state == WAKE_STARTING || w.state == WAKE_WAITING)
 		buf_printf(&res->headers, "Retry-After: %d\r\n",
-		           WAKE_REFRESH_S);
+		           refresh_of(w.state));
 	res->content_type = "text/html; charset=utf-8";
 	page_render(&w, &res->body);
 out:

@@ -632,6 +632,16 @@ class WakeOnVisitTest(LocalProviderBase):
         time.sleep(3)
         self.assertEqual(self.env("acme/hello", 61)["desired"], "stopped")
         self.assertEqual(self.running(e["slug"]), [])
+        # Woken but waiting (all slots taken, or this host's networks): the
+        # page says so and reloads less often.
+        self.s.sql("UPDATE environments SET desired = 'running', phase = 'queued' "
+                   "WHERE id = %d" % e["id"])
+        r = self.fetch(e["slug"])
+        self.assertEqual(r.status, 503)
+        self.assertIn("This preview is waiting to start", r.text)
+        self.assertEqual(r.headers.get("Retry-After"), "20")
+        self.s.sql("UPDATE environments SET desired = 'stopped', phase = 'stopped' "
+                   "WHERE id = %d" % e["id"])
         self.deliver("pull_request", events.pull_request("closed", "acme/hello", 61, sha))
         self.wait_phase("acme/hello", 61, "destroyed")
 
