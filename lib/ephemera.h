@@ -229,7 +229,7 @@ struct config {
 	int64_t env_max_running;
 	int64_t env_idle_stop_minutes;
 	bool env_wake_on_visit;
-	char *local_subnet_pool;    /* "": Docker's default address pools */
+	char *local_subnet_pool;     /* "": Docker's default address pools */
 	int64_t local_subnet_prefix; /* each preview network's size */
 	double env_hourly_price;
 	int64_t env_max_services;
