@@ -30,16 +30,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "cloud"))
 
 from harness import events  # noqa: E402
+from harness.compose_app import compose_cmd, wait_healthy, web_ip  # noqa: E402
 from harness.stack import Stack, http  # noqa: E402
-from test_local import Repo, sh  # noqa: E402
+from test_local import Repo  # noqa: E402
 
 HELLO = os.path.join(ROOT, "examples", "hello")
-
-
-def compose_cmd():
-    ok = subprocess.run(["docker", "compose", "version"], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL).returncode == 0
-    return ["docker", "compose"] if ok else ["docker-compose"]
 
 
 def bare_round(repo, project, sha):
@@ -49,17 +44,7 @@ def bare_round(repo, project, sha):
     subprocess.run(compose_cmd() + ["-p", project, "up", "-d", "--build", "--remove-orphans"],
                    cwd=repo.path, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    while True:
-        ids = sh("docker", "ps", "-q", "--filter",
-                 "label=com.docker.compose.project=%s" % project).split()
-        states = [sh("docker", "inspect", "-f", "{{.State.Health.Status}}", i).strip()
-                  for i in ids]
-        if ids and all(s == "healthy" for s in states):
-            break
-        time.sleep(0.05)
-    web = [i for i in ids if "web" in sh("docker", "inspect", "-f", "{{.Name}}", i)][0]
-    ip = sh("docker", "inspect", "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", web).strip()
+    ip = web_ip(wait_healthy(project))
     while True:
         try:
             r = http("GET", "http://%s/" % ip, timeout=2)
@@ -174,7 +159,7 @@ def gate_report(s):
     (this app, release build), and for a 20-service file through the
     gate_run driver (the ASan build: an upper bound)."""
     text = ""
-    for p in glob.glob(os.path.join(s.var, "log", "*")):
+    for p in glob.glob(os.path.join(s.var, "log", "*.log")):
         with open(p, errors="replace") as f:
             text += f.read()
     ms = [float(m) for m in re.findall(r"gate\b[^\n]*?\bms=([0-9.]+)", text)]

@@ -25,14 +25,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 from harness import events  # noqa: E402
+from harness.compose_app import compose_cmd, wait_healthy, web_ip  # noqa: E402
 from harness.stack import Stack, http, wait_until  # noqa: E402
-from test_local import Repo, sh  # noqa: E402
-
-
-def compose_cmd():
-    ok = subprocess.run(["docker", "compose", "version"], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL).returncode == 0
-    return ["docker", "compose"] if ok else ["docker-compose"]
+from test_local import Repo  # noqa: E402
 
 
 def served(url, host, sha):
@@ -41,15 +36,6 @@ def served(url, host, sha):
         return r.status == 200 and sha in r.text
     except OSError:
         return False
-
-
-def web_ip(project):
-    for i in sh("docker", "ps", "-q", "--filter",
-                "label=com.docker.compose.project=%s" % project).split():
-        if "web" in sh("docker", "inspect", "-f", "{{.Name}}", i):
-            return sh("docker", "inspect", "-f",
-                      "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", i).strip()
-    return None
 
 
 def bare_round(repo, project, sha):
@@ -64,15 +50,7 @@ def bare_round(repo, project, sha):
 
 
 def up_and_serving(project, sha):
-    while True:
-        ids = sh("docker", "ps", "-q", "--filter",
-                 "label=com.docker.compose.project=%s" % project).split()
-        states = [sh("docker", "inspect", "-f", "{{.State.Health.Status}}", i).strip()
-                  for i in ids]
-        if ids and all(s == "healthy" for s in states):
-            break
-        time.sleep(0.05)
-    ip = web_ip(project)
+    ip = web_ip(wait_healthy(project))
     while not served("http://%s/" % ip, None, sha):
         time.sleep(0.02)
 
