@@ -822,6 +822,8 @@ bool exposure_local_present(const struct config *, const char *slug);
 /* <var_dir>/log/previews/<slug>.log, the route's visits; caller frees. */
 char *exposure_local_visits_path(const struct config *, const char *slug);
 bool exposure_local_path_valid(const char *path);
+/* `path` made absolute against the working directory; caller frees. */
+char *exposure_local_abs(const char *path);
 /* The route carries this installation's identity and is `age` s old. */
 bool exposure_local_ours(const struct config *, const char *slug, double age);
 char *exposure_local_url(const struct config *, const char *slug,

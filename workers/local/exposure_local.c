@@ -42,6 +42,23 @@ exposure_local_visits_path(const struct config *cfg, const char *slug)
 	return buf_detach(&b);
 }
 
+/*
+ * `path` as nginx must be given it: absolute. var_dir may be relative
+ * (`make run`'s "var", from the checkout), and nginx would read a
+ * relative one against its own prefix. Caller frees.
+ */
+char *
+exposure_local_abs(const char *path)
+{
+	struct buf b = BUF_INIT;
+	char cwd[4096];
+
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL)
+		buf_printf(&b, "%s/", cwd);
+	buf_puts(&b, path);
+	return buf_detach(&b);
+}
+
 /* A path nginx reads as one token: no quoting, so no space, quote, ';',
  * brace, '$' (a variable) or '#'. */
 bool
@@ -82,6 +99,7 @@ exposure_local_render(const struct config *cfg, const char *slug,
                       const char *token, const struct route_target *t, size_t n,
                       struct buf *b)
 {
+	char *var = exposure_local_abs(cfg->var_dir);
 	size_t i;
 
 	buf_printf(b,
@@ -98,7 +116,8 @@ exposure_local_render(const struct config *cfg, const char *slug,
 	           "\tadd_header X-Ephemera-Route \"%s\" always;\n"
 	           "\taccess_log %s/log/previews/%s.log ephemera_visit;\n",
 	           slug, local_instance(cfg), (long long)cfg->http_port, slug,
-	           cfg->preview_domain, token, cfg->var_dir, slug);
+	           cfg->preview_domain, token, var, slug);
+	free(var);
 	for (i = 0; i < n; i++) {
 		if (t[i].primary) {
 			buf_printf(b,
@@ -221,6 +240,7 @@ exposure_local_write(const struct config *cfg, const char *slug,
                      const char *token, const struct route_target *t, size_t n)
 {
 	struct buf text = BUF_INIT;
+	char *var = exposure_local_abs(cfg->var_dir);
 	size_t i;
 	int rc = -1;
 
@@ -228,7 +248,7 @@ exposure_local_write(const struct config *cfg, const char *slug,
 		log_error("route_write", "reason=invalid_preview_domain");
 		goto out;
 	}
-	if (!exposure_local_path_valid(cfg->var_dir)) {
+	if (!exposure_local_path_valid(var)) {
 		log_error("route_write", "reason=invalid_var_dir");
 		goto out;
 	}
@@ -251,6 +271,7 @@ exposure_local_write(const struct config *cfg, const char *slug,
 	rc = exposure_local_install(cfg, slug, &text);
 out:
 	buf_free(&text);
+	free(var);
 	return rc;
 }
 

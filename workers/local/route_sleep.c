@@ -48,9 +48,10 @@ route_sleep(struct worker *w, const struct job *job, const char *slug,
             struct buf *why)
 {
 	struct buf text = BUF_INIT;
-	char *sock = w->cfg->fcgi_socket[0]
-	                     ? xstrdup(w->cfg->fcgi_socket)
-	                     : config_var_path(w->cfg, "run/fcgi.sock");
+	char *rel = w->cfg->fcgi_socket[0]
+	                    ? xstrdup(w->cfg->fcgi_socket)
+	                    : config_var_path(w->cfg, "run/fcgi.sock");
+	char *sock = exposure_local_abs(rel);
 	int rc = -1;
 
 	(void)job;
@@ -67,6 +68,7 @@ route_sleep(struct worker *w, const struct job *job, const char *slug,
 out:
 	buf_free(&text);
 	free(sock);
+	free(rel);
 	return rc;
 }
 
