@@ -91,12 +91,16 @@ class WorkerHostsTest(LocalProviderBase):
         pending = [j for j in self.jobs_of(e["id"]) if j[0] == "reconcile" and j[1] == "queued"]
         self.assertEqual(len(pending), 1, self.jobs_of(e["id"]))
 
-        # The status API: both hosts, host-b beating, host-a silent.
-        jobs = self.s.get("/api/v1/jobs").json()
-        hosts = {h["name"]: h for h in jobs["hosts"]}
-        self.assertEqual(set(hosts), {"host-a", "host-b"}, jobs["hosts"])
+        # The status API: both hosts, host-b beating, host-a silent. Beats
+        # are 5 s apart and shown to the second: wait for host-b's next.
+        def beaten():
+            hosts = {h["name"]: h for h in self.s.get("/api/v1/jobs").json()["hosts"]}
+            return hosts if hosts.get("host-b", {}).get("heartbeat_at", "") > \
+                hosts.get("host-a", {}).get("heartbeat_at", "") else None
+        hosts = wait_until(beaten, timeout=15)
+        self.assertTrue(hosts, self.s.get("/api/v1/jobs").json()["hosts"])
+        self.assertEqual(set(hosts), {"host-a", "host-b"})
         self.assertEqual(hosts["host-b"]["workers"], 2)
-        self.assertGreater(hosts["host-b"]["heartbeat_at"], hosts["host-a"]["heartbeat_at"])
         page = self.s.get("/jobs").text
         self.assertIn("Worker hosts", page)
         self.assertIn("host-b", page)
