@@ -133,6 +133,7 @@ static const struct setting settings[] = {
         STR("local.subnet_pool", local_subnet_pool, ""),
         INT("local.subnet_prefix", local_subnet_prefix, 28, 16, 29),
         DBL("environments.hourly_price", env_hourly_price, 0.0208, 0, 1000),
+        DBL("local.host_hourly_price", local_host_hourly_price, 0, 0, 1000),
         INT("environments.max_services", env_max_services, 20, 1, 200),
         BOOL("environments.allow_build", env_allow_build, true),
         STR("environments.instance", env_instance, ""),
@@ -176,6 +177,7 @@ static const struct setting settings[] = {
         STR("ec2.ami", ec2_ami, ""),
         STR("ec2.launch_template", ec2_launch_template, ""),
         STR("ec2.instance_types", ec2_instance_types, "t3.small"),
+        STR("ec2.hourly_prices", ec2_hourly_prices, ""),
         STR("ec2.subnet_ids", ec2_subnet_ids, ""),
         STR("ec2.security_group_ids", ec2_security_group_ids, ""),
         STR("ec2.instance_profile", ec2_instance_profile, ""),
@@ -736,6 +738,28 @@ subnet_check(struct config *cfg, config_t *cf, const char *path,
 	return 0;
 }
 
+/* ec2.hourly_prices: checked whichever provider runs, as a typo in a
+ * price is wrong either way. */
+static int
+prices_check(struct config *cfg, config_t *cf, const char *path,
+             struct buf *err)
+{
+	config_setting_t *cs = config_lookup(cf, "ec2.hourly_prices");
+	struct buf why = BUF_INIT;
+	int rc = 0;
+
+	if (price_list_check(cfg->ec2_hourly_prices, &why) == -1) {
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : 0,
+		             "ec2.hourly_prices",
+		             "%s; write \"t3.small=0.0208,t3a.small=0.0188\"",
+		             buf_str(&why));
+		rc = -1;
+	}
+	buf_free(&why);
+	return rc;
+}
+
 /*
  * The ec2 provider cannot launch anything without a region, an image (AMI
  * or launch template), a subnet and a security group: say which is missing
@@ -1019,6 +1043,8 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	if (subnet_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (aws_check(cfg, &cf, path, err) == -1)
+		goto out;
+	if (prices_check(cfg, &cf, path, err) == -1)
 		goto out;
 	if (cloudflare_check(cfg, &cf, path, err) == -1)
 		goto out;

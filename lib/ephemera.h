@@ -231,7 +231,10 @@ struct config {
 	bool env_wake_on_visit;
 	char *local_subnet_pool;     /* "": Docker's default address pools */
 	int64_t local_subnet_prefix; /* each preview network's size */
-	double env_hourly_price;
+	/* 0: unset. The host's own price per hour; a local environment
+	 * costs its share, this / env_max_running (price.c). */
+	double local_host_hourly_price;
+	double env_hourly_price; /* whatever has no price of its own */
 	int64_t env_max_services;
 	bool env_allow_build;
 	/* The installation's identity: configured or <var_dir>/instance;
@@ -261,6 +264,7 @@ struct config {
 	char *ec2_ami;
 	char *ec2_launch_template; /* id "lt-..." or name */
 	char *ec2_instance_types;  /* "t3.small,t3a.small": first preferred */
+	char *ec2_hourly_prices;   /* "t3.small=0.0208,...": checked at load */
 	char *ec2_subnet_ids;      /* comma-separated, tried in order */
 	char *ec2_security_group_ids;   /* comma-separated */
 	char *ec2_instance_profile;     /* name or ARN */
@@ -436,6 +440,27 @@ int subnet_pool_parse(const char *cidr, uint32_t *base, int *bits);
 int64_t subnet_pool_size(const struct config *);
 /* The idx'th subnet ("10.230.0.16/28"); -1 outside the pool. */
 int subnet_format(const struct config *, int64_t idx, char out[SUBNET_MAX]);
+
+/* ---- price.c: an hour of an environment's compute (pure) --------------
+ *
+ * ec2.hourly_prices is "type=price,..."; a type without an entry, or an
+ * ec2 environment launched through a template of another type, costs
+ * environments.hourly_price.
+ */
+
+/* -1 with "entry N (\"...\"): what is wrong" appended to `why`. */
+int price_list_check(const char *list, struct buf *why);
+/* The price of `type` among the list's first `before` entries (SIZE_MAX:
+ * all); false if it has none there. */
+bool price_list_find(const char *list, const char *type, size_t before,
+                     double *out);
+/*
+ * Per hour, for an environment on `compute` ("local" | "ec2"): for ec2,
+ * of `instance_type`, or (NULL: not launched yet) of the first of
+ * ec2.instance_types; for local, the host's share.
+ */
+double price_hourly(const struct config *, const char *compute,
+                    const char *instance_type);
 
 /* ---- queue.c: the jobs table (docs/architecture.md section 3) ---------
  *

@@ -697,13 +697,11 @@ deploy(struct worker *w, const struct job *job, const struct env *e,
 		goto out;
 	}
 	/* The compute runs (and costs) from here until a teardown: a run
-	 * already open (a redeploy) is kept. */
+	 * already open (a redeploy) is kept. ec2 reprices it once its
+	 * instance type is known (ec2_compute.c). */
 	if (build_begin(w->db, e->id, e->desired_sha, &d.b) == -1 ||
-	    db_exec(w->db,
-	            "INSERT INTO env_runs (env_id, started_at, hourly_price) "
-	            "SELECT ?, NOW(6), ? FROM DUAL WHERE NOT EXISTS (SELECT 1 "
-	            "FROM env_runs WHERE env_id = ? AND stopped_at IS NULL)",
-	            "udu", e->id, w->cfg->env_hourly_price, e->id) == -1) {
+	    env_run_open(w->db, e->id,
+	                 price_hourly(w->cfg, compute->name, NULL)) == -1) {
 		rc = DEPLOY_RETRY;
 		goto out;
 	}

@@ -715,6 +715,13 @@ int build_step_end(struct db *, struct build *, bool ok, const char *detail);
 int build_end(struct db *, struct build *, const char *status,
               const char *error, const char *log_tail);
 
+/* ---- env_run.c: when compute runs, and its price (table env_runs) ----- */
+
+/* A run at `price` unless one is open (a redeploy keeps its run). */
+int env_run_open(struct db *, uint64_t env_id, double price);
+/* The open run's price, once what runs is known (ec2's instance type). */
+int env_run_reprice(struct db *, uint64_t env_id, double price);
+
 /* ---- capacity.c: the cap on running environments ---------------------- */
 
 /* 0: admitted (phase deploying); 1: queued; -1: error. */

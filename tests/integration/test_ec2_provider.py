@@ -71,7 +71,10 @@ class Ec2Base(unittest.TestCase):
         cls.s = Stack("ec2p", workers=cls.workers, settings=dict(
             cls.extra_settings(), **dict(ec2_settings(cls.proxy, cls.ids, creds), **{
                 "workers.sweep_grace_seconds": 0,
-                "ec2.instance_types": "t3.small,t3a.small"})))
+                "ec2.instance_types": "t3.small,t3a.small",
+                # Not environments.hourly_price (0.0208), so each is told
+                # from the fallback.
+                "ec2.hourly_prices": "t3.small=0.021,t3a.small=0.019"})))
         try:
             cls.s.up()
         except Exception:
@@ -120,6 +123,11 @@ class Ec2Base(unittest.TestCase):
 
     def calls(self, action, since=0):
         return [r for r in self.proxy.records[since:] if r[1] == action]
+
+    def run_prices(self, env_id):
+        """The hourly price of each of the environment's runs (env_runs)."""
+        return [float(r[0]) for r in self.s.sql(
+            "SELECT hourly_price FROM env_runs WHERE env_id = %d ORDER BY id" % env_id)]
 
     def steps(self, build):
         return self.s.sql("SELECT name, status FROM build_steps WHERE build_id = %s "
@@ -217,6 +225,9 @@ class Ec2Provider(Ec2Base):
         p = self.tool("observe", str(env_id))
         self.assertIn("running=1", p.stdout)
         self.assertIn("workdir=1", p.stdout)
+        # One run, at the price of the type launched (the first).
+        self.assertEqual(live[0]["InstanceType"], "t3.small")
+        self.assertEqual(self.run_prices(env_id), [0.021])
 
         # push: the running instance gets the deploy through Run Command.
         # moto would answer Success with empty output (it runs nothing):
@@ -387,6 +398,30 @@ class Ec2Provider(Ec2Base):
         # (the whole record: the evaluator learns tags from the creates).
         self.assertEqual(iam_eval.check_run(load_policy("worker-policy.json"),
                                             self.proxy.records), [])
+
+    def test_fallback_type_prices_the_run(self):
+        """The first type out of capacity, RunInstances launches the
+        second: the run, opened at the first type's price before the
+        launch, is repriced at the launched type's."""
+        repo = Repo(self.dir, "acme/fall")
+        slug = "pr-11-fall"
+        env_id = self.env_row(11, slug, repo.commit("one"), repo.path)
+        self.host_answers()
+        self.proxy.faults.append(Fault(
+            "RunInstances", 500, fixture("ec2/error-insufficient-instance-capacity.xml")))
+        mark = len(self.proxy.records)
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        self.assertEqual([r[2]["InstanceType"] for r in self.calls("RunInstances", mark)],
+                         ["t3.small", "t3a.small"])
+        self.assertEqual(self.instances(slug)[0]["InstanceType"], "t3a.small")
+        self.assertEqual(self.run_prices(env_id), [0.019])
+        # A redeploy keeps the run, still at the type that runs.
+        self.host_answers()
+        p = self.tool("deploy", str(env_id))
+        self.assertEqual(self.field(p.stdout, "rc"), "ok", p.stdout + p.stderr)
+        self.assertEqual(self.run_prices(env_id), [0.019])
+        self.assertIn("rc=0", self.tool("destroy", slug).stdout)
 
     def test_crash_adopts(self):
         repo = Repo(self.dir, "acme/crash")

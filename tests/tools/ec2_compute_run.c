@@ -4,7 +4,8 @@
  * database and an AWS endpoint (moto in the tests), as reconcile.c and
  * sweep.c call them. One logfmt line per result on stdout.
  *
- *   ec2_compute_run -c CONF deploy ENV_ID     (a build row, as reconcile)
+ *   ec2_compute_run -c CONF deploy ENV_ID     (a build row and a run, as
+ *                                             reconcile)
  *   ec2_compute_run -c CONF observe ENV_ID
  *   ec2_compute_run -c CONF stop|leftovers SLUG
  *   ec2_compute_run -c CONF destroy SLUG [ENV_ID]  (ENV_ID: reported, as
@@ -50,7 +51,9 @@ cmd_deploy(struct worker *w, const struct env *e)
 	d.src = buf_detach(&src);
 	buf_init(&d.log, 64 * 1024);
 	buf_init(&d.why, 4096);
-	if (build_begin(w->db, e->id, e->desired_sha, &d.b) == -1) {
+	if (build_begin(w->db, e->id, e->desired_sha, &d.b) == -1 ||
+	    env_run_open(w->db, e->id, price_hourly(w->cfg, "ec2", NULL)) ==
+	            -1) {
 		printf("deploy rc=db\n");
 		return 1;
 	}

@@ -705,8 +705,19 @@ step_instance(struct deploy *d, struct aws_client *c, const char *script,
 			return deploy_aws_fail(d, &err, -1);
 		snprintf(in->state, sizeof(in->state), "pending");
 	}
-	log_info("ec2_instance", "env=%llu instance_id=%s state=%s launched=%d",
-	         (unsigned long long)d->e->id, in->id, in->state, *launched);
+	/* The run opened at the first type's price; RunInstances may have
+	 * fallen back to another (or an adopted instance be of one). Every
+	 * deploy sets it, so a retry after a failed write does too. */
+	if (in->type[0] != '\0' &&
+	    env_run_reprice(d->w->db, d->e->id,
+	                    price_hourly(cfg, "ec2", in->type)) == -1) {
+		buf_puts(&d->why, "recording the instance's price failed");
+		return DEPLOY_RETRY;
+	}
+	log_info("ec2_instance",
+	         "env=%llu instance_id=%s type=%s state=%s launched=%d",
+	         (unsigned long long)d->e->id, in->id, log_q(in->type),
+	         in->state, *launched);
 	return DEPLOY_OK;
 }
 
