@@ -54,8 +54,7 @@ entry_parse(const char *e, size_t n, char type[PRICE_TYPE_MAX + 1],
 		return -1;
 	}
 	/* Plain decimals only: strtod would take "inf", "nan" and hex. */
-	if (vn == 0 || vn >= sizeof(num) ||
-	    strspn(v, "0123456789.") < vn) {
+	if (vn == 0 || vn >= sizeof(num) || strspn(v, "0123456789.") < vn) {
 		buf_puts(why, "the price must be a number like 0.0208");
 		return -1;
 	}
@@ -116,8 +115,7 @@ price_list_check(const char *list, struct buf *why)
 }
 
 bool
-price_list_find(const char *list, const char *type, size_t before,
-                double *out)
+price_list_find(const char *list, const char *type, size_t before, double *out)
 {
 	char t[PRICE_TYPE_MAX + 1];
 	struct buf why = BUF_INIT;

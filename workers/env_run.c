@@ -14,12 +14,13 @@
 int
 env_run_open(struct db *db, uint64_t env_id, double price)
 {
-	return db_exec(db,
-	               "INSERT INTO env_runs (env_id, started_at, hourly_price) "
-	               "SELECT ?, NOW(6), ? FROM DUAL WHERE NOT EXISTS (SELECT "
-	               "1 FROM env_runs WHERE env_id = ? AND stopped_at IS "
-	               "NULL)",
-	               "udu", env_id, price, env_id);
+	return db_exec(
+	        db,
+	        "INSERT INTO env_runs (env_id, started_at, hourly_price) "
+	        "SELECT ?, NOW(6), ? FROM DUAL WHERE NOT EXISTS (SELECT "
+	        "1 FROM env_runs WHERE env_id = ? AND stopped_at IS "
+	        "NULL)",
+	        "udu", env_id, price, env_id);
 }
 
 /*
