@@ -213,8 +213,7 @@ api_environments_get(struct app *app, const struct request *req,
 		response_text(res, 400, buf_str(&why));
 		goto out;
 	}
-	if (env_list_load(app->db, &flt, clock_now(app->cfg),
-	                  app->cfg->env_hourly_price, &l) == -1 ||
+	if (env_list_load(app->db, &flt, clock_now(app->cfg), &l) == -1 ||
 	    env_list_count(app->db, &flt, &counts) == -1) {
 		response_text(res, 503, "database unavailable");
 		goto out;

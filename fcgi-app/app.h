@@ -106,19 +106,23 @@ const char *html_state_class(const char *state);
 /* "https://github.com" from the API URL (GitHub Enterprise: its host). */
 void html_github_web(const char *api_url, struct buf *out);
 
-/* ---- usage.c: instance hours and cost of an environment (pure) --------
+/* ---- usage.c: compute time and cost of an environment (pure) ----------
  *
- * The schema keeps no history of phases, so instance time is derived from
- * builds: an environment holds compute from the start of its first build
- * until now while its phase holds compute, or until its last change
- * (updated_at) once it is stopped or destroyed. Time between an idle stop
- * and a later build is counted too (the stop time is overwritten); see
- * docs/api.md.
+ * From its runs (env_runs, migration 016): a run opens when a deploy
+ * begins and closes when a stop, destroy or hold has taken the compute
+ * down, each at its own hourly price (lib/price.c). The closed ones are
+ * summed on the environment's row as they close (migration 020); the
+ * open one counts up to `now` here, so a pinned status.clock pins it too.
  */
-bool usage_phase_holds_compute(const char *phase);
-/* Seconds; first_start < 0 means "no build yet" and gives 0. */
-double usage_instance_seconds(const char *phase, double first_start,
-                              double updated, double now);
+struct usage_runs {
+	double closed_seconds, closed_cost;
+	double open_start; /* epoch seconds; < 0: no run is open */
+	double open_price; /* per hour */
+};
+
+double usage_run_seconds(const struct usage_runs *, double now);
+double usage_run_cost(const struct usage_runs *, double now);
+
 /* The last build's wall time: to its end, or to now while it runs. */
 double usage_build_seconds(double started, double finished, double now);
 
@@ -146,8 +150,8 @@ struct env_view {
 	char *branch;
 	char *build_id, *build_status, *build_started_at, *build_finished_at;
 	double build_seconds;    /* the last build's duration, -1: none */
-	double instance_seconds; /* see usage.c */
-	double cost; /* instance hours × environments.hourly_price */
+	double instance_seconds; /* its runs' time, see usage.c */
+	double cost;             /* each run's hours × that run's price */
 	struct service_view *services; /* from environments.services */
 	size_t nservices;
 };
@@ -183,10 +187,9 @@ void url_query_value(struct buf *, const char *);
 
 /* One page of environments, newest change first. */
 int env_list_load(struct db *, const struct env_filter *, double now,
-                  double hourly_price, struct env_list *);
+                  struct env_list *);
 /* One environment by id: 0 and n == 1, 0 and n == 0 (none), or -1. */
-int env_list_load_one(struct db *, uint64_t id, double now, double hourly_price,
-                      struct env_list *);
+int env_list_load_one(struct db *, uint64_t id, double now, struct env_list *);
 /* Distinct repositories, sorted, for the filter. */
 int env_list_repos(struct db *, char ***repos, size_t *n);
 
@@ -273,7 +276,6 @@ struct index_view {
 	size_t nrepos;
 	const char *github_web;
 	double now;
-	double hourly_price;
 	int64_t refresh_seconds;
 };
 

@@ -19,8 +19,7 @@ env_detail_load(struct app *app, const struct request *req, const char *prefix,
 		response_text(res, 404, "not found");
 		return -1;
 	}
-	if (env_list_load_one(app->db, id, d->now, app->cfg->env_hourly_price,
-	                      &d->env) == -1 ||
+	if (env_list_load_one(app->db, id, d->now, &d->env) == -1 ||
 	    (d->env.n == 1 && build_list_load(app->db, id, &d->builds) == -1)) {
 		response_text(res, 503, "database unavailable");
 		return -1;

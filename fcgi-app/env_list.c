@@ -5,14 +5,21 @@
  * view has to reformat them, and as epoch seconds where usage needs them.
  *
  * A list is one page (env_filter.c): the page's ids are chosen first, then
- * each environment's first build start and last build come from index
- * dives on builds (env_id, started_at) and (env_id, id), so the cost
- * grows with the page, not with the number of builds (bench/status).
- * The dives are written ORDER BY ... LIMIT 1: MariaDB runs a correlated
- * MIN()/MAX() as a scan of the environment's whole index range instead,
- * measured 3-4 times slower. The page is read in index order (FORCE
- * INDEX): with the optional filters written as (? IS NULL OR ...) the
- * optimizer otherwise sorts the whole table for every page.
+ * each environment's last build comes from an index dive on builds
+ * (env_id, id), so the cost grows with the page, not with the number of
+ * builds (bench/status). The dive is written ORDER BY ... LIMIT 1:
+ * MariaDB runs a correlated MIN()/MAX() as a scan of the environment's
+ * whole index range instead, measured 3-4 times slower. The page is read
+ * in index order (FORCE INDEX): with the optional filters written as
+ * (? IS NULL OR ...) the optimizer otherwise sorts the whole table for
+ * every page.
+ *
+ * Usage is the environment's closed runs, summed on its row (runs_seconds,
+ * runs_cost: migration 020), and its open run, found by one more dive on
+ * env_runs (env_id, stopped_at): so it costs the same however many runs
+ * there were. (A join on env_runs grouped by env_id was tried: MariaDB
+ * ran it as a LATERAL DERIVED dive per row for a page of 50, but a page
+ * of 500 took 10 to 16 s as the app's prepared statement.)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +35,16 @@ static const char env_columns[] =
         " e.head_ref, lb.id, lb.status,"
         " DATE_FORMAT(lb.started_at, '%Y-%m-%dT%H:%i:%sZ'),"
         " DATE_FORMAT(lb.finished_at, '%Y-%m-%dT%H:%i:%sZ'),"
-        " UNIX_TIMESTAMP((SELECT started_at FROM builds"
-        " WHERE env_id = e.id ORDER BY started_at LIMIT 1)),"
-        " UNIX_TIMESTAMP(e.updated_at),"
+        " e.runs_seconds, e.runs_cost, UNIX_TIMESTAMP(o.started_at),"
+        " o.hourly_price,"
         " UNIX_TIMESTAMP(lb.started_at), UNIX_TIMESTAMP(lb.finished_at),"
         " e.services ";
+
+/* The open run: one at most (reconcile.c opens one only when none is). */
+#define ENV_RUN_OPEN_JOIN                                                      \
+	" LEFT JOIN env_runs o ON o.id ="                                      \
+	" (SELECT id FROM env_runs WHERE env_id = e.id"                        \
+	" AND stopped_at IS NULL ORDER BY id DESC LIMIT 1)"
 
 static const char env_list_sql_tail[] =
         "FROM (SELECT id, updated_at FROM environments"
@@ -42,15 +54,14 @@ static const char env_list_sql_tail[] =
         " JOIN environments e ON e.id = p.id"
         " LEFT JOIN builds lb ON lb.id ="
         " (SELECT id FROM builds WHERE env_id = e.id"
-        " ORDER BY id DESC LIMIT 1)"
+        " ORDER BY id DESC LIMIT 1)" ENV_RUN_OPEN_JOIN
         " ORDER BY p.updated_at DESC, p.id DESC";
 
 static const char env_one_sql_tail[] =
         "FROM environments e"
         " LEFT JOIN builds lb ON lb.id ="
         " (SELECT id FROM builds WHERE env_id = e.id"
-        " ORDER BY id DESC LIMIT 1)"
-        " WHERE e.id = ?";
+        " ORDER BY id DESC LIMIT 1)" ENV_RUN_OPEN_JOIN " WHERE e.id = ?";
 
 /* Epoch seconds from SQL text; NULL (no build, still running) is -1. */
 static double
@@ -65,9 +76,15 @@ dup_or_null(const char *v)
 	return v ? xstrdup(v) : NULL;
 }
 
+/* A number from SQL text; NULL (no run) is `none`. */
+static double
+number(const char *v, double none)
+{
+	return v ? strtod(v, NULL) : none;
+}
+
 static void
-env_row(const struct db_rows *rows, size_t i, double now, double price,
-        struct env_view *e)
+env_row(const struct db_rows *rows, size_t i, double now, struct env_view *e)
 {
 	char **f[] = {&e->id,
 	              &e->repo,
@@ -88,33 +105,35 @@ env_row(const struct db_rows *rows, size_t i, double now, double price,
 	              &e->build_status,
 	              &e->build_started_at,
 	              &e->build_finished_at};
+	struct usage_runs runs;
 	size_t c;
 
 	for (c = 0; c < NELEM(f); c++)
 		*f[c] = dup_or_null(db_rows_get(rows, i, c));
-	e->instance_seconds =
-	        usage_instance_seconds(e->phase, epoch(db_rows_get(rows, i, c)),
-	                               epoch(db_rows_get(rows, i, c + 1)), now);
+	runs.closed_seconds = number(db_rows_get(rows, i, c), 0);
+	runs.closed_cost = number(db_rows_get(rows, i, c + 1), 0);
+	runs.open_start = number(db_rows_get(rows, i, c + 2), -1);
+	runs.open_price = number(db_rows_get(rows, i, c + 3), 0);
+	e->instance_seconds = usage_run_seconds(&runs, now);
+	e->cost = usage_run_cost(&runs, now);
 	e->build_seconds =
-	        usage_build_seconds(epoch(db_rows_get(rows, i, c + 2)),
-	                            epoch(db_rows_get(rows, i, c + 3)), now);
-	e->cost = e->instance_seconds / 3600.0 * price;
+	        usage_build_seconds(epoch(db_rows_get(rows, i, c + 4)),
+	                            epoch(db_rows_get(rows, i, c + 5)), now);
 	/* Unreadable services show as none; the URL column still shows. */
-	if (services_parse(db_rows_get(rows, i, c + 4), &e->services,
+	if (services_parse(db_rows_get(rows, i, c + 6), &e->services,
 	                   &e->nservices) == -1)
 		log_warn("env_services_unreadable", "env=%s", e->id);
 }
 
 static void
-env_rows_take(const struct db_rows *rows, double now, double price,
-              struct env_list *out)
+env_rows_take(const struct db_rows *rows, double now, struct env_list *out)
 {
 	size_t i;
 
 	out->n = db_rows_count(rows);
 	out->items = xcalloc(out->n ? out->n : 1, sizeof(*out->items));
 	for (i = 0; i < out->n; i++)
-		env_row(rows, i, now, price, &out->items[i]);
+		env_row(rows, i, now, &out->items[i]);
 }
 
 static char *
@@ -129,7 +148,7 @@ sql_join(const char *a, const char *b)
 
 int
 env_list_load(struct db *db, const struct env_filter *flt, double now,
-              double price, struct env_list *out)
+              struct env_list *out)
 {
 	struct db_rows *rows = NULL;
 	char *sql = sql_join(env_columns, env_list_sql_tail);
@@ -140,7 +159,7 @@ env_list_load(struct db *db, const struct env_filter *flt, double now,
 	             flt->phase, flt->per_page,
 	             (flt->page - 1) * flt->per_page) == -1)
 		goto out;
-	env_rows_take(rows, now, price, out);
+	env_rows_take(rows, now, out);
 	rc = 0;
 out:
 	db_rows_free(rows);
@@ -149,8 +168,7 @@ out:
 }
 
 int
-env_list_load_one(struct db *db, uint64_t id, double now, double price,
-                  struct env_list *out)
+env_list_load_one(struct db *db, uint64_t id, double now, struct env_list *out)
 {
 	struct db_rows *rows = NULL;
 	char *sql = sql_join(env_columns, env_one_sql_tail);
@@ -159,7 +177,7 @@ env_list_load_one(struct db *db, uint64_t id, double now, double price,
 	memset(out, 0, sizeof(*out));
 	if (db_query(db, &rows, sql, "u", id) == -1)
 		goto out;
-	env_rows_take(rows, now, price, out);
+	env_rows_take(rows, now, out);
 	rc = 0;
 out:
 	db_rows_free(rows);

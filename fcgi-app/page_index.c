@@ -240,8 +240,7 @@ page_index_get(struct app *app, const struct request *req, struct response *res)
 		goto out;
 	}
 	v.now = clock_now(app->cfg);
-	if (env_list_load(app->db, &flt, v.now, app->cfg->env_hourly_price,
-	                  &l) == -1 ||
+	if (env_list_load(app->db, &flt, v.now, &l) == -1 ||
 	    env_list_count(app->db, &flt, &counts) == -1 ||
 	    env_list_repos(app->db, &v.repos, &v.nrepos) == -1) {
 		response_text(res, 503, "database unavailable");
@@ -252,7 +251,6 @@ page_index_get(struct app *app, const struct request *req, struct response *res)
 	v.filter = &flt;
 	v.counts = &counts;
 	v.github_web = buf_str(&web);
-	v.hourly_price = app->cfg->env_hourly_price;
 	v.refresh_seconds = app->cfg->status_refresh_seconds;
 	res->content_type = "text/html; charset=utf-8";
 	page_headers(res);

@@ -1,37 +1,27 @@
 /*
- * usage.c - how long an environment has held compute, and so what it has
- * cost. See app.h for the definition and its known over-count.
+ * usage.c - how long an environment's compute has run, and what it has
+ * cost, from its runs (env_runs). See app.h.
  */
-#include <string.h>
-
 #include "app.h"
 
-/* Phases in which an instance (or local containers) may be up. */
-bool
-usage_phase_holds_compute(const char *phase)
+/* The open run's seconds to `now`; a clock behind it counts nothing. */
+static double
+open_seconds(const struct usage_runs *r, double now)
 {
-	static const char *const idle[] = {"pending", "stopped", "destroyed",
-	                                   "awaiting_approval"};
-	size_t i;
-
-	if (phase == NULL)
-		return false;
-	for (i = 0; i < NELEM(idle); i++)
-		if (strcmp(phase, idle[i]) == 0)
-			return false;
-	return true;
+	return r->open_start >= 0 && now > r->open_start ? now - r->open_start
+	                                                 : 0;
 }
 
 double
-usage_instance_seconds(const char *phase, double first_start, double updated,
-                       double now)
+usage_run_seconds(const struct usage_runs *r, double now)
 {
-	double end;
+	return r->closed_seconds + open_seconds(r, now);
+}
 
-	if (first_start < 0)
-		return 0;
-	end = usage_phase_holds_compute(phase) ? now : updated;
-	return end > first_start ? end - first_start : 0;
+double
+usage_run_cost(const struct usage_runs *r, double now)
+{
+	return r->closed_cost + open_seconds(r, now) / 3600.0 * r->open_price;
 }
 
 double

@@ -36,3 +36,24 @@ env_run_reprice(struct db *db, uint64_t env_id, double price)
 	               "AND stopped_at IS NULL",
 	               "du", price, env_id);
 }
+
+/*
+ * Closes the open run: the compute is down (a stop, a destroy or a hold).
+ * Its hours and cost are added to the environment's totals in the same
+ * statement (migration 020), so the status page reads them from the row,
+ * however many runs there were, and a retried close adds nothing twice.
+ */
+int
+env_run_close(struct db *db, uint64_t env_id)
+{
+	return db_exec(
+	        db,
+	        "UPDATE environments e JOIN env_runs r ON r.env_id = e.id AND "
+	        "r.stopped_at IS NULL SET e.runs_seconds = e.runs_seconds + "
+	        "GREATEST(0, TIMESTAMPDIFF(MICROSECOND, r.started_at, NOW(6)))"
+	        " / 1e6, e.runs_cost = e.runs_cost + GREATEST(0, "
+	        "TIMESTAMPDIFF(MICROSECOND, r.started_at, NOW(6))) / 3.6e9 * "
+	        "r.hourly_price, e.updated_at = e.updated_at, r.stopped_at = "
+	        "NOW(6) WHERE e.id = ?",
+	        "u", env_id);
+}

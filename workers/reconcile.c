@@ -801,10 +801,7 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	            "UPDATE builds SET status = 'cancelled', finished_at = "
 	            "NOW(6) WHERE env_id = ? AND status = 'running'",
 	            "u", e->id) == -1 ||
-	    db_exec(w->db,
-	            "UPDATE env_runs SET stopped_at = NOW(6) WHERE env_id = ? "
-	            "AND stopped_at IS NULL",
-	            "u", e->id) == -1 ||
+	    env_run_close(w->db, e->id) == -1 ||
 	    /* Its networks are gone (a stop keeps them, and their subnets). */
 	    (step != STEP_STOP &&
 	     db_exec(w->db, "DELETE FROM env_subnets WHERE env_id = ?", "u",

@@ -721,6 +721,8 @@ int build_end(struct db *, struct build *, const char *status,
 int env_run_open(struct db *, uint64_t env_id, double price);
 /* The open run's price, once what runs is known (ec2's instance type). */
 int env_run_reprice(struct db *, uint64_t env_id, double price);
+/* Closes the open run (if any), adding it to the environment's totals. */
+int env_run_close(struct db *, uint64_t env_id);
 
 /* ---- capacity.c: the cap on running environments ---------------------- */
 

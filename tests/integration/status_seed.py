@@ -56,6 +56,11 @@ def step(build_id, name, status, started, finished, detail=None):
             % (build_id, q(name), q(status), q(detail), q(started), q(finished)))
 
 
+def run(env_id, started, stopped, price):
+    return ("INSERT INTO env_runs (env_id, started_at, stopped_at, hourly_price) "
+            "VALUES (%d, %s, %s, %s);" % (env_id, q(started), q(stopped), price))
+
+
 def steps(build_id, day, t0, plan):
     """plan: [(name, status, seconds)] run back to back from day t0."""
     out, t = [], t0
@@ -89,7 +94,7 @@ def seed_sql():
         env(5, "acme/api", 3, "From a fork", "eve", "patch-1",
             "awaiting_approval", "awaiting_approval", D, None, None, None,
             "2026-03-02 11:59:00", "2026-03-02 11:59:00"),
-        # env 1: two builds; instance time runs from the first build.
+        # env 1: two builds.
         build(1, 1, A, "succeeded", "2026-03-01 09:00:05",
               "2026-03-01 09:03:05", log="first build\n"),
         build(2, 1, A, "succeeded", "2026-03-02 10:58:00",
@@ -100,7 +105,20 @@ def seed_sql():
         build(4, 3, C, "running", "2026-03-02 11:55:00", None),
         build(5, 4, D, "succeeded", "2026-02-27 08:00:00",
               "2026-02-27 08:02:00"),
+        # Compute runs, each at its own price: env 1 ran 12 h, was stopped
+        # overnight (costing nothing) and runs again since its second
+        # build at another type's price; env 4 ran a day, then stopped.
+        run(1, "2026-03-01 09:00:05", "2026-03-01 21:00:05", "0.0208"),
+        run(1, "2026-03-02 10:58:00", None, "0.05"),
+        run(2, "2026-03-02 10:00:05", None, "0.0188"),
+        run(3, "2026-03-02 11:55:00", None, "0.0208"),
+        run(4, "2026-02-27 08:00:00", "2026-02-28 08:00:00", "0.0208"),
     ]
+    # The closed runs' totals, as workers/env_run.c adds them at close.
+    s.append("UPDATE environments SET runs_seconds = 43200, runs_cost = "
+             "12 * 0.0208, updated_at = updated_at WHERE id = 1;")
+    s.append("UPDATE environments SET runs_seconds = 86400, runs_cost = "
+             "24 * 0.0208, updated_at = updated_at WHERE id = 4;")
     s.append("UPDATE environments SET services = %s, updated_at = updated_at "
              "WHERE id = 1;" % q(SERVICES_1))
     s.append("UPDATE environments SET services = %s, updated_at = updated_at "

@@ -395,7 +395,9 @@ class SweepTest(LocalProviderBase):
     """The reaper's sweep job: idle stop, stuck teardowns, orphans."""
     settings = {"workers.sweep_interval_seconds": 1,
                 "workers.sweep_grace_seconds": 2,
-                "environments.idle_stop_minutes": 60}
+                "environments.idle_stop_minutes": 60,
+                # A local run costs its share of the host: 0.5 / 10.
+                "local.host_hourly_price": 0.5}
 
     def test_idle_stop_then_push_wakes(self):
         repo = self.repos["acme/hello"]
@@ -435,6 +437,19 @@ class SweepTest(LocalProviderBase):
         self.assertEqual(len(runs), 2, runs)
         self.assertNotIn("NULL", runs[0] + runs[1])
         self.assertLess(runs[0][1], runs[1][0])
+        # Each at the host's share (local.host_hourly_price /
+        # environments.max_running), and added to the environment's
+        # totals as it closed (migration 020).
+        got = [float(v) for v in self.s.sql(
+            "SELECT MIN(r.hourly_price), MAX(r.hourly_price), e.runs_seconds, "
+            "SUM(TIMESTAMPDIFF(MICROSECOND, r.started_at, r.stopped_at)) / 1e6, "
+            "e.runs_cost, SUM(TIMESTAMPDIFF(MICROSECOND, r.started_at, r.stopped_at)) "
+            "/ 3.6e9 * 0.05 FROM environments e JOIN env_runs r ON r.env_id = e.id "
+            "WHERE e.id = %d GROUP BY e.id" % e["id"])[0]]
+        self.assertEqual(got[:2], [0.05, 0.05])
+        self.assertGreater(got[2], 0)
+        self.assertAlmostEqual(got[2], got[3], places=3)
+        self.assertAlmostEqual(got[4], got[5], places=9)
 
     def test_teardown_that_died_is_retried(self):
         sha = self.repos["acme/hello"].commit("stuck")

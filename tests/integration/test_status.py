@@ -353,9 +353,15 @@ class StatusTest(unittest.TestCase):
             {"name": "adm<i>n\"", "primary": False, "url": "javascript:alert(5)"}])
         e4 = next(e for e in envs if e["id"] == 4)
         self.assertEqual(e4["services"], [])  # 'not json' reads as none
-        # Ready since the first build at 09:00:05 the day before.
-        self.assertAlmostEqual(e1["instance_hours"], 26.9986, places=3)
-        self.assertAlmostEqual(e1["cost"], 26.9986 * 0.0208, places=3)
+        # Its runs (env_runs), each at its own price: 12 h closed the
+        # day before, and open since 10:58 (1 h 02 m to the pinned clock).
+        self.assertAlmostEqual(e1["instance_hours"], 12 + 62 / 60.0, places=4)
+        self.assertAlmostEqual(e1["cost"], 12 * 0.0208 + 62 / 60.0 * 0.05, places=4)
+        e4 = next(e for e in envs if e["id"] == 4)
+        self.assertAlmostEqual(e4["instance_hours"], 24, places=4)
+        self.assertAlmostEqual(e4["cost"], 24 * 0.0208, places=4)
+        e5 = next(e for e in envs if e["id"] == 5)
+        self.assertEqual((e5["instance_hours"], e5["cost"]), (0, 0))
         self.assertEqual(e1["last_build"]["id"], 2)
         self.assertEqual(e1["last_build"]["duration_seconds"], 120)
         e3 = next(e for e in envs if e["id"] == 3)

@@ -40,31 +40,31 @@ static void
 test_usage(void)
 {
 	static const struct {
-		const char *phase;
-		double first, updated, now, want;
+		struct usage_runs r;
+		double now, seconds, cost;
 	} cases[] = {
-	        /* running phases count up to now */
-	        {"ready", 1000, 2000, 4600, 3600},
-	        {"deploying", 1000, 1000, 1060, 60},
-	        {"failed", 1000, 1500, 2000, 1000},
-	        /* idle phases stop at their last change */
-	        {"stopped", 1000, 2800, 9000, 1800},
-	        {"destroyed", 1000, 1000, 9000, 0},
-	        /* no build, no compute */
-	        {"ready", -1, 2000, 4600, 0},
-	        {"pending", -1, 2000, 4600, 0},
-	        /* a clock behind the data never goes negative */
-	        {"ready", 5000, 5000, 4000, 0},
+	        /* no run yet */
+	        {{0, 0, -1, 0}, 5000, 0, 0},
+	        /* closed runs only: the clock adds nothing */
+	        {{7200, 0.05, -1, 0}, 9e9, 7200, 0.05},
+	        /* an open run counts up to now, at its own price */
+	        {{0, 0, 1000, 0.0208}, 4600, 3600, 0.0208},
+	        {{7200, 0.05, 1000, 0.5}, 8200, 14400, 1.05},
+	        /* a clock behind the open run never goes negative */
+	        {{60, 0.01, 5000, 1}, 4000, 60, 0.01},
 	};
 	size_t i;
 
-	for (i = 0; i < NELEM(cases); i++)
-		CHECK(usage_instance_seconds(cases[i].phase, cases[i].first,
-		                             cases[i].updated,
-		                             cases[i].now) == cases[i].want);
-	CHECK(usage_phase_holds_compute("ready"));
-	CHECK(!usage_phase_holds_compute("awaiting_approval"));
-	CHECK(!usage_phase_holds_compute(NULL));
+	for (i = 0; i < NELEM(cases); i++) {
+		double s = usage_run_seconds(&cases[i].r, cases[i].now);
+		double c = usage_run_cost(&cases[i].r, cases[i].now);
+
+		if (s != cases[i].seconds || c < cases[i].cost - 1e-9 ||
+		    c > cases[i].cost + 1e-9) {
+			fprintf(stderr, "  case %zu: %g s, %g\n", i, s, c);
+			CHECK(!"usage");
+		}
+	}
 	CHECK(usage_build_seconds(100, 160, 999) == 60);
 	CHECK(usage_build_seconds(100, -1, 130) == 30);
 	CHECK(usage_build_seconds(-1, -1, 130) == -1);
