@@ -13,7 +13,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from harness.stack import Stack  # noqa: E402
+from harness.stack import Stack, cpu_seconds  # noqa: E402
 
 ENVS, BUILDS, STEPS = 1000, 20000, 5
 # Compute runs (env_runs), ten per environment, the last one open: each
@@ -66,21 +66,6 @@ UPDATE environments e JOIN (SELECT env_id,
 SET e.runs_seconds = r.s, e.runs_cost = r.c, e.updated_at = e.updated_at;
 ANALYZE TABLE environments, builds, build_steps, env_runs;
 """.format(envs=ENVS, builds=BUILDS, steps=STEPS, runs=RUNS)
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids):
-    """User + system CPU of these processes (all threads), in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, ValueError):
-            pass
-    return total / TICK
 
 
 def loadavg():
