@@ -125,7 +125,8 @@ html_state_class(const char *state)
 	                                    "destroyed", "awaiting_approval",
 	                                    "running",   "succeeded",
 	                                    "cancelled", "skipped",
-	                                    "done",      "dead"};
+	                                    "done",      "dead",
+	                                    "budget"};
 	size_t i;
 
 	for (i = 0; state != NULL && i < NELEM(known); i++)

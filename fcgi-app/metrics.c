@@ -37,8 +37,10 @@ static const char *const job_le[] = {JOB_BUCKETS(LE_TEXT)};
 static const char *const build_le[] = {BUILD_BUCKETS(LE_TEXT)};
 
 static const char *const known_phases[] = {
-        "pending", "awaiting_approval", "queued",  "deploying",  "ready",
-        "failed",  "stopping",          "stopped", "destroying", "destroyed"};
+        "pending",    "awaiting_approval", "budget",
+        "queued",     "deploying",         "ready",
+        "failed",     "stopping",          "stopped",
+        "destroying", "destroyed"};
 
 void
 metrics_label(struct buf *b, const char *v)

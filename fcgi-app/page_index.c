@@ -13,8 +13,10 @@
 
 /* The phases a filter offers, in the order an environment moves. */
 static const char *const phases[] = {
-        "pending", "awaiting_approval", "queued",  "deploying",  "ready",
-        "failed",  "stopping",          "stopped", "destroying", "destroyed"};
+        "pending",    "awaiting_approval", "budget",
+        "queued",     "deploying",         "ready",
+        "failed",     "stopping",          "stopped",
+        "destroying", "destroyed"};
 
 static void
 options(struct buf *b, const char *const *vals, size_t n, const char *chosen,

@@ -29,6 +29,7 @@ enum wake_state {
 	WAKE_STARTING, /* woken now or before, on its way */
 	WAKE_FAILED,   /* woken, but the start failed */
 	WAKE_WAITING,  /* woken, waiting for a slot or this host's networks */
+	WAKE_BUDGET,   /* woken, its repository's monthly budget reached */
 	WAKE_STOPPED,  /* stopped for another reason: not ours to start */
 };
 
@@ -71,6 +72,7 @@ wake_tx(struct db *db, void *arg)
 	if (strcmp(desired, "running") == 0) {
 		w->state = strcmp(phase, "failed") == 0   ? WAKE_FAILED
 		           : strcmp(phase, "queued") == 0 ? WAKE_WAITING
+		           : strcmp(phase, "budget") == 0 ? WAKE_BUDGET
 		                                          : WAKE_STARTING;
 		goto done;
 	}
@@ -106,11 +108,12 @@ out:
 	return rc;
 }
 
-/* Starting: seconds away. Waiting: until another preview goes. */
+/* Starting: seconds away. Waiting: until another preview goes, or the
+ * budget allows it. */
 static int
 refresh_of(enum wake_state s)
 {
-	return s == WAKE_WAITING ? 10 * WAKE_REFRESH_S : WAKE_REFRESH_S;
+	return s == WAKE_STARTING ? WAKE_REFRESH_S : 10 * WAKE_REFRESH_S;
 }
 
 static void
@@ -121,6 +124,7 @@ page_render(const struct wake *w, struct buf *b)
 	        [WAKE_STARTING] = "Waking up this preview\xe2\x80\xa6",
 	        [WAKE_FAILED] = "This preview could not start",
 	        [WAKE_WAITING] = "This preview is waiting to start",
+	        [WAKE_BUDGET] = "This preview waits for its budget",
 	        [WAKE_STOPPED] = "This preview is stopped",
 	};
 	static const char *const text[] = {
@@ -133,6 +137,11 @@ page_render(const struct wake *w, struct buf *b)
 	                         "taken (the pull request's comment says "
 	                         "which limit); it starts when one frees up. "
 	                         "This page reloads by itself.",
+	        [WAKE_BUDGET] = "Its repository has spent this month's preview "
+	                        "budget; it starts when the month resets or "
+	                        "the budget is raised (the pull request's "
+	                        "comment says when). This page reloads by "
+	                        "itself.",
 	        [WAKE_FAILED] = "The pull request's comment says why; a push "
 	                        "or <code>/preview deploy</code> tries again.",
 	        [WAKE_STOPPED] = "It was stopped on purpose. Comment "
@@ -144,7 +153,8 @@ page_render(const struct wake *w, struct buf *b)
 	            "<meta charset=\"utf-8\">"
 	            "<meta name=\"viewport\" "
 	            "content=\"width=device-width, initial-scale=1\">");
-	if (w->state == WAKE_STARTING || w->state == WAKE_WAITING)
+	if (w->state == WAKE_STARTING || w->state == WAKE_WAITING ||
+	    w->state == WAKE_BUDGET)
 		buf_printf(b, "<meta http-equiv=\"refresh\" content=\"%d\">",
 		           refresh_of(w->state));
 	buf_puts(b, "<title>");
@@ -190,7 +200,8 @@ page_wake_get(struct app *app, const struct request *req, struct response *res)
 		log_info("wake", "slug=%s", w.slug);
 	}
 	res->status = w.state == WAKE_GONE ? 404 : 503;
-	if (w.state == WAKE_STARTING || w.state == WAKE_WAITING)
+	if (w.state == WAKE_STARTING || w.state == WAKE_WAITING ||
+	    w.state == WAKE_BUDGET)
 		buf_printf(&res->headers, "Retry-After: %d\r\n",
 		           refresh_of(w.state));
 	res->content_type = "text/html; charset=utf-8";

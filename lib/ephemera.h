@@ -146,6 +146,12 @@ struct repo_config {
 	char *access_bypass;
 };
 
+/* One entry of `budgets`: a repository's own monthly budget. */
+struct budget_config {
+	char *repo;     /* "owner/repo" */
+	double monthly; /* currency units per UTC month; 0: none */
+};
+
 struct config {
 	char *path; /* the file this came from */
 
@@ -235,6 +241,9 @@ struct config {
 	 * costs its share, this / env_max_running (price.c). */
 	double local_host_hourly_price;
 	double env_hourly_price; /* whatever has no price of its own */
+	/* Per repository and UTC month, unless `budgets` says otherwise;
+	 * 0: none. Reached, new previews wait (workers/budget.c). */
+	double env_monthly_budget;
 	int64_t env_max_services;
 	bool env_allow_build;
 	/* The installation's identity: configured or <var_dir>/instance;
@@ -290,6 +299,9 @@ struct config {
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;
 	size_t nrepos;
+	/* budgets: a list too, each a repository's own monthly budget */
+	struct budget_config *budgets;
+	size_t nbudgets;
 };
 
 /*
@@ -315,6 +327,9 @@ void config_warnings(const struct config *, const char *name, FILE *out);
 int program_start(const char *name, int argc, char **argv, struct config *,
                   int *rc);
 const struct repo_config *config_repo(const struct config *, const char *);
+/* The repository's monthly budget: its `budgets` entry, else
+ * environments.monthly_budget; 0: none. */
+double config_budget(const struct config *, const char *repo);
 
 /* ---- db.c: MariaDB access, prepared statements only --------------------
  *

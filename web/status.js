@@ -9,9 +9,9 @@
 (function () {
 	"use strict";
 
-	var PHASES = ["pending", "awaiting_approval", "queued", "deploying",
-		"ready", "failed", "stopping", "stopped", "destroying",
-		"destroyed"];
+	var PHASES = ["pending", "awaiting_approval", "budget", "queued",
+		"deploying", "ready", "failed", "stopping", "stopped",
+		"destroying", "destroyed"];
 	var KNOWN = PHASES.concat(["running", "succeeded", "cancelled",
 		"skipped", "done", "dead"]);
 	var DASH = "\u2014";

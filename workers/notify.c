@@ -35,8 +35,8 @@ static bool
 phase_told(const char *phase)
 {
 	static const char *const told[] = {
-	        "queued",    "deploying",        "ready", "failed", "stopped",
-	        "destroyed", "awaiting_approval"};
+	        "queued", "budget",  "deploying", "ready",
+	        "failed", "stopped", "destroyed", "awaiting_approval"};
 	size_t i;
 
 	for (i = 0; i < NELEM(told); i++)

@@ -998,10 +998,15 @@ reconcile_turns(struct worker *w, const struct job *job, struct job_result *res)
 			env_free(&e);
 			return;
 		case STEP_ADMIT:
-			r = capacity_admit(w->db, e.id,
-			                   w->cfg->env_max_running);
-			if (r == 1 && queued_notify(w, &e) == -1)
-				r = -1;
+			/* Within its repository's budget, then a slot: one
+			 * that waits for money takes no place in the queue. */
+			r = budget_admit(w, &e);
+			if (r == 0) {
+				r = capacity_admit(w->db, e.id,
+				                   w->cfg->env_max_running);
+				if (r == 1 && queued_notify(w, &e) == -1)
+					r = -1;
+			}
 			/* A slot, and networks for it on this host. */
 			if (r == 0 && compute == &compute_local)
 				r = networks_admit(w, &e);

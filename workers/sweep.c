@@ -13,7 +13,8 @@
  *    not, and has no job to get it there (its teardown died while Docker
  *    was down, say), gets a reconcile; so does one whose deploy job died
  *    of our failures (failed, but not at a commit it attempted): it does
- *    not wait for a push;
+ *    not wait for a push; and one waiting in `budget` that its budget now
+ *    admits (budget_release, budget.c);
  *  - orphans: compose projects, routes and work dirs that carry this
  *    installation's identity (a Docker label, a marker file, a line of
  *    the route; never a name alone), are older than
@@ -368,11 +369,12 @@ void
 sweep_run(struct worker *w, const struct job *job, struct job_result *res)
 {
 	int idle = idle_stop(w), stuck = converge(w);
+	int budget = budget_release(w); /* budget.c: raised, or a new month */
 	int orphan = orphans(w, job);
 
-	if (idle > 0 || stuck > 0)
+	if (idle > 0 || stuck > 0 || budget > 0)
 		wake_notify(w->cfg);
-	if (idle == -1 || stuck == -1 || orphan == -1) {
+	if (idle == -1 || stuck == -1 || budget == -1 || orphan == -1) {
 		res->outcome = JOB_RETRY;
 		buf_puts(&res->error, "sweep: a pass failed (see the log)");
 		return;

@@ -363,6 +363,7 @@ enum github_why {
 	WHY_LABEL,    /* policy.trigger "label" and the label is missing */
 	WHY_DRAFT,    /* a draft, and policy.deploy_drafts is false */
 	WHY_QUEUED,   /* environments.max_running reached */
+	WHY_BUDGET,   /* its repository's monthly budget reached */
 	WHY_FAILED,   /* the last deploy failed */
 	WHY_IDLE,     /* stopped after idle_stop_minutes without traffic */
 	WHY_STOPPED,  /* stopped by a command */
@@ -406,6 +407,9 @@ struct github_view {
 	/* Queued for a reason other than the slots (environments.error:
 	 * this host's networks are all taken); NULL otherwise. */
 	const char *queued_reason;
+	/* Waiting for its budget: why and until when (environments.error,
+	 * budget_reason); NULL otherwise. */
+	const char *budget_reason;
 	const char *label, *trusted_label;
 	const char *build_status, *build_error, *log_tail;
 	const struct github_step *steps;
@@ -730,6 +734,25 @@ int env_run_close(struct db *, uint64_t env_id);
 int capacity_admit(struct db *, uint64_t env_id, int64_t max_running);
 /* Nudges the queued environments after a slot frees up. */
 int capacity_release(struct db *, int max_attempts);
+
+/* ---- budget.c: a repository's monthly budget --------------------------- */
+
+/* Has `spent` reached `budget`? Never when there is none (<= 0). */
+bool budget_reached(double budget, double spent);
+/* The reason a preview waits, for environments.error and the PR;
+ * `resets` is "YYYY-MM-DD HH:MM", the next month's start (UTC). */
+void budget_reason(struct buf *, const char *repo, double spent, double budget,
+                   const char *resets);
+/* 0: within budget (or its run is open); 1: waits, phase budget, the PR
+ * told; -1: error. */
+int budget_admit(struct worker *, const struct env *);
+/* Reconciles those waiting in budget that it now admits; n or -1. */
+int budget_release(struct worker *);
+/* SQL: the next UTC month's start, when budgets reset (budget_spend's
+ * resets_at); INTERVAL 1 MONTH carries December into January. */
+#define BUDGET_RESETS_SQL                                                      \
+	"(CAST(DATE_FORMAT(NOW(6), '%Y-%m-01') AS DATETIME) + INTERVAL 1 "     \
+	"MONTH)"
 
 /* ---- notify.c: telling the PR ------------------------------------------ */
 

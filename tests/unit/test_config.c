@@ -87,6 +87,27 @@ test_errors(void)
 	         ":3: setting 'ec2.envs_dir': must be an absolute path"},
 	        {"compute: { provider = \"fargate\"; };\n",
 	         ":1: setting 'compute.provider': must be one of \"local|ec2\""},
+	        {"environments: { monthly_budget = -1.0; };\n",
+	         ":1: setting 'environments.monthly_budget': must be a number "
+	         "from 0 to 1000000000 (got -1)"},
+	        {"budgets = { repo = \"o/r\"; monthly = 5.0; };\n",
+	         ":1: setting 'budgets': must be a list of groups"},
+	        {"budgets = (\n { repo = \"noslash\"; monthly = 5.0; } );\n",
+	         ":2: setting 'budgets': entry 0 needs repo = \"owner/repo\""},
+	        {"budgets = ( { repo = \"o/r\"; } );\n",
+	         ":1: setting 'budgets': entry 0 needs repo = \"owner/repo\" "
+	         "and monthly = a number"},
+	        {"budgets = ( { repo = \"o/r\";\n monthly = \"50\"; } );\n",
+	         ":2: setting 'budgets': entry 0: monthly must be a number"},
+	        {"budgets = ( { repo = \"o/r\"; monthly = -5; } );\n",
+	         ":1: setting 'budgets': entry 0: monthly must be a number "
+	         "from 0"},
+	        {"budgets = ( { repo = \"o/r\"; montly = 5.0; } );\n",
+	         ":1: setting 'budgets': unknown \"montly\" in entry 0"},
+	        {"budgets = ( { repo = \"o/r\"; monthly = 5.0; },\n"
+	         "  { repo = \"o/r\"; monthly = 9.0; } );\n",
+	         ":2: setting 'budgets': entry 1: \"o/r\" has a budget already "
+	         "(entry 0)"},
 	};
 	size_t i;
 
@@ -137,6 +158,37 @@ test_secret_and_repos(void)
 	buf_free(&text);
 }
 
+/* A repository's own budget over the default; 0 exempts one. */
+static void
+test_budgets(void)
+{
+	struct config cfg;
+	struct buf err = BUF_INIT;
+	char *p = unit_write_tmp(
+	        "environments: { monthly_budget = 100; };\n"
+	        "budgets = ( { repo = \"o/small\"; monthly = 50.5; },\n"
+	        "  { repo = \"o/free\"; monthly = 0; } );\n");
+
+	CHECK(config_load(&cfg, p, &err) == 0);
+	if (err.len)
+		fprintf(stderr, "  %s\n", buf_str(&err));
+	CHECK(cfg.nbudgets == 2);
+	CHECK(config_budget(&cfg, "o/small") == 50.5);
+	CHECK(config_budget(&cfg, "o/free") == 0);
+	CHECK(config_budget(&cfg, "o/other") == 100);
+	CHECK(config_budget(&cfg, NULL) == 100);
+	config_free(&cfg);
+	unlink(p);
+	free(p);
+	p = unit_write_tmp("# nothing set\n");
+	CHECK(config_load(&cfg, p, &err) == 0);
+	CHECK(config_budget(&cfg, "o/r") == 0); /* no budget by default */
+	config_free(&cfg);
+	unlink(p);
+	free(p);
+	buf_free(&err);
+}
+
 static void
 test_example_config(void)
 {
@@ -184,4 +236,4 @@ test_subnets(void)
 }
 
 UNIT_MAIN(TEST(test_defaults), TEST(test_errors), TEST(test_secret_and_repos),
-          TEST(test_example_config), TEST(test_subnets))
+          TEST(test_budgets), TEST(test_example_config), TEST(test_subnets))

@@ -408,6 +408,25 @@ test_comment_render(void)
 	                          "are all taken.") != NULL);
 	CHECK(strstr(buf_str(&b), "in the queue") == NULL);
 	v.queued_reason = NULL;
+	/* Waiting for its budget: the reason (which names the repository,
+	 * the attacker's text) escaped, and no place in any queue. */
+	buf_reset(&b);
+	v.phase = "budget";
+	v.why = WHY_BUDGET;
+	v.budget_reason = "o/<b>r</b> @x has spent $50.12 of its $50.00 "
+	                  "monthly budget; previews wait until 2027-01-01 "
+	                  "00:00 UTC or a higher budget";
+	CHECK(github_comment_render(&v, &b) == 0);
+	check_clean(buf_str(&b));
+	CHECK(strstr(buf_str(&b), "### 💰 Preview waiting for budget") != NULL);
+	CHECK(strstr(buf_str(&b),
+	             "Not started: o&#47;&#60;b&#62;r&#60;&#47;b&#62; "
+	             "@&#8203;x has spent &#36;50&#46;12 of its &#36;50&#46;00 "
+	             "monthly budget&#59; previews wait until 2027&#45;01&#45;01 "
+	             "00&#58;00 UTC or a higher budget. Previews already "
+	             "running keep running") != NULL);
+	CHECK(strstr(buf_str(&b), "in the queue") == NULL);
+	v.budget_reason = NULL;
 	buf_reset(&b);
 	v.phase = "stopped";
 	v.why = WHY_IDLE;
@@ -472,6 +491,13 @@ test_why(void)
 	         WHY_LABEL},
 	        {"queued", "running", true, false, false, false, NULL,
 	         WHY_QUEUED},
+	        {"budget", "running", true, false, false, false, NULL,
+	         WHY_BUDGET},
+	        /* Stopped as idle, woken, and over budget: waiting. */
+	        {"budget", "running", true, false, false, true, "succeeded",
+	         WHY_BUDGET},
+	        {"budget", "destroyed", true, false, false, false, NULL,
+	         WHY_CLOSED},
 	        {"failed", "running", true, false, false, false, "failed",
 	         WHY_FAILED},
 	        {"deploying", "running", true, false, false, false, "failed",
@@ -530,6 +556,9 @@ test_deploy_steps(void)
 	        {"running", "queued", true, NULL, "in_progress"},
 	        /* Held for approval: the app is gone. */
 	        {"succeeded", "awaiting_approval", true, "success", "inactive"},
+	        /* Waiting for its budget: its last deploy is not running. */
+	        {"succeeded", "budget", true, "inactive", ""},
+	        {"succeeded", "budget", true, "success", "inactive"},
 	};
 	size_t i, j, n;
 

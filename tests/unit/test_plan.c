@@ -16,6 +16,11 @@ test_plan_table(void)
 	        /* a new PR: ask for a slot, then deploy */
 	        {"running", A, "pending", NULL, NULL, 0, 0, 0, STEP_ADMIT},
 	        {"running", A, "queued", NULL, NULL, 0, 0, 0, STEP_ADMIT},
+	        /* waiting for its budget: asks again (budget_admit decides) */
+	        {"running", A, "budget", NULL, NULL, 0, 0, 0, STEP_ADMIT},
+	        {"running", B, "budget", A, A, 0, 0, 1, STEP_ADMIT},
+	        {"stopped", A, "budget", NULL, NULL, 0, 0, 0, STEP_STOP},
+	        {"destroyed", A, "budget", NULL, NULL, 0, 0, 0, STEP_DESTROY},
 	        {"running", A, "deploying", NULL, NULL, 0, 0, 0, STEP_DEPLOY},
 	        /* converged */
 	        {"running", A, "ready", A, A, 1, 1, 1, STEP_NONE},

@@ -125,6 +125,8 @@ headline(const struct github_view *v)
 		return "➖ No preview (draft)";
 	case WHY_QUEUED:
 		return "⏳ Preview queued";
+	case WHY_BUDGET:
+		return "💰 Preview waiting for budget";
 	case WHY_FAILED:
 		return "❌ Preview failed";
 	case WHY_IDLE:
@@ -183,6 +185,18 @@ render_why(const struct github_view *v, struct buf *b)
 		           "frees up.\n\n",
 		           (long long)v->max_running,
 		           (long long)v->queue_position);
+		return;
+	case WHY_BUDGET:
+		/* The reason names the repository: escaped like any text. */
+		buf_puts(b, "Not started: ");
+		if (v->budget_reason != NULL)
+			github_md_text(b, v->budget_reason, 500);
+		else
+			buf_puts(b, "this repository's monthly budget is "
+			            "spent");
+		buf_puts(b, ". Previews already running keep running; this "
+		            "one starts by itself once the budget allows "
+		            "it.\n\n");
 		return;
 	case WHY_FAILED:
 		buf_puts(b, "The last deploy failed");
@@ -499,6 +513,8 @@ github_why_of(const char *phase, const char *desired, bool trusted,
 		return WHY_DRAFT;
 	if (is(phase, "queued"))
 		return WHY_QUEUED;
+	if (is(phase, "budget"))
+		return WHY_BUDGET;
 	if (is(phase, "failed") ||
 	    (is(build_status, "failed") && !is(phase, "deploying")))
 		return WHY_FAILED;
@@ -517,8 +533,8 @@ const char *
 github_deploy_target(const char *build_status, bool latest, const char *phase)
 {
 	if (!latest || is(phase, "stopping") || is(phase, "stopped") ||
-	    is(phase, "awaiting_approval") || is(phase, "destroying") ||
-	    is(phase, "destroyed"))
+	    is(phase, "budget") || is(phase, "awaiting_approval") ||
+	    is(phase, "destroying") || is(phase, "destroyed"))
 		return "inactive";
 	if (is(build_status, "succeeded"))
 		return "success";

@@ -46,6 +46,7 @@ enum env_col {
 	E_UPDATED, /* not "now": an unchanged state must render the same */
 	E_QUEUE_POS,
 	E_SERVICES,
+	E_BUDGET_RESETS, /* "YYYY-MM-DD HH:MM": the next month's start */
 };
 
 enum build_col {
@@ -321,6 +322,9 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 	struct github_response res;
 	struct buf path = BUF_INIT, body = BUF_INIT;
 	const char *url = env_url(s);
+	const char *waiting = strcmp(env_get(s, E_PHASE), "budget") == 0
+	                              ? "Waiting for the monthly budget"
+	                              : "Waiting for a free slot";
 	enum github_verdict v;
 	int rc = -1;
 
@@ -338,7 +342,7 @@ deployment_status(struct sync *s, uint64_t build_id, uint64_t dep,
 		buf_append_json_string(&body, url, strlen(url));
 	}
 	buf_printf(&body, ",\"description\":\"%s\",\"auto_inactive\":true}",
-	           strcmp(state, "queued") == 0 ? "Waiting for a free slot"
+	           strcmp(state, "queued") == 0        ? waiting
 	           : strcmp(state, "in_progress") == 0 ? "Deploying"
 	           : strcmp(state, "success") == 0     ? "Preview ready"
 	           : strcmp(state, "failure") == 0     ? "Deploy failed"
@@ -490,14 +494,16 @@ sync_deployment(struct sync *s, size_t row, bool latest)
 	return 0;
 }
 
-/* True while the env waits behind the cap with a commit of no build. */
+/* True while the env waits behind the cap or for its budget with a
+ * commit of no build. */
 static bool
 env_waiting(const struct sync *s)
 {
 	const char *sha = env_get(s, E_DESIRED_SHA);
+	const char *phase = env_get(s, E_PHASE);
 
-	return strcmp(env_get(s, E_PHASE), "queued") == 0 && sha != NULL &&
-	       strlen(sha) == 40 &&
+	return (strcmp(phase, "queued") == 0 || strcmp(phase, "budget") == 0) &&
+	       sha != NULL && strlen(sha) == 40 &&
 	       (db_rows_count(s->builds) == 0 ||
 	        strcmp(db_rows_get(s->builds, 0, B_SHA), sha) != 0);
 }
@@ -643,6 +649,8 @@ sync_commit_status(struct sync *s, size_t row)
 		if (strcmp(phase, "stopped") == 0 ||
 		    strcmp(phase, "stopping") == 0) {
 			desc = "Deployed; the preview is stopped";
+		} else if (strcmp(phase, "budget") == 0) {
+			desc = "Deployed; waiting for the monthly budget";
 		} else if (strcmp(phase, "destroyed") == 0 ||
 		           strcmp(phase, "destroying") == 0 ||
 		           strcmp(phase, "awaiting_approval") == 0) {
@@ -658,7 +666,9 @@ sync_commit_status(struct sync *s, size_t row)
 	} else if (strcmp(status, "running") == 0) {
 		state = "pending";
 		desc = strcmp(phase, "queued") == 0 ? "Waiting for a free slot"
-		                                    : "Deploying the preview";
+		       : strcmp(phase, "budget") == 0
+		               ? "Waiting for the monthly budget"
+		               : "Deploying the preview";
 	} else {
 		return 0; /* cancelled: a newer build speaks for the PR */
 	}
@@ -693,7 +703,7 @@ sync_waiting_status(struct sync *s)
 	const char *sha = env_get(s, E_DESIRED_SHA);
 	const char *state = "pending", *desc, *last;
 	struct db_rows *r = NULL;
-	struct buf key = BUF_INIT, pending = BUF_INIT;
+	struct buf key = BUF_INIT, pending = BUF_INIT, budget = BUF_INIT;
 	int rc = -1;
 
 	if (sha == NULL || strlen(sha) != 40)
@@ -712,6 +722,13 @@ sync_waiting_status(struct sync *s)
 	buf_printf(&pending, "%s pending ", sha);
 	if (strcmp(phase, "queued") == 0) {
 		desc = "Waiting for a free preview slot";
+	} else if (strcmp(phase, "budget") == 0) {
+		/* Under 140 characters whatever the repository's name. */
+		buf_printf(&budget,
+		           "Monthly budget reached: waits until %s UTC or a "
+		           "higher budget",
+		           env_get(s, E_BUDGET_RESETS));
+		desc = buf_str(&budget);
 	} else if (strcmp(phase, "awaiting_approval") == 0) {
 		desc = "Awaiting approval: /preview approve";
 	} else if (last != NULL &&
@@ -747,6 +764,7 @@ out:
 	db_rows_free(r);
 	buf_free(&key);
 	buf_free(&pending);
+	buf_free(&budget);
 	return rc;
 }
 
@@ -1135,6 +1153,9 @@ render(struct sync *s, struct buf *text)
 	if (v.why == WHY_QUEUED && env_get(s, E_ERROR) &&
 	    env_get(s, E_ERROR)[0])
 		v.queued_reason = env_get(s, E_ERROR);
+	if (v.why == WHY_BUDGET && env_get(s, E_ERROR) &&
+	    env_get(s, E_ERROR)[0])
+		v.budget_reason = env_get(s, E_ERROR);
 	v.steps = st;
 	v.nsteps = n;
 	v.log_lines = (size_t)s->cfg->github_comment_lines;
@@ -1179,7 +1200,8 @@ load(struct sync *s)
 	             "DATE_FORMAT(e.updated_at, '%Y-%m-%dT%H:%i:%sZ'), "
 	             "(SELECT COUNT(*) FROM environments q WHERE "
 	             "q.phase = 'queued' AND q.queued_at <= e.queued_at), "
-	             "services "
+	             "services, "
+	             "DATE_FORMAT(" BUDGET_RESETS_SQL ", '%Y-%m-%d %H:%i') "
 	             "FROM environments e WHERE id = ?",
 	             "iiu", s->cfg->env_idle_stop_minutes,
 	             s->cfg->env_idle_stop_minutes, s->env_id) == -1)
