@@ -163,6 +163,7 @@ static const struct setting settings[] = {
         STR("cloudflare.connector_image", cf_connector_image,
             "cloudflare/cloudflared:2025.4.0"),
         BOOL("cloudflare.access", cf_access, true),
+        STR("cloudflare.wake_tunnel_id", cf_wake_tunnel_id, ""),
         STR("cloudflare.access_service_token_file", cf_access_token_file, ""),
         INT("cloudflare.timeout_seconds", cf_timeout, 30, 1, 600),
 
@@ -982,6 +983,23 @@ zone_name_valid(const char *z)
 	return total > 0 && total <= 253 && label > 0 && z[-1] != '-';
 }
 
+/* 8-4-4-4-12 lowercase hex digits: how Cloudflare writes a tunnel's id. */
+static bool
+uuid_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-'
+		         : !((s[i] >= '0' && s[i] <= '9') ||
+		             (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return s[36] == '\0';
+}
+
 static bool
 hex32_valid(const char *s)
 {
@@ -1055,6 +1073,15 @@ cloudflare_check(struct config *cfg, config_t *cf, const char *path,
 		             cs ? (int)config_setting_source_line(cs) : line,
 		             "cloudflare.account_id",
 		             "must be the account's 32 hex digit id");
+		return -1;
+	}
+	cs = config_lookup(cf, "cloudflare.wake_tunnel_id");
+	if (cfg->cf_wake_tunnel_id[0] && !uuid_valid(cfg->cf_wake_tunnel_id)) {
+		config_error(err, path,
+		             cs ? (int)config_setting_source_line(cs) : line,
+		             "cloudflare.wake_tunnel_id",
+		             "must be the control plane tunnel's id, a UUID "
+		             "(terraform output wake_tunnel_id)");
 		return -1;
 	}
 	cs = config_lookup(cf, "cloudflare.zone_id");

@@ -289,6 +289,10 @@ struct config {
 	char *cf_api_url;
 	char *cf_edge_url; /* "": https://<hostname> */
 	char *cf_connector_image;
+	/* The control plane's own tunnel (terraform output wake_tunnel_id):
+	 * an idle preview's record points at it, so a visit reaches the
+	 * waking page; "": an idle preview's hostname goes with it. */
+	char *cf_wake_tunnel_id;
 	bool cf_access;
 	/* "": none. The workers' own Access service token, the pair
 	 * `ephemera cloudflare service-token` writes: the ready check gets

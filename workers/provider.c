@@ -41,3 +41,10 @@ exposure_for(const struct config *cfg, const char *repo)
 			return exposures[i];
 	return NULL;
 }
+
+bool
+exposure_wakes(const struct config *cfg, const struct exposure_ops *x)
+{
+	return cfg->env_wake_on_visit && x != NULL && x->sleep != NULL &&
+	       (x->can_sleep == NULL || x->can_sleep(cfg));
+}

@@ -765,8 +765,8 @@ teardown(struct worker *w, const struct job *job, const struct env *e,
 	struct removal report, *rm = NULL;
 	/* An idle stop keeps the hostname: the route turns to the waking
 	 * page first, so no visit meets a dead app. */
-	bool sleep = step == STEP_STOP && e->idle_stopped && exposure->sleep &&
-	             w->cfg->env_wake_on_visit;
+	bool sleep = step == STEP_STOP && e->idle_stopped &&
+	             exposure_wakes(w->cfg, exposure);
 	int rc = -1;
 
 	/* Only a destroy is reported on the PR (a stop keeps everything). A

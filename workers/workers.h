@@ -878,9 +878,15 @@ int subnet_apply(struct deploy *, struct json_object *model);
 /* The line that marks a waking route (its fourth at most). */
 #define ROUTE_ASLEEP "# asleep: visits get the waking page"
 void route_sleep_render(const struct config *, const char *slug,
-                        const char *fcgi_socket, struct buf *);
+                        const char *host, const char *fcgi_socket,
+                        struct buf *);
+/* The nginx exposure's sleep: the waking route for <slug>.<preview_domain>. */
 int route_sleep(struct worker *, const struct job *, const char *slug,
                 struct buf *why);
+/* The waking route for `host` (a name already checked), for any exposure
+ * whose visits reach this machine's nginx while the preview sleeps. */
+int route_sleep_host(struct worker *, const char *slug, const char *host,
+                     struct buf *why);
 int route_last_visit(const struct config *, const char *slug, time_t *at);
 
 /* ---- nginx_generation.c: when a reload has taken over ----------------- */
@@ -1025,13 +1031,21 @@ struct exposure_ops {
 	int (*list_owned)(struct worker *, const struct job *, slug_fn,
 	                  void *arg);
 	/* Optional (wake on visit): replaces the app's route with one to
-	 * the control plane's waking page, for an idle stop; idempotent. */
+	 * the control plane's waking page, for an idle stop; idempotent.
+	 * Called before the compute stops; unroute is not called then. */
 	int (*sleep)(struct worker *, const struct job *, const char *slug,
 	             struct buf *why);
+	/* Optional: whether `sleep` can be used with this configuration
+	 * (NULL: whenever it is there). */
+	bool (*can_sleep)(const struct config *);
 	/* Optional: the last visit it saw through slug's route in *at;
 	 * 1 seen, 0 none since the last look, -1 unknown. */
 	int (*last_visit)(const struct config *, const char *slug, time_t *at);
 };
+
+/* An idle stop of `e` leaves a waking page (environments.wake_on_visit
+ * and an exposure that can sleep): reconcile's teardown, the PR comment. */
+bool exposure_wakes(const struct config *, const struct exposure_ops *);
 
 extern const struct compute_ops compute_local;
 extern const struct compute_ops compute_ec2; /* aws/ec2_compute.c */

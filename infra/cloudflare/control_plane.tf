@@ -23,6 +23,15 @@ resource "cloudflare_zero_trust_tunnel_cloudflared_config" "control_plane" {
       hostname = local.control_plane_hostname
       service  = var.control_plane_origin
     }
+    # Wake on visit: an idle preview's record points at this tunnel
+    # (cloudflare.wake_tunnel_id), so its visits reach the control plane's
+    # nginx, whose waking route for that one hostname starts it. A name
+    # without such a route gets nginx's 404. Still behind the previews'
+    # Access application (*.<zone>, access.tf).
+    ingress_rule {
+      hostname = "*.${local.zone}"
+      service  = var.control_plane_origin
+    }
     ingress_rule {
       service = "http_status:404"
     }

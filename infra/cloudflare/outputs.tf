@@ -6,12 +6,13 @@
 output "config" {
   description = "Ephemera configuration keys and their values."
   value = {
-    "exposure.provider"     = "cloudflare"
-    "cloudflare.account_id" = var.account_id
-    "cloudflare.zone_id"    = var.zone_id
-    "cloudflare.zone"       = local.zone
-    "cloudflare.access"     = true
-    "http.public_url"       = "https://${local.control_plane_hostname}"
+    "exposure.provider"         = "cloudflare"
+    "cloudflare.account_id"     = var.account_id
+    "cloudflare.zone_id"        = var.zone_id
+    "cloudflare.zone"           = local.zone
+    "cloudflare.access"         = true
+    "cloudflare.wake_tunnel_id" = cloudflare_zero_trust_tunnel_cloudflared.control_plane.id
+    "http.public_url"           = "https://${local.control_plane_hostname}"
   }
 }
 

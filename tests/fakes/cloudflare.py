@@ -54,7 +54,8 @@ Edge (on --edge-port): a request whose Host is a proxied CNAME to
 zone's Access is on: /_fake/config "access": true) and then the tunnel's
 ingress (unanchored regex paths, as cloudflared matches them) to the
 connector's registered address, with the header X-Ephemera-Ingress naming
-the chosen service URL. Access: a bypass app for the host and path lets it
+the chosen service URL (a rule's hostname "*.<domain>" matches any name
+under it, as cloudflared's does). Access: a bypass app for the host and path lets it
 through; CF-Access-Client-Id/-Secret of a valid service token allowed by a
 policy lets it through; a CF_Authorization cookie issued by
 /_fake/login lets it through; anything else is a 302 to the login page.
@@ -793,7 +794,10 @@ def make_edge(st):
             cfg = (st.configs.get(t["id"]) or {}).get("config") or {}
             target = None
             for r in cfg.get("ingress", []):
-                if r.get("hostname") and r["hostname"] != host:
+                # cloudflared's matching: exact, or "*.<domain>" for any
+                # name under it.
+                h = r.get("hostname")
+                if h and h != host and not (h.startswith("*.") and host.endswith(h[1:])):
                     continue
                 if r.get("path") and not re.search(r["path"], full):
                     continue

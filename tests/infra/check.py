@@ -38,6 +38,7 @@ CONFIG_KEYS = {
     "ec2.security_group_ids", "ec2.instance_profile",
     "ec2.ssm_parameter_prefix", "cloudflare.account_id", "cloudflare.zone_id",
     "cloudflare.zone", "cloudflare.access", "cloudflare.api_token_file",
+    "cloudflare.wake_tunnel_id",
     "http.public_url",
 }
 REQUIRED_OUTPUTS = {

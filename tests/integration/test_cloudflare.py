@@ -813,6 +813,110 @@ class CloudflareStackTest(ConnectorStackBase):
         self.wait_phase("acme/swept", 5, "destroyed")
 
 
+class CloudflareWakeTest(ConnectorStackBase):
+    """Issue 20, wake on visit behind Cloudflare: an idle stop points the
+    preview's record at the control plane's tunnel (as Terraform makes it:
+    its ingress sends every preview hostname to the control plane's nginx,
+    and here a connector of that tunnel registered at the stack's nginx),
+    so a visit through the edge gets the waking page and starts it; the
+    wake points the record back once the preview's connector is up."""
+    extra_settings = {"cloudflare.access": False,
+                      "workers.sweep_interval_seconds": 1,
+                      "workers.sweep_grace_seconds": 2,
+                      "environments.idle_stop_minutes": 60}
+
+    @classmethod
+    def before_up(cls):
+        tok = open(cls.cf.token).read().strip()
+        r = http("POST", "%s/accounts/%s/cfd_tunnel" % (cls.cf.api_url, cls.cf.account),
+                 json.dumps({"name": "ephemera-control-plane", "config_src": "cloudflare"})
+                 .encode(), {"Authorization": "Bearer " + tok,
+                             "Content-Type": "application/json"})
+        assert r.status == 200, r.body
+        cls.wake = r.json()["result"]
+        cls.settings["cloudflare.wake_tunnel_id"] = cls.wake["id"]
+
+    def control_plane_connects(self):
+        """The control plane's tunnel as infra/cloudflare/control_plane.tf
+        configures it, its connector answering at the stack's nginx."""
+        tok = open(self.cf.token).read().strip()
+        hdrs = {"Authorization": "Bearer " + tok, "Content-Type": "application/json"}
+        origin = "http://127.0.0.1:%d" % self.s.port
+        r = http("PUT", "%s/accounts/%s/cfd_tunnel/%s/configurations"
+                 % (self.cf.api_url, self.cf.account, self.wake["id"]),
+                 json.dumps({"config": {"ingress": [
+                     {"hostname": "ephemera." + self.cf.zone, "service": origin},
+                     {"hostname": "*." + self.cf.zone, "service": origin},
+                     {"service": "http_status:404"}]}}).encode(), hdrs)
+        self.assertEqual(r.status, 200, r.body)
+        self.cf.post("/_fake/connector/register", {
+            "token": self.wake["token"], "address": "127.0.0.1:%d" % self.s.port})
+
+    def record(self, slug):
+        rs = [r for r in self.cf.inventory()["dns_records"]
+              if r["name"] == "%s.%s" % (slug, self.cf.zone)]
+        self.assertEqual(len(rs), 1, rs)
+        return rs[0]
+
+    def test_idle_preview_sleeps_on_the_control_plane_and_a_visit_wakes_it(self):
+        self.control_plane_connects()
+        repo = self.repos["acme/hello"]
+        a = repo.commit("A")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 21, a))
+        e = self.wait_phase("acme/hello", 21, "ready", sha=a)
+        slug = e["slug"]
+        self.assertIn(a, self.edge(slug)[1])
+        own = self.record(slug)
+        tunnel, = [t for t in self.cf.inventory()["tunnels"]
+                   if t["name"] == "%s-%s" % (self.instance, slug)]
+        self.assertEqual(own["content"], tunnel["id"] + ".cfargotunnel.com")
+
+        # Quiet for two hours: stopped, and the hostname now leads through
+        # the control plane's tunnel to the waking page.
+        self.s.make_idle(e["id"], slug)
+        self.wait_phase("acme/hello", 21, "stopped", timeout=60)
+        self.assertEqual(self.running(slug), [])
+        asleep = self.record(slug)
+        self.assertEqual(asleep["content"], self.wake["id"] + ".cfargotunnel.com")
+        self.assertEqual(asleep["comment"], own["comment"])  # still this env's
+        self.assertIn("# asleep:", self.route(slug))
+        self.assertIn("server_name %s.%s;" % (slug, self.cf.zone), self.route(slug))
+        # Stopped is stopped: sweeps come and go, nothing moves.
+        time.sleep(3)
+        self.assertEqual(self.env("acme/hello", 21)["phase"], "stopped")
+        self.assertEqual(self.record(slug)["content"], asleep["content"])
+
+        st, body = self.edge(slug)
+        self.assertEqual(st, 503, body)
+        self.assertIn("Waking up this preview", body)
+        self.wait_phase("acme/hello", 21, "ready", sha=a)
+        # Woken: the record is the preview's own tunnel's again (the same
+        # tunnel, adopted), the waking route is gone, the app answers.
+        self.assertEqual(self.record(slug)["content"], tunnel["id"] + ".cfargotunnel.com")
+        self.assertEqual([t["id"] for t in self.cf.inventory()["tunnels"]
+                          if t["name"] == tunnel["name"]], [tunnel["id"]])
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "nginx", "previews",
+                                                     slug + ".conf")))
+        st, body = self.edge(slug)
+        self.assertEqual(st, 200, body)
+        self.assertIn(a, body)
+
+        # Asleep again, then closed: the record, the tunnel and the waking
+        # route all go; the control plane's tunnel stays.
+        self.s.make_idle(e["id"], slug)
+        self.wait_phase("acme/hello", 21, "stopped", timeout=60)
+        self.assertEqual(self.record(slug)["content"], self.wake["id"] + ".cfargotunnel.com")
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 21, a))
+        self.wait_phase("acme/hello", 21, "destroyed")
+        inv = self.cf.inventory()
+        self.assertEqual([r for r in inv["dns_records"] if slug in r["name"]], [])
+        self.assertEqual([t for t in inv["tunnels"] if t["name"] == tunnel["name"]], [])
+        self.assertIn(self.wake["id"], [t["id"] for t in inv["tunnels"]])
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "nginx", "previews",
+                                                     slug + ".conf")))
+        self.assertEqual(self.edge(slug)[0], 530)
+
+
 class CloudflareAccessStackTest(ConnectorStackBase):
     """Access on, through the real workers: the paths a repository's
     .ephemera.conf asks to bypass login (access_bypass), within what the

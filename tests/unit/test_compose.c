@@ -607,9 +607,11 @@ test_route_sleep_render(void)
 	cfg.http_port = 8080;
 	cfg.preview_domain = "localhost";
 	cfg.env_instance = "e1";
-	route_sleep_render(&cfg, "pr-1-app", "/run/e/fcgi.sock", &b);
+	route_sleep_render(&cfg, "pr-1-app", "pr-1-app.preview.test",
+	                   "/run/e/fcgi.sock", &b);
 	CHECK(strstr(buf_str(&b), "\n" ROUTE_ASLEEP "\n") != NULL);
-	CHECK(strstr(buf_str(&b), "server_name pr-1-app.localhost;") != NULL);
+	CHECK(strstr(buf_str(&b), "server_name pr-1-app.preview.test;") !=
+	      NULL);
 	CHECK(strstr(buf_str(&b), "fastcgi_pass unix:/run/e/fcgi.sock;") !=
 	      NULL);
 	CHECK(strstr(buf_str(&b), "fastcgi_param EPHEMERA_WAKE_SLUG "

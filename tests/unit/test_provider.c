@@ -155,6 +155,58 @@ test_access_token_file_checked(void)
 	buf_free(&err);
 }
 
+/* Cloudflare wakes an idle preview only with the control plane's tunnel
+ * to send its visits to; a malformed id is refused at its line. */
+static void
+test_cloudflare_wake_tunnel(void)
+{
+	static const char *const ids[] = {
+	        "",
+	        "0b7e1c52-3f4a-4d6e-9a8b-1c2d3e4f5a6b",
+	        "0B7E1C52-3F4A-4D6E-9A8B-1C2D3E4F5A6B", /* not as CF writes */
+	        "0b7e1c52-3f4a-4d6e-9a8b-1c2d3e4f5a6",
+	        "0b7e1c52",
+	        "0b7e1c52-3f4a-4d6e-9a8b-1c2d3e4f5a6bb"};
+	char *tok = unit_write_tmp("token\n");
+	size_t i;
+
+	for (i = 0; i < NELEM(ids); i++) {
+		struct buf text = BUF_INIT, err = BUF_INIT;
+		struct config cfg;
+		char *p;
+		int rc;
+
+		buf_printf(&text,
+		           "exposure: { provider = \"cloudflare\"; };\n"
+		           "cloudflare: { api_token_file = \"%s\";\n"
+		           "  account_id = \"%032d\"; zone_id = \"%032d\";\n"
+		           "  zone = \"previews.example\";\n"
+		           "  wake_tunnel_id = \"%s\"; };\n",
+		           tok, 1, 2, ids[i]);
+		p = unit_write_tmp(buf_str(&text));
+		rc = config_load(&cfg, p, &err);
+		if (i < 2) {
+			CHECK(rc == 0);
+			CHECK(exposure_wakes(&cfg, &exposure_cloudflare) ==
+			      (i == 1));
+			CHECK(exposure_wakes(&cfg, &exposure_nginx));
+		} else {
+			CHECK(rc == -1);
+			CHECK(strstr(buf_str(&err),
+			             ":5: setting 'cloudflare.wake_tunnel_id': "
+			             "must be the control plane tunnel's id") !=
+			      NULL);
+		}
+		config_free(&cfg);
+		unlink(p);
+		free(p);
+		buf_free(&text);
+		buf_free(&err);
+	}
+	unlink(tok);
+	free(tok);
+}
+
 static void
 test_tables_complete(void)
 {
@@ -171,9 +223,10 @@ test_tables_complete(void)
 	      exposure_cloudflare.verify && exposure_cloudflare.unroute &&
 	      exposure_cloudflare.unroute_after_compute &&
 	      exposure_cloudflare.exists && exposure_cloudflare.url &&
-	      exposure_cloudflare.list_owned);
+	      exposure_cloudflare.list_owned && exposure_cloudflare.sleep &&
+	      exposure_cloudflare.can_sleep);
 }
 
 UNIT_MAIN(TEST(test_selection), TEST(test_cloudflare_selected),
           TEST(test_override_checked), TEST(test_access_token_file_checked),
-          TEST(test_tables_complete))
+          TEST(test_cloudflare_wake_tunnel), TEST(test_tables_complete))

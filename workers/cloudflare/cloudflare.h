@@ -162,6 +162,11 @@ struct cf_env {
 	/* In: the connector already has its token (a push), so an adopted
 	 * tunnel's is not read again; `token` may then stay NULL. */
 	bool token_known;
+	/* In: the hostname points at the waking page (an idle stop) and
+	 * stays so until cloudflare_wake, once the connector is up, so a
+	 * waiting visitor's page refreshes into the app, not into an error
+	 * of a tunnel with no connection yet. */
+	bool asleep;
 };
 
 void cf_env_free(struct cf_env *);
@@ -175,6 +180,12 @@ int cloudflare_route(struct cf_client *, const char *slug,
  * with `rm` (may be NULL), each found, then confirmed gone, reported. */
 int cloudflare_unroute(struct cf_client *, const char *slug,
                        struct removal *rm);
+/* The hostname's record points at cloudflare.wake_tunnel_id (the control
+ * plane's waking page); other records of `slug` go; idempotent. */
+int cloudflare_sleep(struct cf_client *, const char *slug);
+/* The hostname's record points at the preview's own tunnel again. */
+int cloudflare_wake(struct cf_client *, const char *slug,
+                    const char *tunnel_id);
 /* 1: the tunnel and record exist; 0: not; -1: error. */
 int cloudflare_exists(struct cf_client *, const char *slug);
 /* "https://<slug>.<zone><path>"; caller frees. */

@@ -697,19 +697,20 @@ cloudflare_route(struct cf_client *c, const char *slug,
 	struct buf host = BUF_INIT, label = BUF_INIT, h = BUF_INIT;
 	char rid[40];
 	size_t i;
-	bool known = out->token_known;
+	bool known = out->token_known, asleep = out->asleep;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	out->token_known = known;
+	out->asleep = asleep;
 	if (cf_hostname(c->cfg->cf_zone, slug, &host, &c->error) == -1) {
 		c->stop = CF_INVALID;
 		goto out;
 	}
 	if (tunnel_ensure(c, slug, out) == -1 ||
 	    tunnel_configure(c, slug, out->tunnel_id, s, n) == -1 ||
-	    record_ensure(c, slug, buf_str(&host), out->tunnel_id,
-	                  out->record_id) == -1)
+	    (!asleep && record_ensure(c, slug, buf_str(&host), out->tunnel_id,
+	                              out->record_id) == -1))
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (!s[i].own_host)
@@ -864,6 +865,68 @@ out:
 	buf_free(&name);
 	buf_free(&comment);
 	buf_free(&prefix);
+	return rc;
+}
+
+/*
+ * An idle stop (wake on visit): the preview's hostname points at the
+ * control plane's tunnel (cloudflare.wake_tunnel_id), whose ingress
+ * hands every preview hostname to the control plane's nginx and so to the
+ * waking page. The record keeps this environment's comment, so a destroy
+ * finds and removes it as ever, and a wake's record_ensure points it back
+ * at the preview's tunnel. Records of services with a hostname of their
+ * own go (the wake makes them again). The tunnel and its Access apps
+ * stay: the connector holds the tunnel until the compute stops, and the
+ * wake adopts both.
+ */
+int
+cloudflare_sleep(struct cf_client *c, const char *slug)
+{
+	struct buf host = BUF_INIT, comment = BUF_INIT;
+	struct records_owned ro = {0};
+	struct record_find f = {0};
+	char rid[40];
+	size_t i;
+	int rc = -1, found;
+
+	if (cf_hostname(c->cfg->cf_zone, slug, &host, &c->error) == -1) {
+		c->stop = CF_INVALID;
+		goto out;
+	}
+	cf_comment(local_instance(c->cfg), slug, &comment);
+	if (records_of(c, buf_str(&comment), &ro) == -1 ||
+	    (found = record_find(c, buf_str(&host), &f)) == -1)
+		goto out;
+	for (i = 0; i < ro.n; i++)
+		if ((found == 0 || strcmp(ro.ids[i], f.id) != 0) &&
+		    record_delete(c, ro.ids[i]) == -1)
+			goto out;
+	if (record_ensure(c, slug, buf_str(&host), c->cfg->cf_wake_tunnel_id,
+	                  rid) == -1)
+		goto out;
+	log_info("cf_asleep", "slug=%s record=%s calls=%u", slug, rid,
+	         c->calls);
+	rc = 0;
+out:
+	free(ro.ids);
+	record_find_free(&f);
+	buf_free(&host);
+	buf_free(&comment);
+	return rc;
+}
+
+int
+cloudflare_wake(struct cf_client *c, const char *slug, const char *tunnel_id)
+{
+	struct buf host = BUF_INIT;
+	char rid[40];
+	int rc = -1;
+
+	if (cf_hostname(c->cfg->cf_zone, slug, &host, &c->error) == -1)
+		c->stop = CF_INVALID;
+	else if (record_ensure(c, slug, buf_str(&host), tunnel_id, rid) == 0)
+		rc = 0;
+	buf_free(&host);
 	return rc;
 }
 

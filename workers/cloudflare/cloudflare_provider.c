@@ -119,6 +119,15 @@ token_file_exists(const char *dir)
 	return yes;
 }
 
+/* The control plane's waking route of an idle-stopped preview: its
+ * record points at the control plane until the wake's verify. */
+static bool
+asleep(const struct config *cfg, const char *slug)
+{
+	return exposure_local_present(cfg, slug) &&
+	       !exposure_local_exists(cfg, slug);
+}
+
 /* The tunnel, its ingress and record first; the connector joins the
  * project, so compose starts it with the app. */
 static enum deploy_rc
@@ -139,6 +148,7 @@ cf_prepare(struct deploy *d, struct json_object *model)
 		                           d->targets[i].primary, false};
 	/* A push: the connector keeps the token it has (one call less). */
 	env.token_known = token_file_exists(d->dir);
+	env.asleep = asleep(d->w->cfg, d->e->slug);
 	if (cf_client_init(&c, d->w->cfg, d->job ? d->job->attempts : 1) ==
 	            -1 ||
 	    cloudflare_route(&c, d->e->slug, s, d->ntargets,
@@ -225,6 +235,19 @@ cf_verify(struct deploy *d, const char *token)
 		rc = client_result(&c, &d->why, &d->retry_ms);
 		goto out;
 	}
+	/* Woken: the connector is up, so the hostname leaves the waking
+	 * page for the preview's tunnel, and the waking route goes. */
+	if (asleep(d->w->cfg, d->e->slug)) {
+		if (cloudflare_wake(&c, d->e->slug, d->tunnel_id) == -1) {
+			rc = client_result(&c, &d->why, &d->retry_ms);
+			goto out;
+		}
+		if (exposure_local_remove(d->w->cfg, d->e->slug) == -1) {
+			buf_puts(&d->why, "the waking route could not be "
+			                  "removed");
+			goto out;
+		}
+	}
 	for (;;) {
 		/* Without the workers' service token, with Access on, its
 		 * login redirect is the answer expected. */
@@ -285,16 +308,70 @@ cf_unroute(struct worker *w, const struct job *job, const char *slug,
 	    cloudflare_unroute(&c, slug, rm) == -1)
 		rc = client_result(&c, why, retry_ms);
 	cf_client_free(&c);
-	/* Gone on Cloudflare: the token and the route fact go too. */
+	/* Gone on Cloudflare: the token and the route fact go too, and
+	 * the waking route of one that was asleep. */
 	buf_printf(&path, "%s/tunnel-token", dir);
 	if (rc == 0 && unlink(buf_str(&path)) == -1 && errno != ENOENT) {
 		buf_printf(why, "cannot remove %s", buf_str(&path));
+		rc = 1;
+	}
+	if (rc == 0 && asleep(w->cfg, slug) &&
+	    exposure_local_remove(w->cfg, slug) == -1) {
+		buf_puts(why, "the waking route could not be removed");
 		rc = 1;
 	}
 	buf_free(&path);
 	buf_free(&ignored);
 	free(dir);
 	return rc == 0 ? 0 : -1;
+}
+
+/* Wake on visit needs the control plane's tunnel to send visits to. */
+static bool
+cf_can_sleep(const struct config *cfg)
+{
+	return cfg->cf_wake_tunnel_id[0] != '\0';
+}
+
+/*
+ * An idle stop: the waking route on this machine's nginx first, then the
+ * hostname's record to the control plane's tunnel (whose ingress sends
+ * preview hostnames here), so no visit meets nothing. The token file
+ * goes: it is the route fact (cf_exists), and the wake reads the token
+ * again. The tunnel stays; the connector holds it until the compute
+ * stops, and the wake adopts it.
+ */
+static int
+cf_sleep(struct worker *w, const struct job *job, const char *slug,
+         struct buf *why)
+{
+	struct cf_client c;
+	struct buf host = BUF_INIT, path = BUF_INIT;
+	char *dir = local_env_dir(w->cfg, slug);
+	int64_t retry_ms = 0;
+	int rc = -1;
+
+	memset(&c, 0, sizeof(c));
+	if (cf_hostname(w->cfg->cf_zone, slug, &host, why) == -1 ||
+	    route_sleep_host(w, slug, buf_str(&host), why) == -1)
+		goto out;
+	if (cf_client_init(&c, w->cfg, job ? job->attempts : 1) == -1 ||
+	    cloudflare_sleep(&c, slug) == -1) {
+		client_result(&c, why, &retry_ms);
+		goto out;
+	}
+	buf_printf(&path, "%s/tunnel-token", dir);
+	if (unlink(buf_str(&path)) == -1 && errno != ENOENT) {
+		buf_printf(why, "cannot remove %s", buf_str(&path));
+		goto out;
+	}
+	rc = 0;
+out:
+	cf_client_free(&c);
+	buf_free(&host);
+	buf_free(&path);
+	free(dir);
+	return rc;
 }
 
 static bool
@@ -345,4 +422,6 @@ const struct exposure_ops exposure_cloudflare = {
         .exists = cf_exists,
         .url = cloudflare_url,
         .list_owned = cf_list_owned,
+        .sleep = cf_sleep,
+        .can_sleep = cf_can_sleep,
 };

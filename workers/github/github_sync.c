@@ -1143,8 +1143,8 @@ render(struct sync *s, struct buf *text)
 	v.queue_position = pos > 0 ? pos : 1;
 	v.max_running = s->cfg->env_max_running;
 	v.idle_minutes = s->cfg->env_idle_stop_minutes;
-	if (strcmp(env_get(s, E_IDLE), "2") == 0 && s->cfg->env_wake_on_visit &&
-	    exposure && exposure->sleep)
+	if (strcmp(env_get(s, E_IDLE), "2") == 0 &&
+	    exposure_wakes(s->cfg, exposure))
 		v.wake_url = v.url;
 	v.label = s->cfg->policy_label;
 	v.trusted_label = s->cfg->policy_trusted_label;

@@ -9,6 +9,10 @@
  * app's route over it (exposure_local.c), and the page's refresh lands in
  * the app.
  *
+ * The cloudflare exposure writes the same route for its own hostname
+ * (<slug>.<cloudflare.zone>) on the control plane, whose tunnel brings
+ * the visits while the preview's record points at it.
+ *
  * The app's route logs each visit's time to <var_dir>/log/previews/
  * <slug>.log; route_last_visit hands the idle sweep the last one and
  * empties the file, so it stays small and "not empty" means "visited
@@ -23,7 +27,7 @@
 #include "../workers.h"
 
 void
-route_sleep_render(const struct config *cfg, const char *slug,
+route_sleep_render(const struct config *cfg, const char *slug, const char *host,
                    const char *fcgi_socket, struct buf *b)
 {
 	/* Only what page_wake.c reads: the method, a path of its own and
@@ -31,7 +35,7 @@ route_sleep_render(const struct config *cfg, const char *slug,
 	buf_printf(b,
 	           "# Ephemera preview route for %s; generated, do not "
 	           "edit.\n# instance: %s\n" ROUTE_ASLEEP "\nserver {\n"
-	           "\tlisten 127.0.0.1:%lld;\n\tserver_name %s.%s;\n"
+	           "\tlisten 127.0.0.1:%lld;\n\tserver_name %s;\n"
 	           "\tlocation / {\n"
 	           "\t\tfastcgi_pass unix:%s;\n"
 	           "\t\tfastcgi_pass_request_body off;\n"
@@ -39,13 +43,13 @@ route_sleep_render(const struct config *cfg, const char *slug,
 	           "\t\tfastcgi_param REQUEST_URI /_wake;\n"
 	           "\t\tfastcgi_param EPHEMERA_WAKE_SLUG %s;\n"
 	           "\t}\n}\n",
-	           slug, local_instance(cfg), (long long)cfg->http_port, slug,
-	           cfg->preview_domain, fcgi_socket, slug);
+	           slug, local_instance(cfg), (long long)cfg->http_port, host,
+	           fcgi_socket, slug);
 }
 
 int
-route_sleep(struct worker *w, const struct job *job, const char *slug,
-            struct buf *why)
+route_sleep_host(struct worker *w, const char *slug, const char *host,
+                 struct buf *why)
 {
 	struct buf text = BUF_INIT;
 	char *rel = w->cfg->fcgi_socket[0]
@@ -54,12 +58,17 @@ route_sleep(struct worker *w, const struct job *job, const char *slug,
 	char *sock = exposure_local_abs(rel);
 	int rc = -1;
 
-	(void)job;
+	/* A server_name nginx reads as one name: a DNS name, nothing else. */
+	if (host[0] == '\0' || strspn(host, "abcdefghijklmnopqrstuvwxyz"
+	                                    "0123456789-.") != strlen(host)) {
+		buf_puts(why, "the waking route's hostname is not a DNS name");
+		goto out;
+	}
 	if (!exposure_local_path_valid(sock)) {
 		buf_puts(why, "fcgi.socket is not a path nginx can read as is");
 		goto out;
 	}
-	route_sleep_render(w->cfg, slug, sock, &text);
+	route_sleep_render(w->cfg, slug, host, sock, &text);
 	if (exposure_local_install(w->cfg, slug, &text) == -1) {
 		buf_puts(why, "the waking route could not be written");
 		goto out;
@@ -69,6 +78,20 @@ out:
 	buf_free(&text);
 	free(sock);
 	free(rel);
+	return rc;
+}
+
+int
+route_sleep(struct worker *w, const struct job *job, const char *slug,
+            struct buf *why)
+{
+	struct buf host = BUF_INIT;
+	int rc;
+
+	(void)job;
+	buf_printf(&host, "%s.%s", slug, w->cfg->preview_domain);
+	rc = route_sleep_host(w, slug, buf_str(&host), why);
+	buf_free(&host);
 	return rc;
 }
 
