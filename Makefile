@@ -172,6 +172,7 @@ install: all
 	install -m 644 sql/migrations/*.sql $(DESTDIR)$(DATADIR)/migrations/
 	cp -R web/. $(DESTDIR)$(DATADIR)/web/
 	install -m 644 nginx/site.conf nginx/nginx.conf.tmpl $(DESTDIR)$(DATADIR)/nginx/
+	install -m 644 config/mariadb.cnf $(DESTDIR)$(DATADIR)/mariadb.cnf
 	install -m 644 README.md $(DESTDIR)$(DATADIR)/README.md
 	$(call subst_paths,dist/ephemera-nginx-conf,$(DESTDIR)$(LIBEXECDIR)/ephemera-nginx-conf,755)
 	$(foreach u,$(UNITS),$(call subst_paths,$(u),$(DESTDIR)$(UNITDIR)/$(notdir $(u)),644) &&) true

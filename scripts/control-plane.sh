@@ -46,6 +46,14 @@ if [ -n "${EPH_DATABASE_SECRET_ARN:-}" ]; then
 fi
 
 if [ -z "${EPH_DATABASE_HOST:-}" ]; then
+	# The server settings `make run` uses, sized for this 1 GB host
+	# (config/mariadb.cnf), read after Debian's 50-server.cnf; MariaDB
+	# restarts only when they changed (it resizes its redo log itself).
+	cnf=/etc/mysql/mariadb.conf.d/60-ephemera.cnf
+	if ! cmp -s /usr/local/share/ephemera/mariadb.cnf "$cnf"; then
+		install -m 644 /usr/local/share/ephemera/mariadb.cnf "$cnf"
+		systemctl restart mariadb
+	fi
 	systemctl enable --now mariadb
 	mariadb -e "CREATE DATABASE IF NOT EXISTS ephemera;
 		CREATE USER IF NOT EXISTS ephemera@localhost IDENTIFIED VIA unix_socket;

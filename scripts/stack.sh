@@ -5,10 +5,13 @@
 #   CONFIG=file scripts/stack.sh up|down|db-start|db-stop|status
 #
 # EPHEMERA_BIN selects the binaries (default bin/; the tests use the ASan
-# build). EPHEMERA_MARIADB_ARGS adds server options to the private
-# MariaDB (benches trying a setting, the tests' TCP and TLS; not for
-# durability switches). Every daemon is started in its own session (setsid) so a Ctrl-C
-# in the terminal reaches only run.sh, which then stops them in order.
+# build). The private MariaDB's server settings are config/mariadb.cnf,
+# the file an installed host uses too (EPHEMERA_MARIADB_CNF names another:
+# bench/footprint's comparison). EPHEMERA_MARIADB_ARGS adds server options
+# after it (benches trying a setting, the tests' TCP, TLS and connection
+# limit; not for durability switches). Every daemon is started in its
+# own session (setsid) so a Ctrl-C in the terminal reaches only run.sh,
+# which then stops them in order.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +38,7 @@ if [ -z "$DB_SOCKET" ] && { [ -z "$DB_HOST" ] || [ "${EPHEMERA_PRIVATE_DB:-}" = 
 	DB_SOCKET=$VAR/run/mysqld.sock
 fi
 MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+MARIADB_CNF=$(realpath "${EPHEMERA_MARIADB_CNF:-$ROOT/config/mariadb.cnf}")
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 say() { echo "stack: $*" >&2; }
@@ -85,7 +89,9 @@ db_start() {
 	mkdir -p "$VAR/run" "$VAR/log" "$VAR/tmp"
 	if [ ! -d "$VAR/mysql/mysql" ]; then
 		say "initialising MariaDB in $VAR/mysql"
-		mariadb-install-db --no-defaults --datadir="$VAR/mysql" \
+		# With the server's own settings: the redo log is made at the
+		# size it runs with, the system tables in its character set.
+		mariadb-install-db --defaults-file="$MARIADB_CNF" --datadir="$VAR/mysql" \
 			--user="$(id -un)" --auth-root-authentication-method=normal \
 			--skip-test-db >"$VAR/log/mariadb-install.log" 2>&1 || {
 			cat "$VAR/log/mariadb-install.log" >&2
@@ -95,16 +101,14 @@ db_start() {
 	alive "$(pid_of "$VAR/run/mysqld.pid")" && return 0
 	local extra=()
 	read -ra extra <<<"${EPHEMERA_MARIADB_ARGS:-}"
-	# skip-networking: only the private socket; durability stays on.
-	setsid "$MARIADBD" --no-defaults --datadir="$VAR/mysql" \
+	# --defaults-file first (mariadbd takes it nowhere else): the file's
+	# settings and nothing from /etc/mysql, this stack's paths after it.
+	# skip-networking: only the private socket.
+	setsid "$MARIADBD" --defaults-file="$MARIADB_CNF" --datadir="$VAR/mysql" \
 		--socket="$DB_SOCKET" --pid-file="$VAR/run/mysqld.pid" \
-		--skip-networking --skip-name-resolve --user="$(id -un)" \
+		--skip-networking --user="$(id -un)" \
 		--log-error="$VAR/log/mariadb.log" --tmpdir="$VAR/tmp" \
-		--innodb-buffer-pool-size=256M \
-		--innodb-flush-log-at-trx-commit=1 \
-		--character-set-server=utf8mb4 \
-		--collation-server=utf8mb4_unicode_ci \
-		--max-connections=1000 "${extra[@]}" </dev/null >/dev/null 2>&1 &
+		"${extra[@]}" </dev/null >/dev/null 2>&1 &
 	if ! wait_for 60 db_ping; then
 		say "MariaDB did not start; see $VAR/log/mariadb.log"
 		tail -20 "$VAR/log/mariadb.log" >&2 || true

@@ -1,13 +1,17 @@
 """bench/footprint: the control plane's memory and idle CPU (issue 20).
 
-A private release-build stack with 8 workers (`make run`'s MariaDB
-settings). Memory is read from /proc: RSS summed over a program's
-processes, and PSS (smaps_rollup), which splits each shared page among
-the processes mapping it, so forked workers are not counted eight times
-for the code they share. Idle: after the startup work has settled. Under
+A private release-build stack with 8 workers, run twice in one go: with
+MariaDB as `make run` starts it (config/mariadb.cnf, sized for a 1 GB
+host) and with the flags stack.sh used before that file (OLD_ARGS and
+nothing else, as --no-defaults did). Memory is read from /proc: RSS
+summed over a program's processes, and PSS (smaps_rollup), which splits
+each shared page among the processes mapping it, so forked workers are
+not counted eight times for the code they share; for MariaDB also VmRSS
+(/proc/PID/status). Idle: after the startup work has settled. Under
 load: the peak while wrk posts signed deliveries at 32 connections. Idle
 CPU: user+system time each program used over BENCH_IDLE_SECONDS with
-nothing to do (busy polling would show here)."""
+nothing to do (busy polling would show here). BENCH_MARIADB=new (or old)
+runs one configuration only."""
 import hashlib
 import hmac
 import json
@@ -25,6 +29,14 @@ from harness.stack import Stack, cpu_seconds as cpu  # noqa: E402
 IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "60"))
 LOAD = int(os.environ.get("BENCH_SECONDS", "10"))
 GOALS = {"idle": 40.0, "load": 60.0}  # MB, fcgi-app + workers together
+CNF = os.path.join(ROOT, "config", "mariadb.cnf")
+# What scripts/stack.sh passed mariadbd with --no-defaults before
+# config/mariadb.cnf; an empty defaults file stands for --no-defaults.
+OLD_ARGS = ("--skip-name-resolve --innodb-buffer-pool-size=256M "
+            "--innodb-flush-log-at-trx-commit=1 --character-set-server=utf8mb4 "
+            "--collation-server=utf8mb4_unicode_ci --max-connections=1000")
+CONFIGS = {"new": ("config/mariadb.cnf", CNF, ""),
+           "old": ("former flags", "/dev/null", OLD_ARGS)}
 
 
 def tree(pid):
@@ -58,6 +70,18 @@ def mem(pids):
     return rss / 1024, pss / 1024
 
 
+def vmrss(pid):
+    """VmRSS of one process, MB."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def groups(s):
     with open(os.path.join(s.var, "run", "mysqld.pid")) as f:
         db = int(f.read())
@@ -78,20 +102,43 @@ def signed_body(s, d):
 
 
 def main():
-    s = Stack("bench-footprint", {"workers.count": 8}, asan=False)
+    which = os.environ.get("BENCH_MARIADB", "both")
+    names = ["new", "old"] if which == "both" else [which]
     d = tempfile.mkdtemp(prefix="eph-footprint-")
+    results = {}
     try:
-        s.up()
-        run(s, d)
+        for name in names:
+            label, cnf, args = CONFIGS[name]
+            s = Stack("bench-footprint-" + name, {"workers.count": 8}, asan=False)
+            # The bench's MariaDB is as configured here, not the tests'.
+            s.mariadb_args = args
+            s.extra_env = {"EPHEMERA_MARIADB_CNF": cnf}
+            try:
+                s.up()
+                results[name] = run(s, d, label)
+            finally:
+                s.cleanup()
     finally:
-        s.cleanup()
         subprocess.run(["rm", "-rf", "--", d])
+    compare(results)
 
 
-def run(s, d):
+def server(s):
+    """What the stack's MariaDB runs with, and what its data takes."""
+    v = s.sql("SELECT @@innodb_buffer_pool_size, @@max_connections, "
+              "(SELECT variable_value FROM information_schema.global_status "
+              " WHERE variable_name = 'INNODB_BUFFER_POOL_PAGES_DATA') * @@innodb_page_size, "
+              "(SELECT SUM(data_length + index_length) FROM information_schema.tables "
+              " WHERE table_schema = DATABASE())")[0]
+    return {"pool": int(v[0]) / 2**20, "max_connections": int(v[1]),
+            "pool_data": float(v[2]) / 2**20, "data": float(v[3] or 0) / 2**20}
+
+
+def run(s, d, label):
     time.sleep(5)  # startup work (migrations check, first sweep) settles
     g = groups(s)
     idle = {k: mem(v) for k, v in g.items()}
+    db_idle = vmrss(g["mariadb"][0])
     c0 = {k: cpu(v) for k, v in g.items()}
     time.sleep(IDLE)
     g = groups(s)
@@ -99,6 +146,7 @@ def run(s, d):
 
     body, sig = signed_body(s, d)
     peak = {k: (0.0, 0.0) for k in g}
+    db_peak = [0.0]
     done = threading.Event()
 
     def sample():
@@ -106,6 +154,7 @@ def run(s, d):
             for k, v in groups(s).items():
                 r, p = mem(v)
                 peak[k] = (max(peak[k][0], r), max(peak[k][1], p))
+            db_peak[0] = max(db_peak[0], vmrss(g["mariadb"][0]))
             time.sleep(0.25)
     t = threading.Thread(target=sample)
     t.start()
@@ -117,9 +166,15 @@ def run(s, d):
     done.set()
     t.join()
     rate = [line for line in r.stdout.splitlines() if "Requests/sec" in line]
+    db = server(s)
+    deliveries = s.sql("SELECT COUNT(*) FROM deliveries")[0][0]
 
     print("footprint: release build, 8 workers, idle %d s, load %d s of wrk at 32 "
-          "connections (%s)" % (IDLE, LOAD, rate[0].strip() if rate else "wrk said nothing"))
+          "connections (%s, %s deliveries recorded)"
+          % (IDLE, LOAD, rate[0].strip() if rate else "wrk said nothing", deliveries))
+    print("footprint: MariaDB with %s (innodb_buffer_pool_size %.0f MB, max_connections %d); "
+          "after the load its data is %.1f MB, %.1f MB of it in the pool"
+          % (label, db["pool"], db["max_connections"], db["data"], db["pool_data"]))
     print("%-9s %5s %10s %10s %12s %12s %10s" % ("program", "procs", "idle RSS", "idle PSS",
                                                  "load RSS max", "load PSS max", "idle CPU"))
     for k in ("fcgi-app", "workers", "nginx", "mariadb"):
@@ -129,8 +184,28 @@ def run(s, d):
     cp_load = peak["fcgi-app"][1] + peak["workers"][1]
     cp_cpu = idle_cpu["fcgi-app"] + idle_cpu["workers"]
     print("footprint: fcgi-app + workers PSS idle %.1f MB (goal <= %.0f), under load %.1f MB "
-          "(goal <= %.0f), idle CPU %.2f%% of a core; MariaDB RSS idle %.1f MB"
-          % (cp_idle, GOALS["idle"], cp_load, GOALS["load"], cp_cpu, idle["mariadb"][0]))
+          "(goal <= %.0f), idle CPU %.2f%% of a core; MariaDB VmRSS idle %.1f MB, "
+          "under load %.1f MB (%s)"
+          % (cp_idle, GOALS["idle"], cp_load, GOALS["load"], cp_cpu, db_idle, db_peak[0], label))
+    print()
+    return {"label": label, "rss": (db_idle, db_peak[0]),
+            "pss": (idle["mariadb"][1], peak["mariadb"][1]), "db": db}
+
+
+def compare(results):
+    """MariaDB as `make run` starts it beside the flags it replaced."""
+    if len(results) < 2:
+        return
+    new, old = results["new"], results["old"]
+    print("footprint: MariaDB, %s vs %s" % (new["label"], old["label"]))
+    print("%-20s %12s %12s %8s" % ("", new["label"], old["label"], "new/old"))
+    for what, key, i in (("VmRSS idle", "rss", 0), ("VmRSS under load", "rss", 1),
+                         ("PSS idle", "pss", 0), ("PSS under load", "pss", 1)):
+        a, b = new[key][i], old[key][i]
+        print("%-20s %9.1f MB %9.1f MB %8.2f" % (what, a, b, a / b if b else 0))
+    print("%-20s %9.0f MB %9.0f MB" % ("buffer pool", new["db"]["pool"], old["db"]["pool"]))
+    print("%-20s %12d %12d" % ("max_connections", new["db"]["max_connections"],
+                               old["db"]["max_connections"]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 # counts pages the forked processes share once) of the fcgi-app and the 8
 # workers, idle and under a webhook load (wrk, 32 connections), and their
 # CPU over an idle minute, beside MariaDB's and nginx's; printed against
-# issue 20's goals. Not a pass/fail test.
+# issue 20's goals. Twice: MariaDB with config/mariadb.cnf (`make run`'s)
+# and with the flags it replaced, then MariaDB's RSS and PSS side by side
+# (BENCH_MARIADB=new or old: one of them). Not a pass/fail test.
 #   BENCH_IDLE_SECONDS=60 BENCH_SECONDS=10 bench/footprint/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."

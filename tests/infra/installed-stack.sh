@@ -84,11 +84,14 @@ asuser=(chroot --userspec="$EPH_UID:$EPH_UID" "$R" env -i
 mkdir -p "$WORK/mysql"
 mount --bind "$WORK/mysql" "$R/run/mysqld"
 mkdir -p "$R/run/mysqld/data"
-inroot mariadb-install-db --no-defaults --datadir=/run/mysqld/data --user=root \
+# Its settings are the installed mariadb.cnf, which control-plane.sh puts
+# in /etc/mysql/mariadb.conf.d/ on a real host (none here).
+cnf=/usr/local/share/ephemera/mariadb.cnf
+inroot mariadb-install-db --defaults-file=$cnf --datadir=/run/mysqld/data --user=root \
 	--auth-root-authentication-method=socket --skip-test-db >"$WORK/mariadb-install.log" 2>&1
-inroot setsid mariadbd --no-defaults --datadir=/run/mysqld/data --user=root \
+inroot setsid mariadbd --defaults-file=$cnf --datadir=/run/mysqld/data --user=root \
 	--socket=/run/mysqld/mysqld.sock --pid-file=/run/mysqld/mysqld.pid \
-	--skip-networking --tmpdir=/tmp --innodb-buffer-pool-size=64M \
+	--skip-networking --tmpdir=/tmp \
 	--log-error=/run/mysqld/error.log </dev/null >/dev/null 2>&1 &
 for _ in $(seq 300); do
 	inroot mariadb-admin --no-defaults -uroot --socket=/run/mysqld/mysqld.sock ping >/dev/null 2>&1 && break

@@ -9,6 +9,7 @@ import subprocess
 import unittest
 
 from harness.installed import Installed, delivery_script, in_namespace, results, run_stack
+from harness.stack import ROOT
 
 SERVICES = ["ephemera-fcgi.service", "ephemera-migrate.service",
             "ephemera-nginx.service", "ephemera-workers.service"]
@@ -42,9 +43,15 @@ class TestInstall(unittest.TestCase):
                   "usr/local/share/ephemera/migrations/001_init.sql",
                   "usr/local/share/ephemera/nginx/site.conf",
                   "usr/local/share/ephemera/web/style.css",
+                  "usr/local/share/ephemera/mariadb.cnf",
                   "etc/ephemera/ephemera.conf", "etc/ephemera/github.conf",
                   "etc/sysusers.d/ephemera.conf"]:
             self.assertTrue(os.path.exists(self.inst.path(p)), p)
+        # The database settings `make run` uses, for control-plane.sh to
+        # put in /etc/mysql/mariadb.conf.d/.
+        with open(self.inst.path("usr/local/share/ephemera/mariadb.cnf")) as f, \
+                open(os.path.join(ROOT, "config", "mariadb.cnf")) as g:
+            self.assertEqual(f.read(), g.read())
         conf = open(self.inst.path("etc/ephemera/ephemera.conf")).read()
         self.assertNotRegex(conf, r"@[A-Z]+@", "a placeholder left")
         for u in self.inst.units():

@@ -4,7 +4,8 @@
 - a copy of the tree with nothing beside it passes the unit tests with
   EPHEMERA_FIXTURES unset (the recorded payloads are in tests/fixtures);
 - `PORT=N make run` serves on N and prints N in the demo URL, `make run
-  PORT=N` serves on N, and a taken port is said, with what to do."""
+  PORT=N` serves on N, and a taken port is said, with what to do;
+- `make run`'s MariaDB runs with config/mariadb.cnf (issue 20)."""
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import threading
 import time
 import unittest
 
+from harness import mariadb_cnf
 from harness.stack import ROOT, free_port, http, interruptible, wait_until
 
 SHARED = ".." + "/shared"  # spelled apart so this file does not match
@@ -171,6 +173,11 @@ class StandaloneTest(unittest.TestCase):
             self.assertTrue(run.wait_for(r"running at http://127\.0\.0\.1:%d/" % port2, 300),
                             run.text()[-4000:])
             self.assertEqual(http("GET", "http://127.0.0.1:%d/healthz" % port2).status, 200)
+            # Its MariaDB runs with config/mariadb.cnf, every setting of it.
+            want = mariadb_cnf.settings(os.path.join(self.tree, "config", "mariadb.cnf"))
+            got = mariadb_cnf.server(os.path.join(self.tree, "var", "run", "mysqld.sock"),
+                                     list(want))
+            self.assertEqual(got, want)
         finally:
             run.stop()
 
