@@ -11,7 +11,6 @@ import datetime
 import html
 import os
 import random
-import re
 import signal
 import subprocess
 import time
@@ -19,6 +18,7 @@ import unittest
 
 from harness import events
 from harness.github_fake import GitHubFake
+from harness.pr_view import pr_view, settle
 from harness.stack import ROOT, Stack, alive, wait_until
 from test_local import Repo
 
@@ -29,7 +29,6 @@ PUBLIC = "https://ephemera.example.test"
 DOMAIN = "preview.example.test"
 PERMS = {"contents": "read", "issues": "write", "pull_requests": "write",
          "deployments": "write", "statuses": "write", "metadata": "read"}
-CONTEXT = "ephemera/preview"
 
 
 def next_month_start():
@@ -110,29 +109,10 @@ class BudgetTest(unittest.TestCase):
         return e
 
     def view(self, repo, pr):
-        v = self.gh.pr_view(repo, pr)
-        body = v["comments"][0] if v["comments"] else ""
-        return {
-            "headline": (re.search(r"^### (.*)$", body, re.M).group(1)
-                         if body else None),
-            # The comment escapes every punctuation mark as an entity.
-            "text": html.unescape(body),
-            "deployments": [(d["sha"], d["state"]) for d in v["deployments"]],
-            "commit": {s["sha"]: (s["state"], s["description"], s["target_url"])
-                       for s in v["commit_statuses"] if s["context"] == CONTEXT},
-        }
+        return pr_view(self.gh, repo, pr)
 
     def settle(self, repo, pr, check, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            v = self.view(repo, pr)
-            try:
-                check(v)
-                return v
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
+        return settle(lambda: self.view(repo, pr), check, timeout)
 
     def seed_spend(self, dollars):
         """A closed run of a long-gone PR of SPENT that cost about

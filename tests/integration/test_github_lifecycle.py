@@ -13,6 +13,7 @@ import unittest
 
 from harness import events
 from harness.github_fake import GitHubFake
+from harness.pr_view import pr_view, settle
 from harness.stack import ROOT, Stack, http, wait_until
 from test_local import HELLO, Repo
 
@@ -22,7 +23,6 @@ PUBLIC = "https://ephemera.example.test"
 DOMAIN = "preview.example.test"
 PERMS = {"contents": "read", "issues": "write", "pull_requests": "write",
          "deployments": "write", "statuses": "write", "metadata": "read"}
-CONTEXT = "ephemera/preview"
 
 # The web service sleeps before it serves, so its health check (and the
 # build's `up --wait`) is held up that long.
@@ -117,32 +117,10 @@ class GitHubLifecycleTest(unittest.TestCase):
 
     def view(self, pr):
         """GitHub's view of the PR, reduced to what a reviewer reads."""
-        v = self.gh.pr_view(REPO, pr)
-        comment = v["comments"]
-        return {
-            "comments": len(comment),
-            "headline": (re.search(r"^### (.*)$", comment[0], re.M).group(1)
-                         if comment else None),
-            "body": comment[0] if comment else "",
-            "deployments": [(d["sha"], d["state"]) for d in v["deployments"]],
-            "raw": v,
-            "commit": {s["sha"]: (s["state"], s["description"], s["target_url"])
-                       for s in v["commit_statuses"] if s["context"] == CONTEXT},
-        }
+        return pr_view(self.gh, REPO, pr)
 
     def settle(self, pr, check, timeout=30):
-        """Waits until GitHub's view satisfies `check` (a function raising
-        AssertionError until it does), then asserts it once more."""
-        deadline = time.monotonic() + timeout
-        while True:
-            v = self.view(pr)
-            try:
-                check(v)
-                return v
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
+        return settle(lambda: self.view(pr), check, timeout)
 
     def assert_no_loopback(self, pr):
         """No link GitHub holds for this PR points at this machine."""
