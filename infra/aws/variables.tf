@@ -45,7 +45,7 @@ variable "preview_volume_gb" {
 }
 
 variable "control_plane_instance_type" {
-  description = "The control-plane host. Measured (docs/deploy.md): nginx, the FastCGI app and the workers 49 MB resident, MariaDB 112 MB; Debian, the SSM agent and cloudflared come on top (estimated under 0.5 GB in all), so 1 GiB (t4g.micro) fits and 0.5 GiB (t4g.nano) is too tight."
+  description = "The control-plane host. Measured (docs/deploy.md): nginx, the FastCGI app and the workers 49 MB resident, MariaDB 112 MB before config/mariadb.cnf and 68-77 MB with it (bench/footprint); Debian, the SSM agent and cloudflared come on top (estimated under 0.5 GB in all), so 1 GiB (t4g.micro) fits and 0.5 GiB (t4g.nano) is too tight."
   type        = string
   default     = "t4g.micro"
 }
