@@ -421,6 +421,33 @@ out:
 	return rc;
 }
 
+/* A repos entry's monthly_budget: a number in environments.monthly_budget's
+ * range, this repository's own budget instead of that one (0: none). */
+static int
+repo_budget_load(struct repo_config *r, config_setting_t *e, int i,
+                 const char *file, struct buf *err)
+{
+	const struct setting *s = setting_find("environments.monthly_budget");
+	struct buf allowed = BUF_INIT;
+	int t = config_setting_type(e);
+	double v = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(e)
+	           : t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64
+	                   ? (double)config_setting_get_int64(e)
+	                   : -1;
+
+	if (v < (double)s->min || v > (double)s->max) {
+		allowed_text(s, &allowed);
+		config_error(err, file, (int)config_setting_source_line(e),
+		             "repos", "entry %d: monthly_budget must be %s", i,
+		             buf_str(&allowed));
+		buf_free(&allowed);
+		return -1;
+	}
+	r->monthly_budget = v;
+	r->has_budget = true;
+	return 0;
+}
+
 static int
 repos_load(struct config *cfg, config_setting_t *list, const char *file,
            struct buf *err)
@@ -456,6 +483,12 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 			const char *key = config_setting_name(e);
 			char **slot = NULL;
 
+			/* The one number among the strings. */
+			if (strcmp(key, "monthly_budget") == 0) {
+				if (repo_budget_load(r, e, i, file, err) == -1)
+					return -1;
+				continue;
+			}
 			for (k = 0; k < NELEM(repo_keys); k++)
 				if (strcmp(key, repo_keys[k]) == 0)
 					slot = (char **)r + k;
@@ -471,7 +504,8 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 				        "compose_file, primary_service, "
 				        "allowed_services, allowed_images, "
 				        "compute_provider, "
-				        "exposure_provider, access_bypass",
+				        "exposure_provider, access_bypass "
+				        "(and the number monthly_budget)",
 				        slot ? "non-string" : "unknown", key,
 				        i);
 				return -1;
@@ -502,118 +536,6 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 	return 0;
 }
 
-/* One entry of `budgets`: { repo = "owner/repo"; monthly = 50.0; }. */
-static int
-budget_entry_load(struct budget_config *b, config_setting_t *g, int i,
-                  const char *file, struct buf *err)
-{
-	const struct setting *s = setting_find("environments.monthly_budget");
-	int j, m = config_setting_length(g);
-	struct buf allowed = BUF_INIT;
-	bool monthly = false;
-	int rc = -1;
-
-	allowed_text(s, &allowed);
-	for (j = 0; j < m; j++) {
-		config_setting_t *e = config_setting_get_elem(g, (unsigned)j);
-		const char *key = config_setting_name(e);
-		int line = (int)config_setting_source_line(e), t;
-
-		t = config_setting_type(e);
-		if (strcmp(key, "repo") == 0 && t == CONFIG_TYPE_STRING) {
-			free(b->repo);
-			b->repo = xstrdup(config_setting_get_string(e));
-			continue;
-		}
-		if (strcmp(key, "monthly") != 0) {
-			config_error(err, file, line, "budgets",
-			             "%s \"%s\" in entry %d: allowed are repo "
-			             "(a string) and monthly (a number)",
-			             strcmp(key, "repo") == 0 ? "non-string"
-			                                      : "unknown",
-			             key, i);
-			goto out;
-		}
-		if (t == CONFIG_TYPE_FLOAT)
-			b->monthly = config_setting_get_float(e);
-		else if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
-			b->monthly = (double)config_setting_get_int64(e);
-		if ((t != CONFIG_TYPE_FLOAT && t != CONFIG_TYPE_INT &&
-		     t != CONFIG_TYPE_INT64) ||
-		    b->monthly < (double)s->min ||
-		    b->monthly > (double)s->max) {
-			config_error(err, file, line, "budgets",
-			             "entry %d: monthly must be %s", i,
-			             buf_str(&allowed));
-			goto out;
-		}
-		monthly = true;
-	}
-	if (b->repo == NULL || strchr(b->repo, '/') == NULL || !monthly) {
-		config_error(err, file, (int)config_setting_source_line(g),
-		             "budgets",
-		             "entry %d needs repo = \"owner/repo\" and "
-		             "monthly = %s",
-		             i, buf_str(&allowed));
-		goto out;
-	}
-	rc = 0;
-out:
-	buf_free(&allowed);
-	return rc;
-}
-
-/*
- * budgets = ( { repo = "owner/repo"; monthly = 50.0; } ): a repository's
- * own monthly budget, instead of environments.monthly_budget (0: none for
- * that one). A repository listed twice would leave the reader guessing
- * which one holds, so that is an error too.
- */
-static int
-budgets_load(struct config *cfg, config_setting_t *list, const char *file,
-             struct buf *err)
-{
-	int n, i, line = (int)config_setting_source_line(list);
-	size_t k;
-
-	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
-		config_error(err, file, line, "budgets",
-		             "must be a list of groups: ( { repo = \"owner/"
-		             "repo\"; monthly = 50.0; } )");
-		return -1;
-	}
-	n = config_setting_length(list);
-	cfg->budgets = xcalloc((size_t)n, sizeof(*cfg->budgets));
-	for (i = 0; i < n; i++) {
-		config_setting_t *g =
-		        config_setting_get_elem(list, (unsigned)i);
-		struct budget_config *b = &cfg->budgets[cfg->nbudgets++];
-
-		if (!config_setting_is_group(g)) {
-			config_error(err, file,
-			             (int)config_setting_source_line(g),
-			             "budgets",
-			             "entry %d must be a group { repo = ...; "
-			             "monthly = ...; }",
-			             i);
-			return -1;
-		}
-		if (budget_entry_load(b, g, i, file, err) == -1)
-			return -1;
-		for (k = 0; k + 1 < cfg->nbudgets; k++)
-			if (strcmp(cfg->budgets[k].repo, b->repo) == 0) {
-				config_error(err, file,
-				             (int)config_setting_source_line(g),
-				             "budgets",
-				             "entry %d: \"%s\" has a budget "
-				             "already (entry %zu)",
-				             i, b->repo, k);
-				return -1;
-			}
-	}
-	return 0;
-}
-
 /* Recursively finds settings the table does not know. */
 static int
 unknown_check(config_setting_t *group, const char *prefix, const char *file,
@@ -631,8 +553,7 @@ unknown_check(config_setting_t *group, const char *prefix, const char *file,
 		if (prefix[0])
 			buf_printf(&name, "%s.", prefix);
 		buf_puts(&name, config_setting_name(e));
-		if (strcmp(buf_str(&name), "repos") == 0 ||
-		    strcmp(buf_str(&name), "budgets") == 0)
+		if (strcmp(buf_str(&name), "repos") == 0)
 			continue;
 		if (config_setting_is_group(e) &&
 		    setting_find(buf_str(&name)) == NULL) {
@@ -1135,7 +1056,7 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	config_t cf;
 	size_t i;
 	int rc = -1;
-	config_setting_t *repos, *budgets;
+	config_setting_t *repos;
 	enum log_level lvl;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -1168,9 +1089,6 @@ config_load(struct config *cfg, const char *path, struct buf *err)
 	}
 	repos = config_lookup(&cf, "repos");
 	if (repos != NULL && repos_load(cfg, repos, path, err) == -1)
-		goto out;
-	budgets = config_lookup(&cf, "budgets");
-	if (budgets != NULL && budgets_load(cfg, budgets, path, err) == -1)
 		goto out;
 	if (cfg->workers_backoff_cap_ms < cfg->workers_backoff_base_ms) {
 		config_setting_t *cs =
@@ -1236,9 +1154,6 @@ config_free(struct config *cfg)
 		free(cfg->repos[i].access_bypass);
 	}
 	free(cfg->repos);
-	for (i = 0; i < cfg->nbudgets; i++)
-		free(cfg->budgets[i].repo);
-	free(cfg->budgets);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -1295,12 +1210,9 @@ config_repo(const struct config *cfg, const char *name)
 double
 config_budget(const struct config *cfg, const char *repo)
 {
-	size_t i;
+	const struct repo_config *r = repo ? config_repo(cfg, repo) : NULL;
 
-	for (i = 0; repo != NULL && i < cfg->nbudgets; i++)
-		if (strcmp(cfg->budgets[i].repo, repo) == 0)
-			return cfg->budgets[i].monthly;
-	return cfg->env_monthly_budget;
+	return r && r->has_budget ? r->monthly_budget : cfg->env_monthly_budget;
 }
 
 /*

@@ -144,12 +144,10 @@ struct repo_config {
 	/* "/oauth/callback,/webhooks/" + "*": the paths its .ephemera.conf
 	 * may exempt from Access (a final star allows narrower ones) */
 	char *access_bypass;
-};
-
-/* One entry of `budgets`: a repository's own monthly budget. */
-struct budget_config {
-	char *repo;     /* "owner/repo" */
-	double monthly; /* currency units per UTC month; 0: none */
+	/* Its own budget per UTC month, instead of
+	 * environments.monthly_budget (0: none); only with has_budget. */
+	double monthly_budget;
+	bool has_budget;
 };
 
 struct config {
@@ -241,7 +239,7 @@ struct config {
 	 * costs its share, this / env_max_running (price.c). */
 	double local_host_hourly_price;
 	double env_hourly_price; /* whatever has no price of its own */
-	/* Per repository and UTC month, unless `budgets` says otherwise;
+	/* Per repository and UTC month, unless its repos entry says otherwise;
 	 * 0: none. Reached, new previews wait (workers/budget.c). */
 	double env_monthly_budget;
 	int64_t env_max_services;
@@ -303,9 +301,6 @@ struct config {
 	/* repos: a list, not a table row (see config.c) */
 	struct repo_config *repos;
 	size_t nrepos;
-	/* budgets: a list too, each a repository's own monthly budget */
-	struct budget_config *budgets;
-	size_t nbudgets;
 };
 
 /*
@@ -331,7 +326,7 @@ void config_warnings(const struct config *, const char *name, FILE *out);
 int program_start(const char *name, int argc, char **argv, struct config *,
                   int *rc);
 const struct repo_config *config_repo(const struct config *, const char *);
-/* The repository's monthly budget: its `budgets` entry, else
+/* The repository's monthly budget: its repos entry's monthly_budget, else
  * environments.monthly_budget; 0: none. */
 double config_budget(const struct config *, const char *repo);
 

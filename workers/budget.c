@@ -1,7 +1,7 @@
 /*
  * budget.c - a repository's monthly budget (environments.monthly_budget,
- * `budgets` in the config). Once what its previews' compute cost this
- * UTC month (view budget_spend, 021: the arithmetic of report_cost) has
+ * or its repos entry's monthly_budget). Once its previews' compute cost
+ * this UTC month (view budget_spend, 021: the arithmetic of report_cost) has
  * reached the budget, a preview that would start waits in phase `budget`
  * with the reason on the PR, until the month resets or the budget is
  * raised. It is a threshold for starting, not a cap on spend: running

@@ -67,9 +67,10 @@ class BudgetTest(unittest.TestCase):
     def write_config(cls, budget):
         """SPENT has its own budget; nothing else has one (the default,
         environments.monthly_budget, stays 0)."""
-        cls.s.extra = ("repos = (%s);\nbudgets = ( { repo = \"%s\"; monthly = %s; } );\n"
-                       % (",".join('{ name = "%s"; source = "%s"; }' % (n, r.path)
-                                   for n, r in cls.repos.items()), SPENT, budget))
+        cls.s.extra = "repos = (%s);\n" % ",".join(
+            '{ name = "%s"; source = "%s";%s }'
+            % (n, r.path, " monthly_budget = %s;" % budget if n == SPENT else "")
+            for n, r in cls.repos.items())
         cls.s.write_config()
 
     @classmethod

@@ -90,24 +90,14 @@ test_errors(void)
 	        {"environments: { monthly_budget = -1.0; };\n",
 	         ":1: setting 'environments.monthly_budget': must be a number "
 	         "from 0 to 1000000000 (got -1)"},
-	        {"budgets = { repo = \"o/r\"; monthly = 5.0; };\n",
-	         ":1: setting 'budgets': must be a list of groups"},
-	        {"budgets = (\n { repo = \"noslash\"; monthly = 5.0; } );\n",
-	         ":2: setting 'budgets': entry 0 needs repo = \"owner/repo\""},
-	        {"budgets = ( { repo = \"o/r\"; } );\n",
-	         ":1: setting 'budgets': entry 0 needs repo = \"owner/repo\" "
-	         "and monthly = a number"},
-	        {"budgets = ( { repo = \"o/r\";\n monthly = \"50\"; } );\n",
-	         ":2: setting 'budgets': entry 0: monthly must be a number"},
-	        {"budgets = ( { repo = \"o/r\"; monthly = -5; } );\n",
-	         ":1: setting 'budgets': entry 0: monthly must be a number "
+	        {"repos = ( { name = \"o/r\";\n monthly_budget = \"50\"; } );\n",
+	         ":2: setting 'repos': entry 0: monthly_budget must be a number "
 	         "from 0"},
-	        {"budgets = ( { repo = \"o/r\"; montly = 5.0; } );\n",
-	         ":1: setting 'budgets': unknown \"montly\" in entry 0"},
-	        {"budgets = ( { repo = \"o/r\"; monthly = 5.0; },\n"
-	         "  { repo = \"o/r\"; monthly = 9.0; } );\n",
-	         ":2: setting 'budgets': entry 1: \"o/r\" has a budget already "
-	         "(entry 0)"},
+	        {"repos = ( { name = \"o/r\"; monthly_budget = -5; } );\n",
+	         ":1: setting 'repos': entry 0: monthly_budget must be a number "
+	         "from 0"},
+	        {"repos = ( { name = \"o/r\"; monthly_budgett = 5.0; } );\n",
+	         ":1: setting 'repos': unknown \"monthly_budgett\" in entry 0"},
 	};
 	size_t i;
 
@@ -166,15 +156,16 @@ test_budgets(void)
 	struct buf err = BUF_INIT;
 	char *p = unit_write_tmp(
 	        "environments: { monthly_budget = 100; };\n"
-	        "budgets = ( { repo = \"o/small\"; monthly = 50.5; },\n"
-	        "  { repo = \"o/free\"; monthly = 0; } );\n");
+	        "repos = ( { name = \"o/small\"; monthly_budget = 50.5; },\n"
+	        "  { name = \"o/free\"; monthly_budget = 0; },\n"
+	        "  { name = \"o/plain\"; source = \"/src\"; } );\n");
 
 	CHECK(config_load(&cfg, p, &err) == 0);
 	if (err.len)
 		fprintf(stderr, "  %s\n", buf_str(&err));
-	CHECK(cfg.nbudgets == 2);
 	CHECK(config_budget(&cfg, "o/small") == 50.5);
 	CHECK(config_budget(&cfg, "o/free") == 0);
+	CHECK(config_budget(&cfg, "o/plain") == 100); /* listed, no budget */
 	CHECK(config_budget(&cfg, "o/other") == 100);
 	CHECK(config_budget(&cfg, NULL) == 100);
 	config_free(&cfg);
