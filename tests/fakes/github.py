@@ -23,7 +23,9 @@ Behaviours (what the tests rely on):
   been carried out (to kill a client between "created" and "recorded"),
   or a carried-out request's answer cut short ("kind": "truncate").
   With "each": true a fault hits the first call of each kind only
-  (faults.py), so a whole lifecycle meets it once at every step.
+  (faults.py), so a whole lifecycle meets it once at every step; with
+  "body" (a regex) only requests whose body matches it, so a fault meant
+  for one PR is not spent on another's.
 - Git over smart HTTP (`/{owner}/{repo}.git/...`, fetch only) for the
   repositories given in /_fake/config `git`, as GitHub serves private
   repositories to an App: HTTP Basic with an installation token as the
@@ -152,6 +154,8 @@ def make_app(state):
                 if f["method"] not in ("*", request.method):
                     continue
                 if not re.search(f["path"], request.path):
+                    continue
+                if "body" in f and not re.search(f["body"], body):
                     continue
                 if not first_of_each(f, request.method, request.path):
                     continue
