@@ -97,7 +97,8 @@ each_env(struct worker *w, db_tx_fn fn, const char *what,
 }
 
 /*
- * Visits the exposure saw (nginx's per-route log) are activity: a preview
+ * Visits the exposure saw (nginx's per-route log, the tunnel connector's
+ * request count) are activity: a preview
  * in use is not idle because nobody pushed. Each candidate's last visit
  * moves last_active_at forward before the stop looks again.
  */
@@ -114,7 +115,8 @@ visits_record(struct worker *w, const struct db_rows *r)
 
 		if (x == NULL || x->last_visit == NULL ||
 		    parse_uint64(db_rows_get(r, i, 0), &id) == -1 ||
-		    x->last_visit(w->cfg, db_rows_get(r, i, 2), &at) <= 0)
+		    x->last_visit(w, db_rows_get(r, i, 1), db_rows_get(r, i, 2),
+		                  &at) <= 0)
 			continue;
 		if (db_exec(w->db,
 		            "UPDATE environments SET last_active_at = "

@@ -786,7 +786,7 @@ int removal_gone(struct removal *, const char *kind);
 
 struct host_call {
 	const char *action; /* fetch, config, up, stop, down, status,
-	                       leftovers, projects */
+	                       leftovers, projects, metrics */
 	const char *project;
 	const char *prefix; /* projects: "<instance>-" */
 	const char *dir;
@@ -794,6 +794,8 @@ struct host_call {
 	const char *sha;
 	const char *compose_file;
 	const char *git_token;
+	const char *service; /* metrics: the compose service and its port */
+	const char *port;
 	bool build;
 };
 
@@ -995,9 +997,11 @@ struct compute_ops {
 	 * the control plane's waking page, for an idle stop; idempotent. */
 	int (*sleep)(struct worker *, const struct job *, const char *slug,
 	             struct buf *why);
-	/* Optional: the last visit it saw through slug's route in *at;
-	 * 1 seen, 0 none since the last look, -1 unknown. */
-	int (*last_visit)(const struct config *, const char *slug, time_t *at);
+	/* Optional: the Prometheus page GET /metrics of the running service
+	 * `service` of slug's project answers on `port` (its body into
+	 * `out`); where it runs is the compute's to know. -1: none. */
+	int (*service_metrics)(struct worker *, const char *slug,
+	                       const char *service, int port, struct buf *out);
 };
 
 /*
@@ -1038,9 +1042,11 @@ struct exposure_ops {
 	/* Optional: whether `sleep` can be used with this configuration
 	 * (NULL: whenever it is there). */
 	bool (*can_sleep)(const struct config *);
-	/* Optional: the last visit it saw through slug's route in *at;
-	 * 1 seen, 0 none since the last look, -1 unknown. */
-	int (*last_visit)(const struct config *, const char *slug, time_t *at);
+	/* Optional: the last visit it saw through the route of slug (of
+	 * repository `repo`) in *at; 1 seen, 0 none since the last look,
+	 * -1 unknown. */
+	int (*last_visit)(struct worker *, const char *repo, const char *slug,
+	                  time_t *at);
 };
 
 /* An idle stop of `e` leaves a waking page (environments.wake_on_visit

@@ -13,6 +13,11 @@
  * chosen ingress service in X-Ephemera-Ingress ("http://<service>:<port>"). It
  * carries each one to that compose service by name, as cloudflared does.
  * The token never reaches argv, stdout or stderr.
+ *
+ * With `--metrics ADDR:PORT` (before `run`, as cloudflared takes it) it
+ * serves GET /metrics there in Prometheus' text format with the one
+ * series the workers read, cloudflared_tunnel_total_requests: the
+ * requests the edge handed it since it started.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -25,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -34,6 +40,10 @@
 #define HEAD_MAX 65536
 
 static char token[8192];
+/* Requests proxied, counted by the forked children that serve them: a
+ * page shared across fork. A bare connect (the fake's liveness check) is
+ * not a request. */
+static unsigned long long *requests;
 
 static void
 say(const char *msg)
@@ -70,6 +80,83 @@ token_load(int argc, char **argv)
 		n--;
 	token[n] = '\0';
 	return n > 0 ? 0 : -1;
+}
+
+/* The TCP listener `--metrics ADDR:PORT` asks for; -1 when not asked. */
+static int
+metrics_listen(int argc, char **argv)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE},
+	                *res;
+	char addr[128], *colon;
+	int i, fd, one = 1;
+
+	for (i = 1; i < argc - 1; i++)
+		if (strcmp(argv[i], "--metrics") == 0)
+			break;
+	if (i >= argc - 1 || strlen(argv[i + 1]) >= sizeof(addr))
+		return -1;
+	strcpy(addr, argv[i + 1]);
+	colon = strrchr(addr, ':');
+	if (colon == NULL)
+		return -1;
+	*colon = '\0';
+	if (getaddrinfo(addr[0] ? addr : NULL, colon + 1, &hints, &res) != 0)
+		return -1;
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd != -1 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+	                            sizeof(one)) == -1 ||
+	                 bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	                 listen(fd, 16) == -1)) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n);
+
+/* One scrape, answered inline: the head is read (up to 2 s), any path
+ * but /metrics is a 404. */
+static void
+metrics_serve(int c, unsigned long long requests)
+{
+	char head[2048], body[512], resp[1024];
+	size_t n = 0;
+	int len;
+
+	while (n < sizeof(head) - 1) {
+		struct pollfd p = {.fd = c, .events = POLLIN};
+		ssize_t r;
+
+		if (poll(&p, 1, 2000) <= 0 ||
+		    (r = read(c, head + n, sizeof(head) - 1 - n)) <= 0)
+			return;
+		n += (size_t)r;
+		head[n] = '\0';
+		if (strstr(head, "\r\n\r\n") != NULL)
+			break;
+	}
+	if (strncmp(head, "GET /metrics ", 13) != 0) {
+		static const char nf[] = "HTTP/1.0 404 Not Found\r\n"
+		                         "Content-Length: 0\r\n\r\n";
+
+		(void)write_all(c, nf, sizeof(nf) - 1);
+		return;
+	}
+	len = snprintf(body, sizeof(body),
+	               "# HELP cloudflared_tunnel_total_requests Amount of "
+	               "requests proxied through all the tunnels\n"
+	               "# TYPE cloudflared_tunnel_total_requests counter\n"
+	               "cloudflared_tunnel_total_requests %llu\n",
+	               requests);
+	n = (size_t)snprintf(resp, sizeof(resp),
+	                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+	                     "version=0.0.4\r\nContent-Length: %d\r\n\r\n%s",
+	                     len, body);
+	(void)write_all(c, resp, n);
 }
 
 static int
@@ -213,6 +300,7 @@ serve(int c)
 		if (strstr(head, "\r\n\r\n") != NULL)
 			break;
 	}
+	__atomic_add_fetch(requests, 1, __ATOMIC_RELAXED);
 	if (ingress_target(head, host, sizeof(host), port, sizeof(port)) ==
 	            -1 ||
 	    (o = tcp_connect(host, port)) == -1) {
@@ -246,7 +334,7 @@ main(int argc, char **argv)
 	const char *dir = getenv("CF_STANDIN_DIR");
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	char name[96], host[64];
-	int l, i, registered = 0;
+	int l, m, i, registered = 0;
 
 	if (dir == NULL)
 		dir = "/run/cf";
@@ -277,9 +365,17 @@ main(int argc, char **argv)
 		return 1;
 	}
 	chmod(a.sun_path, 0666);
+	m = metrics_listen(argc, argv);
+	requests = mmap(NULL, sizeof(*requests), PROT_READ | PROT_WRITE,
+	                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (requests == MAP_FAILED) {
+		say("cannot map the request count");
+		return 1;
+	}
 	for (;;) {
-		struct pollfd p = {.fd = l, .events = POLLIN};
-		int rc = poll(&p, 1, registered ? 3000 : 500);
+		struct pollfd p[2] = {{.fd = l, .events = POLLIN},
+		                      {.fd = m, .events = POLLIN}};
+		int rc = poll(p, m == -1 ? 1 : 2, registered ? 3000 : 500);
 
 		if (rc == 0) {
 			int ok = register_once(dir, name) == 0;
@@ -289,7 +385,17 @@ main(int argc, char **argv)
 			registered = ok;
 			continue;
 		}
-		if (rc > 0) {
+		if (rc > 0 && m != -1 && p[1].revents) {
+			int c = accept4(m, NULL, NULL, SOCK_CLOEXEC);
+
+			if (c != -1) {
+				metrics_serve(
+				        c, __atomic_load_n(requests,
+				                           __ATOMIC_RELAXED));
+				close(c);
+			}
+		}
+		if (rc > 0 && p[0].revents) {
 			int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 
 			if (c == -1)

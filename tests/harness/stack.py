@@ -216,13 +216,18 @@ class Stack:
 
     def make_idle(self, env_id, slug, hours=2):
         """`hours` pass with nobody there: by the nginx route's visits log,
-        whose last line is the deploy's own probe, and by the database. In
-        that order: a sweep between the two would otherwise take the probe
-        for a visit."""
+        whose last line is the deploy's own probe, by the Cloudflare
+        connector's last request count (gone: the next look has nothing to
+        compare with, so it sees no visit), and by the database. In that
+        order: a sweep between them would otherwise take the probe for a
+        visit."""
         log = os.path.join(self.var, "log", "previews", slug + ".log")
         if os.path.exists(log):
             then = time.time() - hours * 3600
             os.utime(log, (then, then))
+        seen = os.path.join(self.var, "envs", slug, "tunnel-requests")
+        if os.path.exists(seen):
+            os.unlink(seen)
         self.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL %d HOUR "
                  "WHERE id = %d" % (hours, env_id))
 

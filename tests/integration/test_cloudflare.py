@@ -917,6 +917,61 @@ class CloudflareWakeTest(ConnectorStackBase):
         self.assertEqual(self.edge(slug)[0], 530)
 
 
+class CloudflareVisitsTest(ConnectorStackBase):
+    """Issue 20: visits through a preview's tunnel are activity. The
+    connector counts what it proxied (cloudflared's metrics, here the
+    stand-in's); a count that moved since the sweep's last look keeps an
+    idle-looking preview up, and one that did not lets it stop."""
+    extra_settings = {"cloudflare.access": False,
+                      "workers.sweep_interval_seconds": 1,
+                      "environments.idle_stop_minutes": 60}
+
+    def seen(self, slug):
+        path = os.path.join(self.s.var, "envs", slug, "tunnel-requests")
+        with open(path) as f:
+            return [int(x) for x in f.read().split()]
+
+    def test_a_visit_through_the_tunnel_keeps_it_up(self):
+        repo = self.repos["acme/hello"]
+        a = repo.commit("A")
+        self.deliver("pull_request", events.pull_request("opened", "acme/hello", 31, a))
+        e = self.wait_phase("acme/hello", 31, "ready", sha=a)
+        slug = e["slug"]
+        # The deploy's verify left the count after its own ready check.
+        self.assertTrue(wait_until(lambda: os.path.exists(os.path.join(
+            self.s.var, "envs", slug, "tunnel-requests")), timeout=10))
+        base, t0 = self.seen(slug)
+        self.assertGreaterEqual(base, 1)  # the ready check went through it
+
+        # Someone used it, then two hours pass by the clock (in that order:
+        # a sweep in between would find it idle before the visits): the
+        # sweep sees the count moved and takes it for activity now.
+        for _ in range(3):
+            self.assertEqual(self.edge(slug)[0], 200)
+        self.s.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL 2 HOUR "
+                   "WHERE id = %d" % e["id"])
+        q = ("SELECT last_active_at > NOW(6) - INTERVAL 1 MINUTE FROM environments "
+             "WHERE id = %d" % e["id"])
+        self.assertTrue(wait_until(lambda: self.s.sql(q) == [["1"]], timeout=30),
+                        self.s.logs())
+        self.assertEqual(self.seen(slug)[0], base + 3)
+        self.assertIn("idle_visited", self.s.log("workers"))
+        time.sleep(3)  # sweeps pass: still up
+        self.assertEqual(self.env("acme/hello", 31)["phase"], "ready")
+
+        # Idle again with no visit since: the count stands still, it stops.
+        self.s.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL 2 HOUR "
+                   "WHERE id = %d" % e["id"])
+        self.wait_phase("acme/hello", 31, "stopped", timeout=60)
+        # No wake tunnel here: the stop took it off Cloudflare, and its
+        # count with it (the next deploy starts from its own).
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "envs", slug,
+                                                     "tunnel-requests")))
+        self.deliver("pull_request", events.pull_request("closed", "acme/hello", 31, a))
+        self.wait_phase("acme/hello", 31, "destroyed")
+        self.assertFalse(os.path.exists(os.path.join(self.s.var, "envs", slug)))
+
+
 class CloudflareAccessStackTest(ConnectorStackBase):
     """Access on, through the real workers: the paths a repository's
     .ephemera.conf asks to bypass login (access_bypass), within what the

@@ -330,6 +330,11 @@ test_connector(void)
 	CHECK(strstr(buf_str(&b), "--token-file") != NULL);
 	CHECK(strstr(buf_str(&b), "\"--token\"") == NULL);
 	CHECK(strstr(buf_str(&b), "TUNNEL_TOKEN") == NULL);
+	/* Metrics in the container (a tunnel flag, before `run`), for the
+	 * idle sweep; no port published for them. */
+	CHECK(strstr(buf_str(&b), "\"--metrics\",\"0.0.0.0:20241\",\"run\"") !=
+	      NULL);
+	CHECK(strstr(buf_str(&b), "\"ports\"") == NULL);
 	{
 		struct json_object *j = json_tokener_parse(buf_str(&b));
 
@@ -343,6 +348,51 @@ test_connector(void)
 	if (geteuid() == 0)
 		CHECK(st.st_uid == CF_CONNECTOR_UID);
 	unlink(path);
+}
+
+static void
+test_connector_requests(void)
+{
+	int64_t n = -1;
+
+	/* As cloudflared writes it, among its other series. */
+	CHECK(cf_connector_requests(
+	              "# HELP cloudflared_tunnel_total_requests Amount of "
+	              "requests proxied through all the tunnels\n"
+	              "# TYPE cloudflared_tunnel_total_requests counter\n"
+	              "cloudflared_tunnel_total_requests 42\n"
+	              "cloudflared_tunnel_total_requests_x 7\n"
+	              "cloudflared_tunnel_request_errors 3\n",
+	              &n) == 0);
+	CHECK(n == 42);
+	/* Go's client writes large counts in exponent form; series with
+	 * labels are summed; no trailing newline. */
+	CHECK(cf_connector_requests("cloudflared_tunnel_total_requests "
+	                            "1.234567e+06",
+	                            &n) == 0);
+	CHECK(n == 1234567);
+	CHECK(cf_connector_requests(
+	              "cloudflared_tunnel_total_requests{a=\"1\"} "
+	              "2\ncloudflared_tunnel_total_requests{a=\"2\"}"
+	              " 3\n",
+	              &n) == 0);
+	CHECK(n == 5);
+	/* Fresh: 0 is a count. */
+	CHECK(cf_connector_requests("cloudflared_tunnel_total_requests 0\n",
+	                            &n) == 0);
+	CHECK(n == 0);
+	/* Not there, or not a number: unknown, never 0. */
+	n = 9;
+	CHECK(cf_connector_requests("", &n) == -1);
+	CHECK(cf_connector_requests("# cloudflared_tunnel_total_requests 4\n",
+	                            &n) == -1);
+	CHECK(cf_connector_requests("cloudflared_tunnel_total_requests x\n",
+	                            &n) == -1);
+	CHECK(cf_connector_requests(
+	              "cloudflared_tunnel_total_requests{a=\"1\" 4\n", &n) ==
+	      -1);
+	CHECK(cf_connector_requests("<html>502</html>", &n) == -1);
+	CHECK(n == 9);
 }
 
 static void
@@ -365,4 +415,4 @@ test_config_zone_required(void)
 UNIT_MAIN(TEST(test_envelope_fixtures), TEST(test_classify), TEST(test_codes),
           TEST(test_labels), TEST(test_names), TEST(test_path_anchor),
           TEST(test_ingress_golden), TEST(test_connector),
-          TEST(test_config_zone_required))
+          TEST(test_connector_requests), TEST(test_config_zone_required))

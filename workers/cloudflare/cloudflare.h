@@ -101,11 +101,17 @@ int cf_ingress_render(const char *zone, const char *slug,
  * never argv, never an environment variable docker inspect would show.
  */
 #define CF_CONNECTOR_UID 65532
+/* Where its metrics server listens in its container (cloudflared's own
+ * first default port), for the idle sweep's visit count. */
+#define CF_CONNECTOR_METRICS_PORT 20241
 /* The compose service (JSON object text) for the override file. */
 void cf_connector_service(const char *image, const char *token_path,
                           struct buf *out);
 /* Writes the token file (0400, owner 65532 when we may chown). */
 int cf_connector_token_write(const char *path, const char *token);
+/* The requests the connector proxied since it started, from its metrics
+ * page (cloudflared_tunnel_total_requests); -1: not on the page. */
+int cf_connector_requests(const char *metrics, int64_t *n);
 
 /* ---- cloudflare_http.c: the libcurl adapter -------------------------- */
 

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -17,9 +18,14 @@ cf_connector_service(const char *image, const char *token_path, struct buf *out)
 {
 	buf_puts(out, "{\"image\":");
 	buf_append_json_string(out, image, strlen(image));
-	buf_puts(out, ",\"command\":[\"tunnel\",\"--no-autoupdate\",\"run\","
-	              "\"--token-file\",\"/run/secrets/tunnel-token\"],"
-	              "\"restart\":\"unless-stopped\","
+	/* Metrics on the project network only (no port is published): the
+	 * idle sweep counts visits there. */
+	buf_printf(out,
+	           ",\"command\":[\"tunnel\",\"--no-autoupdate\","
+	           "\"--metrics\",\"0.0.0.0:%d\",\"run\","
+	           "\"--token-file\",\"/run/secrets/tunnel-token\"],",
+	           CF_CONNECTOR_METRICS_PORT);
+	buf_puts(out, "\"restart\":\"unless-stopped\","
 	              "\"read_only\":true,\"cap_drop\":[\"ALL\"],"
 	              "\"security_opt\":[\"no-new-privileges:true\"],"
 	              "\"volumes\":[{\"type\":\"bind\",\"source\":");
@@ -67,4 +73,45 @@ out:
 		          log_q(strerror(errno)));
 	close(fd);
 	return rc;
+}
+
+/*
+ * Prometheus' text format: "name value" or "name{labels} value" lines,
+ * "#" comments. Go's client writes a large counter as "1.2e+06", so the
+ * value is read as a double. Every series of the name is summed.
+ */
+int
+cf_connector_requests(const char *metrics, int64_t *n)
+{
+	static const char name[] = "cloudflared_tunnel_total_requests";
+	const char *line = metrics;
+	bool found = false;
+	double sum = 0;
+
+	while (*line != '\0') {
+		size_t len = strcspn(line, "\n");
+		const char *v = line + sizeof(name) - 1;
+
+		if (len > sizeof(name) &&
+		    strncmp(line, name, sizeof(name) - 1) == 0 &&
+		    (*v == ' ' || *v == '{')) {
+			char *end;
+			double d;
+
+			if (*v == '{')
+				v = memchr(v, '}', len - (size_t)(v - line));
+			if (v != NULL && v < line + len) {
+				d = strtod(v + 1, &end);
+				if (end > v + 1 && d >= 0 && d < 9e18) {
+					sum += d;
+					found = true;
+				}
+			}
+		}
+		line += len + (line[len] == '\n');
+	}
+	if (!found)
+		return -1;
+	*n = (int64_t)sum;
+	return 0;
 }

@@ -11,7 +11,9 @@
  * 0: backoff).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -208,6 +210,110 @@ access_pair_read(const char *path, struct buf *id, struct buf *secret)
 	return id->len > 0 && secret->len > 0 ? 0 : -1;
 }
 
+/* ---- visits: the connector's request count -------------------------
+ *
+ * cloudflared counts the requests it proxied from 0 when it starts
+ * (cloudflared_tunnel_total_requests). A count other than the last one
+ * seen means visits since that look: seen now. The count and when it last
+ * changed are kept beside the token (tunnel-requests, "<count> <epoch>"),
+ * first written by the deploy's verify after its own ready check, so that
+ * check is not taken for a visit. Where the compute cannot reach the
+ * connector (no service_metrics), visits are unknown, as before.
+ */
+static int
+requests_now(struct worker *w, const struct compute_ops *cp, const char *slug,
+             int64_t *n)
+{
+	struct buf page = BUF_INIT;
+	int rc = -1;
+
+	if (cp == NULL || cp->service_metrics == NULL)
+		return -1; /* ec2: not read yet (the instance's own network) */
+	if (cp->service_metrics(w, slug, CF_CONNECTOR_SERVICE,
+	                        CF_CONNECTOR_METRICS_PORT, &page) == 0)
+		rc = cf_connector_requests(buf_str(&page), n);
+	if (rc == -1)
+		log_warn("cf_visits_unknown", "slug=%s", log_q(slug));
+	buf_free(&page);
+	return rc;
+}
+
+static void
+requests_path(const struct config *cfg, const char *slug, struct buf *path)
+{
+	char *dir = local_env_dir(cfg, slug);
+
+	buf_printf(path, "%s/tunnel-requests", dir);
+	free(dir);
+}
+
+/* 0: read; -1: no record (or not one of ours to read). */
+static int
+requests_read(const struct config *cfg, const char *slug, int64_t *n)
+{
+	struct buf path = BUF_INIT;
+	char text[64];
+	long long v;
+	ssize_t len = -1;
+	int fd;
+
+	requests_path(cfg, slug, &path);
+	fd = open(buf_str(&path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd != -1) {
+		len = read(fd, text, sizeof(text) - 1);
+		close(fd);
+	}
+	buf_free(&path);
+	if (len <= 0)
+		return -1;
+	text[len] = '\0';
+	if (sscanf(text, "%lld", &v) != 1)
+		return -1;
+	*n = v;
+	return 0;
+}
+
+static void
+requests_write(const struct config *cfg, const char *slug, int64_t n)
+{
+	struct buf path = BUF_INIT, tmp = BUF_INIT, text = BUF_INIT;
+	int fd;
+
+	requests_path(cfg, slug, &path);
+	buf_printf(&tmp, "%s.tmp", buf_str(&path));
+	buf_printf(&text, "%lld %lld\n", (long long)n, (long long)time(NULL));
+	(void)unlink(buf_str(&tmp));
+	fd = open(buf_str(&tmp),
+	          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1 || write(fd, text.data, text.len) != (ssize_t)text.len ||
+	    rename(buf_str(&tmp), buf_str(&path)) == -1)
+		log_warn("cf_visits_record", "path=%s errno=%m",
+		         log_q(buf_str(&path)));
+	if (fd != -1)
+		close(fd);
+	buf_free(&path);
+	buf_free(&tmp);
+	buf_free(&text);
+}
+
+static int
+cf_last_visit(struct worker *w, const char *repo, const char *slug, time_t *at)
+{
+	int64_t n, seen;
+	int known;
+
+	if (requests_now(w, compute_for(w->cfg, repo), slug, &n) == -1)
+		return -1;
+	known = requests_read(w->cfg, slug, &seen) == 0;
+	if (known && seen == n)
+		return 0;
+	requests_write(w->cfg, slug, n);
+	if (!known)
+		return 0; /* a first look: the count to compare with next */
+	*at = time(NULL);
+	return 1;
+}
+
 /* Until the tunnel has a connection and the hostname answers at the
  * edge. `token` (nginx's route mark) has no meaning here. */
 static enum deploy_rc
@@ -218,6 +324,7 @@ cf_verify(struct deploy *d, const char *token)
 	struct buf id = BUF_INIT, secret = BUF_INIT;
 	struct cf_client c;
 	long status = 0;
+	int64_t n;
 	int r, rc = 1;
 
 	(void)token;
@@ -282,6 +389,9 @@ cf_verify(struct deploy *d, const char *token)
 		if (worker_sleep(d->w, 500) == -1)
 			break;
 	}
+	/* The count from here on is visits (a wake's included). */
+	if (rc == 0 && requests_now(d->w, d->compute, d->e->slug, &n) == 0)
+		requests_write(d->w->cfg, d->e->slug, n);
 out:
 	cf_client_free(&c);
 	if (secret.data != NULL)
@@ -311,6 +421,12 @@ cf_unroute(struct worker *w, const struct job *job, const char *slug,
 	/* Gone on Cloudflare: the token and the route fact go too, and
 	 * the waking route of one that was asleep. */
 	buf_printf(&path, "%s/tunnel-token", dir);
+	if (rc == 0 && unlink(buf_str(&path)) == -1 && errno != ENOENT) {
+		buf_printf(why, "cannot remove %s", buf_str(&path));
+		rc = 1;
+	}
+	buf_reset(&path);
+	requests_path(w->cfg, slug, &path);
 	if (rc == 0 && unlink(buf_str(&path)) == -1 && errno != ENOENT) {
 		buf_printf(why, "cannot remove %s", buf_str(&path));
 		rc = 1;
@@ -424,4 +540,5 @@ const struct exposure_ops exposure_cloudflare = {
         .list_owned = cf_list_owned,
         .sleep = cf_sleep,
         .can_sleep = cf_can_sleep,
+        .last_visit = cf_last_visit,
 };

@@ -456,6 +456,15 @@ out:
 	return rc;
 }
 
+/* nginx logs every visit of a route: the log is its own record. */
+static int
+nginx_last_visit(struct worker *w, const char *repo, const char *slug,
+                 time_t *at)
+{
+	(void)repo;
+	return route_last_visit(w->cfg, slug, at);
+}
+
 /* The exposure_ops of `nginx` (see workers.h, the provider seam). */
 const struct exposure_ops exposure_nginx = {
         .name = "nginx",
@@ -466,5 +475,5 @@ const struct exposure_ops exposure_nginx = {
         .url = exposure_local_url,
         .list_owned = nginx_list_owned,
         .sleep = route_sleep,
-        .last_visit = route_last_visit,
+        .last_visit = nginx_last_visit,
 };

@@ -166,7 +166,7 @@ local_host_run(struct worker *w, const struct job *job,
 {
 	struct buf script = BUF_INIT;
 	const char *argv[3];
-	char *envp[16];
+	char *envp[20]; /* 15 variables at most, and the NULL */
 	size_t n = 0, i;
 	struct tick_ctx tick = {w, job};
 	int rc;
@@ -187,6 +187,8 @@ local_host_run(struct worker *w, const struct job *job,
 	env_add(envp, &n, "EPH_SHA", c->sha);
 	env_add(envp, &n, "EPH_COMPOSE_FILE", c->compose_file);
 	env_add(envp, &n, "EPH_GIT_TOKEN", c->git_token);
+	env_add(envp, &n, "EPH_SERVICE", c->service);
+	env_add(envp, &n, "EPH_PORT", c->port);
 	env_add(envp, &n, "EPH_BUILD", c->build ? "1" : "0");
 	envp[n] = NULL;
 	argv[0] = buf_str(&script);
@@ -457,6 +459,33 @@ local_list_owned(struct worker *w, const struct job *job, slug_fn add,
 	return rc;
 }
 
+/*
+ * A service's metrics page, read on this machine's Docker by the address
+ * of the service's container on its project network (ephemera-host
+ * metrics): no port of the preview is published for it.
+ */
+static int
+local_service_metrics(struct worker *w, const char *slug, const char *service,
+                      int port, struct buf *out)
+{
+	struct host_call c;
+	struct proc p;
+	char project[80], portstr[8];
+	int rc;
+
+	local_project_name(w->cfg, slug, project);
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	host_call_init(&c, "metrics", project, NULL);
+	c.service = service;
+	c.port = portstr;
+	proc_init(&p);
+	rc = local_host_run(w, NULL, &c, &p);
+	if (rc == 0)
+		buf_append(out, p.out.data, p.out.len);
+	proc_free(&p);
+	return rc;
+}
+
 const struct compute_ops compute_local = {
         .name = "local",
         .observe = local_observe,
@@ -465,4 +494,5 @@ const struct compute_ops compute_local = {
         .destroy = local_destroy,
         .leftovers = local_leftovers,
         .list_owned = local_list_owned,
+        .service_metrics = local_service_metrics,
 };
