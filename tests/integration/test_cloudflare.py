@@ -926,9 +926,12 @@ class CloudflareVisitsTest(ConnectorStackBase):
                       "workers.sweep_interval_seconds": 1,
                       "environments.idle_stop_minutes": 60}
 
+    def seen_path(self, slug):
+        """The sweep's record of the connector's count: "<count> <epoch>"."""
+        return os.path.join(self.s.var, "envs", slug, "tunnel-requests")
+
     def seen(self, slug):
-        path = os.path.join(self.s.var, "envs", slug, "tunnel-requests")
-        with open(path) as f:
+        with open(self.seen_path(slug)) as f:
             return [int(x) for x in f.read().split()]
 
     def test_a_visit_through_the_tunnel_keeps_it_up(self):
@@ -938,8 +941,7 @@ class CloudflareVisitsTest(ConnectorStackBase):
         e = self.wait_phase("acme/hello", 31, "ready", sha=a)
         slug = e["slug"]
         # The deploy's verify left the count after its own ready check.
-        self.assertTrue(wait_until(lambda: os.path.exists(os.path.join(
-            self.s.var, "envs", slug, "tunnel-requests")), timeout=10))
+        self.assertTrue(wait_until(lambda: os.path.exists(self.seen_path(slug)), timeout=10))
         base, t0 = self.seen(slug)
         self.assertGreaterEqual(base, 1)  # the ready check went through it
 
@@ -965,8 +967,7 @@ class CloudflareVisitsTest(ConnectorStackBase):
         self.wait_phase("acme/hello", 31, "stopped", timeout=60)
         # No wake tunnel here: the stop took it off Cloudflare, and its
         # count with it (the next deploy starts from its own).
-        self.assertFalse(os.path.exists(os.path.join(self.s.var, "envs", slug,
-                                                     "tunnel-requests")))
+        self.assertFalse(os.path.exists(self.seen_path(slug)))
         self.deliver("pull_request", events.pull_request("closed", "acme/hello", 31, a))
         self.wait_phase("acme/hello", 31, "destroyed")
         self.assertFalse(os.path.exists(os.path.join(self.s.var, "envs", slug)))
