@@ -130,6 +130,18 @@ def make_app(state):
 
     # ---- faults -----------------------------------------------------------
 
+    def fault_applies(f):
+        """Whether fault `f` has hits left and matches this request: its
+        method, path and (with "body") body; an "each" fault marks the
+        call's kind as met. Under state.lock."""
+        if f["times"] <= 0 or f["method"] not in ("*", request.method):
+            return False
+        if not re.search(f["path"], request.path):
+            return False
+        if "body" in f and not re.search(f["body"], request.get_data(as_text=True)):
+            return False
+        return first_of_each(f, request.method, request.path)
+
     @app.before_request
     def record_and_inject():
         if request.path.startswith("/_fake/"):
@@ -149,15 +161,7 @@ def make_app(state):
                 "user_agent": request.headers.get("User-Agent", ""),
             })
             for f in state.faults:
-                if f["times"] <= 0 or f.get("after"):
-                    continue
-                if f["method"] not in ("*", request.method):
-                    continue
-                if not re.search(f["path"], request.path):
-                    continue
-                if "body" in f and not re.search(f["body"], body):
-                    continue
-                if not first_of_each(f, request.method, request.path):
+                if f.get("after") or not fault_applies(f):
                     continue
                 f["times"] -= 1
                 f["hits"] = f.get("hits", 0) + 1
@@ -189,13 +193,7 @@ def make_app(state):
         delay = 0
         with state.lock:
             for f in state.faults:
-                if not f.get("after") or f["times"] <= 0:
-                    continue
-                if f["method"] not in ("*", request.method):
-                    continue
-                if not re.search(f["path"], request.path) or resp.status_code >= 300:
-                    continue
-                if not first_of_each(f, request.method, request.path):
+                if not f.get("after") or resp.status_code >= 300 or not fault_applies(f):
                     continue
                 f["times"] -= 1
                 f["hits"] = f.get("hits", 0) + 1

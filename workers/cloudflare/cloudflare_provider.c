@@ -214,9 +214,9 @@ access_pair_read(const char *path, struct buf *id, struct buf *secret)
  *
  * cloudflared counts the requests it proxied from 0 when it starts
  * (cloudflared_tunnel_total_requests). A count other than the last one
- * seen means visits since that look: seen now. The count and when it last
- * changed are kept beside the token (tunnel-requests, "<count> <epoch>"),
- * first written by the deploy's verify after its own ready check, so that
+ * seen means visits since that look: seen now. The last count is kept
+ * beside the token (tunnel-requests), first written by the deploy's
+ * verify after its own ready check, so that
  * check is not taken for a visit. Where the compute cannot reach the
  * connector (no service_metrics), visits are unknown, as before.
  */
@@ -281,7 +281,7 @@ requests_write(const struct config *cfg, const char *slug, int64_t n)
 
 	requests_path(cfg, slug, &path);
 	buf_printf(&tmp, "%s.tmp", buf_str(&path));
-	buf_printf(&text, "%lld %lld\n", (long long)n, (long long)time(NULL));
+	buf_printf(&text, "%lld\n", (long long)n);
 	(void)unlink(buf_str(&tmp));
 	fd = open(buf_str(&tmp),
 	          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
