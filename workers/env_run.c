@@ -14,13 +14,30 @@
 int
 env_run_open(struct db *db, uint64_t env_id, double price)
 {
-	return db_exec(
-	        db,
-	        "INSERT INTO env_runs (env_id, started_at, hourly_price) "
-	        "SELECT ?, NOW(6), ? FROM DUAL WHERE NOT EXISTS (SELECT "
-	        "1 FROM env_runs WHERE env_id = ? AND stopped_at IS "
-	        "NULL)",
-	        "udu", env_id, price, env_id);
+	struct db_rows *r = NULL;
+	bool open;
+
+	/*
+	 * A look, then a plain INSERT; not INSERT ... SELECT from env_runs,
+	 * which holds the table's AUTO-INC lock while it reads: two deploys
+	 * opening runs at once deadlocked on it (MariaDB 1467, "Failed to
+	 * read auto-increment value", seen in CI). Only the environment's
+	 * reconcile job opens its run, one job at a time, so the look
+	 * cannot go stale before the insert.
+	 */
+	if (db_query(db, &r,
+	             "SELECT 1 FROM env_runs WHERE env_id = ? AND "
+	             "stopped_at IS NULL LIMIT 1",
+	             "u", env_id) == -1)
+		return -1;
+	open = db_rows_count(r) > 0;
+	db_rows_free(r);
+	if (open)
+		return 0;
+	return db_exec(db,
+	               "INSERT INTO env_runs (env_id, started_at, "
+	               "hourly_price) VALUES (?, NOW(6), ?)",
+	               "ud", env_id, price);
 }
 
 /*
