@@ -182,9 +182,14 @@ converge(struct worker *w)
 	return n;
 }
 
+/* Who listed a slug: the default compute, or the exposure being swept. */
+enum { BY_COMPUTE = 1, BY_EXPOSURE = 2 };
+
 struct slugs {
 	char **v;
+	unsigned *by; /* BY_* of each */
 	size_t n, cap;
+	unsigned bit; /* what the list_owned being run adds */
 };
 
 static void
@@ -195,12 +200,16 @@ slugs_add(struct slugs *s, const char *slug, size_t n)
 	if (!slug_valid(slug, n))
 		return;
 	for (i = 0; i < s->n; i++)
-		if (strlen(s->v[i]) == n && memcmp(s->v[i], slug, n) == 0)
+		if (strlen(s->v[i]) == n && memcmp(s->v[i], slug, n) == 0) {
+			s->by[i] |= s->bit;
 			return;
+		}
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 16;
 		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+		s->by = xrealloc(s->by, s->cap * sizeof(*s->by));
 	}
+	s->by[s->n] = s->bit;
 	s->v[s->n++] = xstrndup(slug, n);
 }
 
@@ -212,6 +221,8 @@ slugs_free(struct slugs *s)
 	for (i = 0; i < s->n; i++)
 		free(s->v[i]);
 	free(s->v);
+	free(s->by);
+	memset(s, 0, sizeof(*s));
 }
 
 /* A slug_fn for the providers' list_owned (see workers.h). */
@@ -221,54 +232,64 @@ slugs_take(void *arg, const char *slug, size_t n)
 	slugs_add(arg, slug, n);
 }
 
-/* Whether an environment row for `slug` exists now: 1, 0, or -1. */
-static int
-env_row_exists(struct worker *w, const char *slug)
+/* What the row of `slug` says now. */
+enum slug_row { ROW_ERROR = -1, ROW_NONE, ROW_DESTROYED, ROW_LIVE };
+
+static enum slug_row
+slug_row(struct worker *w, const char *slug)
 {
 	struct db_rows *r = NULL;
-	int rc;
+	enum slug_row row;
 
-	if (db_query(w->db, &r, "SELECT id FROM environments WHERE slug = ?",
+	if (db_query(w->db, &r,
+	             "SELECT desired = 'destroyed' AND phase = 'destroyed' "
+	             "FROM environments WHERE slug = ?",
 	             "s", slug) == -1)
-		return -1;
-	rc = db_rows_count(r) > 0;
+		return ROW_ERROR;
+	row = db_rows_count(r) == 0                    ? ROW_NONE
+	      : strcmp(db_rows_get(r, 0, 0), "1") == 0 ? ROW_DESTROYED
+	                                               : ROW_LIVE;
 	db_rows_free(r);
-	return rc;
+	return row;
 }
 
 /*
- * No environment row at all: nothing can reconcile it, so tear it down
- * here, route first (as teardown does). Under the slug's lock, and only
- * if there is still no row once we hold it: a delivery may have created
- * the environment since we looked, and its reconcile (which takes the
- * same lock) must never find its work dir removed under its fetch.
+ * Tear down what `compute` and `exposure` (either may be NULL) hold of
+ * `slug`, route first as teardown does. Under the slug's lock, and only
+ * if the row is still as the caller saw it once we hold it: no row, or
+ * (`destroyed_too`) a destroyed one. A delivery may have created or
+ * reopened the environment since we looked, and its reconcile (which
+ * takes the same lock) must never find its work dir removed under its
+ * fetch.
  */
 static int
 orphan_remove(struct worker *w, const struct job *job, const char *slug,
               const struct compute_ops *compute,
-              const struct exposure_ops *exposure)
+              const struct exposure_ops *exposure, bool destroyed_too)
 {
 	int64_t retry_ms; /* the sweep's next pass is its retry */
-	int rc = -1, lock, row;
+	bool after = exposure && exposure->unroute_after_compute;
+	enum slug_row row;
+	int rc = -1, lock;
 
 	lock = local_env_lock(w->cfg, slug, 0);
 	if (lock == -1) {
 		log_info("orphan_busy", "slug=%s", log_q(slug));
 		return 0; /* its reconcile runs: not an orphan, or next time */
 	}
-	row = env_row_exists(w, slug);
-	if (row != 0) {
+	row = slug_row(w, slug);
+	if (row != ROW_NONE && !(destroyed_too && row == ROW_DESTROYED)) {
 		local_env_unlock(lock);
-		return row == 1 ? 0 : -1;
+		return row == ROW_ERROR ? -1 : 0;
 	}
-	/* In teardown's order: the route first, unless it goes last. */
-	if ((exposure->unroute_after_compute ||
+	if ((!exposure || after ||
 	     exposure->unroute(w, job, slug, NULL, NULL, &retry_ms) == 0) &&
-	    compute->destroy(w, job, slug, NULL, NULL) == 0 &&
-	    (!exposure->unroute_after_compute ||
+	    (!compute || compute->destroy(w, job, slug, NULL, NULL) == 0) &&
+	    (!after ||
 	     exposure->unroute(w, job, slug, NULL, NULL, &retry_ms) == 0)) {
-		log_info("orphan_removed", "slug=%s exposure=%s", log_q(slug),
-		         exposure->name);
+		log_info("orphan_removed", "slug=%s compute=%s exposure=%s",
+		         log_q(slug), compute ? compute->name : "-",
+		         exposure ? exposure->name : "-");
 		rc = 0;
 	}
 	local_env_unlock(lock);
@@ -276,34 +297,56 @@ orphan_remove(struct worker *w, const struct job *job, const char *slug,
 }
 
 /*
- * One slug found on disk or in Docker. Its environment is live (nothing
- * to do), destroyed with something left (a reconcile destroys it again,
- * in turn with any other job of that environment), or gone.
+ * One slug found on disk, in Docker or at an exposure. Its environment is
+ * live (nothing to do), gone (removed here), or destroyed with something
+ * left. A destroyed one is reconciled, which tears down again in turn with
+ * any other job of it, through its repository's providers. What a
+ * provider that is not its repository's holds (the repository moved to
+ * another provider; a test's emulated EC2 hosts share this Docker
+ * engine) that reconcile would never reach: it is removed here, by the
+ * provider that listed it, or every sweep would reconcile it again.
  */
 static int
 orphan_check(struct worker *w, const struct job *job, const char *slug,
-             const struct compute_ops *compute,
+             unsigned by, const struct compute_ops *compute,
              const struct exposure_ops *exposure)
 {
 	struct db_rows *r = NULL;
 	struct env_tx t = {w, 0, false};
+	const char *repo;
+	bool own_c, own_x;
 	int rc = 0;
 
 	if (db_query(w->db, &r,
 	             "SELECT id, desired = 'destroyed' AND phase = "
-	             "'destroyed' FROM environments WHERE slug = ?",
+	             "'destroyed', repo FROM environments WHERE slug = ?",
 	             "s", slug) == -1)
 		return -1;
-	if (db_rows_count(r) == 0)
-		rc = orphan_remove(w, job, slug, compute, exposure);
-	else if (strcmp(db_rows_get(r, 0, 1), "1") == 0 &&
-	         parse_uint64(db_rows_get(r, 0, 0), &t.env_id) == 0) {
+	if (db_rows_count(r) == 0) {
+		db_rows_free(r);
+		return orphan_remove(w, job, slug, compute, exposure, false);
+	}
+	repo = db_rows_get(r, 0, 2);
+	own_c = compute_for(w->cfg, repo) == compute;
+	own_x = exposure_for(w->cfg, repo) == exposure;
+	if (strcmp(db_rows_get(r, 0, 1), "1") != 0 ||
+	    parse_uint64(db_rows_get(r, 0, 0), &t.env_id) == -1) {
+		db_rows_free(r);
+		return 0;
+	}
+	db_rows_free(r);
+	if (((by & BY_COMPUTE) && !own_c) || ((by & BY_EXPOSURE) && !own_x))
+		rc = orphan_remove(
+		        w, job, slug,
+		        (by & BY_COMPUTE) && !own_c ? compute : NULL,
+		        (by & BY_EXPOSURE) && !own_x ? exposure : NULL, true);
+	if (rc == 0 &&
+	    (((by & BY_COMPUTE) && own_c) || ((by & BY_EXPOSURE) && own_x))) {
 		rc = db_tx(w->db, reconcile_tx, &t, 3);
 		if (rc == 0)
 			log_info("orphan_reconcile", "env=%llu slug=%s",
 			         (unsigned long long)t.env_id, log_q(slug));
 	}
-	db_rows_free(r);
 	return rc;
 }
 
@@ -347,20 +390,18 @@ orphans(struct worker *w, const struct job *job)
 	nx = exposures_in_use(w->cfg, x, NELEM(x));
 	if (compute == NULL || nx == 0)
 		return 0;
-	/* The default exposure (x[0]) tears down what only compute holds. */
-	if (compute->list_owned(w, job, slugs_take, &s) == -1 ||
-	    x[0]->list_owned(w, job, slugs_take, &s) == -1)
-		rc = -1;
-	for (i = 0; i < s.n; i++)
-		if (orphan_check(w, job, s.v[i], compute, x[0]) == -1)
+	for (k = 0; k < nx; k++) {
+		/* The default exposure (x[0]) tears down what only compute
+		 * holds. */
+		s.bit = BY_COMPUTE;
+		if (k == 0 && compute->list_owned(w, job, slugs_take, &s) == -1)
 			rc = -1;
-	slugs_free(&s);
-	for (k = 1; k < nx; k++) {
-		memset(&s, 0, sizeof(s));
+		s.bit = BY_EXPOSURE;
 		if (x[k]->list_owned(w, job, slugs_take, &s) == -1)
 			rc = -1;
 		for (i = 0; i < s.n; i++)
-			if (orphan_check(w, job, s.v[i], compute, x[k]) == -1)
+			if (orphan_check(w, job, s.v[i], s.by[i], compute,
+			                 x[k]) == -1)
 				rc = -1;
 		slugs_free(&s);
 	}

@@ -63,6 +63,9 @@ class Ec2Base(unittest.TestCase):
     def extra_settings(cls):
         return {}
 
+    # Config text after the settings (a repos list).
+    extra = ""
+
     @classmethod
     def setUpClass(cls):
         cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
@@ -74,7 +77,8 @@ class Ec2Base(unittest.TestCase):
                 "ec2.instance_types": "t3.small,t3a.small",
                 # Not environments.hourly_price (0.0208), so each is told
                 # from the fallback.
-                "ec2.hourly_prices": "t3.small=0.021,t3a.small=0.019"})))
+                "ec2.hourly_prices": "t3.small=0.021,t3a.small=0.019"})),
+            extra=cls.extra)
         try:
             cls.s.up()
         except Exception:
@@ -494,6 +498,8 @@ class Ec2Sweep(Ec2Base):
         return {"workers.sweep_interval_seconds": 1,
                 "environments.idle_stop_minutes": 600}
 
+    extra = 'repos = ({ name = "acme/moved"; compute_provider = "local"; });\n'
+
     def launch(self, slug):
         p = self.tool("launch", slug, "0", "0", tool=AWS_RUN)
         self.assertIn("adopted=no", p.stdout, p.stdout + p.stderr)
@@ -530,6 +536,30 @@ class Ec2Sweep(Ec2Base):
         self.assertIn("orphan_removed", self.s.log("workers"))
         self.assertNotIn('slug="pr-10-live"', "".join(
             l for l in self.s.log("workers").splitlines() if "orphan_removed" in l))
+
+
+    def test_moved_repository_instance_terminated(self):
+        """A destroyed environment of a repository now on `local` compute
+        left an instance: its reconcile would tear down through local and
+        never reach it, so the sweep (whose compute, the default, listed
+        it) terminates it, and does not reconcile it every pass."""
+        left = self.launch("pr-11-moved")
+        self.s.sql("INSERT INTO environments (repo, pr, slug, title, desired, phase, "
+                   "desired_sha, clone_url) VALUES ('acme/moved', 11, 'pr-11-moved', 't', "
+                   "'destroyed', 'destroyed', '%s', '/x')" % ("b" * 40))
+
+        def state():
+            r = self.admin_ec2.describe_instances(InstanceIds=[left["InstanceId"]])
+            return r["Reservations"][0]["Instances"][0]["State"]["Name"]
+        self.assertTrue(wait_until(lambda: state() == "terminated", timeout=60),
+                        self.s.logs()[-3000:])
+        time.sleep(3)  # more sweeps
+        lines = [l for l in self.s.log("workers").splitlines() if 'slug="pr-11-moved"' in l]
+        self.assertTrue(any("orphan_removed" in l and "compute=ec2" in l for l in lines),
+                        lines)
+        self.assertFalse([l for l in lines if "orphan_reconcile" in l])
+        self.assertEqual(self.s.sql("SELECT phase FROM environments WHERE slug = "
+                                    "'pr-11-moved'"), [["destroyed"]])
 
 
 class Ec2CloneToken(Ec2Base):
