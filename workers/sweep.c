@@ -15,11 +15,12 @@
  *    of our failures (failed, but not at a commit it attempted): it does
  *    not wait for a push; and one waiting in `budget` that its budget now
  *    admits (budget_release, budget.c);
- *  - orphans: compose projects, routes and work dirs that carry this
- *    installation's identity (a Docker label, a marker file, a line of
- *    the route; never a name alone), are older than
- *    workers.sweep_grace_seconds, and that no environment owns are
- *    removed, each under its slug's lock (see orphan_remove).
+ *  - orphans: compose projects, instances, routes, tunnels and work dirs
+ *    that carry this installation's identity (a Docker label, a tag, a
+ *    marker file, a line of the route; never a name alone), are older
+ *    than workers.sweep_grace_seconds, and that no environment owns are
+ *    removed, each under its slug's lock (see orphan_remove), by every
+ *    provider in use; a destroyed environment's are torn down again.
  */
 #include <dirent.h>
 #include <stdlib.h>
@@ -350,61 +351,94 @@ orphan_check(struct worker *w, const struct job *job, const char *slug,
 	return rc;
 }
 
+static const void *
+compute_of(const struct config *cfg, const char *repo)
+{
+	return compute_for(cfg, repo);
+}
+
+static const void *
+exposure_of(const struct config *cfg, const char *repo)
+{
+	return exposure_for(cfg, repo);
+}
+
 /*
- * The exposures in use: the default and every repository's own, once each
- * (a repository on Cloudflare leaves tunnels even when nginx is the
- * default).
+ * The providers of a kind (`of`) in use: the default first, then every
+ * repository's own, once each (a repository on Cloudflare leaves tunnels
+ * even when nginx is the default; one on ec2, instances when local is).
  */
 static size_t
-exposures_in_use(const struct config *cfg, const struct exposure_ops **out,
-                 size_t max)
+in_use(const struct config *cfg,
+       const void *(*of)(const struct config *, const char *), const void **out,
+       size_t max)
 {
 	size_t n = 0, i, j;
 
-	/* The default first: the caller pairs it with the default compute. */
 	for (i = 0; i <= cfg->nrepos; i++) {
-		const struct exposure_ops *x =
-		        exposure_for(cfg, i ? cfg->repos[i - 1].name : NULL);
+		const void *p = of(cfg, i ? cfg->repos[i - 1].name : NULL);
 
-		for (j = 0; j < n && out[j] != x; j++)
+		for (j = 0; j < n && out[j] != p; j++)
 			;
-		if (x != NULL && j == n && n < max)
-			out[n++] = x;
+		if (p != NULL && j == n && n < max)
+			out[n++] = p;
 	}
 	return n;
 }
 
+/* Every slug `compute` (with `by` BY_COMPUTE) or `exposure` lists, checked. */
+static int
+orphans_of(struct worker *w, const struct job *job,
+           const struct compute_ops *compute,
+           const struct exposure_ops *exposure, unsigned by)
+{
+	struct slugs s = {0};
+	size_t i;
+	int rc = 0;
+
+	s.bit = BY_COMPUTE;
+	if ((by & BY_COMPUTE) &&
+	    compute->list_owned(w, job, slugs_take, &s) == -1)
+		rc = -1;
+	s.bit = BY_EXPOSURE;
+	if ((by & BY_EXPOSURE) &&
+	    exposure->list_owned(w, job, slugs_take, &s) == -1)
+		rc = -1;
+	for (i = 0; i < s.n; i++)
+		if (orphan_check(w, job, s.v[i], s.by[i], compute, exposure) ==
+		    -1)
+			rc = -1;
+	slugs_free(&s);
+	return rc;
+}
+
 /*
- * What the providers hold that no environment owns. Each slug is removed
- * through the exposure that listed it; compute is the default's.
+ * What the providers hold that no environment owns, or a destroyed one
+ * still has. The default compute and exposure are paired: a slug only
+ * compute holds is unrouted through the default exposure too. Another
+ * exposure's slug is removed through it and the default compute (which
+ * holds its work dir); another compute's, through that compute alone.
  */
 static int
 orphans(struct worker *w, const struct job *job)
 {
-	const struct compute_ops *compute = compute_for(w->cfg, NULL);
-	const struct exposure_ops *x[8];
-	struct slugs s = {0};
-	size_t i, k, nx;
+	const void *c[4], *x[4];
+	size_t k, nc, nx;
 	int rc = 0;
 
-	nx = exposures_in_use(w->cfg, x, NELEM(x));
-	if (compute == NULL || nx == 0)
-		return 0;
-	for (k = 0; k < nx; k++) {
-		/* The default exposure (x[0]) tears down what only compute
-		 * holds. */
-		s.bit = BY_COMPUTE;
-		if (k == 0 && compute->list_owned(w, job, slugs_take, &s) == -1)
+	nc = in_use(w->cfg, compute_of, c, NELEM(c));
+	nx = in_use(w->cfg, exposure_of, x, NELEM(x));
+	if (nc == 0 || nx == 0 || c[0] != compute_for(w->cfg, NULL) ||
+	    x[0] != exposure_for(w->cfg, NULL))
+		return 0; /* a default not in this build: config said so */
+	if (orphans_of(w, job, c[0], x[0], BY_COMPUTE | BY_EXPOSURE) == -1)
+		rc = -1;
+	for (k = 1; k < nx; k++)
+		if (orphans_of(w, job, c[0], x[k], BY_EXPOSURE) == -1)
 			rc = -1;
-		s.bit = BY_EXPOSURE;
-		if (x[k]->list_owned(w, job, slugs_take, &s) == -1)
+	for (k = 1; k < nc; k++)
+		if (orphans_of(w, job, c[k], NULL, BY_COMPUTE) == -1)
 			rc = -1;
-		for (i = 0; i < s.n; i++)
-			if (orphan_check(w, job, s.v[i], s.by[i], compute,
-			                 x[k]) == -1)
-				rc = -1;
-		slugs_free(&s);
-	}
 	return rc;
 }
 

@@ -65,20 +65,22 @@ class Ec2Base(unittest.TestCase):
 
     # Config text after the settings (a repos list).
     extra = ""
+    # Settings over the ec2 ones (compute.provider, say).
+    override = {}
 
     @classmethod
     def setUpClass(cls):
         cls.moto, cls.ids, cls.proxy = moto_behind_proxy()
         cls.dir = tempfile.mkdtemp(prefix="eph-ec2p-")
         creds = worker_credentials(cls.ids, cls.dir)
-        cls.s = Stack("ec2p", workers=cls.workers, settings=dict(
-            cls.extra_settings(), **dict(ec2_settings(cls.proxy, cls.ids, creds), **{
-                "workers.sweep_grace_seconds": 0,
-                "ec2.instance_types": "t3.small,t3a.small",
-                # Not environments.hourly_price (0.0208), so each is told
-                # from the fallback.
-                "ec2.hourly_prices": "t3.small=0.021,t3a.small=0.019"})),
-            extra=cls.extra)
+        settings = dict(cls.extra_settings(), **dict(ec2_settings(cls.proxy, cls.ids, creds), **{
+            "workers.sweep_grace_seconds": 0,
+            "ec2.instance_types": "t3.small,t3a.small",
+            # Not environments.hourly_price (0.0208), so each is told
+            # from the fallback.
+            "ec2.hourly_prices": "t3.small=0.021,t3a.small=0.019"}))
+        settings.update(cls.override)
+        cls.s = Stack("ec2p", workers=cls.workers, settings=settings, extra=cls.extra)
         try:
             cls.s.up()
         except Exception:
@@ -124,6 +126,16 @@ class Ec2Base(unittest.TestCase):
             {"Name": "tag:ephemera:instance", "Values": [self.inst]},
             {"Name": "tag:ephemera:env", "Values": [slug]}])
         return [i for res in r["Reservations"] for i in res["Instances"]]
+
+    def launch(self, slug):
+        """An instance of this installation for `slug`, as a deploy makes."""
+        p = self.tool("launch", slug, "0", "0", tool=AWS_RUN)
+        self.assertIn("adopted=no", p.stdout, p.stdout + p.stderr)
+        return self.instances(slug)[0]
+
+    def instance_state(self, iid):
+        r = self.admin_ec2.describe_instances(InstanceIds=[iid])
+        return r["Reservations"][0]["Instances"][0]["State"]["Name"]
 
     def calls(self, action, since=0):
         return [r for r in self.proxy.records[since:] if r[1] == action]
@@ -500,11 +512,6 @@ class Ec2Sweep(Ec2Base):
 
     extra = 'repos = ({ name = "acme/moved"; compute_provider = "local"; });\n'
 
-    def launch(self, slug):
-        p = self.tool("launch", slug, "0", "0", tool=AWS_RUN)
-        self.assertIn("adopted=no", p.stdout, p.stdout + p.stderr)
-        return self.instances(slug)[0]
-
     def test_orphan_instance_terminated(self):
         ghost = self.launch("pr-9-ghost")
         arn = iam_eval.ec2_arn("instance", ghost["InstanceId"])
@@ -548,11 +555,9 @@ class Ec2Sweep(Ec2Base):
                    "desired_sha, clone_url) VALUES ('acme/moved', 11, 'pr-11-moved', 't', "
                    "'destroyed', 'destroyed', '%s', '/x')" % ("b" * 40))
 
-        def state():
-            r = self.admin_ec2.describe_instances(InstanceIds=[left["InstanceId"]])
-            return r["Reservations"][0]["Instances"][0]["State"]["Name"]
-        self.assertTrue(wait_until(lambda: state() == "terminated", timeout=60),
-                        self.s.logs()[-3000:])
+        self.assertTrue(wait_until(
+            lambda: self.instance_state(left["InstanceId"]) == "terminated", timeout=60),
+            self.s.logs()[-3000:])
         time.sleep(3)  # more sweeps
         lines = [l for l in self.s.log("workers").splitlines() if 'slug="pr-11-moved"' in l]
         self.assertTrue(any("orphan_removed" in l and "compute=ec2" in l for l in lines),
@@ -560,6 +565,43 @@ class Ec2Sweep(Ec2Base):
         self.assertFalse([l for l in lines if "orphan_reconcile" in l])
         self.assertEqual(self.s.sql("SELECT phase FROM environments WHERE slug = "
                                     "'pr-11-moved'"), [["destroyed"]])
+
+
+class Ec2SweepBesideLocal(Ec2Base):
+    """The default compute is local and one repository's is ec2: the sweep
+    lists that repository's instances too. One no environment owns is
+    terminated; a destroyed environment's leftover is reconciled, through
+    its own compute, until it is gone; a live one stays."""
+    workers = True
+    override = {"compute.provider": "local"}
+    extra = 'repos = ({ name = "acme/app"; compute_provider = "ec2"; });\n'
+
+    @classmethod
+    def extra_settings(cls):
+        return {"workers.sweep_interval_seconds": 1,
+                "environments.idle_stop_minutes": 600}
+
+    def test_instances_swept(self):
+        ghost = self.launch("pr-13-ghost")
+        left = self.launch("pr-14-left")
+        live = self.launch("pr-15-live")
+        for pr, slug, desired, phase in ((14, "pr-14-left", "destroyed", "destroyed"),
+                                         (15, "pr-15-live", "running", "ready")):
+            self.s.sql("INSERT INTO environments (repo, pr, slug, title, desired, phase, "
+                       "desired_sha, clone_url, last_active_at) VALUES ('acme/app', %d, "
+                       "'%s', 't', '%s', '%s', '%s', '/x', NOW(6))"
+                       % (pr, slug, desired, phase, "c" * 40))
+        def gone():
+            return all(self.instance_state(i["InstanceId"]) == "terminated"
+                       for i in (ghost, left))
+        self.assertTrue(wait_until(gone, timeout=90), self.s.logs()[-3000:])
+        time.sleep(3)  # more sweeps
+        self.assertEqual(self.instance_state(live["InstanceId"]), "running")
+        log = self.s.log("workers").splitlines()
+        self.assertTrue([l for l in log if "orphan_removed" in l and "pr-13-ghost" in l
+                         and "compute=ec2" in l], log[-30:])
+        self.assertTrue([l for l in log if "orphan_reconcile" in l and "pr-14-left" in l])
+        self.assertFalse([l for l in log if "orphan" in l and "pr-15-live" in l])
 
 
 class Ec2CloneToken(Ec2Base):
