@@ -794,8 +794,9 @@ struct host_call {
 	const char *sha;
 	const char *compose_file;
 	const char *git_token;
-	const char *service; /* metrics: the compose service and its port */
+	const char *service; /* metrics: the compose service, its port */
 	const char *port;
+	const char *metric; /* and the metric family */
 	bool build;
 };
 
@@ -997,11 +998,13 @@ struct compute_ops {
 	 * the control plane's waking page, for an idle stop; idempotent. */
 	int (*sleep)(struct worker *, const struct job *, const char *slug,
 	             struct buf *why);
-	/* Optional: the Prometheus page GET /metrics of the running service
-	 * `service` of slug's project answers on `port` (its body into
-	 * `out`); where it runs is the compute's to know. -1: none. */
+	/* Optional: the samples of metric `family` (Prometheus text) on
+	 * the page GET /metrics of the running service `service` of slug's
+	 * project answers on `port`, into `out` (nothing: no such family);
+	 * where it runs is the compute's to know. -1: no answer. */
 	int (*service_metrics)(struct worker *, const char *slug,
-	                       const char *service, int port, struct buf *out);
+	                       const char *service, int port,
+	                       const char *family, struct buf *out);
 };
 
 /*

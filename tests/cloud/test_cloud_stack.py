@@ -226,9 +226,22 @@ class CloudStackLifecycle(CloudGitHubBase):
         self.assertEqual(self.live(slug), [(iid, "running")])
         self.github(ready(b))
 
-        # Idle: stopped, the instance kept but not running.
-        self.s.sql("UPDATE environments SET last_active_at = NOW(6) - INTERVAL 10 HOUR "
-                   "WHERE id = %d" % e["id"])
+        # Idle by the clock, but visited through the tunnel since the
+        # deploy's own check (the fetches above): the connector's count,
+        # read on the instance through Run Command, moved, so the sweep
+        # takes that for activity now and the preview stays up.
+        stale = ("UPDATE environments SET last_active_at = NOW(6) - INTERVAL 10 HOUR "
+                 "WHERE id = %d" % e["id"])
+        self.s.sql(stale)
+        fresh = ("SELECT last_active_at > NOW(6) - INTERVAL 1 MINUTE FROM environments "
+                 "WHERE id = %d" % e["id"])
+        self.assertTrue(wait_until(lambda: self.s.sql(fresh) == [["1"]], timeout=60),
+                        self.s.log("workers")[-3000:])
+        self.assertIn("idle_visited", self.s.log("workers"))
+        self.assertEqual(self.env("acme/cloud", 1)["phase"], "ready")
+        # No visit since that look: stopped, the instance kept but not
+        # running.
+        self.s.sql(stale)
         self.wait_phase("acme/cloud", 1, "stopped", timeout=120)
         self.assertEqual(self.live(slug), [(iid, "stopped")])
         self.assertNotEqual(self.edge(slug)[0], 200)

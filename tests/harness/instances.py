@@ -9,6 +9,11 @@ debootstrap, `docker import`ed) with:
   sockets to the test's 127.0.0.1. Nothing else is reachable from it.
 - the engine's socket, so `docker compose` on it drives this machine's
   engine (as the AMI's own engine would drive its own);
+- this machine's PID namespace with CAP_SYS_ADMIN and CAP_SYS_PTRACE, so
+  its root can enter a container's network namespace (nsenter), as a real
+  host's root can: `ephemera-host metrics` reads the connector's metrics
+  so, since no route leads from the host's own namespace to the engine's
+  bridges here. It is no more than the engine's socket already gives;
 - ec2.envs_dir mounted at the same path, because compose's bind mounts
   (the tunnel token) are resolved by the engine on this machine;
 - an IMDSv2 stand-in (harness.moto.FakeImds) with session keys of the
@@ -245,7 +250,8 @@ class InstanceEmulator:
         os.makedirs(relay_dir)
         imds_port = int(imds.url.rsplit(":", 1)[1])
         args = ["run", "-d", "--name", h.name, "--hostname", "ip-10-0-0-%d" % (len(self.hosts)),
-                "--network", "none", "--label", "%s=%s" % (LABEL, self.run_id),
+                "--network", "none", "--pid", "host", "--cap-add", "SYS_ADMIN",
+                "--cap-add", "SYS_PTRACE", "--label", "%s=%s" % (LABEL, self.run_id),
                 "--label", "ephemera-test.instance=%s" % iid,
                 "-v", "/var/run/docker.sock:/var/run/docker.sock",
                 "-v", "%s:/run/emu" % relay_dir,
@@ -338,11 +344,13 @@ class InstanceEmulator:
 
     def stop_locked(self, h):
         h.registered_at = None
+        # The host first, as an instance's power goes: a compose it runs
+        # starts nothing after its projects are stopped.
+        docker("stop", "-t", "1", h.name)
         for p in self.projects(h):
             ids = self.project_containers(p)
             if ids:
                 docker("stop", "-t", "5", *ids)
-        docker("stop", "-t", "1", h.name)
         self.relays_stop(h)
 
     def start_host(self, iid):
@@ -369,8 +377,9 @@ class InstanceEmulator:
     def terminate_locked(self, h):
         h.gone = True
         h.registered_at = None
-        self.remove_projects(h)
+        # The host first (see stop_locked), then what was on its disk.
         docker("rm", "-f", h.name, check=False)
+        self.remove_projects(h)
         self.relays_stop(h)
         h.imds.stop()
         if h.slug:

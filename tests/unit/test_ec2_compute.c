@@ -433,6 +433,45 @@ test_client_token(void)
 	CHECK_STR(a, "eph-18446744073709551615-18446744073709551615");
 }
 
+/* The metrics command runs the host script's `metrics` with each value
+ * as given (a hostile one stays a value); a missing one renders nothing. */
+static void
+test_metrics_render(void)
+{
+	char tmpl[] = "/tmp/ephemera-ec2m-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	struct buf host = BUF_INIT, script = BUF_INIT, out = BUF_INIT;
+	struct buf cmd = BUF_INIT;
+	struct ec2_metrics_ask m = {NULL,        "t1",        "t1-pr-7-x",
+	                            "it's $(x)", "fam_total", 20241};
+
+	CHECK(dir != NULL);
+	if (dir == NULL)
+		return;
+	buf_printf(&host, "%s/host stub's", dir);
+	write_exec(buf_str(&host),
+	           "#!/bin/sh\n"
+	           "printf '%s|%s|%s|%s|%s|%s' \"$1\" \"$EPH_INSTANCE\" "
+	           "\"$EPH_PROJECT\" \"$EPH_SERVICE\" \"$EPH_PORT\" "
+	           "\"$EPH_METRIC\"\n");
+	CHECK(ec2_metrics_render(&m, &script) == -1); /* no host */
+	m.host = buf_str(&host);
+	buf_reset(&script);
+	CHECK(ec2_metrics_render(&m, &script) == 0);
+	CHECK(bash_run(buf_str(&script), &out) == 0);
+	CHECK_STR(buf_str(&out),
+	          "metrics|t1|t1-pr-7-x|it's $(x)|20241|fam_total");
+	m.port = 0;
+	buf_reset(&script);
+	CHECK(ec2_metrics_render(&m, &script) == -1);
+	buf_printf(&cmd, "rm -rf -- '%s'", dir);
+	run_sh(buf_str(&cmd));
+	buf_free(&host);
+	buf_free(&script);
+	buf_free(&out);
+	buf_free(&cmd);
+}
+
 UNIT_MAIN(TEST(test_script_hostile), TEST(test_script_missing),
           TEST(test_compose_pack), TEST(test_services_parse),
-          TEST(test_client_token))
+          TEST(test_client_token), TEST(test_metrics_render))

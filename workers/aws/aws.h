@@ -382,6 +382,14 @@ int ec2_script_render(const struct ec2_script *, struct buf *out);
  */
 int ec2_first_render(const struct ec2_script *, struct buf *out);
 int ec2_result_render(const struct ec2_script *, struct buf *out);
+/* Pure: the command that prints the samples of one metric family from a
+ * service's metrics page (ephemera-host metrics); -1: a value missing. */
+struct ec2_metrics_ask {
+	const char *host, *instance, *project; /* as in ec2_script */
+	const char *service, *family;
+	int port;
+};
+int ec2_metrics_render(const struct ec2_metrics_ask *, struct buf *out);
 /*
  * Pure: the services JSON array `up` printed as its last line of
  * standard output (SSM's StandardOutputContent), or NULL. Caller puts.

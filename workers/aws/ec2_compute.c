@@ -210,6 +210,29 @@ inner_limit(int limit)
 }
 
 int
+ec2_metrics_render(const struct ec2_metrics_ask *m, struct buf *out)
+{
+	char port[8];
+
+	if (!m->host || !m->instance || !m->project || !m->service ||
+	    !m->family || m->port <= 0 || m->port > 65535)
+		return -1;
+	snprintf(port, sizeof(port), "%d", m->port);
+	buf_puts(out, "#!/bin/bash\n"
+	              "# Ephemera: one metric family of a service's metrics "
+	              "page.\n");
+	script_export(out, "EPH_INSTANCE", m->instance);
+	script_export(out, "EPH_PROJECT", m->project);
+	script_export(out, "EPH_SERVICE", m->service);
+	script_export(out, "EPH_PORT", port);
+	script_export(out, "EPH_METRIC", m->family);
+	buf_puts(out, "exec ");
+	ssm_shell_quote(out, m->host);
+	buf_puts(out, " metrics\n");
+	return out->failed ? -1 : 0;
+}
+
+int
 ec2_result_render(const struct ec2_script *s, struct buf *out)
 {
 	int limit = inner_limit(s->exec_timeout > 0 ? s->exec_timeout
@@ -1184,6 +1207,82 @@ out:
 
 /* Slugs with a tagged instance of this installation launched longer ago
  * than the sweep's grace period. */
+/*
+ * A service's metrics through Run Command: the running instance runs
+ * ephemera-host metrics, which prints only the family's samples (SSM keeps
+ * 24,000 characters of a command's output). The sweep asks this of each
+ * idle candidate, so it is short: a stopped or unregistered instance, or
+ * no final answer within EC2_METRICS_WAIT_S, is no answer.
+ */
+#define EC2_METRICS_TIMEOUT 30
+#define EC2_METRICS_WAIT_S 40
+#define EC2_METRICS_POLL_MS 500
+
+static int
+ec2_service_metrics(struct worker *w, const char *slug, const char *service,
+                    int port, const char *family, struct buf *out)
+{
+	struct ec2_metrics_ask m = {EC2_HOST_SCRIPT,
+	                            local_instance(w->cfg),
+	                            NULL,
+	                            service,
+	                            family,
+	                            port};
+	const char *argv[] = {"/bin/bash", "-c", NULL};
+	struct buf script = BUF_INIT;
+	struct ec2_instances l = {0};
+	struct ssm_invocation v;
+	struct aws_client c;
+	struct aws_error err;
+	char project[80], command_id[64];
+	const char *id = NULL;
+	double until = now_mono() + EC2_METRICS_WAIT_S;
+	size_t i;
+	int rc = -1;
+
+	local_project_name(w->cfg, slug, project);
+	m.project = project;
+	ssm_invocation_init(&v);
+	aws_client_init(&c, w->cfg);
+	if (ec2_metrics_render(&m, &script) == -1 ||
+	    instances_of(&c, slug, &l, NULL) == -1)
+		goto out;
+	for (i = 0; i < l.n && id == NULL; i++)
+		if (state_is(&l.v[i], "running", NULL))
+			id = l.v[i].id;
+	argv[2] = buf_str(&script);
+	if (id == NULL ||
+	    ssm_send_command(&c, id, argv, NELEM(argv), EC2_METRICS_TIMEOUT,
+	                     command_id, &err) == -1)
+		goto out;
+	for (;;) {
+		if (worker_sleep(w, EC2_METRICS_POLL_MS) == -1 ||
+		    now_mono() > until)
+			goto out;
+		buf_reset(&v.out);
+		buf_reset(&v.err);
+		if (ssm_get_invocation(&c, command_id, id, &v, &err) == -1 &&
+		    err.kind != AWS_NOT_FOUND)
+			goto out;
+		if (err.kind == AWS_OK && ssm_status_final(v.status))
+			break;
+	}
+	if (v.status == SSM_SUCCESS) {
+		buf_append(out, v.out.data, v.out.len);
+		rc = 0;
+	} else {
+		log_warn("ec2_metrics", "slug=%s instance=%s status=%s err=%s",
+		         log_q(slug), id, ssm_status_name(v.status),
+		         log_q(buf_str(&v.err)));
+	}
+out:
+	ssm_invocation_free(&v);
+	ec2_instances_free(&l);
+	aws_client_free(&c);
+	buf_free(&script);
+	return rc;
+}
+
 static int
 ec2_list_owned(struct worker *w, const struct job *job, slug_fn add, void *arg)
 {
@@ -1224,4 +1323,5 @@ const struct compute_ops compute_ec2 = {
         .destroy = ec2_destroy,
         .leftovers = ec2_leftovers,
         .list_owned = ec2_list_owned,
+        .service_metrics = ec2_service_metrics,
 };

@@ -104,6 +104,8 @@ int cf_ingress_render(const char *zone, const char *slug,
 /* Where its metrics server listens in its container (cloudflared's own
  * first default port), for the idle sweep's visit count. */
 #define CF_CONNECTOR_METRICS_PORT 20241
+/* The family that counts the requests it proxied. */
+#define CF_CONNECTOR_REQUESTS "cloudflared_tunnel_total_requests"
 /* The compose service (JSON object text) for the override file. */
 void cf_connector_service(const char *image, const char *token_path,
                           struct buf *out);

@@ -83,7 +83,7 @@ out:
 int
 cf_connector_requests(const char *metrics, int64_t *n)
 {
-	static const char name[] = "cloudflared_tunnel_total_requests";
+	static const char name[] = CF_CONNECTOR_REQUESTS;
 	const char *line = metrics;
 	bool found = false;
 	double sum = 0;

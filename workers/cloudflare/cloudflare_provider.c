@@ -228,9 +228,10 @@ requests_now(struct worker *w, const struct compute_ops *cp, const char *slug,
 	int rc = -1;
 
 	if (cp == NULL || cp->service_metrics == NULL)
-		return -1; /* ec2: not read yet (the instance's own network) */
+		return -1;
 	if (cp->service_metrics(w, slug, CF_CONNECTOR_SERVICE,
-	                        CF_CONNECTOR_METRICS_PORT, &page) == 0)
+	                        CF_CONNECTOR_METRICS_PORT,
+	                        CF_CONNECTOR_REQUESTS, &page) == 0)
 		rc = cf_connector_requests(buf_str(&page), n);
 	if (rc == -1)
 		log_warn("cf_visits_unknown", "slug=%s", log_q(slug));

@@ -166,7 +166,7 @@ local_host_run(struct worker *w, const struct job *job,
 {
 	struct buf script = BUF_INIT;
 	const char *argv[3];
-	char *envp[20]; /* 15 variables at most, and the NULL */
+	char *envp[20]; /* 16 variables at most, and the NULL */
 	size_t n = 0, i;
 	struct tick_ctx tick = {w, job};
 	int rc;
@@ -189,6 +189,7 @@ local_host_run(struct worker *w, const struct job *job,
 	env_add(envp, &n, "EPH_GIT_TOKEN", c->git_token);
 	env_add(envp, &n, "EPH_SERVICE", c->service);
 	env_add(envp, &n, "EPH_PORT", c->port);
+	env_add(envp, &n, "EPH_METRIC", c->metric);
 	env_add(envp, &n, "EPH_BUILD", c->build ? "1" : "0");
 	envp[n] = NULL;
 	argv[0] = buf_str(&script);
@@ -466,7 +467,7 @@ local_list_owned(struct worker *w, const struct job *job, slug_fn add,
  */
 static int
 local_service_metrics(struct worker *w, const char *slug, const char *service,
-                      int port, struct buf *out)
+                      int port, const char *family, struct buf *out)
 {
 	struct host_call c;
 	struct proc p;
@@ -478,6 +479,7 @@ local_service_metrics(struct worker *w, const char *slug, const char *service,
 	host_call_init(&c, "metrics", project, NULL);
 	c.service = service;
 	c.port = portstr;
+	c.metric = family;
 	proc_init(&p);
 	rc = local_host_run(w, NULL, &c, &p);
 	if (rc == 0)
