@@ -101,10 +101,12 @@ each_env(struct worker *w, db_tx_fn fn, const char *what,
  * Visits the exposure saw (nginx's per-route log, the tunnel connector's
  * request count) are activity: a preview
  * in use is not idle because nobody pushed. Each candidate's last visit
- * moves last_active_at forward before the stop looks again.
+ * moves last_active_at forward before the stop looks again. A look may
+ * take a few seconds (on ec2, a Run Command), so the job's lease is kept
+ * after each.
  */
 static int
-visits_record(struct worker *w, const struct db_rows *r)
+visits_record(struct worker *w, const struct job *job, const struct db_rows *r)
 {
 	size_t i;
 
@@ -113,11 +115,16 @@ visits_record(struct worker *w, const struct db_rows *r)
 		        exposure_for(w->cfg, db_rows_get(r, i, 1));
 		uint64_t id;
 		time_t at = 0;
+		int seen;
 
 		if (x == NULL || x->last_visit == NULL ||
-		    parse_uint64(db_rows_get(r, i, 0), &id) == -1 ||
-		    x->last_visit(w, db_rows_get(r, i, 1), db_rows_get(r, i, 2),
-		                  &at) <= 0)
+		    parse_uint64(db_rows_get(r, i, 0), &id) == -1)
+			continue;
+		seen = x->last_visit(w, db_rows_get(r, i, 1),
+		                     db_rows_get(r, i, 2), &at);
+		if (job != NULL && job_heartbeat(w, job) == -1)
+			return -1;
+		if (seen <= 0)
 			continue;
 		if (db_exec(w->db,
 		            "UPDATE environments SET last_active_at = "
@@ -134,7 +141,7 @@ visits_record(struct worker *w, const struct db_rows *r)
 }
 
 static int
-idle_stop(struct worker *w)
+idle_stop(struct worker *w, const struct job *job)
 {
 	struct db_rows *r = NULL;
 	int n;
@@ -146,7 +153,7 @@ idle_stop(struct worker *w)
 	             " LIMIT 100",
 	             "i", w->cfg->env_idle_stop_minutes) == -1)
 		return -1;
-	if (visits_record(w, r) == -1) {
+	if (visits_record(w, job, r) == -1) {
 		db_rows_free(r);
 		return -1;
 	}
@@ -445,7 +452,7 @@ orphans(struct worker *w, const struct job *job)
 void
 sweep_run(struct worker *w, const struct job *job, struct job_result *res)
 {
-	int idle = idle_stop(w), stuck = converge(w);
+	int idle = idle_stop(w, job), stuck = converge(w);
 	int budget = budget_release(w); /* budget.c: raised, or a new month */
 	int orphan = orphans(w, job);
 
