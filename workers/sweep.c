@@ -190,7 +190,7 @@ converge(struct worker *w)
 	return n;
 }
 
-/* Who listed a slug: the default compute, or the exposure being swept. */
+/* Who listed a slug: the compute or the exposure being swept. */
 enum { BY_COMPUTE = 1, BY_EXPOSURE = 2 };
 
 struct slugs {

@@ -1205,8 +1205,6 @@ out:
 	return rc;
 }
 
-/* Slugs with a tagged instance of this installation launched longer ago
- * than the sweep's grace period. */
 /*
  * A service's metrics through Run Command: the running instance runs
  * ephemera-host metrics, which prints only the family's samples (SSM keeps
@@ -1283,6 +1281,8 @@ out:
 	return rc;
 }
 
+/* Slugs with a tagged instance of this installation launched longer ago
+ * than the sweep's grace period. */
 static int
 ec2_list_owned(struct worker *w, const struct job *job, slug_fn add, void *arg)
 {
