@@ -81,6 +81,12 @@ build/release/tests/tools/%: build/release/tests/tools/%.o \
 		$(call objs,release,$(LIB_SRC) $(WORK_CORE))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# bench/footprint's floor: the workers' libraries, all of them linked as
+# the workers link them, and a fork; nothing of ours.
+build/release/bench/footprint/floor: build/release/bench/footprint/floor.o
+	$(CC) $(CFLAGS) -o $@ $^ -Wl,--no-as-needed \
+		$(filter-out -lfcgi,$(PKG_LIBS))
+
 deps:
 	@scripts/deps.sh
 

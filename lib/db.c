@@ -59,6 +59,13 @@ struct db_rows {
 	char **cells; /* nrows * ncols, NULL for SQL NULL */
 };
 
+void
+db_library_init(void)
+{
+	if (mysql_library_init(0, NULL, NULL) != 0)
+		fatal("db_init", "what=mysql_library_init");
+}
+
 static struct db *
 db_open_as(const struct config *cfg, const char *user, const char *password)
 {

@@ -11,7 +11,13 @@ not counted eight times for the code they share; for MariaDB also VmRSS
 load: the peak while wrk posts signed deliveries at 32 connections. Idle
 CPU: user+system time each program used over BENCH_IDLE_SECONDS with
 nothing to do (busy polling would show here). BENCH_MARIADB=new (or old)
-runs one configuration only."""
+runs one configuration only.
+
+The floor: bench/footprint/floor.c, a supervisor and 8 children that
+link the workers' libraries and set up MariaDB Connector/C (nothing of
+ours), with that set up in each child, once before the forks (as the
+workers' supervisor does), or not at all: the least the workers can
+weigh on this stack, measured in the same run."""
 import hashlib
 import hmac
 import json
@@ -35,6 +41,10 @@ CNF = os.path.join(ROOT, "config", "mariadb.cnf")
 OLD_ARGS = ("--skip-name-resolve --innodb-buffer-pool-size=256M "
             "--innodb-flush-log-at-trx-commit=1 --character-set-server=utf8mb4 "
             "--collation-server=utf8mb4_unicode_ci --max-connections=1000")
+FLOOR = os.path.join(ROOT, "build", "release", "bench", "footprint", "floor")
+FLOORS = (("none", "libraries loaded only"),
+          ("child", "Connector/C set up in each child"),
+          ("parent", "Connector/C set up before the forks"))
 CONFIGS = {"new": ("config/mariadb.cnf", CNF, ""),
            "old": ("former flags", "/dev/null", OLD_ARGS)}
 
@@ -121,6 +131,33 @@ def main():
     finally:
         subprocess.run(["rm", "-rf", "--", d])
     compare(results)
+    floors(results)
+
+
+def floor(where):
+    """(RSS MB, PSS MB) of floor.c's tree: a parent and 8 children."""
+    p = subprocess.Popen([FLOOR, where, "8"], stdout=subprocess.PIPE, text=True)
+    try:
+        if p.stdout.readline().strip() != "ready":
+            raise SystemExit("footprint: %s %s did not start" % (FLOOR, where))
+        return mem(tree(p.pid))
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def floors(results):
+    """The workers' idle memory beside the least this stack allows."""
+    print("footprint: the floor, a parent and 8 children linking the workers' "
+          "libraries (bench/footprint/floor.c), against the goal for fcgi-app "
+          "+ workers of %.0f MB idle" % GOALS["idle"])
+    print("%-46s %10s %10s" % ("", "RSS", "PSS"))
+    for where, label in FLOORS:
+        r, p = floor(where)
+        print("%-46s %7.1f MB %7.1f MB" % ("floor: " + label, r, p))
+    for name, res in results.items():
+        r, p = res["workers"]
+        print("%-46s %7.1f MB %7.1f MB" % ("workers idle (MariaDB %s)" % res["label"], r, p))
 
 
 def server(s):
@@ -188,7 +225,7 @@ def run(s, d, label):
           "under load %.1f MB (%s)"
           % (cp_idle, GOALS["idle"], cp_load, GOALS["load"], cp_cpu, db_idle, db_peak[0], label))
     print()
-    return {"label": label, "rss": (db_idle, db_peak[0]),
+    return {"label": label, "rss": (db_idle, db_peak[0]), "workers": idle["workers"],
             "pss": (idle["mariadb"][1], peak["mariadb"][1]), "db": db}
 
 

@@ -13,5 +13,5 @@ command -v wrk >/dev/null || {
 	echo "footprint: wrk is not installed (scripts/deps.sh --test)" >&2
 	exit 1
 }
-make -s all >/dev/null
+make -s all build/release/bench/footprint/floor >/dev/null
 exec python3 bench/footprint/footprint.py
