@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -518,6 +519,16 @@ repos_load(struct config *cfg, config_setting_t *list, const char *file,
 			             "entry %d needs name = \"owner/repo\"", i);
 			return -1;
 		}
+		/* GitHub's names ignore case, so config_repo() does: a
+		 * second entry for one repository would never be read. */
+		for (k = 0; k + 1 < cfg->nrepos; k++)
+			if (strcasecmp(cfg->repos[k].name, r->name) == 0) {
+				config_error(err, file, gl, "repos",
+				             "entry %d: \"%s\" is entry %zu "
+				             "again (names ignore case)",
+				             i, r->name, k);
+				return -1;
+			}
 		if ((r->compute_provider &&
 		     !enum_allows(setting_find("compute.provider")->allowed,
 		                  r->compute_provider)) ||
@@ -1196,13 +1207,19 @@ config_var_path(const struct config *cfg, const char *rel)
 	return buf_detach(&b);
 }
 
+/*
+ * GitHub's owner and repository names ignore case, and a webhook carries
+ * the repository's own spelling ("Acme/App"), which a config may not
+ * ("acme/app"): matching exactly would put that repository on the
+ * default providers and budget without a word.
+ */
 const struct repo_config *
 config_repo(const struct config *cfg, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < cfg->nrepos; i++)
-		if (strcmp(cfg->repos[i].name, name) == 0)
+		if (strcasecmp(cfg->repos[i].name, name) == 0)
 			return &cfg->repos[i];
 	return NULL;
 }

@@ -98,6 +98,9 @@ test_errors(void)
 	         "from 0"},
 	        {"repos = ( { name = \"o/r\"; monthly_budgett = 5.0; } );\n",
 	         ":1: setting 'repos': unknown \"monthly_budgett\" in entry 0"},
+	        {"repos = ( { name = \"Acme/App\"; },\n"
+	         "          { name = \"acme/app\"; } );\n",
+	         ":2: setting 'repos': entry 1: \"acme/app\" is entry 0 again"},
 	};
 	size_t i;
 
@@ -139,6 +142,8 @@ test_secret_and_repos(void)
 	CHECK(config_repo(&cfg, "o/r") != NULL);
 	CHECK_STR(config_repo(&cfg, "o/r")->source, "/src");
 	CHECK(config_repo(&cfg, "o/x") == NULL);
+	/* A webhook may spell it as GitHub does, not as the config. */
+	CHECK(config_repo(&cfg, "O/R") == config_repo(&cfg, "o/r"));
 	config_free(&cfg);
 	unlink(p);
 	unlink(secret);
