@@ -9,7 +9,10 @@
 CC      ?= cc
 PKGS    := libconfig json-c libcurl openssl libmariadb yaml-0.1 libxml-2.0 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfcgi -pthread
+# libcurl and libxml2 are loaded by the workers when first called
+# (workers/lazylib.c), so nothing links them: see bench/footprint.
+LINK_PKGS  := $(filter-out libcurl libxml-2.0,$(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -lfcgi -pthread
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 \
 	   -Wno-format-nonliteral
@@ -83,8 +86,9 @@ build/release/tests/tools/%: build/release/tests/tools/%.o \
 
 # bench/footprint's floor: the workers' libraries, all of them linked as
 # the workers link them, and a fork; nothing of ours.
-build/release/bench/footprint/floor: build/release/bench/footprint/floor.o
-	$(CC) $(CFLAGS) -o $@ $^ -Wl,--no-as-needed \
+build/release/bench/footprint/floor: build/release/bench/footprint/floor.o \
+		Makefile
+	$(CC) $(CFLAGS) -o $@ $< -Wl,--no-as-needed \
 		$(filter-out -lfcgi,$(PKG_LIBS))
 
 deps:

@@ -488,6 +488,10 @@ int github_clone_token(const struct config *, uint64_t installation,
                        struct job_result *res);
 /* ==== the reconcile engine and the local providers (issue 4) ========== */
 
+/* ---- lazylib.c: libcurl's and libxml2's functions the workers call,
+ * defined here with their own signatures; each loads its library at its
+ * first call (workers link neither) --------------------------------------- */
+
 /* ---- proc.c: running host programs ------------------------------------ */
 
 struct proc {

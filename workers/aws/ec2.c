@@ -151,20 +151,30 @@ child(const xmlNode *n, const char *name)
 	return NULL;
 }
 
-/* The text of a child element into a fixed field (cut to fit). */
+/*
+ * The text of a child element into a fixed field (cut to fit). EC2's
+ * values are leaves: their text and CDATA children, joined, are the
+ * value (entities are already replaced by the parser). Read from the
+ * tree, not with xmlNodeGetContent, whose result needs xmlFree, a
+ * variable of libxml2's that lazylib.c cannot stand in for.
+ */
 static void
 child_text(const xmlNode *n, const char *name, char *out, size_t size)
 {
-	xmlNode *c = child(n, name);
-	xmlChar *t;
+	const xmlNode *c = child(n, name), *t;
+	size_t len = 0;
 
 	out[0] = '\0';
 	if (c == NULL)
 		return;
-	t = xmlNodeGetContent(c);
-	if (t) {
-		snprintf(out, size, "%s", (const char *)t);
-		xmlFree(t);
+	for (t = c->children; t != NULL && len + 1 < size; t = t->next) {
+		if ((t->type == XML_TEXT_NODE ||
+		     t->type == XML_CDATA_SECTION_NODE) &&
+		    t->content != NULL) {
+			snprintf(out + len, size - len, "%s",
+			         (const char *)t->content);
+			len += strlen(out + len);
+		}
 	}
 }
 
