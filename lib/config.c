@@ -95,6 +95,8 @@ static const struct setting settings[] = {
         INT("workers.backoff_cap_ms", workers_backoff_cap_ms, 300000, 1,
             86400000),
         INT("workers.max_jobs", workers_max_jobs, 0, 0, 100000000),
+        INT("workers.recycle_idle_seconds", workers_recycle_idle_seconds, 60, 0,
+            86400),
         STR("workers.wake_socket", workers_wake_socket, ""),
         INT("workers.prune_interval_seconds", workers_prune_interval_seconds,
             3600, 1, 604800),

@@ -197,7 +197,8 @@ struct config {
 	int64_t workers_backoff_base_ms;
 	int64_t workers_backoff_cap_ms;
 	int64_t workers_max_jobs;
-	char *workers_wake_socket; /* "" : <var_dir>/run/wake.sock */
+	int64_t workers_recycle_idle_seconds; /* see workers/lazylib.c */
+	char *workers_wake_socket;            /* "" : <var_dir>/run/wake.sock */
 	int64_t workers_prune_interval_seconds; /* the recurring prune job */
 	int64_t workers_sweep_interval_seconds; /* idle stop, orphans */
 	int64_t workers_sweep_grace_seconds;    /* younger orphans are left */

@@ -119,6 +119,26 @@ host_beat(struct worker *w)
 }
 
 /*
+ * Whether to leave so the supervisor forks a fresh worker: one that has
+ * loaded libcurl or libxml2 keeps them (and OpenSSL's CA store) mapped
+ * for good, and once the work that needed them is over a fresh fork maps
+ * neither. Unloading them instead (dlclose) would rely on every library
+ * they pull in unloading cleanly.
+ */
+static bool
+worker_recycle_due(struct worker *w)
+{
+	int64_t after = w->cfg->workers_recycle_idle_seconds;
+
+	if (after <= 0 || w->idle_since == 0 || !lazylib_loaded() ||
+	    now_mono() - w->idle_since < (double)after)
+		return false;
+	log_info("worker_recycle", "slot=%d idle_s=%.0f jobs=%lu", w->slot,
+	         now_mono() - w->idle_since, w->jobs_done);
+	return true;
+}
+
+/*
  * Claims while there is work; when idle, waits for a nudge, the earliest
  * scheduled job or the poll interval (doubling toward poll_max_ms while
  * nothing turns up), and the reaper's next turn, whichever comes first.
@@ -135,8 +155,9 @@ worker_loop(struct worker *w)
 	while (!supervisor_stopping()) {
 		reaper_tick(w);
 		host_beat(w);
-		if (cfg->workers_max_jobs > 0 &&
-		    w->jobs_done >= (unsigned long)cfg->workers_max_jobs)
+		if ((cfg->workers_max_jobs > 0 &&
+		     w->jobs_done >= (unsigned long)cfg->workers_max_jobs) ||
+		    worker_recycle_due(w))
 			break;
 		if (now_mono() >= claim_at) {
 			switch (job_claim(w, &job, &next)) {
@@ -144,8 +165,11 @@ worker_loop(struct worker *w)
 				job_run(w, &job);
 				job_clear(&job);
 				interval = cfg->workers_poll_interval_ms;
+				w->idle_since = 0;
 				continue;
 			case CLAIM_NONE:
+				if (w->idle_since == 0)
+					w->idle_since = now_mono();
 				wait = interval;
 				if (next >= 0 && next < wait)
 					wait = next > 0 ? next : 1;

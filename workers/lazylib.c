@@ -32,6 +32,12 @@ struct lazylib {
 static struct lazylib curl_lib = {"libcurl.so.4", NULL};
 static struct lazylib xml_lib = {"libxml2.so.2", NULL};
 
+bool
+lazylib_loaded(void)
+{
+	return curl_lib.handle != NULL || xml_lib.handle != NULL;
+}
+
 /* The address of `name` in `lib`, loading it the first time. */
 static void *
 lazylib_sym(struct lazylib *lib, const char *name)

@@ -34,6 +34,8 @@ struct worker {
 	double beat_at;     /* monotonic time of the next host_beat */
 	double stop_at;     /* monotonic deadline after TERM; 0: none yet */
 	double lease_local; /* monotonic end of the current job's lease */
+	double idle_since;  /* monotonic time the queue was last found empty
+	                       after a job; 0 while there is work */
 	struct reaper *reaper;
 };
 
@@ -491,6 +493,9 @@ int github_clone_token(const struct config *, uint64_t installation,
 /* ---- lazylib.c: libcurl's and libxml2's functions the workers call,
  * defined here with their own signatures; each loads its library at its
  * first call (workers link neither) --------------------------------------- */
+
+/* Whether this process has loaded either library. */
+bool lazylib_loaded(void);
 
 /* ---- proc.c: running host programs ------------------------------------ */
 

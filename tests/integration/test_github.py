@@ -879,5 +879,78 @@ class GitHubCloneTest(unittest.TestCase):
         self.wait_phase(10, "destroyed", repo=other)
 
 
+def worker_pids(s):
+    """The workers' supervisor's children: the worker processes."""
+    sup = s.pid("workers")
+    try:
+        with open("/proc/%d/task/%d/children" % (sup, sup)) as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def maps_curl(pid):
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libcurl.so" in f.read()
+    except OSError:
+        return False
+
+
+class WorkerRecycleTest(unittest.TestCase):
+    """Workers load libcurl at their first call (workers/lazylib.c), and one
+    that has is replaced once idle for workers.recycle_idle_seconds."""
+
+    @classmethod
+    def setUpClass(cls):
+        stack_up(cls, "ghrecycle", {
+            "http.public_url": "https://ephemera.example.test",
+            "workers.count": 2,
+            "workers.poll_interval_ms": 50,
+            "workers.poll_max_ms": 200,
+            "workers.recycle_idle_seconds": 2,
+            "github.write_spacing_ms": 0,
+        })
+        cls.gh.configure(
+            installations={str(INST): {"repos": [REPO], "permissions": PERMS}})
+        cls.next_pr = 900
+
+    @classmethod
+    def tearDownClass(cls):
+        stack_down(cls)
+
+    new_env = GitHubTest.new_env
+    pr_of = GitHubTest.pr_of
+    start_build = GitHubTest.start_build
+    enqueue = GitHubWorkersTest.enqueue
+    settled = GitHubWorkersTest.settled
+
+    def test_loaded_at_first_call_and_recycled_when_idle(self):
+        self.assertTrue(wait_until(lambda: len(worker_pids(self.s)) == 2, timeout=20))
+        # Up, connected and claiming, and no HTTPS call made yet.
+        self.assertTrue(wait_until(
+            lambda: self.s.log("workers").count("event=worker_ready") >= 2, timeout=20))
+        self.assertEqual([p for p in worker_pids(self.s) if maps_curl(p)], [])
+        for n in (1, 2):
+            env_id, pr, slug = self.new_env()
+            self.start_build(env_id, 1)
+            self.enqueue("notify", env_id)
+            self.assertEqual(self.settled("notify", env_id)[0], "done")
+            ran = self.s.sql("SELECT worker FROM jobs WHERE kind='notify' AND env_id=%d "
+                             "ORDER BY id DESC LIMIT 1" % env_id)[0][0]
+            pid = int(ran.rsplit(":", 1)[1])
+            # That worker called GitHub, so it leaves once idle and a
+            # fresh one, which maps no libcurl, takes its slot.
+            recycled = r"pid=%d event=worker_recycle " % pid
+            self.assertTrue(wait_until(
+                lambda: re.search(recycled, self.s.log("workers")), timeout=30),
+                self.s.log("workers"))
+            self.assertTrue(wait_until(
+                lambda: pid not in worker_pids(self.s) and len(worker_pids(self.s)) == 2,
+                timeout=20))
+            self.assertTrue(wait_until(
+                lambda: not [p for p in worker_pids(self.s) if maps_curl(p)], timeout=20))
+
+
 if __name__ == "__main__":
     unittest.main()
