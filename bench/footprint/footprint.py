@@ -13,7 +13,9 @@ what they run (docker, git, the host script) is a row of its own,
 load: the peak while wrk posts signed deliveries at 32 connections. Idle
 CPU: user+system time each program used over BENCH_IDLE_SECONDS with
 nothing to do (busy polling would show here). BENCH_MARIADB=new (or old)
-runs one configuration only.
+runs one configuration only. Last, the workers after each has called
+GitHub (the fake), with workers.recycle_idle_seconds 0 and 5
+(BENCH_CALLS=0 skips it).
 
 The floor: bench/footprint/floor.c, a supervisor and 8 children that
 link what the workers link (not libcurl or libxml2, which they load at
@@ -33,7 +35,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from harness.stack import Stack, cpu_seconds as cpu  # noqa: E402
+from harness.stack import Stack, cpu_seconds as cpu, wait_until  # noqa: E402
 
 IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "60"))
 LOAD = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -142,6 +144,66 @@ def main():
         subprocess.run(["rm", "-rf", "--", d])
     compare(results)
     floors(results)
+    if os.environ.get("BENCH_CALLS", "1") != "0":
+        after_calls()
+
+
+def maps_curl(pid):
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libcurl.so" in f.read()
+    except OSError:
+        return False
+
+
+def after_calls():
+    """The workers' RSS before and after each has called GitHub (the
+    fake: plain HTTP), and once workers.recycle_idle_seconds has replaced
+    them; 0 (never) beside 5 in the same run."""
+    from harness.github_fake import GitHubFake
+    inst, repo = 77, "bench/calls"
+    perms = {"contents": "read", "issues": "write", "pull_requests": "write",
+             "deployments": "write", "statuses": "write", "metadata": "read"}
+    print("footprint: 8 workers, 40 notify jobs against the GitHub fake, "
+          "by workers.recycle_idle_seconds")
+    print("%-9s %19s %19s %19s" % ("recycle", "before", "after the calls", "after the wait"))
+    for recycle in (0, 5):
+        gh = GitHubFake()
+        s = Stack("bench-footprint-calls%d" % recycle, dict(gh.settings(), **{
+            "workers.count": 8, "workers.recycle_idle_seconds": recycle,
+            "github.write_spacing_ms": 0}), asan=False)
+        s.mariadb_args = ""
+        s.extra_env = {"EPHEMERA_MARIADB_CNF": CNF}
+        try:
+            s.up()
+            gh.configure(installations={str(inst): {"repos": [repo], "permissions": perms}})
+            time.sleep(5)
+            looks = [workers_look(s)]
+            for pr in range(1, 41):
+                s.sql("INSERT INTO environments (repo, pr, slug, installation_id, title, "
+                      "author, head_ref, head_repo, desired, desired_sha, phase, trusted) "
+                      "VALUES ('%s', %d, 'pr-%d-calls', %d, 't', 'a', 'b', '%s', 'running', "
+                      "'%040x', 'ready', 1)" % (repo, pr, pr, inst, repo, pr))
+                s.sql("INSERT INTO jobs (kind, env_id, max_attempts) SELECT 'notify', id, 5 "
+                      "FROM environments WHERE pr = %d" % pr)
+            if not wait_until(lambda: s.sql(
+                    "SELECT COUNT(*) FROM jobs WHERE kind = 'notify' AND state IN "
+                    "('queued', 'running')") == [["0"]], timeout=120):
+                raise SystemExit("footprint: the notify jobs did not finish")
+            looks.append(workers_look(s))
+            time.sleep(recycle + 8)
+            looks.append(workers_look(s))
+            print("%-9s %s" % (recycle, " ".join(
+                "%10.1f MB (%d curl)" % look for look in looks)))
+        finally:
+            s.cleanup()
+            gh.stop()
+
+
+def workers_look(s):
+    """(RSS MB, how many map libcurl) of the workers' own processes."""
+    own = tree(s.pid("workers"), depth=1)
+    return mem(own)[0], sum(1 for p in own if maps_curl(p))
 
 
 def floor(where):
