@@ -35,7 +35,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from harness.stack import Stack, cpu_seconds as cpu, wait_until  # noqa: E402
+from harness.stack import Stack, cpu_seconds as cpu, maps_curl, wait_until  # noqa: E402
 
 IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "60"))
 LOAD = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -146,14 +146,6 @@ def main():
     floors(results)
     if os.environ.get("BENCH_CALLS", "1") != "0":
         after_calls()
-
-
-def maps_curl(pid):
-    try:
-        with open("/proc/%d/maps" % pid) as f:
-            return "libcurl.so" in f.read()
-    except OSError:
-        return False
 
 
 def after_calls():

@@ -331,6 +331,16 @@ def cpu_seconds(pids):
     return t / os.sysconf("SC_CLK_TCK")
 
 
+def maps_curl(pid):
+    """Whether the process has libcurl mapped (the workers load it at
+    their first HTTP call, workers/lazylib.c); a process gone: no."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libcurl.so" in f.read()
+    except OSError:
+        return False
+
+
 def interruptible():
     """preexec_fn for a `make run` that a test stops with Ctrl-C: SIGINT
     back to its default. A test run started in the background by a

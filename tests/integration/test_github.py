@@ -21,7 +21,7 @@ import uuid
 
 from harness import events
 from harness.github_fake import GitHubFake
-from harness.stack import ROOT, Stack, http, wait_until
+from harness.stack import ROOT, Stack, http, maps_curl, wait_until
 from test_local import Repo
 
 RUN = os.path.join(ROOT, "build", "asan", "tests", "tools", "github_run")
@@ -887,14 +887,6 @@ def worker_pids(s):
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
-
-
-def maps_curl(pid):
-    try:
-        with open("/proc/%d/maps" % pid) as f:
-            return "libcurl.so" in f.read()
-    except OSError:
-        return False
 
 
 class WorkerRecycleTest(unittest.TestCase):
