@@ -648,29 +648,68 @@ out:
 	return rc;
 }
 
+/* Whether the server says a transaction is open on this connection. */
+static bool
+db_in_transaction(struct db *db)
+{
+	unsigned status = 0;
+
+	if (db->conn == NULL ||
+	    mariadb_get_infov(db->conn, MARIADB_CONNECTION_SERVER_STATUS,
+	                      &status) != 0)
+		return false;
+	return (status & SERVER_STATUS_IN_TRANS) != 0;
+}
+
 /*
  * A read outside a transaction that finds the connection gone (MariaDB
  * restarted, or closed it after wait_timeout) runs once more on a new one.
  * The fcgi-app keeps a connection per thread, and most sit idle: without
  * this, each would fail its first status-page read after an outage. Only
  * reads: a write that broke off may have happened.
+ *
+ * A statement on its own (autocommit, no transaction open before it) that
+ * lost a lock conflict (deadlock, lock wait timeout) did nothing: the server
+ * rolled it back whole. It runs again, up to DB_LONE_TRIES times, so that an
+ * enqueue racing the workers' claims on the jobs table's unique key is not
+ * an error. Inside a transaction the conflict rolled back the statements
+ * before it too, so only the caller (db_tx) can run it again. Nor a CALL:
+ * each statement of a procedure run under autocommit commits by itself.
  */
+#define DB_LONE_TRIES 4
+
 static int
 db_run_again(struct db *db, struct db_rows **rows, const char *sql,
              const char *fmt, va_list ap)
 {
-	va_list again;
-	int rc;
+	bool lone = !db->in_tx && !db_in_transaction(db) &&
+	            strncasecmp(sql, "CALL", 4) != 0;
+	bool gone_retried = false;
+	int rc, attempt;
 
-	va_copy(again, ap);
-	rc = db_run(db, rows, sql, fmt, ap);
-	if (rc == -1 && db->last == DB_GONE && !db->in_tx &&
-	    strncasecmp(sql, "SELECT", 6) == 0) {
-		log_info("db_retry", "reason=connection_gone");
+	for (attempt = 1;; attempt++) {
+		va_list again;
+
+		va_copy(again, ap);
 		rc = db_run(db, rows, sql, fmt, again);
+		va_end(again);
+		if (rc == 0)
+			return 0;
+		if (db->last == DB_GONE && !gone_retried && !db->in_tx &&
+		    strncasecmp(sql, "SELECT", 6) == 0) {
+			gone_retried = true;
+			log_info("db_retry", "reason=connection_gone");
+			continue;
+		}
+		if (db->last != DB_RETRY || !lone || attempt >= DB_LONE_TRIES)
+			return rc;
+		log_debug("db_retry",
+		          "reason=lock_conflict errno=%u attempt=%d",
+		          db->last_errno, attempt);
+		/* A small randomised pause, so the rivals interleave. */
+		usleep((useconds_t)(1000 * attempt +
+		                    (unsigned)random() % 2000));
 	}
-	va_end(again);
-	return rc;
 }
 
 int
@@ -680,7 +719,7 @@ db_exec(struct db *db, const char *sql, const char *fmt, ...)
 	int rc;
 
 	va_start(ap, fmt);
-	rc = db_run(db, NULL, sql, fmt, ap);
+	rc = db_run_again(db, NULL, sql, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -763,19 +802,6 @@ db_rows_free(struct db_rows *r)
 	free(r->cells);
 	free(r->names);
 	free(r);
-}
-
-/* Whether the server says a transaction is open on this connection. */
-static bool
-db_in_transaction(struct db *db)
-{
-	unsigned status = 0;
-
-	if (db->conn == NULL ||
-	    mariadb_get_infov(db->conn, MARIADB_CONNECTION_SERVER_STATUS,
-	                      &status) != 0)
-		return false;
-	return (status & SERVER_STATUS_IN_TRANS) != 0;
 }
 
 /*

@@ -36,15 +36,18 @@ class WebSocket:
             head += chunk
         if not head.startswith(b"HTTP/1.1 101"):
             raise ConnectionError("websocket handshake: %r" % head[:80])
+        self.buf = bytearray()  # bytes read, not yet a whole frame
+        self.message = b""      # frames of a message not yet whole
 
-    def _exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
+    def _fill(self, n):
+        """Reads until n bytes are buffered. A timeout keeps what has come:
+        the frame it belongs to is parsed whole on the next call, so a
+        timeout never leaves the stream in the middle of a frame."""
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
             if not chunk:
                 raise ConnectionError("websocket closed")
-            out += chunk
-        return out
+            self.buf += chunk
 
     def _send_frame(self, opcode, payload):
         mask = os.urandom(4)
@@ -61,28 +64,43 @@ class WebSocket:
     def send(self, text):
         self._send_frame(0x1, text.encode())
 
+    def _frame(self):
+        """One whole frame from the buffer: (fin, opcode, payload)."""
+        self._fill(2)
+        b0, b1 = self.buf[0], self.buf[1]
+        n, head = b1 & 0x7F, 2
+        if n == 126:
+            self._fill(4)
+            n, head = struct.unpack("!H", self.buf[2:4])[0], 4
+        elif n == 127:
+            self._fill(10)
+            n, head = struct.unpack("!Q", self.buf[2:10])[0], 10
+        mask = None
+        if b1 & 0x80:
+            self._fill(head + 4)
+            mask, head = bytes(self.buf[head:head + 4]), head + 4
+        self._fill(head + n)
+        data = bytes(self.buf[head:head + n])
+        del self.buf[:head + n]
+        if mask:
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        return b0 & 0x80, b0 & 0x0F, data
+
     def recv(self, timeout):
+        """The next whole message. On a timeout, the frames of a message
+        already read stay in self.message for the next call."""
         self.sock.settimeout(timeout)
-        message = b""
         while True:
-            b0, b1 = self._exact(2)
-            opcode, n = b0 & 0x0F, b1 & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", self._exact(2))[0]
-            elif n == 127:
-                n = struct.unpack("!Q", self._exact(8))[0]
-            mask = self._exact(4) if b1 & 0x80 else None
-            data = self._exact(n)
-            if mask:
-                data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+            fin, opcode, data = self._frame()
             if opcode == 0x9:
                 self._send_frame(0xA, data)
                 continue
             if opcode == 0x8:
                 raise ConnectionError("websocket closed by peer")
             if opcode in (0x0, 0x1, 0x2):
-                message += data
-                if b0 & 0x80:
+                self.message += data
+                if fin:
+                    message, self.message = self.message, b""
                     return message.decode()
 
     def close(self):

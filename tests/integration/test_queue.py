@@ -221,15 +221,23 @@ class PoolTest(unittest.TestCase):
         ids = []
         # Keep each environment busy with a stream of slow jobs; enqueue
         # from several threads so queued and running jobs meet.
+        # A feed that fails fails the test (a thread's exception alone
+        # would only be printed).
+        failed = []
+
         def feed(env):
-            for _ in range(12):
-                self.s.driver("enqueue", "noop", env, 0, json.dumps({"sleep_ms": 60}))
-                time.sleep(0.03)
+            try:
+                for _ in range(12):
+                    self.s.driver("enqueue", "noop", env, 0, json.dumps({"sleep_ms": 60}))
+                    time.sleep(0.03)
+            except AssertionError as e:
+                failed.append(str(e))
         threads = [threading.Thread(target=feed, args=(e,)) for e in envs for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        self.assertEqual(failed, [])
         ids = [int(r[0]) for r in self.s.sql(
             "SELECT id FROM jobs WHERE env_id IN (%s)" % ",".join(map(str, envs)))]
         self.wait_done(ids, timeout=60)
@@ -477,6 +485,25 @@ class StepTest(unittest.TestCase):
                                    interval=0.1))
         early = self.s.one("SELECT started_at < run_at FROM jobs WHERE id = %d" % jid)
         self.assertEqual((self.s.job(jid)[0], early), ("running", "0"))
+
+    def test_lone_statement_runs_again_after_a_lock_conflict(self):
+        # An enqueue outside a transaction that loses a deadlock or a lock
+        # wait did nothing, so it runs again (up to 4 tries in all); any
+        # other error is the caller's. `d` returns what the driver printed.
+        def d(tag, *inject):
+            return self.s.driver("enqueue", "noop", 0, 0, json.dumps({"lone": tag}),
+                                 *inject, check=False)
+
+        def count(tag):
+            return int(self.s.one("SELECT COUNT(*) FROM jobs WHERE payload = '%s'"
+                                  % json.dumps({"lone": tag})))
+        self.assertEqual(d("deadlock", 1213, 3), "ok")
+        self.assertEqual(d("wait", 1205, 2), "ok")
+        self.assertEqual(d("changed", 1020, 1), "ok")
+        self.assertEqual(d("stubborn", 1213, 4), "error")
+        self.assertEqual(d("other", 1146, 1), "error")
+        self.assertEqual([count(t) for t in ("deadlock", "wait", "changed", "stubborn", "other")],
+                         [1, 1, 1, 0, 0])
 
     def test_lease_terms(self):
         d = self.s.driver

@@ -6,13 +6,16 @@ import json
 import math
 import os
 import re
+import socket
+import struct
+import threading
 import unittest
 from html.parser import HTMLParser
 
 import jsonschema
 
 import status_seed as seed
-from harness.cdp import Browser
+from harness.cdp import Browser, WebSocket
 from harness.stack import ROOT, Stack
 
 GOLDEN = os.path.join(ROOT, "tests", "golden")
@@ -213,6 +216,59 @@ class PrometheusParserTest(unittest.TestCase):
             "h_sum 3.5\nh_count 2\n")
         self.assertEqual(sample(f, "x", a="q\"\n\\"), 3)
         self.assertEqual(sample(f, "h", "h_count"), 2)
+
+
+class CdpWebSocketTest(unittest.TestCase):
+    """The browser tests read Chromium's messages with short timeouts. A
+    timeout that falls inside a frame must not lose the bytes already read,
+    or every later message is parsed from the middle of one."""
+
+    def test_timeout_inside_a_frame_keeps_the_stream(self):
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        go = [threading.Event() for _ in range(3)]
+        first = json.dumps({"method": "Log.entryAdded", "pad": "x" * 300}).encode()
+        part = [b'{"id": 1, "res', b'ult": {}}']
+
+        def frame(fin, opcode, payload):
+            return struct.pack("!BBH", (0x80 if fin else 0) | opcode, 126,
+                               len(payload)) + payload
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+                whole = frame(True, 0x1, first)
+                conn.sendall(whole[:3])           # inside the length
+                go[0].wait(10)
+                conn.sendall(whole[3:40])         # inside the payload
+                go[1].wait(10)
+                conn.sendall(whole[40:] + frame(False, 0x1, part[0]))
+                go[2].wait(10)                    # between two fragments
+                conn.sendall(frame(True, 0x0, part[1]))
+                conn.recv(1)                      # until the client closes
+        server = threading.Thread(target=serve)
+        server.start()
+        ws = WebSocket("ws://127.0.0.1:%d/devtools" % port)
+        try:
+            for gate in go[:2]:
+                with self.assertRaises(socket.timeout):
+                    ws.recv(0.2)
+                gate.set()
+            self.assertEqual(json.loads(ws.recv(5)), json.loads(first))
+            with self.assertRaises(socket.timeout):
+                ws.recv(0.2)
+            go[2].set()
+            self.assertEqual(json.loads(ws.recv(5)), {"id": 1, "result": {}})
+        finally:
+            for gate in go:
+                gate.set()
+            ws.close()
+            server.join(10)
+            listener.close()
 
 
 class StatusTest(unittest.TestCase):

@@ -14,7 +14,9 @@
  *   queue_driver -c CONF reap                     → one reaper pass
  *   queue_driver -c CONF run N ISOLATION INJECT   → claim/run/settle N jobs
  *   queue_driver -c CONF insert N ISOLATION       → enqueue N noop jobs
- *   queue_driver -c CONF enqueue KIND ENV DELAY_MS PAYLOAD  (then nudges)
+ *   queue_driver -c CONF enqueue KIND ENV DELAY_MS PAYLOAD [ERRNO N]
+ *                                  (then nudges; ERRNO N: the first N
+ *                                  statements fail with that error)
  *
  * settle/release/heartbeat print "ok" or "lost" (exit status 3).
  */
@@ -243,12 +245,15 @@ main(int argc, char **argv)
 		             strcmp(argv[3], "inject") == 0);
 	else if (strcmp(argv[0], "insert") == 0 && argc == 3)
 		rc = cmd_insert(&w, strtol(argv[1], NULL, 10), argv[2]);
-	else if (strcmp(argv[0], "enqueue") == 0 && argc == 5) {
+	else if (strcmp(argv[0], "enqueue") == 0 && (argc == 5 || argc == 7)) {
 		uint64_t env = 0;
-		int64_t delay = 0;
+		int64_t delay = 0, code = 0, n = 0;
 
 		parse_uint64(argv[2], &env);
 		parse_int64(argv[3], 0, INT64_MAX, &delay);
+		if (argc == 7 && parse_int64(argv[5], 1, 65535, &code) == 0 &&
+		    parse_int64(argv[6], 1, 100, &n) == 0)
+			db_inject_error(w.db, (unsigned)code, (int)n);
 		rc = queue_enqueue(w.db, argv[1], env, delay,
 		                   argv[4][0] ? argv[4] : NULL, 5) == -1;
 		if (rc == 0)
