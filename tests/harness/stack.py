@@ -48,7 +48,14 @@ class Response:
         self.body = body
 
     def json(self):
-        return json.loads(self.body)
+        # Says what came instead: a bare JSONDecodeError names neither the
+        # status nor the body, and a flake that prints it cannot be traced.
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise AssertionError("not JSON (%s): HTTP %d, %s, body %r" % (
+                e, self.status, self.headers.get("Content-Type"),
+                self.body[:300])) from None
 
     @property
     def text(self):
