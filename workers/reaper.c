@@ -140,7 +140,14 @@ rescue_expired(struct worker *w)
 	return n;
 }
 
-/* One recurring job: enqueued when its lease (its period) has run out. */
+/*
+ * One recurring job: enqueued when its lease (its period) has run out, unless
+ * one of its kind still waits in the queue. When the workers are all busy
+ * (a burst of deploys), each period would otherwise add another, and the
+ * workers would then run every one of them back to back: a sweep looks at
+ * each idle-looking preview, on ec2 by a Run Command, which is worker time
+ * the deploys waiting behind it do not get.
+ */
 struct recur_tx {
 	const struct recurring *rec;
 	const struct worker *w;
@@ -156,6 +163,8 @@ recur_tx(struct db *db, void *arg)
 	        *(const int64_t *)((const char *)cfg + t->rec->period_offset);
 	char name[64];
 	uint64_t term = 0;
+	struct db_rows *r = NULL;
+	bool waiting;
 	int held;
 
 	snprintf(name, sizeof(name), "recurring:%s", t->rec->kind);
@@ -163,6 +172,15 @@ recur_tx(struct db *db, void *arg)
 	held = lease_hold(db, name, t->w->id, period * 1000, &term);
 	if (held != 1)
 		return held == 0 ? 0 : -1;
+	if (db_query(db, &r,
+	             "SELECT 1 FROM jobs WHERE kind = ? AND env_id IS NULL AND "
+	             "state = 'queued' LIMIT 1",
+	             "s", t->rec->kind) == -1)
+		return -1;
+	waiting = db_rows_count(r) > 0;
+	db_rows_free(r);
+	if (waiting)
+		return 0;
 	t->due = true;
 	return queue_enqueue(db, t->rec->kind, 0, 0, NULL,
 	                     (int)cfg->workers_max_attempts);

@@ -13,6 +13,7 @@ the local provider).
 
 import os
 import random
+import re
 import signal
 import time
 
@@ -71,6 +72,23 @@ class CloudNoLeaks(CloudStackBase):
                 "SELECT repo, pr, phase FROM environments WHERE phase <> 'destroyed'")]
         return inv
 
+    def unsettled(self, prs):
+        """What a preview that never settled was doing: its phase, its
+        jobs, and the workers' log lines that name it."""
+        rows = self.s.sql("SELECT id, pr, phase, error FROM environments WHERE pr IN (%s) "
+                          "AND phase NOT IN ('ready', 'failed')" % ",".join(map(str, prs)))
+        out = [str(self.s.sql("SELECT pr, phase FROM environments"))]
+        for env_id, pr, phase, error in rows:
+            out.append("pr %s (env %s) %s %s" % (pr, env_id, phase, error))
+            for j in self.s.sql("SELECT id, kind, state, attempts, run_at, lease_until, "
+                                "LEFT(last_error, 300) FROM jobs WHERE env_id = %s "
+                                "ORDER BY id" % env_id):
+                out.append("  job %s" % " ".join(map(str, j)))
+            mine = re.compile(r"\benv=%s\b" % env_id)
+            out += ["  " + l for l in self.s.log("workers").splitlines()
+                    if mine.search(l)][-60:]
+        return "\n".join(out)
+
     def test_twenty_lifecycles_leave_nothing(self):
         seed = int(os.environ.get("EPH_SEED") or random.randrange(1 << 30))
         print("seed %d (EPH_SEED=%d reruns it)" % (seed, seed))
@@ -116,9 +134,14 @@ class CloudNoLeaks(CloudStackBase):
                               "phase NOT IN ('ready', 'failed')"
                               % ",".join(str(p) for p in open_prs))
             return int(rows[0][0]) == 0
+        # 900 s: three workers deploy up to 20 previews, and an emulated
+        # host's compose build takes 1.5 to 5 minutes on a loaded 2-core
+        # machine; a job rescued from a killed worker waits behind them all
+        # (a clean-clone run saw one still deploying at 600 s, 8 minutes of
+        # it in the queue).
         if open_prs:
-            self.assertTrue(wait_until(settled, timeout=600, interval=1),
-                            self.s.sql("SELECT pr, phase FROM environments"))
+            self.assertTrue(wait_until(settled, timeout=900, interval=1),
+                            self.unsettled(open_prs))
         for pr in rnd.sample(open_prs, min(4, len(open_prs))):
             name = shas[pr][0]
             shas[pr] = (name, self.repos[name].commit("last push %d" % pr))

@@ -429,6 +429,15 @@ class StepTest(unittest.TestCase):
         self.s.driver("reap")
         self.s.driver("reap")
         self.assertEqual(count(), before + 1)
+        # While that one waits in the queue, a period gone by adds none: a
+        # busy queue does not collect one per period.
+        self.s.sql("UPDATE leases SET lease_until = NOW(6) - INTERVAL 1 SECOND "
+                   "WHERE name = 'recurring:prune'")
+        self.s.driver("reap")
+        self.assertEqual(count(), before + 1)
+        # Once it has run, the next period's is enqueued.
+        self.s.sql("UPDATE jobs SET state = 'done', finished_at = NOW(6) WHERE "
+                   "kind = 'prune' AND state = 'queued'")
         self.s.sql("UPDATE leases SET lease_until = NOW(6) - INTERVAL 1 SECOND "
                    "WHERE name = 'recurring:prune'")
         self.s.driver("reap")
@@ -595,9 +604,17 @@ class StepTest(unittest.TestCase):
     def test_zz_wakeup_nudge(self):
         # Poll interval 30 s: a job inserted behind the workers' back
         # waits; a nudged enqueue is claimed at once (and the other too).
+        leaders = self.s.log("workers").count("event=reaper_leader")
         self.s.up()
         self.assertTrue(wait_until(lambda: self.s.log("workers").count("event=worker_ready") >= 2,
                                    timeout=20))
+        # The new leader's first pass enqueues the recurring jobs that are
+        # due, with a nudge of its own: wait until that is over, or the
+        # nudge would wake the workers for the quiet job too.
+        self.assertTrue(wait_until(
+            lambda: self.s.log("workers").count("event=reaper_leader") > leaders and
+            self.s.one("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')") == "0",
+            timeout=30))
         time.sleep(1.0)
         [quiet] = self.s.add_jobs(1)
         time.sleep(3.0)
