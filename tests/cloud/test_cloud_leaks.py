@@ -13,7 +13,6 @@ the local provider).
 
 import os
 import random
-import re
 import signal
 import time
 
@@ -75,18 +74,16 @@ class CloudNoLeaks(CloudStackBase):
     def unsettled(self, prs):
         """What a preview that never settled was doing: its phase, its
         jobs, and the workers' log lines that name it."""
-        rows = self.s.sql("SELECT id, pr, phase, error FROM environments WHERE pr IN (%s) "
-                          "AND phase NOT IN ('ready', 'failed')" % ",".join(map(str, prs)))
+        rows = self.s.sql("SELECT id, pr, slug, phase, error FROM environments WHERE pr IN "
+                          "(%s) AND phase NOT IN ('ready', 'failed')" % ",".join(map(str, prs)))
         out = [str(self.s.sql("SELECT pr, phase FROM environments"))]
-        for env_id, pr, phase, error in rows:
+        for env_id, pr, slug, phase, error in rows:
             out.append("pr %s (env %s) %s %s" % (pr, env_id, phase, error))
             for j in self.s.sql("SELECT id, kind, state, attempts, run_at, lease_until, "
                                 "LEFT(last_error, 300) FROM jobs WHERE env_id = %s "
                                 "ORDER BY id" % env_id):
                 out.append("  job %s" % " ".join(map(str, j)))
-            mine = re.compile(r"\benv=%s\b" % env_id)
-            out += ["  " + l for l in self.s.log("workers").splitlines()
-                    if mine.search(l)][-60:]
+            out.append(self.s.log_about("workers", "env=%s " % env_id, slug))
         return "\n".join(out)
 
     def test_twenty_lifecycles_leave_nothing(self):

@@ -251,8 +251,12 @@ main(int argc, char **argv)
 
 		parse_uint64(argv[2], &env);
 		parse_int64(argv[3], 0, INT64_MAX, &delay);
-		if (argc == 7 && parse_int64(argv[5], 1, 65535, &code) == 0 &&
-		    parse_int64(argv[6], 1, 100, &n) == 0)
+		if (argc == 7 && (parse_int64(argv[5], 1, 65535, &code) == -1 ||
+		                  parse_int64(argv[6], 1, 100, &n) == -1)) {
+			fprintf(stderr, "queue_driver: bad ERRNO N\n");
+			goto out;
+		}
+		if (n > 0)
 			db_inject_error(w.db, (unsigned)code, (int)n);
 		rc = queue_enqueue(w.db, argv[1], env, delay,
 		                   argv[4][0] ? argv[4] : NULL, 5) == -1;
